@@ -1,0 +1,1 @@
+"""authorization models. See DOMAIN.md."""

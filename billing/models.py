@@ -1,0 +1,1 @@
+"""billing models. See DOMAIN.md."""

@@ -1,0 +1,1 @@
+"""gifts models. See DOMAIN.md."""

@@ -1,0 +1,83 @@
+"""Portal API: who am I, organization search (for pickers), notifications."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal import selectors
+from portal.models import Notification, Organization
+
+
+class OrganizationOut(serializers.ModelSerializer):
+    class Meta:
+        model = Organization
+        fields = ["id", "name", "kind"]
+
+
+class MembershipOut(serializers.Serializer):
+    organization = OrganizationOut()
+    role = serializers.CharField()
+
+
+class MeOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    display_name = serializers.CharField()
+    is_creator = serializers.BooleanField()
+    roles = serializers.ListField(child=serializers.CharField())
+    active_membership = MembershipOut(allow_null=True)
+    memberships = MembershipOut(many=True)
+
+
+class MeApi(APIView):
+    @extend_schema(responses=MeOut, summary="The signed-in user, memberships and dashboard roles")
+    def get(self, request):
+        membership = request.active_membership
+        data = {
+            "id": request.user.id,
+            "username": request.user.username,
+            "display_name": request.user.display_name,
+            "is_creator": hasattr(request.user, "creator"),
+            "roles": selectors.dashboard_roles(user=request.user, membership=membership),
+            "active_membership": membership,
+            "memberships": list(selectors.membership_list_for_user(user=request.user)),
+        }
+        return Response(MeOut(data).data)
+
+
+class OrganizationSearchApi(generics.ListAPIView):
+    serializer_class = OrganizationOut
+    filter_backends: list = []
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, description="part of the name"),
+            OpenApiParameter("kind", str, many=True, enum=[k for k, _ in Organization.Kind.choices]),
+        ],
+        summary="Search organizations by name (trigram index)",
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        kinds = self.request.query_params.getlist("kind") or None
+        return selectors.organization_search(
+            query=self.request.query_params.get("q", ""), kinds=kinds, limit=200
+        )
+
+
+class NotificationOut(serializers.ModelSerializer):
+    class Meta:
+        model = Notification
+        fields = ["id", "kind", "title", "body", "url", "created_at", "read_at"]
+
+
+class NotificationListApi(generics.ListAPIView):
+    serializer_class = NotificationOut
+    filter_backends: list = []
+
+    def get_queryset(self):
+        return selectors.notification_list_for_user(
+            user=self.request.user, membership=self.request.active_membership
+        )

@@ -1,0 +1,32 @@
+"""Domain errors. Every refusal a rule produces is a ``DomainError`` whose ``code`` names the
+rule (``FEE-6.1-ARREARS``, ``GRANT-5``...) and whose ``field`` names the input at fault.
+The API turns it into ``{"code", "message", "field"}`` with ``status``; pages show the message.
+"""
+
+
+class DomainError(Exception):
+    status = 400
+
+    def __init__(self, code: str, message: str, *, field: str | None = None, status: int | None = None):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.field = field
+        if status is not None:
+            self.status = status
+
+    def as_body(self) -> dict:
+        return {"code": self.code, "message": str(self.message), "field": self.field}
+
+
+class NotFound(DomainError):
+    """The object does not exist *for this party*: another tenant's ids answer 404 too."""
+
+    status = 404
+
+    def __init__(self, message: str = "Not found.", *, field: str | None = None):
+        super().__init__("not_found", message, field=field)
+
+
+class Conflict(DomainError):
+    status = 409

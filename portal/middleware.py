@@ -1,0 +1,45 @@
+from django.shortcuts import render
+
+from portal.errors import DomainError
+from portal.selectors import membership_active_for_user
+
+ACTIVE_ORG_SESSION_KEY = "active_org_id"
+
+
+class ActiveMembershipMiddleware:
+    """``request.active_membership``: the membership the signed-in user acts through.
+
+    A user in several organizations picks one (session); every selector is scoped by it.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        # Resolved eagerly: a lazy proxy of None would not compare ``is None``. Costs nothing
+        # for cookie-less machine calls (the hot paths), one query for signed-in pages.
+        if not hasattr(request, "active_membership"):
+            request.active_membership = self._resolve(request)
+        return self.get_response(request)
+
+    @staticmethod
+    def _resolve(request):
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None
+        return membership_active_for_user(user=user, org_id=request.session.get(ACTIVE_ORG_SESSION_KEY))
+
+
+class DomainErrorMiddleware:
+    """Pages: a refused operation shows the rule and message instead of a 500."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, DomainError) and not request.path.startswith("/api/"):
+            return render(request, "portal/error.html", {"error": exception}, status=exception.status)
+        return None

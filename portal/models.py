@@ -1,0 +1,203 @@
+"""Parties (P-1..P-4) and the cross-cutting records every domain app writes.
+
+- ``User`` is the one login (P-1), custom from the first migration.
+- ``Organization`` is a shop, agency or service provider (P-2); people belong to it through
+  ``Membership`` with role main (主账号) or sub (子账号). At most one main membership per
+  organization is a partial unique constraint, so no race or admin edit can create two.
+- ``Creator`` is a user's creator profile (P-3, 达人).
+- ``AuditEntry`` records every staff action (P-4) and ``Notification`` the in-portal inbox;
+  the audit trail is append-only, enforced by a database trigger.
+- ``ApiKey`` lets machine clients call the API for one organization; only a hash is stored.
+"""
+
+import hashlib
+import secrets
+
+import pgtrigger
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.db import models
+from django.db.models.functions import Upper
+from django.utils.translation import gettext_lazy as _
+
+
+class User(AbstractUser):
+    display_name = models.CharField(_("显示名称"), max_length=100, blank=True)
+
+    def __str__(self):
+        return self.display_name or self.username
+
+
+class Organization(models.Model):
+    class Kind(models.TextChoices):
+        SHOP = "shop", _("商家/店铺")
+        AGENCY = "agency", _("机构")
+        SERVICE_PROVIDER = "service_provider", _("服务商")
+
+    name = models.CharField(_("名称"), max_length=200)
+    kind = models.CharField(_("类型"), max_length=20, choices=Kind.choices)
+    contact_email = models.EmailField(_("联系邮箱"), blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("组织")
+        verbose_name_plural = _("组织")
+        indexes = [
+            # Name search stays fast at 50,000 organizations: Django's icontains compiles to
+            # UPPER(name) LIKE UPPER(%s), so the trigram GIN index is on UPPER(name).
+            GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="portal_org_name_upper_trgm"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                name="portal_organization_kind_valid",
+                condition=models.Q(kind__in=["shop", "agency", "service_provider"]),
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        MAIN = "main", _("主账号")
+        SUB = "sub", _("子账号")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(_("角色"), max_length=10, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("成员")
+        verbose_name_plural = _("成员")
+        constraints = [
+            models.UniqueConstraint(
+                name="portal_membership_one_per_user_org", fields=["user", "organization"]
+            ),
+            # P-2: an organization has at most one main account.
+            models.UniqueConstraint(
+                name="portal_membership_one_main_per_org",
+                fields=["organization"],
+                condition=models.Q(role="main"),
+            ),
+            models.CheckConstraint(
+                name="portal_membership_role_valid", condition=models.Q(role__in=["main", "sub"])
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.user} @ {self.organization} ({self.role})"
+
+    @property
+    def is_main(self) -> bool:
+        return self.role == self.Role.MAIN
+
+
+class Creator(models.Model):
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="creator")
+    nickname = models.CharField(_("昵称"), max_length=100)
+    douyin_id = models.CharField(_("抖音号"), max_length=64, unique=True)
+    avatar_url = models.CharField(_("头像"), max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = _("达人")
+        verbose_name_plural = _("达人")
+        indexes = [
+            GinIndex(OpClass(Upper("nickname"), name="gin_trgm_ops"), name="portal_creator_nick_upper_trgm")
+        ]
+
+    def __str__(self):
+        return self.nickname
+
+
+@pgtrigger.register(
+    pgtrigger.Protect(name="portal_audit_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+)
+class AuditEntry(models.Model):
+    """Who did what to which object, and when. Append-only."""
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=100)
+    object_type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=64)
+    details = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("审计记录")
+        verbose_name_plural = _("审计记录")
+        indexes = [models.Index(name="portal_audit_object", fields=["object_type", "object_id"])]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_type}#{self.object_id}"
+
+
+class Notification(models.Model):
+    """In-portal inbox. Sent to a user, or to every member of an organization (user null)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+    )
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    kind = models.CharField(max_length=60)
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    url = models.CharField(max_length=300, blank=True)
+    # Idempotency for jobs that notify ("grant 5 ends in 7 days" is sent once).
+    dedupe_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("通知")
+        verbose_name_plural = _("通知")
+        constraints = [
+            models.CheckConstraint(
+                name="portal_notification_has_recipient",
+                condition=models.Q(user__isnull=False) | models.Q(organization__isnull=False),
+            )
+        ]
+
+    def __str__(self):
+        return self.title
+
+
+class ApiKey(models.Model):
+    """A machine client's key for one organization. The key is shown once; we keep a hash."""
+
+    PREFIX_LEN = 8
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=PREFIX_LEN, unique=True)
+    key_hash = models.CharField(max_length=64)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("API 密钥")
+        verbose_name_plural = _("API 密钥")
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.name})"
+
+    @staticmethod
+    def hash(raw: str) -> str:
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    @classmethod
+    def generate(cls) -> tuple[str, str]:
+        """Return (prefix, full key). The key is ``<prefix>.<secret>``."""
+        prefix = secrets.token_hex(cls.PREFIX_LEN // 2)
+        return prefix, f"{prefix}.{secrets.token_urlsafe(32)}"

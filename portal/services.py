@@ -1,0 +1,96 @@
+"""Writes shared by every app: audit entries, notifications, API keys, active membership."""
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from portal.errors import NotFound
+from portal.models import ApiKey, AuditEntry, Membership, Notification, Organization
+
+
+def audit_record(*, actor, action: str, obj, details: dict | None = None) -> AuditEntry:
+    """Record a staff or system action on ``obj`` (any model instance)."""
+    return AuditEntry.objects.create(
+        actor=actor if (actor is not None and actor.is_authenticated) else None,
+        action=action,
+        object_type=obj._meta.label_lower,
+        object_id=str(obj.pk),
+        details=details or {},
+    )
+
+
+def notification_send(
+    *,
+    kind: str,
+    title: str,
+    body: str = "",
+    url: str = "",
+    user=None,
+    organization: Organization | None = None,
+    dedupe_key: str | None = None,
+    email: bool = False,
+) -> Notification | None:
+    """Put a notice in the portal inbox (and optionally email it) exactly once per dedupe_key.
+
+    Returns None when the same dedupe_key was already sent (a job that runs twice).
+    The email goes out after commit so a rolled-back job sends nothing.
+    """
+    try:
+        with transaction.atomic():
+            note = Notification.objects.create(
+                user=user,
+                organization=organization,
+                kind=kind,
+                title=title,
+                body=body,
+                url=url,
+                dedupe_key=dedupe_key,
+            )
+    except IntegrityError:
+        if dedupe_key and Notification.objects.filter(dedupe_key=dedupe_key).exists():
+            return None
+        raise
+    if email:
+        recipients = _emails_for(user=user, organization=organization)
+        if recipients:
+            transaction.on_commit(
+                lambda: send_mail(
+                    title, f"{body}\n\n{settings.PORTAL_BASE_URL}{url}", None, recipients, fail_silently=True
+                )
+            )
+    return note
+
+
+def _emails_for(*, user, organization) -> list[str]:
+    if user is not None:
+        return [user.email] if user.email else []
+    emails = list(
+        Membership.objects.filter(organization=organization)
+        .exclude(user__email="")
+        .values_list("user__email", flat=True)
+    )
+    if organization.contact_email:
+        emails.append(organization.contact_email)
+    return sorted(set(emails))
+
+
+def notification_mark_read(*, user, notification_id: int) -> None:
+    updated = Notification.objects.filter(pk=notification_id, user=user, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
+    if not updated and not Notification.objects.filter(pk=notification_id, user=user).exists():
+        raise NotFound()
+
+
+def api_key_create(*, membership: Membership, name: str, actor) -> tuple[ApiKey, str]:
+    """Create a key for the membership's organization; the raw key is returned once."""
+    prefix, raw = ApiKey.generate()
+    key = ApiKey.objects.create(
+        organization=membership.organization,
+        name=name,
+        prefix=prefix,
+        key_hash=ApiKey.hash(raw),
+        created_by=actor,
+    )
+    return key, raw

@@ -1,0 +1,71 @@
+"""API base: schema, Swagger UI offline, one error body, key auth, pagination."""
+
+import pytest
+import yaml
+from django.urls import reverse
+from openapi_spec_validator import validate
+from rest_framework.test import APIClient
+
+from portal.services import api_key_create
+from portal.tests.factories import OrganizationFactory, UserFactory, main_member
+
+pytestmark = pytest.mark.django_db
+
+
+def test_schema_is_valid_openapi_3(client):
+    resp = client.get(reverse("schema"))
+    assert resp.status_code == 200
+    spec = yaml.safe_load(resp.content)
+    assert spec["openapi"].startswith("3.")
+    validate(spec)
+
+
+def test_swagger_ui_is_served_by_the_portal_itself(client):
+    html = client.get(reverse("swagger-ui")).content.decode()
+    assert "swagger-ui" in html.lower()
+    assert "http://" not in html.replace("http://testserver", "") and "https://" not in html
+    static = [part.split('"')[0] for part in html.split('src="')[1:]]
+    assert static and all(s.startswith("/") for s in static)
+    for src in static:
+        assert client.get(src).status_code == 200
+
+
+def test_unauthenticated_api_call_gets_the_error_body():
+    resp = APIClient().get("/api/v1/portal/me")
+    assert resp.status_code in (401, 403)
+    assert set(resp.json()) == {"code", "message", "field"}
+    assert resp.json()["code"] == "not_authenticated"
+
+
+def test_unknown_api_url_gets_404_with_the_error_body(client):
+    resp = client.get("/api/v1/portal/nowhere")
+    assert resp.status_code == 404 and resp.json() == {
+        "code": "not_found",
+        "message": "Not found.",
+        "field": None,
+    }
+
+
+def test_api_key_authenticates_as_the_organization():
+    m = main_member()
+    _, raw = api_key_create(membership=m, name="ci", actor=m.user)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    body = api.get("/api/v1/portal/me").json()
+    assert body["active_membership"]["organization"]["id"] == m.organization_id
+
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw[:-2]}xx")
+    bad = api.get("/api/v1/portal/me")
+    assert bad.status_code == 401 and bad.json()["code"] == "authentication_failed"
+
+
+def test_organization_search_is_paginated_and_filtered():
+    user = UserFactory()
+    for i in range(60):
+        OrganizationFactory(name=f"星光店铺{i}", kind="shop")
+    OrganizationFactory(name="星光机构", kind="agency")
+    api = APIClient()
+    api.force_authenticate(user)
+    page = api.get("/api/v1/portal/organizations", {"q": "星光", "kind": "shop"}).json()
+    assert page["count"] == 60 and len(page["results"]) == 50 and page["next"]
+    assert all(r["kind"] == "shop" for r in page["results"])

@@ -1,0 +1,39 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from portal import views
+
+api_v1 = [
+    path("portal/", include("portal.api_urls")),
+    path("billing/", include("billing.api_urls")),
+    path("authorization/", include("authorization.api_urls")),
+    path("gifts/", include("gifts.api_urls")),
+]
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("healthz", views.healthz, name="healthz"),
+    path("notifications/", views.notification_list, name="notifications"),
+    path("organizations/switch/", views.switch_organization, name="switch-organization"),
+    path("api-keys/", views.api_key_create, name="api-key-create"),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/", admin.site.urls),
+    path("billing/", include("billing.urls")),
+    path("authorization/", include("authorization.urls")),
+    path("gifts/", include("gifts.urls")),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
+]
+
+handler404 = "portal.views_errors.not_found"
+handler500 = "portal.views_errors.server_error"
+
+admin.site.site_header = "开放平台运营后台 Open platform back office"
+admin.site.site_title = "开放平台运营后台"

@@ -1,0 +1,64 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from portal import selectors, services
+from portal.extensions import collect
+from portal.health import health_report
+from portal.middleware import ACTIVE_ORG_SESSION_KEY
+
+
+@login_required
+def dashboard(request):
+    notifications = selectors.notification_list_for_user(
+        user=request.user, membership=request.active_membership
+    )
+    return render(
+        request,
+        "portal/dashboard.html",
+        {"cards": collect("cards", request), "notifications": notifications[:5]},
+    )
+
+
+@login_required
+def notification_list(request):
+    qs = selectors.notification_list_for_user(user=request.user, membership=request.active_membership)
+    page = Paginator(qs, 30).get_page(request.GET.get("page"))
+    return render(request, "portal/notifications.html", {"page": page})
+
+
+@login_required
+@require_POST
+def switch_organization(request):
+    org_id = request.POST.get("organization")
+    if any(str(m.organization_id) == org_id for m in selectors.membership_list_for_user(user=request.user)):
+        request.session[ACTIVE_ORG_SESSION_KEY] = int(org_id)
+    else:
+        messages.error(request, _("你不是该组织的成员。"))
+    return redirect("dashboard")
+
+
+@login_required
+@require_POST
+def api_key_create(request):
+    membership = request.active_membership
+    if membership is None or not membership.is_main:
+        messages.error(request, _("只有主账号可以创建 API 密钥。"))
+        return redirect("dashboard")
+    _key, raw = services.api_key_create(
+        membership=membership, name=request.POST.get("name") or "default", actor=request.user
+    )
+    return render(request, "portal/api_key_created.html", {"raw_key": raw})
+
+
+@never_cache
+def healthz(request):
+    healthy, checks = health_report()
+    down = [name for name, value in checks.items() if value != "ok"]
+    body = {"status": "ok" if healthy else "fail", "down": down, "checks": checks}
+    return JsonResponse(body, status=200 if healthy else 503)

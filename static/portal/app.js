@@ -1,0 +1,30 @@
+// Small behaviours without inline scripts (the CSP forbids them).
+document.addEventListener("change", (event) => {
+  const el = event.target;
+  if (el.matches("[data-autosubmit]")) el.form.submit();
+});
+// <form data-confirm="message">: ask before submitting (no confirm, no request).
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  const message = form.getAttribute("data-confirm");
+  if (message && !window.confirm(message)) event.preventDefault();
+});
+// Countdown timers: <span data-deadline="ISO-8601">.
+function tick() {
+  document.querySelectorAll("[data-deadline]").forEach((el) => {
+    const left = new Date(el.dataset.deadline) - new Date();
+    if (left <= 0) { el.textContent = el.dataset.expiredText || "0:00:00"; return; }
+    const h = Math.floor(left / 3600000), m = Math.floor((left % 3600000) / 60000), s = Math.floor((left % 60000) / 1000);
+    el.textContent = `${h}:${String(m).padStart(2, "0")}:${String(s).padStart(2, "0")}`;
+  });
+}
+setInterval(tick, 1000);
+document.addEventListener("DOMContentLoaded", tick);
+// Charts: <canvas data-chart="json-script-id"> whose JSON is a Chart.js config.
+document.addEventListener("DOMContentLoaded", () => {
+  if (!window.Chart) return;
+  document.querySelectorAll("canvas[data-chart]").forEach((canvas) => {
+    const source = document.getElementById(canvas.dataset.chart);
+    if (source) new window.Chart(canvas, JSON.parse(source.textContent));
+  });
+});
