@@ -1,6 +1,7 @@
-"""API routes of the billing app, mounted at /api/v1/billing/."""
+"""API routes of billing, mounted at /api/v1/billing/."""
 
-from django.urls import path  # noqa: F401
+from billing.api_urls_metering import urlpatterns as metering_urlpatterns
+from billing.api_urls_wallet import urlpatterns as wallet_urlpatterns
 
 app_name = "billing-api"
-urlpatterns: list = []
+urlpatterns = [*wallet_urlpatterns, *metering_urlpatterns]

@@ -1,6 +1,7 @@
-"""HTML pages of the billing app."""
+"""HTML pages of billing: wallet side (Billing I) and metering side (Billing II)."""
 
-from django.urls import path  # noqa: F401
+from billing.urls_metering import urlpatterns as metering_urlpatterns
+from billing.urls_wallet import urlpatterns as wallet_urlpatterns
 
 app_name = "billing"
-urlpatterns: list = []
+urlpatterns = [*wallet_urlpatterns, *metering_urlpatterns]

@@ -1,0 +1,1 @@
+"""Admin for catalog, prices, permissions, discounts, usage, settlement runs (Billing II)."""

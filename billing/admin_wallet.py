@@ -1,0 +1,1 @@
+"""Admin for wallets, ledger, top-ups, invoices, deposits (Billing I)."""

@@ -1,0 +1,6 @@
+def cards(request) -> list[dict]:
+    return []
+
+
+def nav(request) -> list[dict]:
+    return []

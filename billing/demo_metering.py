@@ -1,0 +1,2 @@
+def seed() -> None:
+    """Billing II demo data (idempotent)."""

@@ -1,1 +1,0 @@
-"""billing models. See DOMAIN.md."""

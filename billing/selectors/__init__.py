@@ -1,0 +1,1 @@
+"""Billing reads. Import from the submodules: ``billing.selectors.wallet``, ``billing.selectors.metering``."""

@@ -1,0 +1,1 @@
+"""Billing writes. Import from the submodules: ``billing.services.wallet``, ``billing.services.metering``."""
