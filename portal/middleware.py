@@ -1,4 +1,7 @@
+from django.conf import settings
+from django.middleware.locale import LocaleMiddleware
 from django.shortcuts import render
+from django.utils import translation
 
 from portal.errors import DomainError
 from portal.selectors import membership_active_for_user
@@ -43,3 +46,18 @@ class DomainErrorMiddleware:
         if isinstance(exception, DomainError) and not request.path.startswith("/api/"):
             return render(request, "portal/error.html", {"error": exception}, status=exception.status)
         return None
+
+
+class ChosenLanguageMiddleware(LocaleMiddleware):
+    """zh-hans for everyone unless the user picked another language with the switch.
+
+    Django's LocaleMiddleware would follow the browser's Accept-Language; the portal is
+    zh-hans first (DOMAIN.md), so only the language cookie set by the switch counts.
+    """
+
+    def process_request(self, request):
+        code = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
+        if code not in dict(settings.LANGUAGES) or not translation.check_for_language(code):
+            code = settings.LANGUAGE_CODE
+        translation.activate(code)
+        request.LANGUAGE_CODE = translation.get_language()

@@ -1,9 +1,17 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.utils.csp import CSP
+from django.views.decorators.csp import csp_override
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from portal import views
+
+# Swagger UI sets inline styles from its own (self-hosted) script; only this page allows them.
+swagger_ui = csp_override({**settings.SECURE_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INLINE]})(
+    SpectacularSwaggerSplitView.as_view(url_name="schema")
+)
 
 api_v1 = [
     path("portal/", include("portal.api_urls")),
@@ -29,7 +37,7 @@ urlpatterns = [
     path("gifts/", include("gifts.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/docs/", swagger_ui, name="swagger-ui"),
 ]
 
 handler404 = "portal.views_errors.not_found"

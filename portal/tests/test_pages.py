@@ -123,3 +123,17 @@ def test_pages_send_a_content_security_policy_without_inline_scripts(client):
     csp = resp.headers["Content-Security-Policy"]
     assert "default-src 'self'" in csp and "unsafe-inline" not in csp
     assert "cdn" not in resp.content.decode().lower()
+
+
+def test_zh_hans_is_the_default_even_for_an_english_browser(client):
+    client.force_login(UserFactory())
+    html = client.get(reverse("dashboard"), headers={"accept-language": "en-US,en;q=0.9"}).content.decode()
+    assert 'lang="zh-hans"' in html and "工作台" in html
+
+
+def test_swagger_ui_alone_may_use_inline_styles(client):
+    client.force_login(UserFactory())
+    docs = client.get(reverse("swagger-ui")).headers["Content-Security-Policy"]
+    page = client.get(reverse("dashboard")).headers["Content-Security-Policy"]
+    assert "style-src 'self' 'unsafe-inline'" in docs
+    assert "unsafe-inline" not in page
