@@ -1,0 +1,52 @@
+"""The only place in billing that takes row locks (``select_for_update``).
+
+Lock order, always: top-up order → wallet → deposit account (and several rows of one table in
+primary-key order). Every service follows it, so two transactions never wait on each other
+in a cycle.
+"""
+
+from django.db.models import QuerySet
+
+from billing.models import DepositAccount, Invoice, TopUpOrder, Wallet
+
+
+def wallet_lock(*, organization_id: int) -> Wallet:
+    """Create the organization's wallet if missing and lock its row until the transaction ends.
+
+    Serialises every balance change of one organization: without it two concurrent
+    appends would both read the old balance and one update would be lost.
+    ``ON CONFLICT DO NOTHING`` makes the on-demand creation race-free: a concurrent creator
+    waits on the unique index and then finds the committed row.
+    """
+    Wallet.objects.bulk_create([Wallet(organization_id=organization_id)], ignore_conflicts=True)
+    return Wallet.objects.select_for_update().get(organization_id=organization_id)
+
+
+def wallets_lock(*, organization_ids: list[int]) -> list[Wallet]:
+    """Lock several wallets in primary-key order (deadlock-free)."""
+    Wallet.objects.bulk_create(
+        [Wallet(organization_id=o) for o in sorted(set(organization_ids))], ignore_conflicts=True
+    )
+    return list(
+        Wallet.objects.select_for_update().filter(organization_id__in=organization_ids).order_by("pk")
+    )
+
+
+def top_up_order_lock(*, order_id: int) -> TopUpOrder:
+    return TopUpOrder.objects.select_for_update().get(pk=order_id)
+
+
+def deposit_account_lock(*, organization_id: int) -> DepositAccount:
+    DepositAccount.objects.bulk_create(
+        [DepositAccount(organization_id=organization_id)], ignore_conflicts=True
+    )
+    return DepositAccount.objects.select_for_update().get(organization_id=organization_id)
+
+
+def invoice_lock(*, invoice_id: int) -> Invoice:
+    return Invoice.objects.select_for_update().get(pk=invoice_id)
+
+
+def lock_queryset(qs: QuerySet) -> QuerySet:
+    """Lock the rows of ``qs`` in primary-key order."""
+    return qs.select_for_update().order_by("pk")

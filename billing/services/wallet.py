@@ -1,0 +1,116 @@
+"""Wallet writes: every balance change of billing goes through ``ledger_append`` here.
+
+Contract for settlement (Billing II): ``wallet_charge_for_month``. The other writers are the
+top-up credit (``billing.services.topup``) and the deposit transfer
+(``billing.services.deposit``). FEE-4.1: there is deliberately no function that appends a
+negative entry other than the settlement charge.
+"""
+
+import logging
+
+from django.core.cache import cache
+from django.db import transaction
+
+from billing import errors, locks
+from billing.models import DepositEntry, LedgerEntry, TopUpOrder, Wallet
+from billing.selectors.wallet import arrears_cache_key
+
+log = logging.getLogger(__name__)
+
+FIRST_CHARGEABLE_MONTH = (2023, 3)  # FEE-4.2: the rules are effective from 2023-03-01
+
+
+def _forget_arrears_on_commit(organization_id: int) -> None:
+    """FEE-6.1: the gate must see a balance change on its next call, so the cached arrears
+    decision is dropped as soon as the change is visible to other transactions."""
+    key = arrears_cache_key(organization_id)
+    transaction.on_commit(lambda: cache.delete(key), robust=True)
+
+
+def ledger_append(*, wallet: Wallet, kind: str, amount_fen: int, **fields) -> LedgerEntry:
+    """Append one entry and move the cached balance with it. ``wallet`` must be locked
+    (``locks.wallet_lock``) by the caller's transaction."""
+    new_balance = wallet.balance_fen + amount_fen
+    entry = LedgerEntry.objects.create(
+        wallet=wallet, kind=kind, amount_fen=amount_fen, balance_after_fen=new_balance, **fields
+    )
+    Wallet.objects.filter(pk=wallet.pk).update(balance_fen=new_balance)
+    wallet.balance_fen = new_balance
+    _forget_arrears_on_commit(wallet.organization_id)
+    return entry
+
+
+def wallet_charge_for_month(
+    *, organization_id: int, year: int, month: int, amount_fen: int, reference: str = ""
+) -> LedgerEntry:
+    """FEE-4.2: charge the organization's settled fee for (year, month), exactly once.
+
+    Idempotent: a second call with the same arguments returns the first entry; a different
+    amount for a month already charged raises ``FEE-4.2``. The charge may take the balance
+    negative (FEE-6 arrears). Runs inside the caller's transaction (as a savepoint) and holds
+    the wallet lock until that transaction ends; the unique constraint
+    ``billing_ledgerentry_one_charge_per_month`` is the backstop.
+    """
+    if amount_fen < 0:
+        raise errors.BillingError(
+            errors.FEE_4_2, "A settlement charge is a non-negative fee.", field="amount_fen"
+        )
+    if not 1 <= month <= 12:
+        raise errors.BillingError(errors.FEE_4_2, "Invalid month.", field="month")
+    if (year, month) < FIRST_CHARGEABLE_MONTH:
+        raise errors.BillingError(errors.FEE_4_2, "Months before 2023-03 are never charged.", field="month")
+    with transaction.atomic():
+        wallet = locks.wallet_lock(organization_id=organization_id)
+        existing = LedgerEntry.objects.filter(
+            wallet=wallet, kind=LedgerEntry.Kind.SETTLEMENT_CHARGE, period_year=year, period_month=month
+        ).first()
+        if existing is not None:
+            if existing.amount_fen != -amount_fen:
+                raise errors.BillingConflict(
+                    errors.FEE_4_2,
+                    f"{year}-{month:02d} was already charged {-existing.amount_fen} fen; "
+                    f"a different amount ({amount_fen} fen) is refused.",
+                    field="amount_fen",
+                )
+            return existing
+        return ledger_append(
+            wallet=wallet,
+            kind=LedgerEntry.Kind.SETTLEMENT_CHARGE,
+            amount_fen=-amount_fen,
+            period_year=year,
+            period_month=month,
+            reference=reference[:200] or f"settlement {year}-{month:02d}",
+        )
+
+
+def wallet_credit_top_up(*, order: TopUpOrder) -> LedgerEntry:
+    """Credit a paid top-up order (the caller holds the order's lock and marked it paid).
+
+    One credit per order is a unique constraint (``top_up_order`` one-to-one), so however
+    many deliveries race, the money arrives once.
+    """
+    if order.amount_fen <= 0:  # the DB check refuses it too; this names the rule
+        raise errors.BillingError(errors.TOP_UP_AMOUNT, "A top-up credit is positive.")
+    with transaction.atomic():
+        wallet = locks.wallet_lock(organization_id=order.organization_id)
+        existing = LedgerEntry.objects.filter(top_up_order=order).first()
+        if existing is not None:
+            return existing
+        return ledger_append(
+            wallet=wallet,
+            kind=LedgerEntry.Kind.TOP_UP_CREDIT,
+            amount_fen=order.amount_fen,
+            top_up_order=order,
+            reference=f"top-up {order.out_trade_no}",
+        )
+
+
+def wallet_credit_deposit_transfer(*, wallet: Wallet, deposit_entry: DepositEntry) -> LedgerEntry:
+    """FEE-6.3: the wallet side of a deposit → wallet transfer (caller holds both locks)."""
+    return ledger_append(
+        wallet=wallet,
+        kind=LedgerEntry.Kind.DEPOSIT_TRANSFER,
+        amount_fen=-deposit_entry.amount_fen,
+        deposit_entry=deposit_entry,
+        reference=deposit_entry.note or "deposit transfer",
+    )
