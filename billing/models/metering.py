@@ -1,1 +1,392 @@
-"""API catalog, prices, apps, usage, bills, settlement runs (FEE-2, 3.1, 4.2, 5.1, 6)."""
+"""API catalog, prices, apps, usage, bills, settlement runs (FEE-2, 3.1, 4.2, 5.1, 6).
+
+Design:
+- ``Api`` has a tier (free / basic / value_added, FEE-2.1) and a price history ``ApiPrice``
+  (integer fen per 1,000 calls from ``effective_from``; one price per API per day). A usage
+  day is priced with the row whose ``effective_from`` is the latest on or before that day.
+- ``App`` belongs to one organization (FEE-3.1; ``org.apps`` tells the dashboard who is a
+  developer). Its ``app_key`` is public; only a SHA-256 of the secret is stored.
+- ``OutOfCloudPermission`` (FEE-3.1(1)) and ``Discount`` (FEE-5.1) are staff-set; discounts of
+  one app may not overlap in time (exclusion constraint).
+- Usage is ``billing_usage_hourly``: a table partitioned by RANGE(hour) with one partition per
+  Asia/Shanghai month, created in migration 0002 with RunSQL (Django cannot declare
+  partitioning); ``UsageHourly`` is its unmanaged model for reads. Its primary key
+  (app, api, location, hour) is what makes re-sent rows replace, never add. ``UsageBatch``
+  makes a whole batch idempotent (unique batch id).
+- Settlement (FEE-4.2): ``SettlementRun`` is one per month; planning writes ``SettlementLine``
+  (the month's aggregated lines, computed once in SQL) and ``SettlementChunk`` rows; chunk
+  tasks turn staged lines into ``Bill`` / ``BillApp`` / ``BillLine`` and charge the wallet in
+  the same transaction. ``Bill`` is unique per (organization, year, month) and months before
+  2023-03 are refused by a check constraint, so no retry or race can bill twice or too early.
+"""
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import ArrayField, DateRangeField, RangeOperators
+from django.db import models
+from django.db.models import Func, Q
+from django.utils.translation import gettext_lazy as _
+
+FIRST_BILLABLE = (2023, 3)  # FEE-4.2: months before 2023-03 are never charged
+
+
+class Location(models.TextChoices):
+    IN_CLOUD = "in_cloud", _("抖店云内")
+    OUT_OF_CLOUD = "out_of_cloud", _("抖店云外")
+
+
+class Api(models.Model):
+    class Tier(models.TextChoices):
+        FREE = "free", _("免费API")
+        BASIC = "basic", _("基础API")
+        VALUE_ADDED = "value_added", _("增值API")
+
+    code = models.CharField(_("API 名称"), max_length=120, unique=True, help_text="e.g. order.list")
+    title = models.CharField(_("说明"), max_length=200, blank=True)
+    tier = models.CharField(_("类型"), max_length=20, choices=Tier.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("API")
+        verbose_name_plural = _("API 目录")
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(
+                name="billing_api_tier_valid", condition=Q(tier__in=["free", "basic", "value_added"])
+            ),
+        ]
+
+    def __str__(self):
+        return self.code
+
+    @property
+    def is_paid(self) -> bool:
+        return self.tier != self.Tier.FREE
+
+
+class ApiPrice(models.Model):
+    api = models.ForeignKey(Api, on_delete=models.CASCADE, related_name="prices")
+    price_fen_per_1000 = models.BigIntegerField(_("单价（分/千次）"))
+    effective_from = models.DateField(_("生效日期"))
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("API 价格")
+        verbose_name_plural = _("API 价格")
+        ordering = ["api", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(name="billing_apiprice_one_per_day", fields=["api", "effective_from"]),
+            models.CheckConstraint(
+                name="billing_apiprice_not_negative", condition=Q(price_fen_per_1000__gte=0)
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.api} {self.price_fen_per_1000}/1000 @ {self.effective_from}"
+
+
+class App(models.Model):
+    organization = models.ForeignKey(
+        "portal.Organization", on_delete=models.PROTECT, related_name="apps", verbose_name=_("组织")
+    )
+    name = models.CharField(_("应用名称"), max_length=120)
+    app_key = models.CharField(_("App Key"), max_length=40, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    secret_rotated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("应用")
+        verbose_name_plural = _("应用")
+        ordering = ["organization_id", "id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.app_key})"
+
+    @staticmethod
+    def hash_secret(raw: str) -> str:
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    @staticmethod
+    def new_key() -> str:
+        return "ak" + secrets.token_hex(9)
+
+    @staticmethod
+    def new_secret() -> str:
+        return secrets.token_urlsafe(32)
+
+
+class OutOfCloudPermission(models.Model):
+    """FEE-3.1(1): staff allow an app to call one value-added API from outside the cloud."""
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="out_of_cloud_permissions")
+    api = models.ForeignKey(Api, on_delete=models.CASCADE, related_name="+")
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    granted_at = models.DateTimeField(auto_now_add=True)
+    note = models.CharField(_("备注"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("云外调用权限")
+        verbose_name_plural = _("云外调用权限")
+        constraints = [
+            models.UniqueConstraint(name="billing_oocperm_one_per_app_api", fields=["app", "api"]),
+        ]
+
+    def __str__(self):
+        return f"{self.app.app_key} → {self.api}"
+
+
+class DateRangeInclusive(Func):
+    function = "DATERANGE"
+    output_field = DateRangeField()
+
+    def __init__(self, start, end):
+        super().__init__(start, end, models.Value("[]"))
+
+
+class Discount(models.Model):
+    """FEE-5.1: a quality app's discount ``rate`` (0.2 = 20% off) valid from/to (inclusive)."""
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="discounts", verbose_name=_("应用"))
+    rate = models.DecimalField(_("折扣率（减免比例）"), max_digits=5, decimal_places=4)
+    valid_from = models.DateField(_("生效日期"))
+    valid_to = models.DateField(_("截止日期"))
+    reason = models.CharField(_("原因"), max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("折扣")
+        verbose_name_plural = _("折扣")
+        ordering = ["-valid_from"]
+        constraints = [
+            models.CheckConstraint(
+                name="billing_discount_rate_range", condition=Q(rate__gt=0) & Q(rate__lt=1)
+            ),
+            models.CheckConstraint(
+                name="billing_discount_dates_ordered", condition=Q(valid_to__gte=models.F("valid_from"))
+            ),
+            # One rate per app per day: overlapping validity periods are refused by the database.
+            ExclusionConstraint(
+                name="billing_discount_no_overlap",
+                expressions=[
+                    ("app", RangeOperators.EQUAL),
+                    (DateRangeInclusive("valid_from", "valid_to"), RangeOperators.OVERLAPS),
+                ],
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.app.app_key} -{self.rate:.2%} {self.valid_from}..{self.valid_to}"
+
+
+class UsageHourly(models.Model):
+    """Read model of the partitioned ``billing_usage_hourly`` (see migration 0002)."""
+
+    pk = models.CompositePrimaryKey("app_id", "api_id", "location", "hour")
+    app = models.ForeignKey(App, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    api = models.ForeignKey(Api, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    location = models.CharField(max_length=12, choices=Location.choices)
+    hour = models.DateTimeField()
+    calls = models.BigIntegerField()
+
+    class Meta:
+        managed = False
+        db_table = "billing_usage_hourly"
+        verbose_name = _("小时用量")
+        verbose_name_plural = _("小时用量")
+
+
+class UsageBatch(models.Model):
+    """One ingest batch; its unique ``batch_id`` makes a re-sent batch count once."""
+
+    class Source(models.TextChoices):
+        API = "api", "API"
+        COMMAND = "command", _("命令")
+
+    batch_id = models.CharField(_("批次号"), max_length=100, unique=True)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_accepted = models.PositiveIntegerField(default=0)
+    rows_rejected = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    seconds = models.FloatField(default=0)
+
+    class Meta:
+        verbose_name = _("用量批次")
+        verbose_name_plural = _("用量批次")
+        ordering = ["-received_at"]
+
+    def __str__(self):
+        return self.batch_id
+
+
+class SettlementRun(models.Model):
+    class Status(models.TextChoices):
+        PLANNED = "planned", _("已计划")
+        RUNNING = "running", _("结算中")
+        DONE = "done", _("已完成")
+        FAILED = "failed", _("失败")
+
+    year = models.PositiveSmallIntegerField()
+    month = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PLANNED)
+    orgs_total = models.PositiveIntegerField(default=0)
+    orgs_done = models.PositiveIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField(default=0)
+    lines_total = models.PositiveIntegerField(default=0)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    recheck = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("结算批次")
+        verbose_name_plural = _("结算批次")
+        ordering = ["-year", "-month"]
+        constraints = [
+            models.UniqueConstraint(name="billing_settlementrun_one_per_month", fields=["year", "month"]),
+            models.CheckConstraint(
+                name="billing_settlementrun_month_valid", condition=Q(month__gte=1, month__lte=12)
+            ),
+            models.CheckConstraint(
+                name="billing_settlementrun_fee_4_2_from_2023_03",
+                condition=Q(year__gt=2023) | Q(year=2023, month__gte=3),
+            ),
+            models.CheckConstraint(
+                name="billing_settlementrun_progress", condition=Q(orgs_done__lte=models.F("orgs_total"))
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.year}-{self.month:02d}"
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.orgs_total else int(100 * self.orgs_done / self.orgs_total)
+
+
+class SettlementChunk(models.Model):
+    run = models.ForeignKey(SettlementRun, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    organization_ids = ArrayField(models.BigIntegerField())
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("结算分片")
+        verbose_name_plural = _("结算分片")
+        constraints = [
+            models.UniqueConstraint(name="billing_settlementchunk_unique", fields=["run", "index"])
+        ]
+
+
+class SettlementLine(models.Model):
+    """A month's line computed once by the planning SQL; bills are built from these rows."""
+
+    run = models.ForeignKey(SettlementRun, on_delete=models.CASCADE, related_name="lines")
+    organization_id = models.BigIntegerField()
+    app_id = models.BigIntegerField()
+    api_id = models.BigIntegerField()
+    location = models.CharField(max_length=12)
+    calls = models.BigIntegerField()
+    amount_fen = models.BigIntegerField()
+    prices = models.JSONField(default=list)
+
+    class Meta:
+        indexes = [models.Index(name="billing_setline_run_org", fields=["run", "organization_id"])]
+
+
+class Bill(models.Model):
+    """One bill per organization per natural month (FEE-4.2), charged in the same transaction."""
+
+    organization = models.ForeignKey("portal.Organization", on_delete=models.PROTECT, related_name="bills")
+    year = models.PositiveSmallIntegerField()
+    month = models.PositiveSmallIntegerField()
+    run = models.ForeignKey(SettlementRun, null=True, on_delete=models.SET_NULL, related_name="bills")
+    subtotal_fen = models.BigIntegerField(default=0)
+    discount_fen = models.BigIntegerField(default=0)
+    total_fen = models.BigIntegerField(default=0)
+    ledger_entry_id = models.BigIntegerField(null=True, blank=True)
+    settled_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("账单")
+        verbose_name_plural = _("账单")
+        ordering = ["-year", "-month", "organization_id"]
+        constraints = [
+            models.UniqueConstraint(
+                name="billing_bill_one_per_org_month", fields=["organization", "year", "month"]
+            ),
+            models.CheckConstraint(name="billing_bill_month_valid", condition=Q(month__gte=1, month__lte=12)),
+            models.CheckConstraint(
+                name="billing_bill_fee_4_2_from_2023_03",
+                condition=Q(year__gt=2023) | Q(year=2023, month__gte=3),
+            ),
+            models.CheckConstraint(
+                name="billing_bill_total_is_subtotal_less_discount",
+                condition=Q(total_fen=models.F("subtotal_fen") - models.F("discount_fen")),
+            ),
+            models.CheckConstraint(
+                name="billing_bill_amounts_not_negative", condition=Q(discount_fen__gte=0, total_fen__gte=0)
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.organization} {self.year}-{self.month:02d}"
+
+
+class BillApp(models.Model):
+    bill = models.ForeignKey(Bill, on_delete=models.CASCADE, related_name="apps")
+    app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="+")
+    subtotal_fen = models.BigIntegerField()
+    discount_rate = models.DecimalField(max_digits=5, decimal_places=4, default=0)
+    discount_fen = models.BigIntegerField(default=0)
+    total_fen = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["bill", "app_id"]
+        constraints = [
+            models.UniqueConstraint(name="billing_billapp_one_per_app", fields=["bill", "app"]),
+            models.CheckConstraint(
+                name="billing_billapp_total",
+                condition=Q(total_fen=models.F("subtotal_fen") - models.F("discount_fen")),
+            ),
+        ]
+
+
+class BillLine(models.Model):
+    bill = models.ForeignKey(Bill, on_delete=models.CASCADE, related_name="lines")
+    app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="+")
+    api = models.ForeignKey(Api, on_delete=models.PROTECT, related_name="+")
+    location = models.CharField(max_length=12, choices=Location.choices)
+    calls = models.BigIntegerField()
+    amount_fen = models.BigIntegerField()
+    # [{"price": fen per 1000, "calls": n, "from": "YYYY-MM-DD"}] — several when the price
+    # changed during the month (each usage day is priced with the price then in force).
+    prices = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["bill", "app_id", "api_id", "location"]
+        constraints = [
+            models.UniqueConstraint(
+                name="billing_billline_unique", fields=["bill", "app", "api", "location"]
+            ),
+            models.CheckConstraint(
+                name="billing_billline_not_negative", condition=Q(calls__gte=0, amount_fen__gte=0)
+            ),
+        ]
+
+    @property
+    def price_label(self) -> str:
+        return " / ".join(str(p["price"]) for p in self.prices) or "0"

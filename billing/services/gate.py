@@ -1,0 +1,124 @@
+"""The gate (FEE-3.1(1), FEE-6.1): may this app call this API from this location, now?
+
+Hot path. Static facts are cached in Redis with explicit invalidation by the services that
+change them (admin goes through those services too):
+- ``billing:gate:app:<app_key>`` → [app_id, organization_id] (or 0 for an unknown key);
+  dropped when an app is created, rotated or deleted;
+- ``billing:gate:api:<code>`` → [api_id, tier] (or 0); dropped when a tier changes;
+- ``billing:gate:perm:<app_id>:<api_id>`` → 1/0; dropped when a permission is granted or
+  revoked.
+Arrears are read through Billing I's ``wallet_in_arrears`` selector, which caches at
+``billing:arrears:<org>`` and is invalidated on every balance change, so a settlement charge
+or a top-up is seen on the next call. Free APIs always pass and never touch the wallet.
+"""
+
+from dataclasses import dataclass
+
+from django.core.cache import cache
+
+from billing.models import Api, App, Location, OutOfCloudPermission
+
+CACHE_SECONDS = 24 * 60 * 60  # invalidation is explicit; the TTL only bounds stale memory
+OUT_OF_CLOUD = "FEE-3.1-OUT-OF-CLOUD"
+ARREARS = "FEE-6.1-ARREARS"
+
+
+def app_cache_key(app_key: str) -> str:
+    return f"billing:gate:app:{app_key}"
+
+
+def api_cache_key(code: str) -> str:
+    return f"billing:gate:api:{code}"
+
+
+def perm_cache_key(app_id: int, api_id: int) -> str:
+    return f"billing:gate:perm:{app_id}:{api_id}"
+
+
+def gate_invalidate_app(*, app_key: str) -> None:
+    cache.delete(app_cache_key(app_key))
+
+
+def gate_invalidate_api(*, code: str) -> None:
+    cache.delete(api_cache_key(code))
+
+
+def gate_invalidate_permission(*, app_id: int, api_id: int) -> None:
+    cache.delete(perm_cache_key(app_id, api_id))
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    allow: bool
+    code: str | None = None
+    message: str = ""
+    tier: str | None = None
+
+
+class UnknownTarget(Exception):
+    def __init__(self, field: str):
+        super().__init__(field)
+        self.field = field
+
+
+def _facts(app_key: str, api_code: str) -> tuple[list, list]:
+    keys = [app_cache_key(app_key), api_cache_key(api_code)]
+    got = cache.get_many(keys)
+    app = got.get(keys[0])
+    api = got.get(keys[1])
+    missing = {}
+    if app is None:
+        row = App.objects.filter(app_key=app_key).values_list("id", "organization_id").first()
+        app = list(row) if row else 0
+        missing[keys[0]] = app
+    if api is None:
+        row = Api.objects.filter(code=api_code).values_list("id", "tier").first()
+        api = list(row) if row else 0
+        missing[keys[1]] = api
+    if missing:
+        cache.set_many(missing, CACHE_SECONDS)
+    return app, api
+
+
+def _has_permission(app_id: int, api_id: int) -> bool:
+    key = perm_cache_key(app_id, api_id)
+    value = cache.get(key)
+    if value is None:
+        value = int(OutOfCloudPermission.objects.filter(app_id=app_id, api_id=api_id).exists())
+        cache.set(key, value, CACHE_SECONDS)
+    return bool(value)
+
+
+def _in_arrears(organization_id: int) -> bool:
+    from billing.selectors.wallet import wallet_in_arrears
+
+    return wallet_in_arrears(organization_id=organization_id)
+
+
+def gate_check(*, app_key: str, api: str, location: str) -> GateDecision:
+    """Decide one call. Raises ``UnknownTarget`` for an unknown app key or API."""
+    if location not in Location.values:
+        raise ValueError("location")
+    app, api_row = _facts(app_key, api)
+    if not app:
+        raise UnknownTarget("app_key")
+    if not api_row:
+        raise UnknownTarget("api")
+    app_id, org_id = app
+    api_id, tier = api_row
+    if tier == Api.Tier.FREE:
+        return GateDecision(True, tier=tier)
+    if (
+        tier == Api.Tier.VALUE_ADDED
+        and location == Location.OUT_OF_CLOUD
+        and not _has_permission(app_id, api_id)
+    ):
+        return GateDecision(
+            False,
+            OUT_OF_CLOUD,
+            "增值API不得在抖店云外调用，除非已获授权 (FEE-3.1)。",
+            tier,
+        )
+    if _in_arrears(org_id):
+        return GateDecision(False, ARREARS, "账户欠费，付费API暂停调用 (FEE-6.1)。", tier)
+    return GateDecision(True, tier=tier)

@@ -1,0 +1,207 @@
+"""Billing II writes: catalog, prices, apps and keys, out-of-cloud permissions, discounts.
+
+Every change a gate decision depends on drops its cache entry here (after commit, so a
+reader cannot re-cache the old row between our delete and our commit). Usage ingest is in
+``billing.services.usage``, the gate in ``billing.services.gate``, settlement in
+``billing.services.settlement``.
+"""
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing.models import Api, ApiPrice, App, Discount, OutOfCloudPermission
+from billing.services import gate
+from portal.errors import Conflict, DomainError, NotFound
+from portal.models import Membership
+from portal.services import audit_record
+
+
+def _staff_audit(actor, action, obj, details=None):
+    if actor is not None:
+        audit_record(actor=actor, action=action, obj=obj, details=details or {})
+
+
+# --- catalog (FEE-2.1) ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def api_create(*, code: str, tier: str, title: str = "", actor=None) -> Api:
+    if tier not in Api.Tier.values:
+        raise DomainError("FEE-2.1", "未知的API类型。", field="tier")
+    api = Api.objects.create(code=code.strip(), tier=tier, title=title)
+    _staff_audit(actor, "billing.api_create", api, {"tier": tier})
+    transaction.on_commit(lambda: gate.gate_invalidate_api(code=api.code))
+    return api
+
+
+@transaction.atomic
+def api_update(*, api: Api, tier: str | None = None, title: str | None = None, actor=None) -> Api:
+    """Change an API's tier or title; the gate sees a tier change on the next call."""
+    old_tier = Api.objects.filter(pk=api.pk).values_list("tier", flat=True).first()
+    if tier is not None:
+        if tier not in Api.Tier.values:
+            raise DomainError("FEE-2.1", "未知的API类型。", field="tier")
+        api.tier = tier
+    if title is not None:
+        api.title = title
+    api.save()
+    _staff_audit(actor, "billing.api_update", api, {"tier": [old_tier, api.tier]})
+    code = api.code
+    transaction.on_commit(lambda: gate.gate_invalidate_api(code=code))
+    return api
+
+
+@transaction.atomic
+def api_price_set(*, api: Api, price_fen_per_1000: int, effective_from: dt.date, actor=None) -> ApiPrice:
+    """Add (or correct) the price in force from ``effective_from`` (FEE-2.1 price history)."""
+    if price_fen_per_1000 < 0:
+        raise DomainError("FEE-2.1", "价格不能为负。", field="price_fen_per_1000")
+    price, _ = ApiPrice.objects.update_or_create(
+        api=api, effective_from=effective_from, defaults={"price_fen_per_1000": price_fen_per_1000}
+    )
+    _staff_audit(
+        actor, "billing.api_price_set", api, {"price": price_fen_per_1000, "from": str(effective_from)}
+    )
+    return price
+
+
+# --- apps and keys (FEE-3.1) ------------------------------------------------------------------
+
+
+def _require_main(membership: Membership | None) -> Membership:
+    if membership is None:
+        raise NotFound()
+    if not membership.is_main:
+        raise DomainError("permission_denied", "只有主账号可以管理应用密钥。", status=403)
+    return membership
+
+
+@transaction.atomic
+def app_create(*, membership: Membership, name: str, actor=None) -> tuple[App, str]:
+    """Create an app for the membership's organization; returns (app, secret shown once)."""
+    _require_main(membership)
+    name = (name or "").strip()
+    if not name:
+        raise DomainError("invalid", "请填写应用名称。", field="name")
+    raw = App.new_secret()
+    app = App.objects.create(
+        organization_id=membership.organization_id,
+        name=name[:120],
+        app_key=App.new_key(),
+        secret_hash=App.hash_secret(raw),
+    )
+    key = app.app_key
+    transaction.on_commit(lambda: gate.gate_invalidate_app(app_key=key))  # drop a cached "unknown"
+    return app, raw
+
+
+@transaction.atomic
+def app_create_for_organization(*, organization_id: int, name: str, actor=None) -> tuple[App, str]:
+    """Staff or demo: create an app for any organization (audited when an actor is given)."""
+    raw = App.new_secret()
+    app = App.objects.create(
+        organization_id=organization_id, name=name, app_key=App.new_key(), secret_hash=App.hash_secret(raw)
+    )
+    _staff_audit(actor, "billing.app_create", app)
+    key = app.app_key
+    transaction.on_commit(lambda: gate.gate_invalidate_app(app_key=key))
+    return app, raw
+
+
+@transaction.atomic
+def app_rotate_secret(*, membership: Membership | None, app_id: int, actor=None) -> tuple[App, str]:
+    """A main account replaces its app's secret; the new one is shown once, the old stops working."""
+    _require_main(membership)
+    # The row lock serialises two rotations, so the secret shown is the one stored.
+    app = (
+        App.objects.select_for_update().filter(pk=app_id, organization_id=membership.organization_id).first()
+    )
+    if app is None:
+        raise NotFound()
+    raw = App.new_secret()
+    app.secret_hash = App.hash_secret(raw)
+    app.secret_rotated_at = timezone.now()
+    app.save(update_fields=["secret_hash", "secret_rotated_at"])
+    key = app.app_key
+    transaction.on_commit(lambda: gate.gate_invalidate_app(app_key=key))
+    return app, raw
+
+
+def app_secret_matches(*, app: App, raw: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(app.secret_hash, App.hash_secret(raw))
+
+
+# --- out-of-cloud permissions (FEE-3.1(1)) ----------------------------------------------------
+
+
+@transaction.atomic
+def permission_grant(*, app: App, api: Api, actor=None, note: str = "") -> OutOfCloudPermission:
+    if api.tier != Api.Tier.VALUE_ADDED:
+        raise DomainError("FEE-3.1", "只有增值API需要云外调用权限。", field="api")
+    perm, created = OutOfCloudPermission.objects.get_or_create(
+        app=app,
+        api=api,
+        defaults={"granted_by": actor if getattr(actor, "is_authenticated", False) else None, "note": note},
+    )
+    if created:
+        _staff_audit(actor, "billing.oocperm_grant", perm, {"app": app.app_key, "api": api.code})
+    app_id, api_id = app.pk, api.pk
+    transaction.on_commit(lambda: gate.gate_invalidate_permission(app_id=app_id, api_id=api_id))
+    return perm
+
+
+@transaction.atomic
+def permission_revoke(*, permission: OutOfCloudPermission, actor=None) -> None:
+    app_id, api_id = permission.app_id, permission.api_id
+    _staff_audit(actor, "billing.oocperm_revoke", permission, {"app": app_id, "api": api_id})
+    OutOfCloudPermission.objects.filter(pk=permission.pk).delete()
+    transaction.on_commit(lambda: gate.gate_invalidate_permission(app_id=app_id, api_id=api_id))
+
+
+# --- discounts (FEE-5.1) ----------------------------------------------------------------------
+
+
+def discount_set(
+    *,
+    app: App,
+    rate: Decimal,
+    valid_from: dt.date,
+    valid_to: dt.date,
+    actor=None,
+    reason: str = "",
+    discount: Discount | None = None,
+) -> Discount:
+    """Create (or edit) an app's discount. Overlapping periods are refused (one rate per day)."""
+    rate = Decimal(rate)
+    if not (Decimal(0) < rate < Decimal(1)):
+        raise DomainError("FEE-5.1", "折扣率须在 0 与 1 之间（如 0.2 表示减免20%）。", field="rate")
+    if valid_to < valid_from:
+        raise DomainError("FEE-5.1", "截止日期不能早于生效日期。", field="valid_to")
+    try:
+        with transaction.atomic():
+            obj = discount or Discount(app=app)
+            obj.app = app
+            obj.rate, obj.valid_from, obj.valid_to, obj.reason = rate, valid_from, valid_to, reason
+            if obj.pk is None and getattr(actor, "is_authenticated", False):
+                obj.created_by = actor
+            obj.save()
+            _staff_audit(
+                actor,
+                "billing.discount_set",
+                obj,
+                {"app": app.app_key, "rate": str(rate), "from": str(valid_from), "to": str(valid_to)},
+            )
+    except IntegrityError as exc:
+        raise Conflict("FEE-5.1", "该应用在此期间已有折扣（折扣期不得重叠）。", field="valid_from") from exc
+    return obj
+
+
+@transaction.atomic
+def discount_delete(*, discount: Discount, actor=None) -> None:
+    _staff_audit(actor, "billing.discount_delete", discount, {"rate": str(discount.rate)})
+    discount.delete()
