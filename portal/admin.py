@@ -2,6 +2,25 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from portal.models import ApiKey, AuditEntry, Creator, Membership, Notification, Organization, User
+from portal.services import audit_record
+
+
+class AuditedModelAdmin(admin.ModelAdmin):
+    """Every add, change and delete a staff member makes in admin also lands in the
+    append-only AuditEntry trail (P-4), beside Django's own LogEntry."""
+
+    def log_addition(self, request, obj, message):
+        audit_record(actor=request.user, action="admin.add", obj=obj, details={"message": str(message)})
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request, obj, message):
+        audit_record(actor=request.user, action="admin.change", obj=obj, details={"message": str(message)})
+        return super().log_change(request, obj, message)
+
+    def log_deletions(self, request, queryset):
+        for obj in queryset:
+            audit_record(actor=request.user, action="admin.delete", obj=obj, details={"repr": str(obj)[:200]})
+        return super().log_deletions(request, queryset)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -18,7 +37,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(AuditedModelAdmin, BaseUserAdmin):
     fieldsets = (*BaseUserAdmin.fieldsets, ("Portal", {"fields": ("display_name",)}))
     list_display = ("username", "display_name", "email", "is_staff", "is_active")
 
@@ -30,7 +49,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(AuditedModelAdmin):
     list_display = ("id", "name", "kind", "created_at")
     list_filter = ("kind",)
     search_fields = ("name",)
@@ -39,7 +58,7 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AuditedModelAdmin):
     list_display = ("user", "organization", "role")
     list_filter = ("role",)
     search_fields = ("user__username", "organization__name")
@@ -47,7 +66,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Creator)
-class CreatorAdmin(admin.ModelAdmin):
+class CreatorAdmin(AuditedModelAdmin):
     list_display = ("nickname", "douyin_id", "user")
     search_fields = ("nickname", "douyin_id")
     autocomplete_fields = ("user",)
@@ -68,7 +87,7 @@ class NotificationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AuditedModelAdmin):
     list_display = ("prefix", "name", "organization", "created_at", "revoked_at")
     readonly_fields = ("prefix", "key_hash", "created_by", "created_at")
     search_fields = ("prefix", "organization__name")

@@ -2,7 +2,7 @@
 
 from django.db.models import Q, QuerySet
 
-from portal.models import Membership, Notification, Organization
+from portal.models import ApiKey, Membership, Notification, Organization
 
 
 def membership_active_for_user(*, user, org_id=None) -> Membership | None:
@@ -59,3 +59,7 @@ def _has_apps(org: Organization) -> bool:
     # related_name is "apps". Portal must not import billing, so it looks it up by name.
     apps = getattr(org, "apps", None)
     return apps is not None and apps.exists()
+
+
+def api_key_list(*, membership: Membership) -> QuerySet[ApiKey]:
+    return ApiKey.objects.filter(organization_id=membership.organization_id).order_by("-created_at")

@@ -94,3 +94,14 @@ def api_key_create(*, membership: Membership, name: str, actor) -> tuple[ApiKey,
         created_by=actor,
     )
     return key, raw
+
+
+def api_key_revoke(*, membership: Membership, key_id: int, actor) -> ApiKey:
+    """Revoke one of the organization's keys; another organization's key is not found."""
+    key = ApiKey.objects.filter(pk=key_id, organization_id=membership.organization_id).first()
+    if key is None:
+        raise NotFound()
+    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    audit_record(actor=actor, action="api_key.revoke", obj=key)
+    key.refresh_from_db()
+    return key

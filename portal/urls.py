@@ -26,6 +26,7 @@ urlpatterns = [
     path("notifications/", views.notification_list, name="notifications"),
     path("organizations/switch/", views.switch_organization, name="switch-organization"),
     path("api-keys/", views.api_key_create, name="api-key-create"),
+    path("api-keys/<int:key_id>/revoke/", views.api_key_revoke, name="api-key-revoke"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),

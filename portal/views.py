@@ -18,10 +18,12 @@ def dashboard(request):
     notifications = selectors.notification_list_for_user(
         user=request.user, membership=request.active_membership
     )
+    membership = request.active_membership
+    api_keys = selectors.api_key_list(membership=membership)[:20] if membership and membership.is_main else []
     return render(
         request,
         "portal/dashboard.html",
-        {"cards": collect("cards", request), "notifications": notifications[:5]},
+        {"cards": collect("cards", request), "notifications": notifications[:5], "api_keys": api_keys},
     )
 
 
@@ -62,3 +64,15 @@ def healthz(request):
     down = [name for name, value in checks.items() if value != "ok"]
     body = {"status": "ok" if healthy else "fail", "down": down, "checks": checks}
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+@login_required
+@require_POST
+def api_key_revoke(request, key_id: int):
+    membership = request.active_membership
+    if membership is None or not membership.is_main:
+        messages.error(request, _("只有主账号可以管理 API 密钥。"))
+        return redirect("dashboard")
+    services.api_key_revoke(membership=membership, key_id=key_id, actor=request.user)
+    messages.success(request, _("密钥已停用。"))
+    return redirect("dashboard")

@@ -82,3 +82,24 @@ def test_organization_name_search_uses_the_trigram_index():
         plan = "\n".join(row[0] for row in cur.fetchall())
         cur.execute("SET enable_seqscan = on")
     assert "portal_org_name_trgm" in plan or "portal_org_name_upper_trgm" in plan, plan
+
+
+def test_p_4_staff_edits_in_admin_are_audited(client):
+    admin_user = UserFactory(is_staff=True, is_superuser=True)
+    org = OrganizationFactory(name="旧名称")
+    client.force_login(admin_user)
+    resp = client.post(
+        f"/admin/portal/organization/{org.pk}/change/",
+        {
+            "name": "新名称",
+            "kind": "shop",
+            "contact_email": "",
+            "memberships-TOTAL_FORMS": "0",
+            "memberships-INITIAL_FORMS": "0",
+            "memberships-MIN_NUM_FORMS": "0",
+            "memberships-MAX_NUM_FORMS": "1000",
+        },
+    )
+    assert resp.status_code == 302, resp.content[:500]
+    entry = AuditEntry.objects.get(action="admin.change", object_id=str(org.pk))
+    assert entry.actor == admin_user and entry.object_type == "portal.organization"
