@@ -1,1 +1,348 @@
-"""authorization models. See DOMAIN.md."""
+"""Compass data grants (GRANT-1..11): a creator (达人) lets a shop or agency see their data.
+
+Design:
+- ``Grant`` is one authorization of a creator to an organization, scope ``all_data`` (all of
+  the creator's sales data) or ``live_room`` (one room). An ``all_data`` grant is a window
+  ``[start_date, end_date]`` (both inclusive, Asia/Shanghai, GRANT-10). Renewals move the
+  window of the same row (GRANT-5 early renew: ``[min(start, tomorrow), new_end]``; GRANT-6
+  renew of an expired grant: ``[new_start, new_end]``); every change writes a ``GrantEvent``
+  with the old and new dates, so nothing is edited silently. A revoked grant stays revoked;
+  authorizing again creates a new row and the older one stops being ``is_current`` (the lists
+  show one row per party pair: a partial unique constraint).
+- At most one live ``all_data`` grant per (creator, organization) at any date: an exclusion
+  constraint (btree_gist) over ``daterange(start, end, '[]')`` of unrevoked rows. Services
+  refuse the same with a rule code first; the database is the backstop for races and admin.
+- State is never stored: ``authorized`` / ``scheduled`` / ``expired`` / ``revoked`` is derived
+  from the dates, ``revoked_at`` and today (selectors.grant_state). ``expiry_recorded_for`` is
+  only the daily job's bookkeeping (which end date it already announced), never read by the
+  access decision.
+- ``LiveRoomRequest`` is the organization's 解锁更多数据 request (GRANT-3); pending requests
+  lapse 7 days after creation (decided from ``expires_at`` at read time, recorded by a job).
+- ``LiveRoom``, ``CreatorDailySales`` and ``LiveRoomSales`` are the data a grant unlocks.
+- ``OrganizationWebhook``: where an organization wants HMAC-signed "access changed" calls.
+"""
+
+import pgtrigger
+from django.conf import settings
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import DateRangeField, RangeOperators
+from django.db import models
+from django.db.models import F, Func, Q, Value
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from portal.models import Creator, Organization
+
+
+class DateRange(Func):
+    """``daterange(start, end, '[]')``: an end date is valid through the end of that day."""
+
+    function = "DATERANGE"
+    output_field = DateRangeField()
+
+
+class Scope(models.TextChoices):
+    ALL_DATA = "all_data", _("全部带货数据")
+    LIVE_ROOM = "live_room", _("单个直播间数据")
+
+
+class GrantState(models.TextChoices):
+    AUTHORIZED = "authorized", _("已授权")
+    SCHEDULED = "scheduled", _("待生效")
+    EXPIRED = "expired", _("已到期")
+    REVOKED = "revoked", _("已被解除授权")
+
+
+class LiveRoom(models.Model):
+    creator = models.ForeignKey(Creator, on_delete=models.CASCADE, related_name="live_rooms")
+    title = models.CharField(_("直播间标题"), max_length=200)
+    started_at = models.DateTimeField(_("开播时间"))
+    ended_at = models.DateTimeField(_("下播时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("直播间")
+        verbose_name_plural = _("直播间")
+        indexes = [models.Index(name="authz_room_creator", fields=["creator", "-started_at"])]
+
+    def __str__(self):
+        return self.title
+
+
+class CreatorDailySales(models.Model):
+    """A creator's sales per business day: what an ``all_data`` grant unlocks."""
+
+    creator = models.ForeignKey(Creator, on_delete=models.CASCADE, related_name="daily_sales")
+    date = models.DateField(_("日期"))
+    gmv_fen = models.BigIntegerField(_("成交金额(分)"))
+    orders = models.IntegerField(_("订单数"))
+    viewers = models.IntegerField(_("观看人数"))
+
+    class Meta:
+        verbose_name = _("达人每日数据")
+        verbose_name_plural = _("达人每日数据")
+        constraints = [
+            models.UniqueConstraint(name="authorization_dailysales_one_per_day", fields=["creator", "date"]),
+            models.CheckConstraint(
+                name="authorization_dailysales_non_negative",
+                condition=Q(gmv_fen__gte=0, orders__gte=0, viewers__gte=0),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.creator_id} {self.date}"
+
+
+class LiveRoomSales(models.Model):
+    """A live room's sales per hour: what a ``live_room`` grant unlocks."""
+
+    live_room = models.ForeignKey(LiveRoom, on_delete=models.CASCADE, related_name="sales")
+    hour_at = models.DateTimeField(_("时段"))
+    gmv_fen = models.BigIntegerField(_("成交金额(分)"))
+    orders = models.IntegerField(_("订单数"))
+    viewers = models.IntegerField(_("观看人数"))
+
+    class Meta:
+        verbose_name = _("直播间数据")
+        verbose_name_plural = _("直播间数据")
+        constraints = [
+            models.UniqueConstraint(
+                name="authorization_roomsales_one_per_hour", fields=["live_room", "hour_at"]
+            ),
+            models.CheckConstraint(
+                name="authorization_roomsales_non_negative",
+                condition=Q(gmv_fen__gte=0, orders__gte=0, viewers__gte=0),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.live_room_id} {self.hour_at:%Y-%m-%d %H:%M}"
+
+
+class Grant(models.Model):
+    creator = models.ForeignKey(Creator, on_delete=models.PROTECT, related_name="grants")
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="grants_received")
+    scope = models.CharField(_("授权范围"), max_length=20, choices=Scope.choices)
+    live_room = models.ForeignKey(
+        LiveRoom, null=True, blank=True, on_delete=models.PROTECT, related_name="grants"
+    )
+    start_date = models.DateField(_("开始日期"))
+    # Null only for live_room grants: they last until revoked.
+    end_date = models.DateField(_("截止日期"), null=True, blank=True)
+    # The row the lists show for its (creator, organization[, room]): the newest one.
+    is_current = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(_("解除授权时间"), null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoke_reason = models.CharField(_("解除原因"), max_length=300, blank=True)
+    # Bookkeeping of the daily job (the end date whose expiry it recorded); never decides access.
+    expiry_recorded_for = models.DateField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("数据授权")
+        verbose_name_plural = _("数据授权")
+        constraints = [
+            models.CheckConstraint(
+                name="authorization_grant_scope_valid", condition=Q(scope__in=["all_data", "live_room"])
+            ),
+            # GRANT-1: all_data has a window and no room; live_room names its room.
+            models.CheckConstraint(
+                name="authorization_grant_scope_room",
+                condition=Q(scope="all_data", live_room__isnull=True, end_date__isnull=False)
+                | Q(scope="live_room", live_room__isnull=False),
+            ),
+            models.CheckConstraint(
+                name="authorization_grant_end_after_start",
+                condition=Q(end_date__isnull=True) | Q(end_date__gte=F("start_date")),
+            ),
+            models.CheckConstraint(
+                name="authorization_grant_revoked_by_needs_at",
+                condition=Q(revoked_by__isnull=True) | Q(revoked_at__isnull=False),
+            ),
+            # At most one live all_data grant per pair at any date (renewals move the window).
+            ExclusionConstraint(
+                name="authorization_grant_one_live_all_data",
+                expressions=[
+                    ("creator", RangeOperators.EQUAL),
+                    ("organization", RangeOperators.EQUAL),
+                    (DateRange("start_date", "end_date", Value("[]")), RangeOperators.OVERLAPS),
+                ],
+                condition=Q(revoked_at__isnull=True, scope="all_data"),
+            ),
+            models.UniqueConstraint(
+                name="authorization_grant_one_live_room_grant",
+                fields=["organization", "live_room"],
+                condition=Q(revoked_at__isnull=True, scope="live_room"),
+            ),
+            models.UniqueConstraint(
+                name="authorization_grant_one_current_all_data",
+                fields=["creator", "organization"],
+                condition=Q(is_current=True, scope="all_data"),
+            ),
+            models.UniqueConstraint(
+                name="authorization_grant_one_current_room",
+                fields=["organization", "live_room"],
+                condition=Q(is_current=True, scope="live_room"),
+            ),
+        ]
+        indexes = [
+            # GRANT-8: the organization's list, nearest end date first (state filters are
+            # end_date ranges on the same index).
+            models.Index(
+                name="authz_grant_org_list",
+                fields=["organization", "end_date", "id"],
+                condition=Q(is_current=True),
+            ),
+            # GRANT-7: the creator's all_data list, nearest end date first.
+            models.Index(
+                name="authz_grant_creator_list",
+                fields=["creator", "end_date", "id"],
+                condition=Q(is_current=True, scope="all_data"),
+            ),
+            # GRANT-11: the access check reads the current rows of one pair.
+            models.Index(
+                name="authz_grant_pair",
+                fields=["organization", "creator"],
+                condition=Q(is_current=True),
+            ),
+            # Daily job: only grants whose expiry is not yet recorded stay in this index.
+            models.Index(
+                name="authz_grant_expiry_due",
+                fields=["end_date"],
+                condition=Q(revoked_at__isnull=True, scope="all_data")
+                & (Q(expiry_recorded_for__isnull=True) | Q(expiry_recorded_for__lt=F("end_date"))),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.creator_id}→{self.organization_id} {self.scope} [{self.start_date}, {self.end_date}]"
+
+
+@pgtrigger.register(
+    pgtrigger.Protect(name="authorization_event_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+)
+class GrantEvent(models.Model):
+    """Every operation on a grant, visible to both parties. Append-only (database trigger)."""
+
+    class Operation(models.TextChoices):
+        AUTHORIZE = "authorize", _("授权")
+        REVOKE = "revoke", _("解除授权")
+        EARLY_RENEW = "early_renew", _("提前续约")
+        RENEW = "renew", _("续约")
+        EXPIRE = "expire", _("到期")
+
+    grant = models.ForeignKey(Grant, on_delete=models.PROTECT, related_name="events")
+    operation = models.CharField(_("操作"), max_length=20, choices=Operation.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    old_start_date = models.DateField(null=True, blank=True)
+    old_end_date = models.DateField(null=True, blank=True)
+    new_start_date = models.DateField(null=True, blank=True)
+    new_end_date = models.DateField(null=True, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("授权记录")
+        verbose_name_plural = _("授权记录")
+        indexes = [models.Index(name="authz_event_grant", fields=["grant", "at"])]
+        constraints = [
+            models.CheckConstraint(
+                name="authorization_event_operation_valid",
+                condition=Q(operation__in=["authorize", "revoke", "early_renew", "renew", "expire"]),
+            ),
+            # The daily job records one expiry per end date, however often it runs.
+            models.UniqueConstraint(
+                name="authorization_event_expire_once",
+                fields=["grant", "old_end_date"],
+                condition=Q(operation="expire"),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.operation} grant#{self.grant_id}"
+
+
+class LiveRoomRequest(models.Model):
+    """GRANT-3: an organization asks for one live room's data; the creator decides."""
+
+    VALID_DAYS = 7
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("待处理")
+        AUTHORIZED = "authorized", _("已授权")
+        REJECTED = "rejected", _("已拒绝")
+        EXPIRED = "expired", _("已过期")
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="live_room_requests"
+    )
+    live_room = models.ForeignKey(LiveRoom, on_delete=models.CASCADE, related_name="requests")
+    # = live_room.creator, kept here so the creator's pending list is one index range.
+    creator = models.ForeignKey(Creator, on_delete=models.CASCADE, related_name="live_room_requests")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        verbose_name = _("直播间授权申请")
+        verbose_name_plural = _("直播间授权申请")
+        constraints = [
+            models.CheckConstraint(
+                name="authorization_request_status_valid",
+                condition=Q(status__in=["pending", "authorized", "rejected", "expired"]),
+            ),
+            models.CheckConstraint(
+                name="authorization_request_authorized_has_grant",
+                condition=Q(status="authorized", grant__isnull=False)
+                | (~Q(status="authorized") & Q(grant__isnull=True)),
+            ),
+            models.CheckConstraint(
+                name="authorization_request_expires_after_created",
+                condition=Q(expires_at__gt=F("created_at")),
+            ),
+            models.UniqueConstraint(
+                name="authorization_request_one_pending",
+                fields=["organization", "live_room"],
+                condition=Q(status="pending"),
+            ),
+        ]
+        indexes = [
+            models.Index(
+                name="authz_request_creator",
+                fields=["creator", "expires_at"],
+                condition=Q(status="pending"),
+            ),
+            models.Index(name="authz_request_org", fields=["organization", "-created_at"]),
+        ]
+
+    def __str__(self):
+        return f"{self.organization_id} → room {self.live_room_id} ({self.status})"
+
+
+class OrganizationWebhook(models.Model):
+    """An organization's endpoint for 'access changed' events (revoked, expired), HMAC-SHA256."""
+
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="grant_webhook")
+    url = models.URLField(_("回调地址"), max_length=500)
+    secret = models.CharField(_("签名密钥"), max_length=200)
+    is_active = models.BooleanField(_("启用"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("授权变更回调")
+        verbose_name_plural = _("授权变更回调")
+
+    def __str__(self):
+        return f"{self.organization} → {self.url}"

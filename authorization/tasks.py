@@ -1,0 +1,43 @@
+"""Celery tasks: each takes ids, calls one service, is safe to run twice, has a time limit."""
+
+import logging
+
+from celery import shared_task
+
+from authorization import services, webhooks
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(time_limit=30 * 60, soft_time_limit=25 * 60)
+def grants_daily() -> dict:
+    """GRANT-10: record yesterday's expiries, lapse old live-room requests, send reminders."""
+    return {
+        "expired": services.grant_expiry_record(),
+        "requests_expired": services.live_room_request_expire_due(),
+        "reminders": services.grant_reminders_send(),
+    }
+
+
+@shared_task(
+    bind=True,
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=8,
+    time_limit=60,
+    soft_time_limit=45,
+)
+def webhook_deliver(self, organization_id: int, payload: dict) -> int | None:
+    """POST an 'access changed' event to the organization's webhook, retried with backoff.
+
+    Receivers must be idempotent on (grant_id, reason): a retry may repeat a delivered call.
+    """
+    from authorization.models import OrganizationWebhook
+
+    hook = OrganizationWebhook.objects.filter(organization_id=organization_id, is_active=True).first()
+    if hook is None:
+        return None
+    status = webhooks.post(url=hook.url, secret=hook.secret, payload=payload)
+    log.info("grant webhook to org %s answered %s", organization_id, status)
+    return status
