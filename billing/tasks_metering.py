@@ -1,1 +1,50 @@
-"""Celery tasks for Billing II."""
+"""Celery tasks for Billing II: each takes ids, calls one service and is safe to run twice."""
+
+from celery import shared_task
+
+from billing.services import settlement, usage
+from portal import clock
+
+
+@shared_task(name="billing.settle_chunk", acks_late=True, time_limit=30 * 60, soft_time_limit=25 * 60)
+def settle_chunk_task(chunk_id: int) -> int:
+    """One chunk of organizations of a month (idempotent: a done chunk is skipped)."""
+    return settlement.settlement_settle_chunk(chunk_id=chunk_id)
+
+
+@shared_task(name="billing.settle_month", time_limit=30 * 60, soft_time_limit=25 * 60)
+def settle_month_task(year: int, month: int, actor_id: int | None = None) -> int | None:
+    """Plan a month and fan its chunks out as ``settle_chunk_task`` (staff 'run month')."""
+    actor = None
+    if actor_id is not None:
+        from portal.models import User
+
+        actor = User.objects.filter(pk=actor_id).first()
+    run = settlement.settlement_run_month(year=year, month=month, actor=actor, fan_out=True)
+    return run.pk if run else None
+
+
+@shared_task(name="billing.settle_due_months", time_limit=60 * 60, soft_time_limit=55 * 60)
+def settle_due_months_task() -> list[str]:
+    """FEE-4.2 beat job: the previous month, and any missed month since 2023-03."""
+    done = []
+    for year, month in settlement.settlement_due_months(today=clock.today()):
+        if settlement.settlement_run_month(year=year, month=month, fan_out=True) is not None:
+            done.append(f"{year}-{month:02d}")
+    return done
+
+
+@shared_task(name="billing.recheck_month", time_limit=30 * 60, soft_time_limit=25 * 60)
+def recheck_month_task(year: int, month: int, actor_id: int | None = None) -> bool:
+    actor = None
+    if actor_id is not None:
+        from portal.models import User
+
+        actor = User.objects.filter(pk=actor_id).first()
+    return settlement.settlement_recheck_month(year=year, month=month, actor=actor)["ok"]
+
+
+@shared_task(name="billing.usage_partitions", time_limit=10 * 60)
+def usage_partitions_task() -> list[str]:
+    """Create this month's usage partition and the next three ahead."""
+    return usage.usage_partitions_ensure_ahead(today=clock.today(), months_ahead=3)

@@ -123,7 +123,7 @@ class Migration(migrations.Migration):
             name='Discount',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rate', models.DecimalField(decimal_places=4, max_digits=5, verbose_name='折扣率（减免比例）')),
+                ('rate', models.DecimalField(decimal_places=4, max_digits=5, verbose_name='折扣率(减免比例)')),
                 ('valid_from', models.DateField(verbose_name='生效日期')),
                 ('valid_to', models.DateField(verbose_name='截止日期')),
                 ('reason', models.CharField(blank=True, max_length=200, verbose_name='原因')),
@@ -343,7 +343,7 @@ class Migration(migrations.Migration):
             name='ApiPrice',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('price_fen_per_1000', models.BigIntegerField(verbose_name='单价（分/千次）')),
+                ('price_fen_per_1000', models.BigIntegerField(verbose_name='单价(分/千次)')),
                 ('effective_from', models.DateField(verbose_name='生效日期')),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('api', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='prices', to='billing.api')),

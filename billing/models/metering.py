@@ -69,7 +69,7 @@ class Api(models.Model):
 
 class ApiPrice(models.Model):
     api = models.ForeignKey(Api, on_delete=models.CASCADE, related_name="prices")
-    price_fen_per_1000 = models.BigIntegerField(_("单价（分/千次）"))
+    price_fen_per_1000 = models.BigIntegerField(_("单价(分/千次)"))
     effective_from = models.DateField(_("生效日期"))
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -153,7 +153,7 @@ class Discount(models.Model):
     """FEE-5.1: a quality app's discount ``rate`` (0.2 = 20% off) valid from/to (inclusive)."""
 
     app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="discounts", verbose_name=_("应用"))
-    rate = models.DecimalField(_("折扣率（减免比例）"), max_digits=5, decimal_places=4)
+    rate = models.DecimalField(_("折扣率(减免比例)"), max_digits=5, decimal_places=4)
     valid_from = models.DateField(_("生效日期"))
     valid_to = models.DateField(_("截止日期"))
     reason = models.CharField(_("原因"), max_length=200, blank=True)
@@ -202,6 +202,9 @@ class UsageHourly(models.Model):
         db_table = "billing_usage_hourly"
         verbose_name = _("小时用量")
         verbose_name_plural = _("小时用量")
+
+    def __str__(self):
+        return f"{self.app_id}/{self.api_id}/{self.location}@{self.hour:%Y-%m-%d %H:%M}={self.calls}"
 
 
 class UsageBatch(models.Model):
@@ -290,6 +293,9 @@ class SettlementChunk(models.Model):
             models.UniqueConstraint(name="billing_settlementchunk_unique", fields=["run", "index"])
         ]
 
+    def __str__(self):
+        return f"{self.run} #{self.index}"
+
 
 class SettlementLine(models.Model):
     """A month's line computed once by the planning SQL; bills are built from these rows."""
@@ -305,6 +311,9 @@ class SettlementLine(models.Model):
 
     class Meta:
         indexes = [models.Index(name="billing_setline_run_org", fields=["run", "organization_id"])]
+
+    def __str__(self):
+        return f"{self.run} org {self.organization_id} app {self.app_id}"
 
 
 class Bill(models.Model):
@@ -364,6 +373,9 @@ class BillApp(models.Model):
             ),
         ]
 
+    def __str__(self):
+        return f"{self.bill} app {self.app_id}"
+
 
 class BillLine(models.Model):
     bill = models.ForeignKey(Bill, on_delete=models.CASCADE, related_name="lines")
@@ -386,6 +398,9 @@ class BillLine(models.Model):
                 name="billing_billline_not_negative", condition=Q(calls__gte=0, amount_fen__gte=0)
             ),
         ]
+
+    def __str__(self):
+        return f"{self.bill} {self.api_id} {self.location}"
 
     @property
     def price_label(self) -> str:

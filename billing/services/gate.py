@@ -116,9 +116,9 @@ def gate_check(*, app_key: str, api: str, location: str) -> GateDecision:
         return GateDecision(
             False,
             OUT_OF_CLOUD,
-            "增值API不得在抖店云外调用，除非已获授权 (FEE-3.1)。",
+            "增值API不得在抖店云外调用, 除非已获授权 (FEE-3.1)。",
             tier,
         )
     if _in_arrears(org_id):
-        return GateDecision(False, ARREARS, "账户欠费，付费API暂停调用 (FEE-6.1)。", tier)
+        return GateDecision(False, ARREARS, "账户欠费, 付费API暂停调用 (FEE-6.1)。", tier)
     return GateDecision(True, tier=tier)

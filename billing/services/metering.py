@@ -179,7 +179,7 @@ def discount_set(
     """Create (or edit) an app's discount. Overlapping periods are refused (one rate per day)."""
     rate = Decimal(rate)
     if not (Decimal(0) < rate < Decimal(1)):
-        raise DomainError("FEE-5.1", "折扣率须在 0 与 1 之间（如 0.2 表示减免20%）。", field="rate")
+        raise DomainError("FEE-5.1", "折扣率须在 0 与 1 之间(如 0.2 表示减免20%)。", field="rate")
     if valid_to < valid_from:
         raise DomainError("FEE-5.1", "截止日期不能早于生效日期。", field="valid_to")
     try:
@@ -197,7 +197,7 @@ def discount_set(
                 {"app": app.app_key, "rate": str(rate), "from": str(valid_from), "to": str(valid_to)},
             )
     except IntegrityError as exc:
-        raise Conflict("FEE-5.1", "该应用在此期间已有折扣（折扣期不得重叠）。", field="valid_from") from exc
+        raise Conflict("FEE-5.1", "该应用在此期间已有折扣(折扣期不得重叠)。", field="valid_from") from exc
     return obj
 
 

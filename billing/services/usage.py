@@ -205,6 +205,8 @@ def _ingest_in_transaction(*, data, batch_id, fmt, source, started) -> IngestRes
     # Inserted first: a concurrent request with the same id blocks here until we commit.
     batch = UsageBatch.objects.create(batch_id=batch_id, source=source)
     with connection.cursor() as cur:
+        # Dropped explicitly too: an outer transaction (a caller's, a test's) outlives ON COMMIT.
+        cur.execute("DROP TABLE IF EXISTS billing_usage_stage, billing_usage_checked")
         cur.execute(
             "CREATE TEMP TABLE billing_usage_stage (line bigint GENERATED ALWAYS AS IDENTITY, raw text)"
             " ON COMMIT DROP"
@@ -237,6 +239,7 @@ def _ingest_in_transaction(*, data, batch_id, fmt, source, started) -> IngestRes
         )
         errors = [{"line": line, "reason": reason} for line, reason in cur.fetchall()]
         cur.execute(_MERGE)
+        cur.execute("DROP TABLE billing_usage_stage, billing_usage_checked")
     batch.rows_total, batch.rows_rejected = total, rejected
     batch.rows_accepted = total - rejected
     batch.errors = errors

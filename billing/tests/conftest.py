@@ -26,3 +26,30 @@ def teammate(org, owner):
 def outsider():
     """The main account of another organization (another tenant: 404)."""
     return main_member(kind="service_provider")
+
+
+# --- metering side (Billing II) ----------------------------------------------------------------
+
+
+@pytest.fixture
+def gateway_token(settings):
+    """The gate's and ingest's shared token (``BILLING_GATEWAY_TOKEN``)."""
+    settings.BILLING_GATEWAY_TOKEN = "gw-test-token"
+    return "gw-test-token"
+
+
+@pytest.fixture
+def app(org):
+    from billing.tests.factories_metering import AppFactory
+
+    return AppFactory(organization=org)
+
+
+@pytest.fixture
+def usage_table_cleanup(django_db_blocker):
+    """transaction=True tests: the unmanaged, partitioned usage table is not flushed by Django."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cur:
+        cur.execute("TRUNCATE billing_usage_hourly")

@@ -1,0 +1,86 @@
+"""Factories and helpers for the metering side (Billing II)."""
+
+import datetime as dt
+import uuid
+from zoneinfo import ZoneInfo
+
+import factory
+from django.utils import timezone
+from factory.django import DjangoModelFactory
+
+from billing.models import Api, ApiPrice, App, Discount
+from portal.tests.factories import OrganizationFactory
+
+SH = ZoneInfo("Asia/Shanghai")
+
+
+class ApiFactory(DjangoModelFactory):
+    class Meta:
+        model = Api
+
+    code = factory.Sequence(lambda n: f"api.m{n}")
+    tier = Api.Tier.BASIC
+
+
+class ApiPriceFactory(DjangoModelFactory):
+    class Meta:
+        model = ApiPrice
+
+    api = factory.SubFactory(ApiFactory)
+    price_fen_per_1000 = 100
+    effective_from = dt.date(2023, 1, 1)
+
+
+class AppFactory(DjangoModelFactory):
+    class Meta:
+        model = App
+
+    organization = factory.SubFactory(OrganizationFactory, kind="service_provider")
+    name = factory.Sequence(lambda n: f"应用{n}")
+    app_key = factory.Sequence(lambda n: f"akt{n:08d}")
+    secret_hash = factory.LazyFunction(lambda: App.hash_secret("test-secret"))
+
+
+class DiscountFactory(DjangoModelFactory):
+    class Meta:
+        model = Discount
+
+    app = factory.SubFactory(AppFactory)
+    rate = "0.2000"
+    valid_from = dt.date(2023, 1, 1)
+    valid_to = dt.date(2030, 12, 31)
+
+
+def paid_api(
+    price_fen_per_1000: int = 100, tier: str = Api.Tier.BASIC, since=dt.date(2023, 1, 1), **kw
+) -> Api:
+    api = ApiFactory(tier=tier, **kw)
+    ApiPriceFactory(api=api, price_fen_per_1000=price_fen_per_1000, effective_from=since)
+    return api
+
+
+def sh(y, m, d, h=0) -> dt.datetime:
+    """An hour in Asia/Shanghai."""
+    return dt.datetime(y, m, d, h, tzinfo=SH)
+
+
+def record_usage(rows, batch_id: str | None = None):
+    """rows: (app, api, location, hour datetime, calls) → through the real ingest path."""
+    from billing.services.usage import usage_record_rows
+
+    result = usage_record_rows(
+        rows=[(a.app_key, x.code, loc, hour, calls) for a, x, loc, hour, calls in rows],
+        batch_id=batch_id or uuid.uuid4().hex,
+    )
+    assert result.rows_rejected == 0, result.errors
+    return result
+
+
+def top_up(organization, amount_fen: int):
+    from billing.services.wallet import wallet_credit_top_up
+    from billing.tests.factories_wallet import TopUpOrderFactory
+
+    order = TopUpOrderFactory(
+        organization=organization, amount_fen=amount_fen, state="paid", paid_at=timezone.now()
+    )
+    return wallet_credit_top_up(order=order)
