@@ -1,0 +1,38 @@
+"""The only place that takes row locks in the gifts app. Several rows are locked in primary-key
+order so two transactions never wait on each other in opposite orders.
+"""
+
+from gifts.models import DocumentRequest, Gift, GiftDispute, GiftShipment, Product, Qualification
+
+
+def lock_gift(gift_id: int) -> Gift:
+    # Serialises state changes of one gift: a reviewer's approval racing the licence job's
+    # suspension (or the shop's withdrawal) must see each other's result.
+    return Gift.objects.select_for_update().select_related("category", "shop").get(pk=gift_id)
+
+
+def lock_gifts(gift_ids) -> list[Gift]:
+    return list(Gift.objects.select_for_update().filter(pk__in=gift_ids).order_by("pk"))
+
+
+def lock_product(product_id: int) -> Product:
+    # Attaching races the gift's removal; the product is locked first, then the gift.
+    return Product.objects.select_for_update().get(pk=product_id)
+
+
+def lock_qualification(qualification_id: int) -> Qualification:
+    return Qualification.objects.select_for_update().get(pk=qualification_id)
+
+
+def lock_document_request(request_id: int) -> DocumentRequest:
+    return DocumentRequest.objects.select_for_update().get(pk=request_id)
+
+
+def lock_dispute(dispute_id: int) -> GiftDispute:
+    # The merchant's response racing the reviewer's decision: whoever locks second sees the
+    # other's state and is refused if the transition is no longer allowed.
+    return GiftDispute.objects.select_for_update().get(pk=dispute_id)
+
+
+def lock_shipment(shipment_id: int) -> GiftShipment:
+    return GiftShipment.objects.select_for_update().select_related("order").get(pk=shipment_id)

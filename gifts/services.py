@@ -1,0 +1,1486 @@
+# ruff: noqa: RUF001
+"""Every write of the gifts app. A state change is one function here: it locks the row, checks the
+allowed transition and the rule, writes the new state and a ``GiftEvent`` in the same
+transaction, and queues side effects (notifications) with the transaction.
+
+Staff services take ``actor`` and are audited (``portal.services.audit_record``); permissions are
+checked by the admin that calls them (jobs and the shell call them too).
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
+
+from gifts import listing_check as checks
+from gifts import locks, selectors
+from gifts.compensation import compensation_calculate
+from gifts.errors import Conflict, DomainError, GiftRuleError, NotFound, TransitionError
+from gifts.models import (
+    LOTTERY_VALUE_CAP_FEN,
+    DisputeEvidence,
+    DocumentRequest,
+    Gift,
+    GiftCategory,
+    GiftDispute,
+    GiftEvent,
+    GiftShipment,
+    Order,
+    Product,
+    ProductGift,
+    Qualification,
+    SpotCheck,
+    Violation,
+)
+from gifts.uploads import delete_stored, store_upload
+from gifts.value import gift_value_resolve, value_basis_for
+from portal import clock
+from portal.models import Membership, Organization
+from portal.services import audit_record, notification_send
+
+S = Gift.State
+
+# Violation types of 《【全球购】违规管理规则》 each GIFT rule refers to.
+VIOLATION_TYPES = {
+    "GIFT-2.2": "发布禁售商品/信息",
+    "GIFT-2.3": "扰乱平台秩序",
+    "GIFT-2.4": "商品发布违规",
+    "GIFT-2.5": "商品下架",
+    "GIFT-3.1": "商品质量不合格",
+    "GIFT-3.2": "商品发布违规",
+    "GIFT-4.1": "发货超时",
+    "GIFT-4.2": "违背承诺",
+}
+
+
+def dispute_response_hours() -> int:
+    return int(getattr(settings, "GIFT_DISPUTE_RESPONSE_HOURS", 48))
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _event(
+    *, shop_id, kind, actor=None, at=None, from_state="", to_state="", rule_id="", details=None, **subject
+):
+    return GiftEvent.objects.create(
+        shop_id=shop_id,
+        kind=kind,
+        from_state=from_state,
+        to_state=to_state,
+        rule_id=rule_id,
+        details=details or {},
+        actor=actor if (actor is not None and actor.is_authenticated) else None,
+        at=at or clock.now(),
+        **subject,
+    )
+
+
+def _require_shop_member(membership: Membership | None, *, main: bool) -> Organization:
+    """Shop pages and services act for the membership's shop. Sub-accounts (子账号) may read,
+    pre-check and answer disputes; registering, uploading licences and editing listings is the
+    main account's (主账号) job."""
+    shop = selectors.shop_of(membership)
+    if shop is None:
+        raise NotFound()
+    if main and not membership.is_main:
+        raise DomainError("GIFT-MAIN-ONLY", "只有主账号可以执行此操作", status=403)
+    return shop
+
+
+def _move(
+    gift: Gift,
+    *,
+    to: str,
+    allowed: tuple,
+    actor,
+    kind: str,
+    rule_id: str = "",
+    reason: str = "",
+    now=None,
+    details=None,
+):
+    """Move a locked gift to ``to`` if its state is in ``allowed``; write the event."""
+    if gift.state not in allowed:
+        raise TransitionError(f"赠品状态「{gift.get_state_display()}」不允许此操作")
+    old = gift.state
+    gift.state = to
+    gift.state_reason = reason
+    fields = ["state", "state_reason", "updated_at"]
+    if to in (S.APPROVED, S.REJECTED, S.REVISIONS_REQUESTED):
+        gift.decided_at = now or clock.now()
+        fields.append("decided_at")
+    if to == S.SUBMITTED:
+        gift.submitted_at = now or clock.now()
+        fields.append("submitted_at")
+    gift.save(update_fields=fields)
+    _event(
+        shop_id=gift.shop_id,
+        gift=gift,
+        kind=kind,
+        actor=actor,
+        at=now,
+        from_state=old,
+        to_state=to,
+        rule_id=rule_id,
+        details={"reason": reason, **(details or {})},
+    )
+    return gift
+
+
+def _notify_shop(shop_id: int, *, kind: str, title: str, body: str = "", url: str = "", dedupe_key=None):
+    shop = Organization.objects.get(pk=shop_id)
+    notification_send(
+        kind=kind, title=title, body=body, url=url, organization=shop, dedupe_key=dedupe_key, email=True
+    )
+
+
+# --- violations (GIFT-6.2) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ViolationOutcome:
+    violation: Violation | None
+    skipped_reason: str = ""
+
+    @property
+    def recorded(self) -> bool:
+        return self.violation is not None
+
+
+def violation_weight(value_fen: int | None) -> int:
+    """GIFT-4.2 weighs the breach by the gift's value: under ¥100 → 1, under ¥1,000 → 2, else 3.
+    An unknown value weighs as the lowest tier (read in the merchant's favour: no value, no
+    evidence of a heavier breach)."""
+    if value_fen is None or value_fen < 10_000:
+        return 1
+    if value_fen < 100_000:
+        return 2
+    return 3
+
+
+def violation_record(
+    *,
+    shop_id: int,
+    rule_id: str,
+    occurred_at: dt.datetime,
+    source_key: str,
+    gift: Gift | None = None,
+    product: Product | None = None,
+    evidence: dict | None = None,
+    penalty_note: str = "",
+    actor=None,
+    weigh_by_value: bool = False,
+) -> ViolationOutcome:
+    """Record a breach under the rule version in force on the day of the conduct (GIFT-6.2).
+
+    Conduct before the rules took effect is not judged by them: nothing is recorded, and the skip
+    is written as an event on the gift/product so shop and staff can see why. Idempotent on
+    ``source_key`` (a job that runs twice records once).
+    """
+    existing = Violation.objects.filter(source_key=source_key).first()
+    if existing is not None:
+        return ViolationOutcome(existing)
+    version = selectors.rule_version_in_force(on_date=clock.today(occurred_at))
+    if version is None:
+        reason = f"GIFT-6.2: {clock.today(occurred_at)} 的行为不适用本规则（规则尚未生效），不记违规"
+        _event(
+            shop_id=shop_id,
+            gift=gift,
+            product=product,
+            kind="violation_not_judged",
+            actor=actor,
+            rule_id=rule_id,
+            details={"reason": reason, "occurred_at": occurred_at.isoformat(), "source_key": source_key},
+        )
+        return ViolationOutcome(None, reason)
+    value = gift_value_resolve(gift) if gift is not None else None
+    weight = violation_weight(value.amount_fen if value else None) if weigh_by_value else 1
+    try:
+        with transaction.atomic():
+            violation = Violation.objects.create(
+                shop_id=shop_id,
+                rule_id=rule_id,
+                rule_version=version,
+                violation_type=VIOLATION_TYPES.get(rule_id, rule_id),
+                gift=gift,
+                product=product,
+                evidence=evidence or {},
+                penalty_note=penalty_note,
+                gift_value_fen=value.amount_fen if value else None,
+                weight=weight,
+                occurred_at=occurred_at,
+                recorded_by=actor if (actor is not None and actor.is_authenticated) else None,
+                source_key=source_key,
+            )
+    except IntegrityError:
+        # Two runs raced on the same conduct: the unique source_key kept exactly one.
+        return ViolationOutcome(Violation.objects.get(source_key=source_key))
+    _event(
+        shop_id=shop_id,
+        gift=gift,
+        product=product,
+        kind="violation_recorded",
+        actor=actor,
+        rule_id=rule_id,
+        details={"violation_id": violation.pk, "type": violation.violation_type},
+    )
+    _notify_shop(
+        shop_id,
+        kind="gift_violation",
+        title=f"违规记录：{violation.violation_type}（{rule_id}）",
+        body=penalty_note,
+        url="/gifts/violations/",
+        dedupe_key=f"gifts:violation:{violation.pk}",
+    )
+    return ViolationOutcome(violation)
+
+
+# --- categories (staff) -------------------------------------------------------------------------
+
+
+def category_save(*, category: GiftCategory, actor, changed: list[str] | None = None) -> GiftCategory:
+    if category.licence_required and not category.licence_type.strip():
+        raise GiftRuleError("GIFT-2.3", "需要资质的类目必须写明资质类型", field="licence_type")
+    creating = category.pk is None
+    category.save()
+    audit_record(
+        actor=actor,
+        action="gifts.category_create" if creating else "gifts.category_change",
+        obj=category,
+        details={
+            "name": category.name,
+            "is_prohibited": category.is_prohibited,
+            "licence_required": category.licence_required,
+            "licence_type": category.licence_type,
+            "changed": changed or [],
+        },
+    )
+    return category
+
+
+# --- registration (GIFT-2.1) --------------------------------------------------------------------
+
+GIFT_FIELDS = (
+    "name",
+    "brand",
+    "category",
+    "kind",
+    "spec",
+    "quantity_per_order",
+    "ship_from",
+    "declared_value_fen",
+    "near_expiry",
+    "expiry_date",
+    "is_lottery",
+)
+
+
+def _apply_gift_data(gift: Gift, data: dict) -> None:
+    for name in GIFT_FIELDS:
+        if name in data:
+            value = data[name]
+            if isinstance(value, str):
+                value = value.strip()
+            setattr(gift, name, value)
+    if not gift.name:
+        raise DomainError("invalid", "请填写赠品名称", field="name")
+    if not gift.brand:
+        raise DomainError("invalid", "请填写赠品品牌", field="brand")
+    if gift.declared_value_fen is not None:
+        if gift.declared_value_fen < 0:
+            raise GiftRuleError("GIFT-1.2", "申报价值不能为负", field="declared_value_fen")
+        if not gift.ship_from:
+            raise GiftRuleError("GIFT-1.2", "申报价值的依据取决于发货地，请先选择发货地", field="ship_from")
+    # GIFT-1.2: the basis follows where the gift ships from (customs for cross-border).
+    gift.value_basis = value_basis_for(gift.ship_from, gift.declared_value_fen)
+    if gift.ship_from != Gift.ShipFrom.DOMESTIC:
+        gift.domestic_shipping_approved = False
+
+
+@transaction.atomic
+def gift_register(*, membership, actor, data: dict, submit: bool = False, now=None) -> Gift:
+    shop = _require_shop_member(membership, main=True)
+    gift = Gift(shop=shop, created_by=actor)
+    _apply_gift_data(gift, data)
+    gift.save()
+    _event(
+        shop_id=shop.pk,
+        gift=gift,
+        kind="registered",
+        actor=actor,
+        at=now,
+        to_state=gift.state,
+        rule_id="GIFT-2.1",
+    )
+    if submit:
+        gift = gift_submit(membership=membership, actor=actor, gift=gift, now=now)
+    return gift
+
+
+@transaction.atomic
+def gift_update(*, membership, actor, gift: Gift, data: dict) -> Gift:
+    shop = _require_shop_member(membership, main=True)
+    gift = locks.lock_gift(gift.pk)
+    if gift.shop_id != shop.pk:
+        raise NotFound()
+    if gift.state not in (S.DRAFT, S.REVISIONS_REQUESTED):
+        raise TransitionError("只有草稿或待修改的赠品可以编辑")
+    _apply_gift_data(gift, data)
+    gift.save()
+    _event(shop_id=shop.pk, gift=gift, kind="edited", actor=actor, details={"fields": sorted(data)})
+    return gift
+
+
+@transaction.atomic
+def gift_submit(*, membership, actor, gift: Gift, now=None) -> Gift:
+    """Submit for review (报备). A prohibited category is rejected at once (GIFT-2.2)."""
+    now = now or clock.now()
+    shop = _require_shop_member(membership, main=True)
+    gift = locks.lock_gift(gift.pk)
+    if gift.shop_id != shop.pk:
+        raise NotFound()
+    allowed = (S.DRAFT, S.REVISIONS_REQUESTED)
+    if gift.state not in allowed:
+        raise TransitionError(f"赠品状态「{gift.get_state_display()}」不能提交")
+    value = gift_value_resolve(gift)
+    if gift.is_lottery and value.known and value.amount_fen > LOTTERY_VALUE_CAP_FEN:
+        raise GiftRuleError("GIFT-2.7", "抽奖赠品价值不得超过人民币50000元（含）", field="declared_value_fen")
+    if gift.category.is_prohibited:
+        _move(
+            gift, to=S.SUBMITTED, allowed=allowed, actor=actor, kind="submitted", now=now, rule_id="GIFT-2.1"
+        )
+        reason = f"GIFT-2.2: 类目「{gift.category.name}」为禁售商品，不得作为赠品"
+        _move(
+            gift,
+            to=S.REJECTED,
+            allowed=(S.SUBMITTED,),
+            actor=None,
+            kind="auto_rejected",
+            rule_id="GIFT-2.2",
+            reason=reason,
+            now=now,
+        )
+        violation_record(
+            shop_id=gift.shop_id,
+            rule_id="GIFT-2.2",
+            occurred_at=now,
+            source_key=f"gift:{gift.pk}:prohibited",
+            gift=gift,
+            evidence={"category": gift.category.name},
+            penalty_note="依据《【全球购】违规管理规则》“发布禁售商品/信息”处理",
+        )
+        return gift
+    return _move(
+        gift, to=S.SUBMITTED, allowed=allowed, actor=actor, kind="submitted", now=now, rule_id="GIFT-2.1"
+    )
+
+
+def _approval_blockers(gift: Gift, today) -> list[checks.Finding]:
+    # The state (GIFT-2.1) is what approval changes; domestic shipping (GIFT-4.3) has its own
+    # approval. Everything else found about the gift blocks approval.
+    return [f for f in checks.gift_findings(gift, today=today) if f.rule not in ("GIFT-2.1", "GIFT-4.3")]
+
+
+@transaction.atomic
+def gift_approve(*, gift: Gift, actor, now=None) -> Gift:
+    now = now or clock.now()
+    gift = locks.lock_gift(gift.pk)
+    if gift.state != S.SUBMITTED:
+        raise TransitionError(f"赠品状态「{gift.get_state_display()}」不能审核通过")
+    blockers = _approval_blockers(gift, clock.today(now))
+    if blockers:
+        raise GiftRuleError(blockers[0].rule, "；".join(f.message for f in blockers), field=blockers[0].field)
+    _move(
+        gift, to=S.APPROVED, allowed=(S.SUBMITTED,), actor=actor, kind="approved", rule_id="GIFT-2.1", now=now
+    )
+    audit_record(actor=actor, action="gifts.gift_approve", obj=gift, details={"name": gift.name})
+    _notify_shop(
+        gift.shop_id, kind="gift_review", title=f"赠品「{gift.name}」已审核通过", url=f"/gifts/{gift.pk}/"
+    )
+    return gift
+
+
+@transaction.atomic
+def gift_reject(*, gift: Gift, actor, reason: str, now=None) -> Gift:
+    if not (reason or "").strip():
+        raise DomainError("invalid", "驳回必须写明原因", field="reason")
+    gift = locks.lock_gift(gift.pk)
+    _move(gift, to=S.REJECTED, allowed=(S.SUBMITTED,), actor=actor, kind="rejected", reason=reason, now=now)
+    audit_record(actor=actor, action="gifts.gift_reject", obj=gift, details={"reason": reason})
+    _notify_shop(
+        gift.shop_id,
+        kind="gift_review",
+        title=f"赠品「{gift.name}」已驳回",
+        body=reason,
+        url=f"/gifts/{gift.pk}/",
+    )
+    return gift
+
+
+@transaction.atomic
+def gift_request_revisions(*, gift: Gift, actor, reason: str, now=None) -> Gift:
+    if not (reason or "").strip():
+        raise DomainError("invalid", "请写明需要修改的内容", field="reason")
+    gift = locks.lock_gift(gift.pk)
+    _move(
+        gift,
+        to=S.REVISIONS_REQUESTED,
+        allowed=(S.SUBMITTED,),
+        actor=actor,
+        kind="revisions_requested",
+        reason=reason,
+        now=now,
+    )
+    audit_record(actor=actor, action="gifts.gift_request_revisions", obj=gift, details={"reason": reason})
+    _notify_shop(
+        gift.shop_id,
+        kind="gift_review",
+        title=f"赠品「{gift.name}」需要修改",
+        body=reason,
+        url=f"/gifts/{gift.pk}/",
+    )
+    return gift
+
+
+@transaction.atomic
+def gift_domestic_shipping_approve(*, gift: Gift, actor, now=None) -> Gift:
+    """GIFT-4.3: a domestic ship-from needs the platform's own assessment."""
+    gift = locks.lock_gift(gift.pk)
+    if gift.ship_from != Gift.ShipFrom.DOMESTIC:
+        raise GiftRuleError("GIFT-4.3", "只有国内发货的赠品需要国内发货评估", field="ship_from")
+    if gift.domestic_shipping_approved:
+        return gift
+    if gift.state in (S.REJECTED, S.REMOVED):
+        raise TransitionError("已驳回或已删除的赠品不能批准国内发货")
+    gift.domestic_shipping_approved = True
+    gift.save(update_fields=["domestic_shipping_approved", "updated_at"])
+    _event(
+        shop_id=gift.shop_id,
+        gift=gift,
+        kind="domestic_shipping_approved",
+        actor=actor,
+        at=now,
+        rule_id="GIFT-4.3",
+    )
+    audit_record(actor=actor, action="gifts.gift_domestic_shipping_approve", obj=gift)
+    return gift
+
+
+REMOVABLE = (S.DRAFT, S.SUBMITTED, S.APPROVED, S.REJECTED, S.REVISIONS_REQUESTED, S.SUSPENDED)
+
+
+@transaction.atomic
+def gift_remove(*, gift: Gift, actor, reason: str, rule_id: str = "", now=None) -> Gift:
+    """Staff or a job removes a gift (GIFT-2.7, GIFT-3(3)); it can never be attached again."""
+    if not (reason or "").strip():
+        raise DomainError("invalid", "删除必须写明原因", field="reason")
+    gift = locks.lock_gift(gift.pk)
+    _move(
+        gift,
+        to=S.REMOVED,
+        allowed=REMOVABLE,
+        actor=actor,
+        kind="removed",
+        rule_id=rule_id,
+        reason=reason,
+        now=now,
+    )
+    audit_record(
+        actor=actor, action="gifts.gift_remove", obj=gift, details={"reason": reason, "rule": rule_id}
+    )
+    _notify_shop(
+        gift.shop_id,
+        kind="gift_removed",
+        title=f"赠品「{gift.name}」已删除",
+        body=reason,
+        url=f"/gifts/{gift.pk}/",
+    )
+    return gift
+
+
+@transaction.atomic
+def gift_withdraw(*, membership, actor, gift: Gift, now=None) -> Gift:
+    shop = _require_shop_member(membership, main=True)
+    gift = locks.lock_gift(gift.pk)
+    if gift.shop_id != shop.pk:
+        raise NotFound()
+    return _move(
+        gift, to=S.REMOVED, allowed=REMOVABLE, actor=actor, kind="withdrawn", reason="商家撤回", now=now
+    )
+
+
+@transaction.atomic
+def gift_suspend(*, gift: Gift, reason: str, rule_id: str, actor=None, now=None) -> Gift:
+    gift = locks.lock_gift(gift.pk)
+    _move(
+        gift,
+        to=S.SUSPENDED,
+        allowed=(S.APPROVED,),
+        actor=actor,
+        kind="suspended",
+        rule_id=rule_id,
+        reason=reason,
+        now=now,
+    )
+    _notify_shop(
+        gift.shop_id,
+        kind="gift_suspended",
+        title=f"赠品「{gift.name}」已暂停",
+        body=reason,
+        url=f"/gifts/{gift.pk}/",
+        dedupe_key=f"gifts:suspended:{gift.pk}:{(now or clock.now()).isoformat()}",
+    )
+    return gift
+
+
+@transaction.atomic
+def gift_fair_value_set(
+    *, gift: Gift, amount_fen: int, reason: str, actor, overrides_declared: bool = False, now=None
+) -> Gift:
+    """GIFT-1.2: staff set a fair market value (who/when/why, audited). It overrides a
+    merchant-declared value only when that value is clearly off the market; a customs-declared
+    value is never overridden."""
+    now = now or clock.now()
+    if amount_fen is None or amount_fen < 0:
+        raise GiftRuleError("GIFT-1.2", "公允价值必须是非负金额", field="amount_fen")
+    if not (reason or "").strip():
+        raise GiftRuleError("GIFT-1.2", "请写明公允价值的评估依据", field="reason")
+    gift = locks.lock_gift(gift.pk)
+    if overrides_declared and gift.value_basis != Gift.ValueBasis.MERCHANT_DECLARED:
+        raise GiftRuleError(
+            "GIFT-1.2",
+            "只有国内发货的商家声明价值可以被公允价值取代；跨境赠品以海关申报价值为准",
+            field="overrides_declared",
+        )
+    before = gift_value_resolve(gift)
+    gift.fair_value_fen = amount_fen
+    gift.fair_value_overrides_declared = overrides_declared
+    gift.fair_value_reason = reason.strip()
+    gift.fair_value_set_by = actor
+    gift.fair_value_set_at = now
+    gift.save()
+    after = gift_value_resolve(gift)
+    details = {
+        "before": before.as_dict(),
+        "after": after.as_dict(),
+        "reason": reason,
+        "overrides": overrides_declared,
+    }
+    _event(
+        shop_id=gift.shop_id,
+        gift=gift,
+        kind="fair_value_set",
+        actor=actor,
+        at=now,
+        rule_id="GIFT-1.2",
+        details=details,
+    )
+    audit_record(actor=actor, action="gifts.gift_fair_value_set", obj=gift, details=details)
+    if (
+        gift.is_lottery
+        and after.known
+        and after.amount_fen > LOTTERY_VALUE_CAP_FEN
+        and gift.state != S.REMOVED
+    ):
+        gift_remove(
+            gift=gift,
+            actor=actor,
+            reason="GIFT-2.7: 抽奖赠品价值超过人民币50000元",
+            rule_id="GIFT-2.7",
+            now=now,
+        )
+        gift.refresh_from_db()
+    return gift
+
+
+# --- products and listings (GIFT-2.1, 2.4, 2.5) ----------------------------------------------------
+
+PRODUCT_FIELDS = (
+    "title",
+    "subtitle",
+    "main_image_shows_gift_alone",
+    "gift_more_prominent",
+    "promised_ship_hours",
+)
+
+
+def _apply_product_data(product: Product, data: dict) -> None:
+    for name in PRODUCT_FIELDS:
+        if name in data:
+            value = data[name]
+            setattr(product, name, value.strip() if isinstance(value, str) else value)
+    if not product.title:
+        raise DomainError("invalid", "请填写商品标题", field="title")
+
+
+@transaction.atomic
+def product_create(*, membership, actor, data: dict) -> Product:
+    shop = _require_shop_member(membership, main=True)
+    product = Product(shop=shop)
+    _apply_product_data(product, data)
+    product.save()
+    _event(shop_id=shop.pk, product=product, kind="product_created", actor=actor, to_state=product.state)
+    return product
+
+
+@transaction.atomic
+def product_update(*, membership, actor, product: Product, data: dict) -> Product:
+    shop = _require_shop_member(membership, main=True)
+    product = locks.lock_product(product.pk)
+    if product.shop_id != shop.pk:
+        raise NotFound()
+    _apply_product_data(product, data)
+    product.save()
+    _event(
+        shop_id=shop.pk, product=product, kind="product_edited", actor=actor, details={"fields": sorted(data)}
+    )
+    return product
+
+
+@transaction.atomic
+def product_gift_attach(*, membership, actor, product: Product, gift: Gift, now=None) -> ProductGift:
+    """GIFT-2.1: only an approved gift can be attached (a trigger refuses anything else)."""
+    shop = _require_shop_member(membership, main=True)
+    product = locks.lock_product(product.pk)
+    if product.shop_id != shop.pk:
+        raise NotFound()
+    gift = locks.lock_gift(gift.pk)
+    if gift.shop_id != shop.pk:
+        raise NotFound()
+    if gift.state != S.APPROVED:
+        raise GiftRuleError(
+            "GIFT-2.1", f"赠品须报备并审核通过后方可附赠（当前：{gift.get_state_display()}）", field="gift"
+        )
+    if gift.ship_from == Gift.ShipFrom.DOMESTIC and not gift.domestic_shipping_approved:
+        raise GiftRuleError("GIFT-4.3", "国内发货的赠品须经平台评估通过后方可附赠", field="gift")
+    today = clock.today(now)
+    if gift.category.licence_required and not selectors.shop_has_valid_licence(
+        shop_id=shop.pk, licence_type=gift.category.licence_type, today=today
+    ):
+        raise GiftRuleError("GIFT-2.3", f"缺少有效的「{gift.category.licence_type}」资质", field="gift")
+    link, created = ProductGift.objects.get_or_create(
+        product=product, gift=gift, defaults={"attached_by": actor}
+    )
+    if created:
+        _event(
+            shop_id=shop.pk,
+            product=product,
+            gift=gift,
+            kind="gift_attached",
+            actor=actor,
+            at=now,
+            rule_id="GIFT-2.1",
+        )
+    return link
+
+
+@transaction.atomic
+def product_gift_detach(*, membership, actor, product: Product, gift: Gift) -> None:
+    shop = _require_shop_member(membership, main=True)
+    product = locks.lock_product(product.pk)
+    if product.shop_id != shop.pk:
+        raise NotFound()
+    deleted, _ = ProductGift.objects.filter(product=product, gift_id=gift.pk).delete()
+    if deleted:
+        _event(shop_id=shop.pk, product=product, gift=gift, kind="gift_detached", actor=actor)
+
+
+@transaction.atomic
+def product_publish(*, membership, actor, product: Product, now=None) -> Product:
+    """Listing goes live only when the listing check finds nothing (GIFT-2.1..2.7, 4.3)."""
+    shop = _require_shop_member(membership, main=True)
+    product = locks.lock_product(product.pk)
+    if product.shop_id != shop.pk:
+        raise NotFound()
+    findings = checks.product_listing_check(product, today=clock.today(now))
+    if findings:
+        raise GiftRuleError(
+            findings[0].rule, "；".join(f"{f.rule} {f.message}" for f in findings), field=findings[0].field
+        )
+    old = product.state
+    product.state = Product.State.LISTED
+    product.save(update_fields=["state"])
+    _event(
+        shop_id=shop.pk,
+        product=product,
+        kind="product_listed",
+        actor=actor,
+        at=now,
+        from_state=old,
+        to_state=product.state,
+    )
+    return product
+
+
+@transaction.atomic
+def product_take_down(
+    *, product: Product, actor, reason: str, now=None
+) -> tuple[Product, list[ViolationOutcome]]:
+    """Staff take a listing down; each GIFT-2.4/2.5 finding becomes a violation."""
+    now = now or clock.now()
+    if not (reason or "").strip():
+        raise DomainError("invalid", "下架必须写明原因", field="reason")
+    product = locks.lock_product(product.pk)
+    if product.state == Product.State.TAKEN_DOWN:
+        raise TransitionError("商品已下架")
+    findings = checks.product_listing_check(product, today=clock.today(now))
+    old = product.state
+    product.state = Product.State.TAKEN_DOWN
+    product.save(update_fields=["state"])
+    _event(
+        shop_id=product.shop_id,
+        product=product,
+        kind="product_taken_down",
+        actor=actor,
+        at=now,
+        from_state=old,
+        to_state=product.state,
+        details={"reason": reason, "findings": [f.as_dict() for f in findings]},
+    )
+    audit_record(actor=actor, action="gifts.product_take_down", obj=product, details={"reason": reason})
+    outcomes = []
+    for rule in sorted({f.rule for f in findings if f.rule in ("GIFT-2.4", "GIFT-2.5")}):
+        outcomes.append(
+            violation_record(
+                shop_id=product.shop_id,
+                rule_id=rule,
+                occurred_at=now,
+                source_key=f"product:{product.pk}:takedown:{rule}:{now.isoformat()}",
+                product=product,
+                evidence={"findings": [f.as_dict() for f in findings if f.rule == rule]},
+                penalty_note=reason,
+                actor=actor,
+            )
+        )
+    return product, outcomes
+
+
+# --- qualifications (GIFT-2.3, GIFT-3) --------------------------------------------------------------
+
+
+def qualification_upload(
+    *, membership, actor, licence_type: str, upload, document_request_id=None, now=None
+) -> Qualification:
+    shop = _require_shop_member(membership, main=True)
+    licence_type = (licence_type or "").strip()
+    if not licence_type:
+        raise DomainError("invalid", "请选择资质类型", field="licence_type")
+    # Slow I/O (hashing, writing the file) stays outside the transaction; the file is deleted
+    # again if the rows cannot be committed.
+    stored = store_upload(upload, folder=f"gifts/qualifications/{shop.pk}")
+    try:
+        with transaction.atomic():
+            qualification = Qualification.objects.create(
+                shop=shop,
+                licence_type=licence_type,
+                storage_name=stored.storage_name,
+                original_name=stored.original_name,
+                content_type=stored.content_type,
+                size_bytes=stored.size_bytes,
+                sha256=stored.sha256,
+                uploaded_by=actor,
+            )
+            _event(
+                shop_id=shop.pk,
+                qualification=qualification,
+                kind="qualification_uploaded",
+                actor=actor,
+                at=now,
+                to_state=qualification.state,
+                rule_id="GIFT-2.3",
+            )
+            _fulfil_document_requests(
+                shop=shop, qualification=qualification, request_id=document_request_id, actor=actor, now=now
+            )
+    except BaseException:
+        delete_stored(stored.storage_name)
+        raise
+    return qualification
+
+
+def _fulfil_document_requests(*, shop, qualification, request_id, actor, now):
+    qs = DocumentRequest.objects.filter(gift__shop=shop, state=DocumentRequest.State.OPEN)
+    if request_id:
+        qs = qs.filter(pk=request_id)
+        if not qs.exists():
+            raise NotFound("document request")
+    else:
+        qs = qs.filter(gift__category__licence_type=qualification.licence_type)
+    for req_id in qs.order_by("pk").values_list("pk", flat=True):
+        req = locks.lock_document_request(req_id)
+        if req.state != DocumentRequest.State.OPEN:
+            continue
+        req.state = DocumentRequest.State.FULFILLED
+        req.fulfilled_by = qualification
+        req.closed_at = now or clock.now()
+        req.save(update_fields=["state", "fulfilled_by", "closed_at"])
+        _event(
+            shop_id=shop.pk,
+            gift_id=req.gift_id,
+            qualification=qualification,
+            kind="document_request_fulfilled",
+            actor=actor,
+            at=now,
+            from_state="open",
+            to_state="fulfilled",
+            rule_id="GIFT-3",
+        )
+
+
+@transaction.atomic
+def qualification_approve(
+    *, qualification: Qualification, actor, licence_number: str, valid_until: dt.date, now=None
+) -> Qualification:
+    now = now or clock.now()
+    licence_number = (licence_number or "").strip()
+    if not licence_number:
+        raise GiftRuleError("GIFT-2.3", "请填写许可证编号", field="licence_number")
+    if valid_until is None or valid_until < clock.today(now):
+        raise GiftRuleError("GIFT-2.3", "许可证已过期，不能审核通过", field="valid_until")
+    q = locks.lock_qualification(qualification.pk)
+    if q.state != Qualification.State.PENDING:
+        raise TransitionError("只有待审核的资质可以审核")
+    q.state = Qualification.State.APPROVED
+    q.licence_number = licence_number
+    q.valid_until = valid_until
+    q.reviewed_by = actor
+    q.reviewed_at = now
+    q.save()
+    _event(
+        shop_id=q.shop_id,
+        qualification=q,
+        kind="qualification_approved",
+        actor=actor,
+        at=now,
+        from_state="pending",
+        to_state="approved",
+        rule_id="GIFT-2.3",
+        details={"licence_number": licence_number, "valid_until": valid_until.isoformat()},
+    )
+    audit_record(
+        actor=actor,
+        action="gifts.qualification_approve",
+        obj=q,
+        details={"licence_number": licence_number, "valid_until": valid_until.isoformat()},
+    )
+    # Gifts suspended for want of this licence are back in force.
+    for gift in Gift.objects.filter(
+        shop_id=q.shop_id, state=S.SUSPENDED, category__licence_type=q.licence_type
+    ).order_by("pk"):
+        locked = locks.lock_gift(gift.pk)
+        if locked.state == S.SUSPENDED:
+            _move(
+                locked,
+                to=S.APPROVED,
+                allowed=(S.SUSPENDED,),
+                actor=actor,
+                kind="reinstated",
+                rule_id="GIFT-2.3",
+                reason="资质已更新",
+                now=now,
+            )
+    _notify_shop(
+        q.shop_id,
+        kind="gift_qualification",
+        title=f"资质「{q.licence_type}」已审核通过",
+        url="/gifts/qualifications/",
+    )
+    return q
+
+
+@transaction.atomic
+def qualification_reject(*, qualification: Qualification, actor, reason: str, now=None) -> Qualification:
+    if not (reason or "").strip():
+        raise DomainError("invalid", "驳回必须写明原因", field="reason")
+    q = locks.lock_qualification(qualification.pk)
+    if q.state != Qualification.State.PENDING:
+        raise TransitionError("只有待审核的资质可以审核")
+    q.state = Qualification.State.REJECTED
+    q.reject_reason = reason.strip()
+    q.reviewed_by = actor
+    q.reviewed_at = now or clock.now()
+    q.save()
+    _event(
+        shop_id=q.shop_id,
+        qualification=q,
+        kind="qualification_rejected",
+        actor=actor,
+        at=now,
+        from_state="pending",
+        to_state="rejected",
+        details={"reason": reason},
+    )
+    audit_record(actor=actor, action="gifts.qualification_reject", obj=q, details={"reason": reason})
+    _notify_shop(
+        q.shop_id,
+        kind="gift_qualification",
+        title=f"资质「{q.licence_type}」已驳回",
+        body=reason,
+        url="/gifts/qualifications/",
+    )
+    return q
+
+
+EXPIRY_NOTICE_DAYS = 30
+
+
+def qualification_expiry_run(*, today: dt.date | None = None) -> dict:
+    """Daily: tell shops 30 days before a licence expires; suspend gifts whose licence lapsed
+    (GIFT-2.3). Safe to run twice: notices are deduplicated, suspension is a state transition."""
+    today = today or clock.today()
+    noticed = 0
+    horizon = today + dt.timedelta(days=EXPIRY_NOTICE_DAYS)
+    expiring = selectors.valid_licence_qs(today=today).filter(valid_until__lte=horizon).order_by("pk")
+    for q in expiring:
+        sent = notification_send(
+            kind="gift_licence_expiring",
+            title=f"资质「{q.licence_type}」将于 {q.valid_until} 到期",
+            body="到期后依赖该资质的赠品将被暂停，请及时上传新的资质文件。",
+            url="/gifts/qualifications/",
+            organization=q.shop,
+            dedupe_key=f"gifts:licence-expiring:{q.pk}",
+            email=True,
+        )
+        noticed += sent is not None
+    suspended = 0
+    for gift_id in selectors.gifts_lacking_licence(today=today).values_list("pk", flat=True):
+        try:
+            gift_suspend(
+                gift=Gift(pk=gift_id),
+                reason="GIFT-2.3: 赠品所需资质已过期或缺失",
+                rule_id="GIFT-2.3",
+                now=clock.start_of_day(today),
+            )
+            suspended += 1
+        except TransitionError:
+            continue  # changed state meanwhile (withdrawn, removed): nothing to suspend
+    return {"noticed": noticed, "suspended": suspended}
+
+
+@transaction.atomic
+def document_request_create(
+    *, gift: Gift, actor, reason: str, deadline_at: dt.datetime, now=None
+) -> DocumentRequest:
+    """GIFT-3(3): the platform demands the gift's qualification documents by a deadline."""
+    now = now or clock.now()
+    if not (reason or "").strip():
+        raise DomainError("invalid", "请写明索取原因", field="reason")
+    if deadline_at <= now:
+        raise DomainError("invalid", "截止时间必须晚于现在", field="deadline_at")
+    gift = locks.lock_gift(gift.pk)
+    if gift.state in (S.REMOVED, S.REJECTED):
+        raise TransitionError("已删除或已驳回的赠品无需索取资质")
+    if DocumentRequest.objects.filter(gift=gift, state=DocumentRequest.State.OPEN).exists():
+        raise Conflict("GIFT-3", "该赠品已有待提供的资质索取", field="gift")
+    req = DocumentRequest.objects.create(
+        gift=gift, reason=reason.strip(), deadline_at=deadline_at, requested_by=actor
+    )
+    _event(
+        shop_id=gift.shop_id,
+        gift=gift,
+        kind="documents_requested",
+        actor=actor,
+        at=now,
+        to_state="open",
+        rule_id="GIFT-3",
+        details={"reason": reason, "deadline_at": deadline_at.isoformat()},
+    )
+    audit_record(
+        actor=actor,
+        action="gifts.document_request_create",
+        obj=req,
+        details={"gift": gift.pk, "deadline_at": deadline_at.isoformat()},
+    )
+    _notify_shop(
+        gift.shop_id,
+        kind="gift_documents_requested",
+        title=f"平台要求提供赠品「{gift.name}」的资质",
+        body=f"{reason}（截止 {clock.local(deadline_at):%Y-%m-%d %H:%M}）",
+        url="/gifts/qualifications/",
+    )
+    return req
+
+
+def document_request_expire_run(*, now: dt.datetime | None = None) -> int:
+    """GIFT-3(3): no documents by the deadline → the gift is removed. Idempotent."""
+    now = now or clock.now()
+    removed = 0
+    due = DocumentRequest.objects.filter(state=DocumentRequest.State.OPEN, deadline_at__lt=now).order_by("pk")
+    for req_id in due.values_list("pk", flat=True):
+        with transaction.atomic():
+            req = locks.lock_document_request(req_id)
+            if req.state != DocumentRequest.State.OPEN:
+                continue
+            req.state = DocumentRequest.State.EXPIRED
+            req.closed_at = now
+            req.save(update_fields=["state", "closed_at"])
+            gift = req.gift
+            _event(
+                shop_id=gift.shop_id,
+                gift=gift,
+                kind="document_request_expired",
+                at=now,
+                from_state="open",
+                to_state="expired",
+                rule_id="GIFT-3",
+            )
+            if gift.state != S.REMOVED:
+                gift_remove(
+                    gift=gift,
+                    actor=None,
+                    reason="GIFT-3: 未在期限内提供资质，删除赠品",
+                    rule_id="GIFT-3",
+                    now=now,
+                )
+                removed += 1
+    return removed
+
+
+# --- orders and shipping (GIFT-2.6, GIFT-4) -----------------------------------------------------------
+
+
+@transaction.atomic
+def order_upsert(
+    *,
+    shop: Organization,
+    order_no: str,
+    product: Product,
+    paid_amount_fen: int,
+    paid_at: dt.datetime,
+    signed_for_at: dt.datetime | None = None,
+    gift_lines: list[tuple[Gift, int]] | None = None,
+) -> Order:
+    """The order system tells us about an order; its gifts become shipments due with the product's
+    promised ship time (GIFT-4.2). Re-sending the same order updates only the signed-for time."""
+    if product.shop_id != shop.pk:
+        raise NotFound("product")
+    if paid_amount_fen is None or paid_amount_fen < 0:
+        raise DomainError("invalid", "实付金额不能为负", field="paid_amount_fen")
+    order = Order.objects.select_for_update().filter(order_no=order_no).first()
+    if order is None:
+        order = Order.objects.create(
+            order_no=order_no,
+            shop=shop,
+            product=product,
+            paid_amount_fen=paid_amount_fen,
+            paid_at=paid_at,
+            ship_by_at=paid_at + dt.timedelta(hours=product.promised_ship_hours),
+            signed_for_at=signed_for_at,
+        )
+    else:
+        if order.shop_id != shop.pk:
+            raise NotFound("order")
+        if order.paid_amount_fen != paid_amount_fen or order.product_id != product.pk:
+            raise Conflict("GIFT-ORDER-MISMATCH", "订单号已存在且金额或商品不一致", field="order_no")
+        if signed_for_at and order.signed_for_at is None:
+            order.signed_for_at = signed_for_at
+            order.save(update_fields=["signed_for_at"])
+    if gift_lines is None:
+        gift_lines = [(g, g.quantity_per_order or 1) for g in product.gifts.all()]
+    for gift, quantity in gift_lines:
+        if gift.shop_id != shop.pk:
+            raise NotFound("gift")
+        GiftShipment.objects.get_or_create(order=order, gift=gift, defaults={"quantity": quantity or 1})
+    return order
+
+
+def _judge_shipment(shipment: GiftShipment, *, occurred_at, actor=None, kind: str) -> ViolationOutcome:
+    gift = shipment.gift
+    due = shipment.due_by_at
+    if shipment.late_cause == GiftShipment.LateCause.CUSTOMS_UNREGISTERED:
+        rule, note = (
+            "GIFT-4.1",
+            "未向海关报备导致清关异常无法及时发货，依据《【全球购】发货行为规则》“发货超时”处理",
+        )
+    else:
+        rule, note = "GIFT-4.2", "赠品发货时间与交易商品承诺不一致，根据赠品价值依据“违背承诺”处理"
+    return violation_record(
+        shop_id=shipment.order.shop_id,
+        rule_id=rule,
+        occurred_at=occurred_at,
+        source_key=f"shipment:{shipment.pk}:{kind}",
+        gift=gift,
+        evidence={
+            "order_no": shipment.order.order_no,
+            "due_by_at": due.isoformat(),
+            "shipped_at": shipment.shipped_at.isoformat() if shipment.shipped_at else None,
+            "kind": kind,
+        },
+        penalty_note=note,
+        actor=actor,
+        weigh_by_value=True,
+    )
+
+
+@transaction.atomic
+def gift_shipment_mark_shipped(
+    *, shipment: GiftShipment, shipped_at: dt.datetime, tracking_no: str, late_cause: str = "", actor=None
+) -> tuple[GiftShipment, ViolationOutcome | None]:
+    shipment = locks.lock_shipment(shipment.pk)
+    if shipment.shipped_at is not None:
+        raise Conflict("GIFT-4.2", "该赠品已登记发货", field="shipment")
+    if not (tracking_no or "").strip():
+        raise DomainError("invalid", "请填写运单号", field="tracking_no")
+    shipment.shipped_at = shipped_at
+    shipment.tracking_no = tracking_no.strip()
+    shipment.late_cause = late_cause or ""
+    outcome = None
+    fields = ["shipped_at", "tracking_no", "late_cause"]
+    if shipped_at > shipment.due_by_at and shipment.judged_at is None:
+        outcome = _judge_shipment(shipment, occurred_at=shipment.due_by_at, actor=actor, kind="late")
+        shipment.judged_at = clock.now()
+        fields.append("judged_at")
+    shipment.save(update_fields=fields)
+    gift = shipment.gift
+    if gift.category.licence_required and not selectors.shop_has_valid_licence(
+        shop_id=gift.shop_id, licence_type=gift.category.licence_type, today=clock.today(shipped_at)
+    ):
+        violation_record(
+            shop_id=gift.shop_id,
+            rule_id="GIFT-2.3",
+            occurred_at=shipped_at,
+            source_key=f"shipment:{shipment.pk}:no-licence",
+            gift=gift,
+            evidence={"order_no": shipment.order.order_no, "licence_type": gift.category.licence_type},
+            penalty_note="附赠需资质的赠品时无有效资质，依据“扰乱平台秩序”处理",
+            actor=actor,
+        )
+    _event(
+        shop_id=gift.shop_id,
+        gift=gift,
+        kind="gift_shipped",
+        actor=actor,
+        details={"order_no": shipment.order.order_no, "tracking_no": shipment.tracking_no},
+    )
+    return shipment, outcome
+
+
+def gift_shipment_overdue_run(*, now: dt.datetime | None = None) -> int:
+    """GIFT-2.6/4.2: a gift not shipped by its due time is judged once (违背承诺)."""
+    now = now or clock.now()
+    due = (
+        GiftShipment.objects.filter(shipped_at__isnull=True, judged_at__isnull=True)
+        .annotate(due=Coalesce("agreed_ship_by_at", F("order__ship_by_at")))
+        .filter(due__lt=now)
+        .order_by("pk")
+    )
+    judged = 0
+    for shipment_id in due.values_list("pk", flat=True):
+        with transaction.atomic():
+            shipment = locks.lock_shipment(shipment_id)
+            if shipment.shipped_at is not None or shipment.judged_at is not None:
+                continue
+            _judge_shipment(shipment, occurred_at=shipment.due_by_at, kind="not_shipped")
+            shipment.judged_at = now
+            shipment.save(update_fields=["judged_at"])
+            judged += 1
+    return judged
+
+
+@transaction.atomic
+def gift_shipment_mark_fake(*, shipment: GiftShipment, actor, note: str) -> ViolationOutcome:
+    """GIFT-4.2: fake shipping (虚假发货) found by staff."""
+    if not (note or "").strip():
+        raise DomainError("invalid", "请写明核查说明", field="note")
+    shipment = locks.lock_shipment(shipment.pk)
+    shipment.fake_shipping = True
+    shipment.save(update_fields=["fake_shipping"])
+    audit_record(actor=actor, action="gifts.shipment_mark_fake", obj=shipment, details={"note": note})
+    return violation_record(
+        shop_id=shipment.order.shop_id,
+        rule_id="GIFT-4.2",
+        occurred_at=shipment.shipped_at or clock.now(),
+        source_key=f"shipment:{shipment.pk}:fake",
+        gift=shipment.gift,
+        evidence={"order_no": shipment.order.order_no, "tracking_no": shipment.tracking_no, "note": note},
+        penalty_note="虚假发货，根据赠品价值依据“违背承诺”处理",
+        actor=actor,
+        weigh_by_value=True,
+    )
+
+
+# --- spot checks (GIFT-3) ---------------------------------------------------------------------------
+
+SPOT_CHECK_RULES = {
+    SpotCheck.Outcome.UNQUALIFIED_MAKER: (
+        "GIFT-3.1",
+        "赠品由不具备生产资质的生产商生产，依据“商品质量不合格”处理",
+    ),
+    SpotCheck.Outcome.SUBSTANDARD: (
+        "GIFT-3.1",
+        "赠品存在质量问题或不符合强制性标准，依据“商品质量不合格”处理",
+    ),
+    SpotCheck.Outcome.NOT_AS_DESCRIBED: ("GIFT-3.2", "赠品实物与描述不符，依据“商品发布违规”处理"),
+    SpotCheck.Outcome.MISSING_INFO: ("GIFT-3.2", "未说明赠品必须说明的信息，依据“商品发布违规”处理"),
+}
+
+
+@transaction.atomic
+def spot_check_record(
+    *, gift: Gift, actor, outcome: str, notes: str = "", checked_at=None
+) -> tuple[SpotCheck, ViolationOutcome | None]:
+    checked_at = checked_at or clock.now()
+    if outcome not in SpotCheck.Outcome.values:
+        raise DomainError("invalid", "未知的抽检结果", field="outcome")
+    gift = locks.lock_gift(gift.pk)
+    check = SpotCheck.objects.create(
+        gift=gift, outcome=outcome, notes=notes, checked_by=actor, checked_at=checked_at
+    )
+    result = None
+    if outcome in SPOT_CHECK_RULES:
+        rule, note = SPOT_CHECK_RULES[outcome]
+        result = violation_record(
+            shop_id=gift.shop_id,
+            rule_id=rule,
+            occurred_at=checked_at,
+            source_key=f"spotcheck:{check.pk}",
+            gift=gift,
+            evidence={"spot_check": check.pk, "outcome": outcome, "notes": notes},
+            penalty_note=note,
+            actor=actor,
+        )
+        if result.violation is not None:
+            SpotCheck.objects.filter(pk=check.pk).update(violation=result.violation)
+            check.violation = result.violation
+    _event(
+        shop_id=gift.shop_id,
+        gift=gift,
+        kind="spot_checked",
+        actor=actor,
+        at=checked_at,
+        rule_id="GIFT-3",
+        details={"outcome": outcome, "notes": notes},
+    )
+    audit_record(actor=actor, action="gifts.spot_check_record", obj=check, details={"outcome": outcome})
+    return check, result
+
+
+# --- disputes (GIFT-5) ----------------------------------------------------------------------------
+
+
+def dispute_preview(dispute: GiftDispute):
+    value = gift_value_resolve(dispute.gift)
+    return compensation_calculate(
+        kind=dispute.kind,
+        gift_value_fen=value.amount_fen,
+        value_basis=value.basis,
+        paid_amount_fen=dispute.order.paid_amount_fen,
+    )
+
+
+def dispute_open(
+    *,
+    shop: Organization | None,
+    actor,
+    order_no: str,
+    paid_amount_fen: int,
+    paid_at: dt.datetime | None,
+    product_id: int,
+    gift_id: int,
+    signed_for_at: dt.datetime | None,
+    kind: str,
+    consumer_claim: str = "",
+    now=None,
+) -> tuple[GiftDispute, bool]:
+    """The order system opens a gift dispute. ``shop`` is the caller's organization (an API key
+    of the gift's shop); None for staff. Retries return the same dispute (created=False).
+
+    GIFT-5.1: the order's product dispute is never read or written here.
+    """
+    now = now or clock.now()
+    if kind not in GiftDispute.Kind.values:
+        raise DomainError("invalid", "未知的争议类型", field="kind")
+    gifts = Gift.objects.select_related("category")
+    if shop is not None:
+        gifts = gifts.filter(shop=shop)
+    gift = gifts.filter(pk=gift_id).first()
+    if gift is None:
+        raise NotFound("gift", field="gift_id")
+    product = Product.objects.filter(pk=product_id, shop_id=gift.shop_id).first()
+    if product is None:
+        raise NotFound("product", field="product_id")
+    with transaction.atomic():
+        order = order_upsert(
+            shop=gift.shop,
+            order_no=order_no,
+            product=product,
+            paid_amount_fen=paid_amount_fen,
+            paid_at=paid_at or now,
+            signed_for_at=signed_for_at,
+            gift_lines=[(gift, gift.quantity_per_order or 1)],
+        )
+        existing = GiftDispute.objects.filter(order=order, gift=gift, kind=kind).first()
+        if existing is not None:
+            return existing, False
+        settle = kind in GiftDispute.SETTLE_KINDS
+        dispute = GiftDispute(
+            order=order,
+            gift=gift,
+            shop_id=gift.shop_id,
+            kind=kind,
+            consumer_claim=consumer_claim,
+            state=GiftDispute.State.SETTLE_BETWEEN_PARTIES if settle else GiftDispute.State.AWAITING_MERCHANT,
+            opened_at=now,
+            response_deadline_at=now + dt.timedelta(hours=dispute_response_hours()),
+            opened_by=actor if (actor is not None and actor.is_authenticated) else None,
+        )
+        calc = dispute_preview(dispute)
+        dispute.calculation = calc.as_dict()
+        dispute.return_shipping_payer = calc.return_shipping_payer
+        try:
+            with transaction.atomic():
+                dispute.save()
+        except IntegrityError:
+            # A concurrent retry of the same call created it first.
+            return GiftDispute.objects.get(order=order, gift=gift, kind=kind), False
+        _event(
+            shop_id=gift.shop_id,
+            dispute=dispute,
+            gift=gift,
+            kind="dispute_opened",
+            actor=actor,
+            at=now,
+            to_state=dispute.state,
+            rule_id=calc.rule,
+            details={"kind": kind},
+        )
+        _notify_shop(
+            gift.shop_id,
+            kind="gift_dispute",
+            title=f"新的赠品争议：订单 {order.order_no}",
+            body="协商处理（GIFT-5.5）"
+            if settle
+            else f"请在 {clock.local(dispute.response_deadline_at):%Y-%m-%d %H:%M} 前举证",
+            url=f"/gifts/disputes/{dispute.pk}/",
+            dedupe_key=f"gifts:dispute-opened:{dispute.pk}",
+        )
+    return dispute, True
+
+
+def dispute_respond(
+    *, membership, actor, dispute: GiftDispute, response: str, files=(), now=None
+) -> GiftDispute:
+    """The merchant answers with evidence before the deadline (main or sub-account)."""
+    now = now or clock.now()
+    shop = _require_shop_member(membership, main=False)
+    if dispute.shop_id != shop.pk:
+        raise NotFound()
+    if not (response or "").strip() and not files:
+        raise DomainError("invalid", "请填写说明或上传证据", field="response")
+    stored = [store_upload(f, folder=f"gifts/evidence/{shop.pk}") for f in files]
+    try:
+        with transaction.atomic():
+            d = locks.lock_dispute(dispute.pk)
+            if d.state not in (GiftDispute.State.AWAITING_MERCHANT, GiftDispute.State.MERCHANT_RESPONDED):
+                raise TransitionError("该争议已不接受举证")
+            if now > d.response_deadline_at:
+                raise GiftRuleError("GIFT-5-DEADLINE", "举证期限已过", field="response")
+            for s in stored:
+                DisputeEvidence.objects.create(
+                    dispute=d,
+                    storage_name=s.storage_name,
+                    original_name=s.original_name,
+                    content_type=s.content_type,
+                    size_bytes=s.size_bytes,
+                    sha256=s.sha256,
+                    uploaded_by=actor,
+                )
+            old = d.state
+            if response.strip():
+                d.merchant_response = (
+                    d.merchant_response + "\n\n" if d.merchant_response else ""
+                ) + response.strip()
+            d.state = GiftDispute.State.MERCHANT_RESPONDED
+            d.responded_at = now
+            d.save(update_fields=["merchant_response", "state", "responded_at"])
+            _event(
+                shop_id=shop.pk,
+                dispute=d,
+                gift_id=d.gift_id,
+                kind="dispute_responded",
+                actor=actor,
+                at=now,
+                from_state=old,
+                to_state=d.state,
+                details={"files": len(stored)},
+            )
+    except BaseException:
+        for s in stored:
+            delete_stored(s.storage_name)
+        raise
+    return d
+
+
+@transaction.atomic
+def dispute_decide(*, dispute: GiftDispute, actor, decision: str, note: str, now=None) -> GiftDispute:
+    """Staff decide. Before the deadline only after the merchant answered. The compensation is
+    computed from the value in force now (a fair value set meanwhile counts). GIFT-5.1: the
+    product's dispute state on the order is left exactly as it was."""
+    now = now or clock.now()
+    if decision not in (GiftDispute.Decision.UPHELD, GiftDispute.Decision.DISMISSED):
+        raise DomainError("invalid", "请选择裁决结果", field="decision")
+    if not (note or "").strip():
+        raise DomainError("invalid", "请写明裁决说明", field="note")
+    d = locks.lock_dispute(dispute.pk)
+    if d.state == GiftDispute.State.SETTLE_BETWEEN_PARTIES:
+        raise GiftRuleError("GIFT-5.5", "该情形由商家与消费者协商处理，平台不裁决", field="decision")
+    if d.state == GiftDispute.State.DECIDED:
+        raise TransitionError("该争议已裁决")
+    if d.state == GiftDispute.State.AWAITING_MERCHANT and now <= d.response_deadline_at:
+        raise GiftRuleError("GIFT-5-DEADLINE", "商家举证期限未到，请等待商家举证或期限届满", field="decision")
+    calc = dispute_preview(d)
+    if decision == GiftDispute.Decision.UPHELD and calc.needs_fair_value:
+        raise GiftRuleError("GIFT-1.2", "赠品价值未知：请先设置市场公允价值", field="decision")
+    old = d.state
+    d.state = GiftDispute.State.DECIDED
+    d.decision = decision
+    d.decision_note = note.strip()
+    d.decided_by = actor
+    d.decided_at = now
+    d.calculation = calc.as_dict()
+    upheld = decision == GiftDispute.Decision.UPHELD
+    d.compensation_fen = (calc.compensation_fen or 0) if upheld else 0
+    d.refund_deduction_fen = calc.refund_deduction_fen if (calc.refund_deduction_fen is not None) else None
+    d.return_shipping_payer = calc.return_shipping_payer
+    d.save()
+    _event(
+        shop_id=d.shop_id,
+        dispute=d,
+        gift_id=d.gift_id,
+        kind="dispute_decided",
+        actor=actor,
+        at=now,
+        from_state=old,
+        to_state=d.state,
+        rule_id=calc.rule,
+        details={"decision": decision, "note": note, "calculation": calc.as_dict()},
+    )
+    audit_record(
+        actor=actor,
+        action="gifts.dispute_decide",
+        obj=d,
+        details={"decision": decision, "compensation_fen": d.compensation_fen, "rule": calc.rule},
+    )
+    if upheld and d.kind == GiftDispute.Kind.LACKS_LICENCE:
+        violation_record(
+            shop_id=d.shop_id,
+            rule_id="GIFT-2.3",
+            occurred_at=d.order.paid_at,
+            source_key=f"dispute:{d.pk}:lacks-licence",
+            gift=d.gift,
+            evidence={"dispute": d.pk, "order_no": d.order.order_no},
+            penalty_note="商家不具备赠品经营所需资质，依据“扰乱平台秩序”处理",
+            actor=actor,
+        )
+    _notify_shop(
+        d.shop_id,
+        kind="gift_dispute",
+        title=f"赠品争议已裁决：订单 {d.order.order_no}",
+        body=note,
+        url=f"/gifts/disputes/{d.pk}/",
+    )
+    return d
