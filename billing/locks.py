@@ -50,3 +50,18 @@ def invoice_lock(*, invoice_id: int) -> Invoice:
 def lock_queryset(qs: QuerySet) -> QuerySet:
     """Lock the rows of ``qs`` in primary-key order."""
     return qs.select_for_update().order_by("pk")
+
+
+def closure_request_lock(*, closure_id: int):
+    from billing.models import ClosureRequest
+
+    return ClosureRequest.objects.select_for_update().get(pk=closure_id)
+
+
+def idempotency_key_lock(*, organization_id: int, scope: str, key: str):
+    """Concurrent requests with one Idempotency-Key queue here and replay the first answer."""
+    from billing.models import IdempotencyKey
+
+    return IdempotencyKey.objects.select_for_update().get(
+        organization_id=organization_id, scope=scope, key=key
+    )

@@ -1,0 +1,326 @@
+"""Wallet API (Billing I): balance, ledger, top-ups, provider webhook, invoices, deposit,
+closure. Thin views: validate → call a service or selector → serialize.
+
+Visibility: members of the organization read; main accounts (and API keys, which act as
+the main account) write. Another tenant's ids answer 404.
+"""
+
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import generics, serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.models import ClosureRequest, DepositEntry, Invoice, LedgerEntry, TopUpOrder
+from billing.payments import get_provider
+from billing.selectors import wallet as sel
+from billing.services import deposit as deposit_svc
+from billing.services import invoice as invoice_svc
+from billing.services import topup as topup_svc
+from portal.errors import DomainError, NotFound
+
+
+def _membership(request, *, write: bool = False):
+    membership = request.active_membership
+    if membership is None:
+        raise NotFound()
+    if write and not membership.is_main:
+        raise DomainError("forbidden", "Only the main account (主账号) can do this.", status=403)
+    return membership
+
+
+# --- serializers ------------------------------------------------------------------------------
+class WalletOut(serializers.Serializer):
+    organization_id = serializers.IntegerField()
+    balance_fen = serializers.IntegerField()
+    in_arrears = serializers.BooleanField()
+    invoiceable_fen = serializers.IntegerField()
+
+
+class LedgerEntryOut(serializers.ModelSerializer):
+    top_up_order = serializers.SlugRelatedField(slug_field="out_trade_no", read_only=True)
+
+    class Meta:
+        model = LedgerEntry
+        fields = [
+            "id",
+            "kind",
+            "amount_fen",
+            "balance_after_fen",
+            "period_year",
+            "period_month",
+            "top_up_order",
+            "reference",
+            "created_at",
+        ]
+
+
+class LedgerFilter(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=LedgerEntry.Kind.choices, required=False)
+    date_from = serializers.DateField(required=False)
+    date_to = serializers.DateField(required=False)
+
+
+class TopUpIn(serializers.Serializer):
+    amount_fen = serializers.IntegerField(help_text="fen, 100 (¥1) .. 100000000 (¥1,000,000)")
+
+
+class TopUpOut(serializers.ModelSerializer):
+    pay_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TopUpOrder
+        fields = [
+            "id",
+            "out_trade_no",
+            "amount_fen",
+            "currency",
+            "provider",
+            "state",
+            "pay_url",
+            "created_at",
+            "expires_at",
+            "paid_at",
+        ]
+
+    def get_pay_url(self, obj) -> str | None:
+        if obj.state != TopUpOrder.State.PENDING:
+            return None
+        request = self.context.get("request")
+        url = get_provider(obj.provider).checkout_url(order=obj)
+        return request.build_absolute_uri(url) if request else url
+
+
+class InvoiceIn(serializers.Serializer):
+    amount_fen = serializers.IntegerField(min_value=1)
+    title = serializers.CharField(max_length=200)
+    taxpayer_id = serializers.CharField(max_length=18, help_text="18-character unified social credit code")
+    kind = serializers.ChoiceField(choices=Invoice.Kind.choices)
+    email = serializers.EmailField()
+
+
+class InvoiceOut(serializers.ModelSerializer):
+    class Meta:
+        model = Invoice
+        fields = [
+            "id",
+            "amount_fen",
+            "title",
+            "taxpayer_id",
+            "kind",
+            "email",
+            "state",
+            "number",
+            "reject_reason",
+            "requested_at",
+            "reviewed_at",
+        ]
+
+
+class DepositEntryOut(serializers.ModelSerializer):
+    class Meta:
+        model = DepositEntry
+        fields = ["id", "kind", "amount_fen", "note", "created_at"]
+
+
+class ClosureIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True)
+
+
+class ClosureOut(serializers.ModelSerializer):
+    class Meta:
+        model = ClosureRequest
+        fields = ["id", "state", "reason", "requested_at", "reviewed_at", "review_note"]
+
+
+# --- views ------------------------------------------------------------------------------------
+class WalletApi(APIView):
+    @extend_schema(responses=WalletOut, summary="Balance, arrears (FEE-6) and invoiceable amount (FEE-4.3)")
+    def get(self, request):
+        org_id = _membership(request).organization_id
+        return Response(
+            WalletOut(
+                {
+                    "organization_id": org_id,
+                    "balance_fen": sel.wallet_balance_fen(organization_id=org_id),
+                    "in_arrears": sel.wallet_in_arrears(organization_id=org_id),
+                    "invoiceable_fen": sel.invoiceable_fen(organization_id=org_id),
+                }
+            ).data
+        )
+
+
+class LedgerListApi(generics.ListAPIView):
+    serializer_class = LedgerEntryOut
+    filter_backends: list = []
+
+    @extend_schema(parameters=[LedgerFilter], summary="The wallet's ledger, newest first")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        f = LedgerFilter(data=self.request.query_params)
+        f.is_valid(raise_exception=True)
+        return sel.ledger_list_for_organization(
+            organization_id=_membership(self.request).organization_id, **f.validated_data
+        )
+
+
+class TopUpListCreateApi(generics.ListAPIView):
+    serializer_class = TopUpOut
+    filter_backends: list = []
+
+    def get_queryset(self):
+        return sel.top_up_order_list_for_organization(
+            organization_id=_membership(self.request).organization_id
+        )
+
+    @extend_schema(
+        request=TopUpIn,
+        responses={201: TopUpOut, 409: OpenApiTypes.OBJECT},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        summary="Start a top-up; follow pay_url to pay (Idempotency-Key replays the first answer)",
+    )
+    def post(self, request):
+        membership = _membership(request, write=True)
+        data = TopUpIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        amount = data.validated_data["amount_fen"]
+
+        def create():
+            order = topup_svc.top_up_create(
+                organization_id=membership.organization_id, amount_fen=amount, actor=request.user
+            )
+            return 201, TopUpOut(order, context={"request": request}).data
+
+        key = request.headers.get("Idempotency-Key")
+        if not key:
+            status, body = create()
+            return Response(body, status=status)
+        status, body, replayed = topup_svc.idempotent_call(
+            organization_id=membership.organization_id,
+            scope="top-ups",
+            key=key,
+            fingerprint=topup_svc.request_fingerprint({"amount_fen": amount}),
+            call=create,
+        )
+        return Response(body, status=status, headers={"Idempotent-Replayed": "true"} if replayed else None)
+
+
+class TopUpDetailApi(APIView):
+    @extend_schema(responses=TopUpOut, summary="One top-up order (poll until state is final)")
+    def get(self, request, out_trade_no):
+        order = sel.top_up_order_get(
+            organization_id=_membership(request).organization_id, out_trade_no=out_trade_no
+        )
+        if order is None:
+            raise NotFound()
+        return Response(TopUpOut(order, context={"request": request}).data)
+
+
+class PaymentWebhookApi(APIView):
+    """Provider callbacks. No session or key: the provider's signature authenticates it."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        request=OpenApiTypes.OBJECT,
+        responses={
+            200: inline_serializer(
+                "WebhookOut", {"outcome": serializers.CharField(), "credited": serializers.BooleanField()}
+            ),
+            400: OpenApiTypes.OBJECT,
+            401: OpenApiTypes.OBJECT,
+            409: OpenApiTypes.OBJECT,
+        },
+        summary="Payment provider callback (sandbox: HMAC-SHA256 over timestamp.body)",
+    )
+    def post(self, request, provider):
+        result = topup_svc.payment_webhook_handle(
+            provider_name=provider, headers=request.headers, body=request.body
+        )
+        return Response(result.as_body(), status=result.status)
+
+
+class InvoiceListCreateApi(generics.ListAPIView):
+    serializer_class = InvoiceOut
+    filter_backends: list = []
+
+    def get_queryset(self):
+        return sel.invoice_list_for_organization(organization_id=_membership(self.request).organization_id)
+
+    @extend_schema(request=InvoiceIn, responses={201: InvoiceOut}, summary="Request an invoice (FEE-4.3)")
+    def post(self, request):
+        membership = _membership(request, write=True)
+        data = InvoiceIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        invoice = invoice_svc.invoice_request(
+            organization_id=membership.organization_id, actor=request.user, **data.validated_data
+        )
+        return Response(InvoiceOut(invoice).data, status=201)
+
+
+class InvoiceDetailApi(APIView):
+    @extend_schema(responses=InvoiceOut, summary="One invoice")
+    def get(self, request, invoice_id):
+        invoice = sel.invoice_get(organization_id=_membership(request).organization_id, invoice_id=invoice_id)
+        if invoice is None:
+            raise NotFound()
+        return Response(InvoiceOut(invoice).data)
+
+
+class InvoicePdfApi(APIView):
+    @extend_schema(
+        responses={(200, "application/pdf"): OpenApiTypes.BINARY}, summary="The issued invoice's PDF"
+    )
+    def get(self, request, invoice_id):
+        invoice = sel.invoice_get(organization_id=_membership(request).organization_id, invoice_id=invoice_id)
+        if invoice is None or invoice.state != Invoice.State.ISSUED or not invoice.pdf:
+            raise NotFound()
+        return FileResponse(
+            invoice.pdf.open("rb"), content_type="application/pdf", filename=f"{invoice.number}.pdf"
+        )
+
+
+class DepositApi(APIView):
+    @extend_schema(
+        responses=inline_serializer(
+            "DepositOut", {"balance_fen": serializers.IntegerField(), "entries": DepositEntryOut(many=True)}
+        ),
+        summary="The deposit account (FEE-6.3) and its latest entries",
+    )
+    def get(self, request):
+        org_id = _membership(request).organization_id
+        account = sel.deposit_account_get(organization_id=org_id)
+        entries = sel.deposit_entry_list(organization_id=org_id)[:50]
+        return Response(
+            {
+                "balance_fen": account.balance_fen if account else 0,
+                "entries": DepositEntryOut(entries, many=True).data,
+            }
+        )
+
+
+class ClosureListCreateApi(generics.ListAPIView):
+    serializer_class = ClosureOut
+    filter_backends: list = []
+
+    def get_queryset(self):
+        return sel.closure_request_list(organization_id=_membership(self.request).organization_id)
+
+    @extend_schema(
+        request=ClosureIn, responses={201: ClosureOut}, summary="Ask to close the account (FEE-6.3)"
+    )
+    def post(self, request):
+        membership = _membership(request, write=True)
+        data = ClosureIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        closure = deposit_svc.closure_request_create(
+            organization_id=membership.organization_id,
+            actor=request.user,
+            reason=data.validated_data.get("reason", ""),
+        )
+        return Response(ClosureOut(closure).data, status=201)

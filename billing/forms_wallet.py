@@ -1,0 +1,90 @@
+from decimal import Decimal, InvalidOperation
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from billing.models import TOP_UP_MAX_FEN, TOP_UP_MIN_FEN, Invoice, LedgerEntry
+from billing.services.invoice import uscc_is_valid
+from billing.services.topup import PRESETS_FEN
+from portal.money import format_fen, yuan_to_fen
+
+
+def _yuan_field(label, **kw):
+    return forms.DecimalField(label=label, max_digits=12, decimal_places=2, **kw)
+
+
+def _to_fen(value) -> int:
+    try:
+        return yuan_to_fen(value)
+    except (ValueError, InvalidOperation) as exc:
+        raise ValidationError(_("金额最多两位小数。")) from exc
+
+
+class TopUpForm(forms.Form):
+    preset = forms.TypedChoiceField(
+        label=_("充值金额"),
+        choices=[(str(p), format_fen(p)) for p in PRESETS_FEN] + [("custom", _("自定义金额"))],
+        widget=forms.RadioSelect,
+        initial=str(PRESETS_FEN[0]),
+    )
+    custom_yuan = _yuan_field(_("自定义金额 (元)"), required=False, min_value=Decimal("0.01"))
+
+    def clean(self):
+        data = super().clean()
+        preset = data.get("preset")
+        if preset == "custom":
+            if data.get("custom_yuan") is None:
+                raise ValidationError({"custom_yuan": _("请输入金额。")})
+            amount = _to_fen(data["custom_yuan"])
+        elif preset:
+            amount = int(preset)
+        else:
+            return data
+        if not TOP_UP_MIN_FEN <= amount <= TOP_UP_MAX_FEN:
+            raise ValidationError({"custom_yuan": _("充值金额须在 ¥1 至 ¥1,000,000 之间。")})
+        data["amount_fen"] = amount
+        return data
+
+
+class LedgerFilterForm(forms.Form):
+    kind = forms.ChoiceField(
+        label=_("类型"), choices=[("", _("全部")), *LedgerEntry.Kind.choices], required=False
+    )
+    date_from = forms.DateField(
+        label=_("开始日期"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label=_("结束日期"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def filters(self) -> dict:
+        if not self.is_valid():
+            return {}
+        return {k: v for k, v in self.cleaned_data.items() if v}
+
+
+class InvoiceRequestForm(forms.Form):
+    amount_yuan = _yuan_field(_("开票金额 (元)"), min_value=Decimal("0.01"))
+    title = forms.CharField(label=_("发票抬头"), max_length=200)
+    taxpayer_id = forms.CharField(label=_("纳税人识别号"), min_length=18, max_length=18)
+    kind = forms.ChoiceField(label=_("发票类型"), choices=Invoice.Kind.choices)
+    email = forms.EmailField(label=_("接收邮箱"))
+
+    def clean_taxpayer_id(self):
+        value = self.cleaned_data["taxpayer_id"].strip().upper()
+        if not uscc_is_valid(value):
+            raise ValidationError(_("统一社会信用代码无效 (校验位不符)。"))
+        return value
+
+    def clean(self):
+        data = super().clean()
+        if data.get("amount_yuan") is not None:
+            data["amount_fen"] = _to_fen(data["amount_yuan"])
+        return data
+
+
+class ClosureForm(forms.Form):
+    reason = forms.CharField(
+        label=_("注销原因"), max_length=300, required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )

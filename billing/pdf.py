@@ -1,0 +1,81 @@
+"""Small CJK-capable PDF helper (reportlab) for invoices and statements.
+
+Chinese text is set in reportlab's built-in CID font ``STSong-Light`` (Adobe's Asian font
+pack name, resolved by the PDF viewer), so no font file ships with the portal.
+"""
+
+import io
+from collections.abc import Sequence
+
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+CJK_FONT = "STSong-Light"
+_registered = False
+
+
+def _font() -> str:
+    global _registered
+    if not _registered:
+        pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
+        _registered = True
+    return CJK_FONT
+
+
+def _escape(text) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def build_pdf(
+    *,
+    title: str,
+    fields: Sequence[tuple[str, str]] = (),
+    table: Sequence[Sequence[str]] | None = None,
+    footer: str = "",
+    author: str = "",
+) -> bytes:
+    """A one-section A4 document: a title, label/value pairs, an optional table (first row is
+    the header) and a footer line. Every string may contain Chinese."""
+    font = _font()
+    h1 = ParagraphStyle("h1", fontName=font, fontSize=18, leading=24, spaceAfter=8)
+    body = ParagraphStyle("body", fontName=font, fontSize=10.5, leading=15)
+    small = ParagraphStyle("small", fontName=font, fontSize=8.5, leading=12, textColor=colors.grey)
+    buf = io.BytesIO()
+    doc = SimpleDocTemplate(
+        buf,
+        pagesize=A4,
+        title=title,
+        author=author,
+        leftMargin=18 * mm,
+        rightMargin=18 * mm,
+        topMargin=18 * mm,
+        bottomMargin=18 * mm,
+    )
+    story: list = [Paragraph(_escape(title), h1)]
+    if fields:
+        rows = [[Paragraph(_escape(k), body), Paragraph(_escape(v), body)] for k, v in fields]
+        t = Table(rows, colWidths=[45 * mm, None])
+        t.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("BOTTOMPADDING", (0, 0), (-1, -1), 4)]))
+        story += [t, Spacer(1, 6 * mm)]
+    if table:
+        rows = [[Paragraph(_escape(c), body) for c in row] for row in table]
+        t = Table(rows, repeatRows=1)
+        t.setStyle(
+            TableStyle(
+                [
+                    ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
+                    ("BACKGROUND", (0, 0), (-1, 0), colors.whitesmoke),
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ]
+            )
+        )
+        story += [t, Spacer(1, 6 * mm)]
+    if footer:
+        story.append(Paragraph(_escape(footer), small))
+    doc.build(story)
+    return buf.getvalue()

@@ -1,0 +1,193 @@
+"""Top-ups: orders, provider callbacks, expiry, and the API's Idempotency-Key.
+
+State machine of ``TopUpOrder``: pending → paid | failed | expired. A success callback for an
+expired or failed order still credits it (the provider really took the money; FEE-4.1 never
+loses a paid top-up); a failure callback only moves a pending order.
+"""
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from billing import errors, locks
+from billing.models import TOP_UP_MAX_FEN, TOP_UP_MIN_FEN, IdempotencyKey, PaymentEvent, TopUpOrder
+from billing.payments import get_provider
+from billing.services.wallet import wallet_credit_top_up
+from portal import clock
+
+log = logging.getLogger(__name__)
+
+ORDER_LIFETIME = dt.timedelta(minutes=30)
+PRESETS_FEN = (10_000, 50_000, 100_000, 500_000)  # ¥100, ¥500, ¥1,000, ¥5,000
+
+
+def top_up_create(
+    *, organization_id: int, amount_fen: int, actor=None, now: dt.datetime | None = None
+) -> TopUpOrder:
+    """A pending order of ¥1..¥1,000,000 (also a database check) that expires in 30 minutes."""
+    if not isinstance(amount_fen, int) or not TOP_UP_MIN_FEN <= amount_fen <= TOP_UP_MAX_FEN:
+        raise errors.BillingError(
+            errors.TOP_UP_AMOUNT, "A top-up is between ¥1 and ¥1,000,000.", field="amount_fen"
+        )
+    now = now or clock.now()
+    return TopUpOrder.objects.create(
+        organization_id=organization_id,
+        out_trade_no=f"T{clock.local(now):%Y%m%d}{secrets.token_hex(8).upper()}",
+        amount_fen=amount_fen,
+        provider=settings.PAYMENT_PROVIDER,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        expires_at=now + ORDER_LIFETIME,
+    )
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    status: int
+    outcome: str
+    credited: bool = False
+    code: str | None = None
+    message: str = ""
+
+    def as_body(self) -> dict:
+        if self.code:
+            return {"code": self.code, "message": self.message, "field": None}
+        return {"outcome": self.outcome, "credited": self.credited}
+
+
+def payment_webhook_handle(
+    *, provider_name: str, headers, body: bytes, now: dt.datetime | None = None
+) -> WebhookResult:
+    """Verify and apply one provider callback. Same payment → credited exactly once.
+
+    Layers: (1) signature + 5-minute window (provider); (2) the event id is unique in the
+    database, so a replay — even 50 concurrent deliveries — gets 409 while the first one holds
+    the insert; (3) the order row lock and its state; (4) one ledger credit per order
+    (unique). An amount or currency that differs from the order is refused and logged.
+    """
+    now = now or clock.now()
+    provider = get_provider(provider_name)
+    event = provider.verify_webhook(headers=headers, body=body, now=now)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                row = PaymentEvent.objects.create(
+                    provider=provider.name,
+                    event_id=event.event_id,
+                    status=event.status[:20],
+                    amount_fen=event.amount_fen,
+                    currency=event.currency,
+                    outcome="received",
+                    payload=event.payload,
+                )
+        except IntegrityError:
+            log.warning("payment webhook replay refused: %s %s", provider.name, event.event_id)
+            return WebhookResult(409, "replay", code=errors.WEBHOOK_REPLAY, message="Event already received.")
+        order_id = (
+            TopUpOrder.objects.filter(out_trade_no=event.out_trade_no, provider=provider.name)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if order_id is None:
+            return _finish(
+                row, WebhookResult(404, "unknown_order", code="not_found", message="Unknown order.")
+            )
+        order = locks.top_up_order_lock(order_id=order_id)
+        row.order = order
+        if event.amount_fen != order.amount_fen or event.currency != order.currency:
+            log.warning(
+                "payment webhook amount mismatch: order %s expects %s %s, callback says %s %s",
+                order.out_trade_no,
+                order.amount_fen,
+                order.currency,
+                event.amount_fen,
+                event.currency,
+            )
+            return _finish(
+                row,
+                WebhookResult(
+                    400,
+                    "rejected_mismatch",
+                    code=errors.WEBHOOK_MISMATCH,
+                    message="Amount or currency differs from the order.",
+                ),
+            )
+        if event.status == "paid":
+            if order.state == TopUpOrder.State.PAID:
+                return _finish(row, WebhookResult(200, "already_paid"))
+            order.state = TopUpOrder.State.PAID
+            order.paid_at = now
+            order.finished_at = now
+            order.provider_trade_no = event.provider_trade_no
+            order.save(update_fields=["state", "paid_at", "finished_at", "provider_trade_no"])
+            wallet_credit_top_up(order=order)
+            return _finish(row, WebhookResult(200, "credited", credited=True))
+        if event.status == "failed":
+            if order.state != TopUpOrder.State.PENDING:
+                return _finish(row, WebhookResult(200, "ignored_final"))
+            order.state = TopUpOrder.State.FAILED
+            order.finished_at = now
+            order.failure_reason = str(event.payload.get("reason", ""))[:200] or "declined"
+            order.save(update_fields=["state", "finished_at", "failure_reason"])
+            return _finish(row, WebhookResult(200, "failed"))
+        return _finish(
+            row, WebhookResult(400, "unknown_status", code="PAYMENT-MALFORMED", message="Unknown status.")
+        )
+
+
+def _finish(row: PaymentEvent, result: WebhookResult) -> WebhookResult:
+    row.outcome = result.outcome
+    row.save(update_fields=["outcome", "order"])
+    return result
+
+
+def top_up_expire_due(*, now: dt.datetime | None = None) -> int:
+    """Expire pending orders past their 30 minutes (beat job). A conditional update: an order
+    a callback is paying right now keeps its lock and its state wins."""
+    now = now or clock.now()
+    return TopUpOrder.objects.filter(state=TopUpOrder.State.PENDING, expires_at__lte=now).update(
+        state=TopUpOrder.State.EXPIRED, finished_at=now
+    )
+
+
+def request_fingerprint(data) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def idempotent_call(
+    *, organization_id: int, scope: str, key: str, fingerprint: str, call
+) -> tuple[int, dict, bool]:
+    """Run ``call() -> (status, body)`` once per (organization, scope, key).
+
+    Same key and same body → the first response again (``replayed`` True); same key with a
+    different body → 409 ``IDEMPOTENCY-KEY-REUSED``. A concurrent request with the same key
+    waits on the unique index (``ON CONFLICT DO NOTHING``) and then on the row lock, so it
+    sees the first response rather than creating a second order.
+    """
+    if not key or len(key) > 100:
+        raise errors.BillingError(
+            "invalid", "Idempotency-Key must be 1-100 characters.", field="Idempotency-Key"
+        )
+    with transaction.atomic():
+        IdempotencyKey.objects.bulk_create(
+            [IdempotencyKey(organization_id=organization_id, scope=scope, key=key, fingerprint=fingerprint)],
+            ignore_conflicts=True,
+        )
+        row = locks.idempotency_key_lock(organization_id=organization_id, scope=scope, key=key)
+        if row.fingerprint != fingerprint:
+            raise errors.BillingConflict(
+                errors.IDEMPOTENCY_MISMATCH,
+                "This Idempotency-Key was used with a different request body.",
+                field="Idempotency-Key",
+            )
+        if row.response_status is not None:
+            return row.response_status, row.response_body, True
+        status, body = call()
+        row.response_status, row.response_body = status, body
+        row.save(update_fields=["response_status", "response_body"])
+        return status, body, False

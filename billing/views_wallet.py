@@ -1,0 +1,287 @@
+"""Wallet pages (Billing I): wallet + ledger + chart + CSV, top-up flow with the sandbox
+cashier, invoices, deposit and closure. Same services and selectors as the API.
+
+Members of the organization see its pages; only the main account (主账号) writes. Another
+tenant's order or invoice answers 404.
+"""
+
+import csv
+from decimal import Decimal
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from billing.forms_wallet import ClosureForm, InvoiceRequestForm, LedgerFilterForm, TopUpForm
+from billing.models import Invoice, LedgerEntry, TopUpOrder
+from billing.payments import get_provider, sandbox
+from billing.selectors import wallet as sel
+from billing.services import deposit as deposit_svc
+from billing.services import invoice as invoice_svc
+from billing.services import topup as topup_svc
+from portal import clock
+from portal.errors import DomainError
+
+
+def _membership(request, *, write: bool = False):
+    membership = request.active_membership
+    if membership is None:
+        raise Http404
+    if write and not membership.is_main:
+        raise PermissionDenied(_("只有主账号可以执行此操作。"))
+    return membership
+
+
+def _wallet_context(org_id: int) -> dict:
+    balance = sel.wallet_balance_fen(organization_id=org_id)
+    return {"balance_fen": balance, "in_arrears": balance < 0, "arrears_fen": max(0, -balance)}
+
+
+def _chart_config(org_id: int) -> dict:
+    points = sel.balance_series_for_organization(organization_id=org_id)
+    return {
+        "type": "line",
+        "data": {
+            "labels": [f"{clock.local(t):%Y-%m-%d %H:%M}" for t, _b in points],
+            "datasets": [
+                {
+                    "label": _("余额 (元)"),
+                    "data": [str(Decimal(b) / 100) for _t, b in points],
+                    "stepped": True,
+                    "borderColor": "#2563eb",
+                    "pointRadius": 2,
+                }
+            ],
+        },
+        "options": {
+            "responsive": True,
+            "maintainAspectRatio": False,
+            "plugins": {"legend": {"display": False}},
+        },
+    }
+
+
+@login_required
+def wallet(request):
+    membership = _membership(request)
+    org_id = membership.organization_id
+    filters = LedgerFilterForm(request.GET or None)
+    entries = sel.ledger_list_for_organization(organization_id=org_id, **filters.filters())
+    page = Paginator(entries, 20).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "billing/wallet.html",
+        {
+            **_wallet_context(org_id),
+            "filters": filters,
+            "page": page,
+            "chart_config": _chart_config(org_id),
+            "invoiceable_fen": sel.invoiceable_fen(organization_id=org_id),
+            "recent_orders": sel.top_up_order_list_for_organization(organization_id=org_id)[:5],
+        },
+    )
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@login_required
+def ledger_csv(request):
+    """Streams the filtered ledger: rows are written as the cursor yields them."""
+    membership = _membership(request)
+    filters = LedgerFilterForm(request.GET or None)
+    entries = sel.ledger_list_for_organization(
+        organization_id=membership.organization_id, **filters.filters()
+    )
+    writer = csv.writer(_Echo())
+    kinds = dict(LedgerEntry.Kind.choices)
+
+    def rows():
+        yield "\ufeff"  # BOM: spreadsheet programs then read the Chinese labels as UTF-8
+        yield writer.writerow(
+            ["id", "time", "kind", "kind_label", "amount_fen", "balance_after_fen", "reference"]
+        )
+        for e in entries.iterator(chunk_size=2000):
+            yield writer.writerow(
+                [
+                    e.pk,
+                    clock.local(e.created_at).isoformat(),
+                    e.kind,
+                    str(kinds[e.kind]),
+                    e.amount_fen,
+                    e.balance_after_fen,
+                    e.reference,
+                ]
+            )
+
+    resp = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    resp["Content-Disposition"] = 'attachment; filename="ledger.csv"'
+    return resp
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def top_up(request):
+    membership = _membership(request)
+    form = TopUpForm(request.POST or None)
+    if request.method == "POST":
+        _membership(request, write=True)
+        if form.is_valid():
+            order = topup_svc.top_up_create(
+                organization_id=membership.organization_id,
+                amount_fen=form.cleaned_data["amount_fen"],
+                actor=request.user,
+            )
+            return redirect(get_provider(order.provider).checkout_url(order=order))
+    return render(
+        request,
+        "billing/topup.html",
+        {**_wallet_context(membership.organization_id), "form": form, "can_write": membership.is_main},
+    )
+
+
+def _order_or_404(request, out_trade_no) -> TopUpOrder:
+    order = sel.top_up_order_get(
+        organization_id=_membership(request).organization_id, out_trade_no=out_trade_no
+    )
+    if order is None:
+        raise Http404
+    return order
+
+
+@login_required
+def top_up_result(request, out_trade_no):
+    order = _order_or_404(request, out_trade_no)
+    template = "billing/_wallet_topup_status.html" if request.htmx else "billing/topup_result.html"
+    return render(request, template, {"order": order, **_wallet_context(order.organization_id)})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def sandbox_cashier(request, out_trade_no):
+    """The sandbox provider's cashier (收银台). Pay / fail sign and deliver the provider's
+    callback to our webhook (in-process, no network), then return to the result page."""
+    if request.method == "POST":
+        _membership(request, write=True)
+    order = _order_or_404(request, out_trade_no)
+    if order.provider != "sandbox":
+        raise Http404
+    if request.method == "POST" and order.state == TopUpOrder.State.PENDING:
+        status = "paid" if request.POST.get("action") == "pay" else "failed"
+        provider = get_provider("sandbox")
+        response = provider.deliver(
+            body=sandbox.event_body(order=order, status=status), host=request.get_host(), now=clock.now()
+        )
+        if response.status_code != 200:
+            messages.error(request, _("支付回调被拒绝: %(code)s") % {"code": response.status_code})
+        return redirect("billing:top-up-result", out_trade_no=order.out_trade_no)
+    return render(request, "billing/cashier_sandbox.html", {"order": order})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def invoices(request):
+    membership = _membership(request)
+    org_id = membership.organization_id
+    form = InvoiceRequestForm(request.POST or None)
+    if request.method == "POST":
+        _membership(request, write=True)
+        if form.is_valid():
+            d = form.cleaned_data
+            try:
+                invoice = invoice_svc.invoice_request(
+                    organization_id=org_id,
+                    amount_fen=d["amount_fen"],
+                    title=d["title"],
+                    taxpayer_id=d["taxpayer_id"],
+                    kind=d["kind"],
+                    email=d["email"],
+                    actor=request.user,
+                )
+            except DomainError as exc:
+                form.add_error(
+                    "amount_yuan" if exc.field == "amount_fen" else None, f"{exc.code}: {exc.message}"
+                )
+            else:
+                messages.success(request, _("发票申请已提交, 等待审核。"))
+                return redirect("billing:invoice", invoice_id=invoice.pk)
+    page = Paginator(sel.invoice_list_for_organization(organization_id=org_id), 20).get_page(
+        request.GET.get("page")
+    )
+    return render(
+        request,
+        "billing/invoice_list.html",
+        {
+            **_wallet_context(org_id),
+            "form": form,
+            "page": page,
+            "can_write": membership.is_main,
+            "invoiceable_fen": sel.invoiceable_fen(organization_id=org_id),
+            "paid_charges_fen": sel.paid_charges_fen(organization_id=org_id),
+        },
+    )
+
+
+def _invoice_or_404(request, invoice_id) -> Invoice:
+    invoice = sel.invoice_get(organization_id=_membership(request).organization_id, invoice_id=invoice_id)
+    if invoice is None:
+        raise Http404
+    return invoice
+
+
+@login_required
+def invoice_detail(request, invoice_id):
+    return render(request, "billing/invoice_detail.html", {"invoice": _invoice_or_404(request, invoice_id)})
+
+
+@login_required
+def invoice_pdf(request, invoice_id):
+    invoice = _invoice_or_404(request, invoice_id)
+    if invoice.state != Invoice.State.ISSUED or not invoice.pdf:
+        raise Http404
+    return FileResponse(
+        invoice.pdf.open("rb"), content_type="application/pdf", filename=f"{invoice.number}.pdf"
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def deposit(request):
+    membership = _membership(request)
+    org_id = membership.organization_id
+    form = ClosureForm(request.POST or None)
+    account = sel.deposit_account_get(organization_id=org_id)
+    return render(
+        request,
+        "billing/deposit.html",
+        {
+            **_wallet_context(org_id),
+            "form": form,
+            "can_write": membership.is_main,
+            "deposit_fen": account.balance_fen if account else 0,
+            "entries": sel.deposit_entry_list(organization_id=org_id)[:50],
+            "closures": sel.closure_request_list(organization_id=org_id)[:20],
+        },
+    )
+
+
+@login_required
+@require_POST
+def closure_request(request):
+    membership = _membership(request, write=True)
+    form = ClosureForm(request.POST)
+    reason = form.cleaned_data.get("reason", "") if form.is_valid() else ""
+    # FEE-6.3: refused while in arrears — DomainErrorMiddleware shows the rule and message.
+    deposit_svc.closure_request_create(
+        organization_id=membership.organization_id, actor=request.user, reason=reason
+    )
+    messages.success(request, _("注销申请已提交。"))
+    return redirect(reverse("billing:deposit"))
