@@ -1,0 +1,92 @@
+"""GIFT-5.2..5.5 compensation calculator: a pure function, table-tested."""
+
+import pytest
+
+from gifts.compensation import compensation_calculate, fallback_compensation_fen
+
+
+@pytest.mark.parametrize(
+    ("paid_fen", "expected_fen"),
+    [
+        (5_000, 2_000),  # ¥50 → 30% = ¥15 → minimum ¥20
+        (10_000, 3_000),  # ¥100 → ¥30
+        (100_000, 30_000),  # ¥1,000 → ¥300
+        (200_000, 50_000),  # ¥2,000 → ¥600 → maximum ¥500
+        (6_666, 2_000),  # ¥66.66 → ¥19.998 → ¥20.00 (half-up), at the minimum
+        (166_667, 50_000),  # ¥1,666.67 → ¥500.001 → ¥500.00
+        (6_668, 2_000),  # ¥66.68 → ¥20.004 → ¥20.00
+        (6_670, 2_001),  # ¥66.70 → ¥20.01
+        (6_705, 2_012),  # ¥67.05 → 2011.5 fen → half-up 2012
+        (0, 2_000),  # nothing paid still gets the minimum
+    ],
+)
+def test_gift_5_3_fallback_is_30_percent_clamped_20_to_500_half_up(paid_fen, expected_fen):
+    assert fallback_compensation_fen(paid_fen) == expected_fen
+    calc = compensation_calculate(
+        kind="not_delivered", gift_value_fen=None, value_basis="unknown", paid_amount_fen=paid_fen
+    )
+    assert calc.rule == "GIFT-5.3" and calc.compensation_fen == expected_fen
+    assert calc.figures["paid_amount_fen"] == paid_fen and calc.figures["rate"] == "0.30"
+
+
+@pytest.mark.parametrize("kind", ["not_delivered", "not_as_described"])
+def test_gift_5_3_declared_value_present_is_paid_as_is(kind):
+    calc = compensation_calculate(
+        kind=kind, gift_value_fen=8_800, value_basis="customs_declared", paid_amount_fen=200_000
+    )
+    assert calc.compensation_fen == 8_800 and calc.rule == "GIFT-5.3"
+    assert calc.figures == {
+        "gift_value_fen": 8_800,
+        "value_basis": "customs_declared",
+        "paid_amount_fen": 200_000,
+    }
+
+
+def test_gift_5_2_lacking_licence_refunds_the_gift_value():
+    calc = compensation_calculate(
+        kind="lacks_licence", gift_value_fen=1_234, value_basis="fair_value", paid_amount_fen=9_999
+    )
+    assert (calc.rule, calc.compensation_fen) == ("GIFT-5.2", 1_234)
+
+
+def test_gift_5_2_unknown_value_needs_a_fair_value_first():
+    calc = compensation_calculate(
+        kind="lacks_licence", gift_value_fen=None, value_basis="unknown", paid_amount_fen=9_999
+    )
+    assert calc.needs_fair_value and calc.compensation_fen is None
+
+
+def test_gift_5_4_gift_lost_by_consumer_deducts_its_value_and_consumer_pays_shipping():
+    calc = compensation_calculate(
+        kind="return_gift_lost", gift_value_fen=3_000, value_basis="merchant_declared", paid_amount_fen=50_000
+    )
+    assert (calc.rule, calc.refund_deduction_fen, calc.return_shipping_payer) == (
+        "GIFT-5.4",
+        3_000,
+        "consumer",
+    )
+    assert calc.compensation_fen is None
+
+
+def test_gift_5_4_merchant_fault_return_merchant_pays_shipping_and_5_5_settle():
+    calc = compensation_calculate(
+        kind="return_merchant_fault",
+        gift_value_fen=3_000,
+        value_basis="merchant_declared",
+        paid_amount_fen=50_000,
+    )
+    assert (
+        calc.return_shipping_payer == "merchant" and calc.settle_between_parties and calc.rule == "GIFT-5.5"
+    )
+
+
+def test_gift_5_5_gift_not_returnable_is_settled_between_the_parties():
+    calc = compensation_calculate(
+        kind="gift_not_returnable", gift_value_fen=None, value_basis="unknown", paid_amount_fen=1
+    )
+    assert calc.settle_between_parties and calc.compensation_fen is None
+
+
+def test_unknown_kind_is_an_error():
+    with pytest.raises(ValueError):
+        compensation_calculate(kind="x", gift_value_fen=None, value_basis="unknown", paid_amount_fen=1)
