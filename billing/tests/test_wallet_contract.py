@@ -81,7 +81,7 @@ def test_fee_6_arrears_decision_is_served_from_the_cache(org, django_assert_num_
         assert wallet_in_arrears(organization_id=org.id) is False
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_fee_6_1_charge_and_top_up_clear_the_cached_decision_on_commit(org):
     assert wallet_in_arrears(organization_id=org.id) is False
     assert cache.get(arrears_cache_key(org.id)) is False

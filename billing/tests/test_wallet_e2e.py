@@ -1,0 +1,39 @@
+"""Browser journey: the demo developer tops up ¥100 through the sandbox cashier."""
+
+import re
+
+import pytest
+from django.core.management import call_command
+
+from billing.models import LedgerEntry
+
+# serialized_rollback: seed_demo needs the staff groups the data migrations created, and the
+# flush after this test must give them back to the tests that run later.
+pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.e2e]
+
+
+def _yuan(text: str) -> int:
+    """'¥1,234.56' / '-¥0.05' → fen."""
+    sign = -1 if text.strip().startswith("-") else 1
+    return sign * int(re.sub(r"[^0-9]", "", text))
+
+
+def test_demo_developer_tops_up_100_yuan_through_the_sandbox_cashier(page, live_server, login):
+    call_command("seed_demo")
+    login(page, "dev")
+    page.goto(f"{live_server.url}/billing/wallet/")
+    before = _yuan(page.get_by_test_id("balance").inner_text())
+    page.click("text=充值 >> nth=0")
+    page.wait_for_url("**/billing/top-up/")
+    page.check('input[name="preset"][value="10000"]')  # ¥100.00
+    page.click("#topup-form button[type=submit]")
+    page.wait_for_url("**/billing/cashier/sandbox/**")
+    assert "¥100.00" in page.locator("main").inner_text()
+    page.get_by_test_id("sandbox-pay").click()
+    page.wait_for_url("**/billing/top-up/T*/")
+    assert page.get_by_test_id("order-state").inner_text() == "已支付"
+    assert _yuan(page.get_by_test_id("balance").inner_text()) == before + 10_000
+    page.goto(f"{live_server.url}/billing/wallet/")
+    assert _yuan(page.get_by_test_id("balance").inner_text()) == before + 10_000
+    assert page.locator('tr[data-kind="top_up_credit"]').count() == 2
+    assert LedgerEntry.objects.filter(kind="top_up_credit", amount_fen=10_000).count() == 1

@@ -1,0 +1,225 @@
+"""Wallet pages: owner / teammate / outsider, arrears banner, ledger filters and CSV,
+top-up through the sandbox cashier, invoices and closure."""
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+
+from billing.models import ClosureRequest, Invoice, TopUpOrder
+from billing.services.invoice import invoice_issue, invoice_request
+from billing.services.topup import top_up_create
+from billing.services.wallet import wallet_charge_for_month
+from billing.tests.factories_wallet import ledger_sum
+from portal import clock
+from portal.tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+USCC = "91350100M000100Y43"
+
+
+def pay(client, order):
+    return client.post(reverse("billing:sandbox-cashier", args=[order.out_trade_no]), {"action": "pay"})
+
+
+def test_wallet_page_for_owner_teammate_outsider_and_user_without_organization(
+    client, owner, teammate, outsider
+):
+    wallet_charge_for_month(organization_id=owner.organization_id, year=2024, month=3, amount_fen=123)
+    for member in (owner, teammate):
+        client.force_login(member.user)
+        html = client.get(reverse("billing:wallet")).content.decode()
+        assert "-¥1.23" in html and 'data-kind="settlement_charge"' in html
+    client.force_login(outsider.user)
+    html = client.get(reverse("billing:wallet")).content.decode()
+    assert 'data-kind="settlement_charge"' not in html and "¥0.00" in html
+    client.force_login(UserFactory())
+    assert client.get(reverse("billing:wallet")).status_code == 404
+
+
+def test_fee_6_2_arrears_banner_shows_while_balance_is_negative(client, owner):
+    client.force_login(owner.user)
+    assert 'data-rule="FEE-6.2"' not in client.get(reverse("billing:wallet")).content.decode()
+    wallet_charge_for_month(organization_id=owner.organization_id, year=2024, month=3, amount_fen=500)
+    for name in ("billing:wallet", "billing:top-up", "billing:invoices", "billing:deposit"):
+        html = client.get(reverse(name)).content.decode()
+        assert 'data-rule="FEE-6.2"' in html and "FEE-6.2" in html and "¥5.00" in html
+
+
+def test_wallet_page_has_a_constant_query_count(client, owner, django_assert_max_num_queries):
+    for month in range(3, 12):
+        wallet_charge_for_month(organization_id=owner.organization_id, year=2024, month=month, amount_fen=1)
+    client.force_login(owner.user)
+    with django_assert_max_num_queries(20):
+        resp = client.get(reverse("billing:wallet"))
+    assert resp.status_code == 200
+    assert resp.context["chart_config"]["data"]["datasets"][0]["data"][-1] == "-0.09"
+
+
+def test_ledger_filters_by_kind_and_date(client, owner):
+    org_id = owner.organization_id
+    wallet_charge_for_month(organization_id=org_id, year=2024, month=3, amount_fen=100)
+    order = top_up_create(organization_id=org_id, amount_fen=1000)
+    client.force_login(owner.user)
+    pay(client, order)
+    html = client.get(reverse("billing:wallet"), {"kind": "top_up_credit"}).content.decode()
+    assert 'data-kind="top_up_credit"' in html and 'data-kind="settlement_charge"' not in html
+    tomorrow = clock.today() + dt.timedelta(days=1)
+    html = client.get(reverse("billing:wallet"), {"date_from": tomorrow.isoformat()}).content.decode()
+    assert "data-kind=" not in html
+    html = client.get(reverse("billing:wallet"), {"date_to": clock.today().isoformat()}).content.decode()
+    assert html.count("data-kind=") == 2
+
+
+def test_ledger_csv_streams_the_filtered_rows_of_the_own_organization_only(client, owner, outsider):
+    wallet_charge_for_month(organization_id=owner.organization_id, year=2024, month=3, amount_fen=100)
+    wallet_charge_for_month(organization_id=owner.organization_id, year=2024, month=4, amount_fen=200)
+    wallet_charge_for_month(organization_id=outsider.organization_id, year=2024, month=3, amount_fen=999)
+    client.force_login(owner.user)
+    resp = client.get(reverse("billing:ledger-csv"), {"kind": "settlement_charge"})
+    assert resp.streaming and resp["Content-Type"].startswith("text/csv")
+    lines = b"".join(resp.streaming_content).decode("utf-8-sig").strip().splitlines()
+    assert lines[0].startswith("id,time,kind")
+    assert len(lines) == 3 and all("-999" not in line for line in lines)
+    assert {line.split(",")[4] for line in lines[1:]} == {"-100", "-200"}
+
+
+def test_top_up_form_redirects_to_the_sandbox_cashier_and_pay_credits(client, owner):
+    client.force_login(owner.user)
+    resp = client.post(reverse("billing:top-up"), {"preset": "custom", "custom_yuan": "100"})
+    order = TopUpOrder.objects.get()
+    assert order.amount_fen == 10_000
+    assert resp.status_code == 302 and resp.url == reverse(
+        "billing:sandbox-cashier", args=[order.out_trade_no]
+    )
+    assert client.get(resp.url).status_code == 200
+    resp = pay(client, order)
+    assert resp.url == reverse("billing:top-up-result", args=[order.out_trade_no])
+    html = client.get(resp.url).content.decode()
+    assert 'data-state="paid"' in html and "¥100.00" in html
+    assert ledger_sum(owner.organization_id) == 10_000
+
+
+def test_top_up_preset_and_limits(client, owner):
+    client.force_login(owner.user)
+    client.post(reverse("billing:top-up"), {"preset": "50000"})
+    assert TopUpOrder.objects.get().amount_fen == 50_000
+    for bad in ("0.5", "1000000.01", "1.234", ""):
+        resp = client.post(reverse("billing:top-up"), {"preset": "custom", "custom_yuan": bad})
+        assert resp.status_code == 200 and resp.context["form"].errors
+    assert TopUpOrder.objects.count() == 1
+
+
+def test_sandbox_fail_button_marks_the_order_failed(client, owner):
+    order = top_up_create(organization_id=owner.organization_id, amount_fen=500)
+    client.force_login(owner.user)
+    client.post(reverse("billing:sandbox-cashier", args=[order.out_trade_no]), {"action": "fail"})
+    order.refresh_from_db()
+    assert order.state == "failed" and ledger_sum(owner.organization_id) == 0
+
+
+def test_result_page_polls_with_htmx_until_final(client, owner):
+    order = top_up_create(organization_id=owner.organization_id, amount_fen=500)
+    client.force_login(owner.user)
+    url = reverse("billing:top-up-result", args=[order.out_trade_no])
+    partial = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert (
+        partial.startswith('<div id="topup-status" data-state="pending"')
+        and 'hx-trigger="every 2s"' in partial
+    )
+    pay(client, order)
+    partial = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert 'data-state="paid"' in partial and "hx-trigger" not in partial
+
+
+def test_teammate_cannot_top_up_or_pay_and_outsider_gets_404(client, owner, teammate, outsider):
+    order = top_up_create(organization_id=owner.organization_id, amount_fen=500)
+    client.force_login(teammate.user)
+    assert client.post(reverse("billing:top-up"), {"preset": "10000"}).status_code == 403
+    assert pay(client, order).status_code == 403
+    assert client.get(reverse("billing:top-up-result", args=[order.out_trade_no])).status_code == 200
+    client.force_login(outsider.user)
+    assert client.get(reverse("billing:top-up-result", args=[order.out_trade_no])).status_code == 404
+    assert client.get(reverse("billing:sandbox-cashier", args=[order.out_trade_no])).status_code == 404
+    assert pay(client, order).status_code == 404
+    assert ledger_sum(owner.organization_id) == 0
+
+
+def _paid_charges(org_id, fen):
+    order = top_up_create(organization_id=org_id, amount_fen=fen)
+    from billing.payments.sandbox import SandboxProvider, event_body
+
+    SandboxProvider().deliver(body=event_body(order=order, status="paid"), host="testserver", now=clock.now())
+    wallet_charge_for_month(organization_id=org_id, year=2024, month=5, amount_fen=fen)
+
+
+def test_fee_4_3_invoice_request_page_within_and_over_the_invoiceable_amount(client, owner):
+    _paid_charges(owner.organization_id, 10_000)
+    client.force_login(owner.user)
+    form = {
+        "amount_yuan": "60",
+        "title": "星河软件",
+        "taxpayer_id": USCC,
+        "kind": "general",
+        "email": "a@b.cn",
+    }
+    resp = client.post(reverse("billing:invoices"), form)
+    invoice = Invoice.objects.get()
+    assert resp.status_code == 302 and invoice.amount_fen == 6_000 and invoice.state == "requested"
+    resp = client.post(reverse("billing:invoices"), {**form, "amount_yuan": "40.01"})
+    assert resp.status_code == 200 and "FEE-4.3" in resp.content.decode()
+    assert Invoice.objects.count() == 1
+    assert resp.context["invoiceable_fen"] == 4_000
+
+
+def test_fee_4_3_invoice_form_checks_the_taxpayer_id_check_digit(client, owner):
+    _paid_charges(owner.organization_id, 10_000)
+    client.force_login(owner.user)
+    form = {
+        "amount_yuan": "1",
+        "title": "x",
+        "taxpayer_id": "91350100M000100Y44",
+        "kind": "general",
+        "email": "a@b.cn",
+    }
+    resp = client.post(reverse("billing:invoices"), form)
+    assert resp.status_code == 200 and "taxpayer_id" in resp.context["form"].errors
+    assert not Invoice.objects.exists()
+
+
+def test_invoice_pdf_is_downloadable_by_its_organization_only(client, owner, teammate, outsider, admin_user):
+    _paid_charges(owner.organization_id, 10_000)
+    invoice = invoice_request(
+        organization_id=owner.organization_id,
+        amount_fen=100,
+        title="星河软件服务商",
+        taxpayer_id=USCC,
+        kind="special_vat",
+        email="a@b.cn",
+    )
+    url = reverse("billing:invoice-pdf", args=[invoice.pk])
+    client.force_login(owner.user)
+    assert client.get(url).status_code == 404  # not issued yet
+    invoice_issue(invoice_id=invoice.pk, actor=admin_user)
+    for member in (owner, teammate):
+        client.force_login(member.user)
+        resp = client.get(url)
+        assert resp.status_code == 200 and resp["Content-Type"] == "application/pdf"
+        assert b"".join(resp.streaming_content).startswith(b"%PDF")
+    client.force_login(outsider.user)
+    assert client.get(url).status_code == 404
+    assert client.get(reverse("billing:invoice", args=[invoice.pk])).status_code == 404
+
+
+def test_fee_6_3_closure_page_refuses_while_in_arrears_naming_the_rule(client, owner, teammate):
+    wallet_charge_for_month(organization_id=owner.organization_id, year=2024, month=3, amount_fen=1)
+    client.force_login(owner.user)
+    resp = client.post(reverse("billing:closure-request"), {"reason": "bye"})
+    assert resp.status_code == 409 and 'data-code="FEE-6.3"' in resp.content.decode()
+    assert not ClosureRequest.objects.exists()
+    order = top_up_create(organization_id=owner.organization_id, amount_fen=100)
+    pay(client, order)
+    assert client.post(reverse("billing:closure-request"), {"reason": "bye"}).status_code == 302
+    assert ClosureRequest.objects.get().state == "pending"
+    client.force_login(teammate.user)
+    assert client.post(reverse("billing:closure-request")).status_code == 403
