@@ -1,0 +1,33 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from portal.models import Organization
+
+GRANTABLE = [Organization.Kind.SHOP, Organization.Kind.AGENCY]
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+
+class AuthorizeForm(forms.Form):
+    """GRANT-2: organizations (searched by name), start and end date."""
+
+    organizations = forms.ModelMultipleChoiceField(
+        label=_("店铺/机构"), queryset=Organization.objects.filter(kind__in=GRANTABLE)
+    )
+    start_date = forms.DateField(label=_("开始日期"), widget=DateInput)
+    end_date = forms.DateField(label=_("截止日期"), widget=DateInput)
+
+
+class EarlyRenewForm(forms.Form):
+    end_date = forms.DateField(label=_("新截止日期"), widget=DateInput)
+
+
+class RenewForm(forms.Form):
+    start_date = forms.DateField(label=_("开始日期"), widget=DateInput)
+    end_date = forms.DateField(label=_("截止日期"), widget=DateInput)
+
+
+class RevokeForm(forms.Form):
+    reason = forms.CharField(label=_("原因"), max_length=300, required=False)

@@ -1,0 +1,326 @@
+"""Pages: creator's list (GRANT-7), organization's list (GRANT-8), visibility (GRANT-9), data
+pages behind the access check (GRANT-11), other parties' ids answer 404."""
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from authorization import services
+from authorization.models import CreatorDailySales, Grant, LiveRoomRequest, LiveRoomSales
+from authorization.tests.conftest import days
+from authorization.tests.factories import GrantFactory, LiveRoomFactory
+from portal import clock
+from portal.models import Organization
+from portal.tests.factories import CreatorFactory, OrganizationFactory, main_member
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def today():
+    return clock.today()
+
+
+def login(client, user):
+    client.force_login(user)
+    return client
+
+
+def html(resp):
+    assert resp.status_code == 200, resp.status_code
+    return resp.content.decode()
+
+
+# --- creator pages -------------------------------------------------------------------------------
+
+
+def test_grant_7_creator_list_nearest_end_first_with_actions(client, creator, today):
+    orgs = [OrganizationFactory(name=f"店{i}") for i in range(3)]
+    GrantFactory(creator=creator, organization=orgs[0], start_date=today, end_date=today + days(30))
+    GrantFactory(creator=creator, organization=orgs[1], start_date=today, end_date=today + days(3))
+    GrantFactory(creator=creator, organization=orgs[2], start_date=today - days(9), end_date=today - days(1))
+    body = html(login(client, creator.user).get(reverse("authorization:creator-grants")))
+    assert body.index("店2") < body.index("店1") < body.index("店0")
+    assert (
+        body.count("提前续约</button>") == 2 and body.count("续约</button>") == 3
+    )  # renew only when expired
+
+
+def test_grant_7_creator_list_query_count_is_constant(client, creator, today, django_assert_max_num_queries):
+    login(client, creator.user)
+    room = LiveRoomFactory(creator=creator)
+    for _ in range(3):
+        GrantFactory(creator=creator, start_date=today, end_date=today + days(5))
+        main = main_member(OrganizationFactory())
+        services.live_room_request_create(membership=main, live_room=room, actor=main.user)
+    with django_assert_max_num_queries(16) as few:
+        client.get(reverse("authorization:creator-grants"))
+    for _ in range(30):
+        GrantFactory(creator=creator, start_date=today, end_date=today + days(5))
+        main = main_member(OrganizationFactory())
+        services.live_room_request_create(membership=main, live_room=room, actor=main.user)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        client.get(reverse("authorization:creator-grants"))
+
+
+def test_grant_2_authorize_from_the_page(client, creator, today):
+    shop, agency = OrganizationFactory(name="好物店"), OrganizationFactory(name="星光机构", kind="agency")
+    login(client, creator.user)
+    assert "好物店" in html(client.get(reverse("authorization:org-search"), {"q": "好物"}))
+    resp = client.post(
+        reverse("authorization:creator-grants"),
+        {"organizations": [shop.pk, agency.pk], "start_date": today, "end_date": today + days(10)},
+    )
+    assert resp.status_code == 302
+    assert Grant.objects.filter(creator=creator).count() == 2
+    again = html(
+        client.post(
+            reverse("authorization:creator-grants"),
+            {"organizations": [shop.pk], "start_date": today, "end_date": today + days(10)},
+        )
+    )
+    assert "GRANT-2" in again
+    bad = html(
+        client.post(
+            reverse("authorization:creator-grants"),
+            {"organizations": [OrganizationFactory().pk], "start_date": today - days(1), "end_date": today},
+        )
+    )
+    assert "GRANT-2" in bad and "开始日期不能早于今天" in bad
+
+
+def test_grant_5_early_renew_in_place_with_htmx(client, creator, today):
+    g = GrantFactory(creator=creator, start_date=today, end_date=today + days(5))
+    login(client, creator.user)
+    url = reverse("authorization:grant-early-renew", args=[g.pk])
+    row = html(client.post(url, {"end_date": today + days(5)}, HTTP_HX_REQUEST="true"))
+    assert row.startswith(f'<tr id="grant-{g.pk}"') and "GRANT-5" in row
+    row = html(client.post(url, {"end_date": today + days(20)}, HTTP_HX_REQUEST="true"))
+    assert "GRANT-5" not in row and (today + days(20)).isoformat() in row
+    assert client.post(url, {"end_date": "not-a-date"}, HTTP_HX_REQUEST="true").status_code == 200
+
+
+def test_grant_6_renew_and_grant_4_revoke_from_the_page(client, creator, today):
+    expired = GrantFactory(creator=creator, start_date=today - days(9), end_date=today - days(1))
+    live = GrantFactory(creator=creator, start_date=today, end_date=today + days(9))
+    login(client, creator.user)
+    resp = client.post(
+        reverse("authorization:grant-renew", args=[expired.pk]),
+        {"start_date": today, "end_date": today + days(3)},
+    )
+    assert resp.status_code == 302
+    expired.refresh_from_db()
+    assert expired.end_date == today + days(3)
+    client.post(reverse("authorization:grant-revoke", args=[live.pk]), {"reason": ""})
+    live.refresh_from_db()
+    assert live.revoked_at is not None
+
+
+def test_creator_actions_on_another_creators_grant_are_404(client, creator, today):
+    other = GrantFactory(start_date=today, end_date=today + days(9))
+    login(client, creator.user)
+    for name, data in [
+        ("grant-revoke", {}),
+        ("grant-early-renew", {"end_date": today + days(20)}),
+        ("grant-renew", {"start_date": today, "end_date": today}),
+        ("room-grant-revoke", {}),
+    ]:
+        assert client.post(reverse(f"authorization:{name}", args=[other.pk]), data).status_code == 404
+    assert client.get(reverse("authorization:grant-detail", args=[other.pk])).status_code == 404
+    other.refresh_from_db()
+    assert other.revoked_at is None and other.end_date == today + days(9)
+
+
+def test_non_creator_has_no_creator_pages(client, shop_main):
+    login(client, shop_main.user)
+    assert client.get(reverse("authorization:creator-grants")).status_code == 404
+    assert client.get(reverse("authorization:org-grants")).status_code == 200
+
+
+def test_anonymous_is_sent_to_login(client):
+    resp = client.get(reverse("authorization:creator-grants"))
+    assert resp.status_code == 302 and "/accounts/login/" in resp["Location"]
+
+
+def test_grant_3_creator_authorizes_and_rejects_requests(client, creator, shop_main):
+    r1, r2 = LiveRoomFactory(creator=creator), LiveRoomFactory(creator=creator)
+    q1 = services.live_room_request_create(membership=shop_main, live_room=r1, actor=shop_main.user)
+    q2 = services.live_room_request_create(membership=shop_main, live_room=r2, actor=shop_main.user)
+    login(client, creator.user)
+    body = html(client.get(reverse("authorization:creator-grants")))
+    assert r1.title in body and r2.title in body
+    client.post(reverse("authorization:request-authorize", args=[q1.pk]))
+    client.post(reverse("authorization:request-reject", args=[q2.pk]))
+    q1.refresh_from_db(), q2.refresh_from_db()
+    assert (q1.status, q2.status) == ("authorized", "rejected")
+    # A decided request cannot be decided again: the rule is shown, not a 500.
+    resp = client.post(reverse("authorization:request-authorize", args=[q2.pk]))
+    assert resp.status_code == 409 and "GRANT-3" in resp.content.decode()
+    other = services.live_room_request_create(
+        membership=shop_main, live_room=LiveRoomFactory(), actor=shop_main.user
+    )
+    assert client.post(reverse("authorization:request-authorize", args=[other.pk])).status_code == 404
+
+
+# --- organization pages --------------------------------------------------------------------------
+
+
+def _org_setup(shop, today):
+    c1, c2 = CreatorFactory(nickname="全部数据达人"), CreatorFactory(nickname="直播间达人")
+    all_data = GrantFactory(creator=c1, organization=shop, start_date=today, end_date=today + days(5))
+    room = LiveRoomFactory(creator=c2, title="春季上新专场")
+    room_grant = GrantFactory(
+        creator=c2, organization=shop, scope="live_room", live_room=room, start_date=today, end_date=None
+    )
+    return all_data, room_grant
+
+
+def test_grant_8_organization_list_with_state_filter(client, shop, shop_main, today):
+    _org_setup(shop, today)
+    GrantFactory(
+        organization=shop,
+        creator=CreatorFactory(nickname="过期达人"),
+        start_date=today - days(9),
+        end_date=today - days(2),
+    )
+    GrantFactory(organization=shop, creator=CreatorFactory(nickname="解除达人"), revoked_at=timezone.now())
+    login(client, shop_main.user)
+    body = html(client.get(reverse("authorization:org-grants")))
+    assert body.index("过期达人") < body.index("全部数据达人") < body.index("直播间达人")
+    for state, name in [("expired", "过期达人"), ("revoked", "解除达人"), ("authorized", "全部数据达人")]:
+        page = html(client.get(reverse("authorization:org-grants"), {"state": state}))
+        assert name in page
+        assert page.count('data-grant="') == (2 if state == "authorized" else 1)
+    assert html(client.get(reverse("authorization:org-grants"), {"state": "bogus"}))
+
+
+def test_grant_9_sub_account_list_shows_live_room_grants_only(client, shop, shop_sub, today):
+    all_data, room_grant = _org_setup(shop, today)
+    login(client, shop_sub.user)
+    body = html(client.get(reverse("authorization:org-grants")))
+    assert "直播间达人" in body and "全部数据达人" not in body
+    assert client.get(reverse("authorization:grant-detail", args=[all_data.pk])).status_code == 404
+    assert client.get(reverse("authorization:grant-detail", args=[room_grant.pk])).status_code == 200
+
+
+def test_grant_8_organization_list_query_count_is_constant(
+    client, shop, shop_main, today, django_assert_max_num_queries
+):
+    login(client, shop_main.user)
+    for _ in range(3):
+        GrantFactory(organization=shop, start_date=today, end_date=today + days(5))
+    with django_assert_max_num_queries(14) as few:
+        client.get(reverse("authorization:org-grants"))
+    for _ in range(30):
+        GrantFactory(organization=shop, start_date=today, end_date=today + days(5))
+        GrantFactory(organization=shop, scope="live_room", live_room=LiveRoomFactory(), end_date=None)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        client.get(reverse("authorization:org-grants"))
+
+
+def test_grant_detail_of_another_organization_is_404(client, shop_main, today):
+    foreign = GrantFactory(start_date=today, end_date=today + days(5))
+    login(client, shop_main.user)
+    assert client.get(reverse("authorization:grant-detail", args=[foreign.pk])).status_code == 404
+    assert client.get(reverse("authorization:grant-detail", args=[999999])).status_code == 404
+
+
+def test_grant_detail_shows_the_history_to_both_parties(client, creator, shop, shop_main, today):
+    (g,) = services.grant_authorize_all_data(
+        creator=creator, organizations=[shop], start_date=today, end_date=today + days(5), actor=creator.user
+    )
+    services.grant_early_renew(grant=g, end_date=today + days(9), actor=creator.user)
+    for user in (creator.user, shop_main.user):
+        client.force_login(user)
+        body = html(client.get(reverse("authorization:grant-detail", args=[g.pk])))
+        assert 'data-event="authorize"' in body and 'data-event="early_renew"' in body
+
+
+def _sales(creator, room, today):
+    for i in range(5):
+        CreatorDailySales.objects.create(
+            creator=creator, date=today - days(i), gmv_fen=12345 * (i + 1), orders=i, viewers=100 * i
+        )
+    for h in range(3):
+        LiveRoomSales.objects.create(
+            live_room=room,
+            hour_at=timezone.now() - dt.timedelta(hours=h),
+            gmv_fen=500 * (h + 1),
+            orders=h,
+            viewers=10,
+        )
+
+
+def test_grant_11_creator_data_page_only_while_access_allows(
+    client, shop, shop_main, shop_sub, today, django_capture_on_commit_callbacks
+):
+    creator = CreatorFactory()
+    room = LiveRoomFactory(creator=creator)
+    _sales(creator, room, today)
+    url = reverse("authorization:creator-data", args=[creator.pk])
+    login(client, shop_main.user)
+    assert 'id="sales-data"' not in html(client.get(url))
+    with django_capture_on_commit_callbacks(execute=True):
+        (g,) = services.grant_authorize_all_data(
+            creator=creator,
+            organizations=[shop],
+            start_date=today,
+            end_date=today + days(5),
+            actor=creator.user,
+        )
+    body = html(client.get(url))
+    assert 'id="sales-data"' in body and 'data-chart="gmv-chart"' in body and "¥123.45" in body
+    assert "chart.umd.min.js" in body
+    csv_resp = client.get(reverse("authorization:creator-data-export", args=[creator.pk]))
+    assert csv_resp.status_code == 200 and csv_resp.content.decode().startswith("date,gmv_fen")
+    # GRANT-9: the sub-account sees no data, no export.
+    client.force_login(shop_sub.user)
+    assert 'id="sales-data"' not in html(client.get(url))
+    assert client.get(reverse("authorization:creator-data-export", args=[creator.pk])).status_code == 404
+    # Revocation hides the data on the next request.
+    client.force_login(shop_main.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.grant_revoke(grant=g, actor=creator.user)
+    assert 'id="sales-data"' not in html(client.get(url))
+    assert client.get(reverse("authorization:creator-data-export", args=[creator.pk])).status_code == 404
+    assert client.get(reverse("authorization:creator-data", args=[999999])).status_code == 404
+
+
+def test_grant_3_live_room_page_unlock_request_then_data(
+    client, shop, shop_sub, today, django_capture_on_commit_callbacks
+):
+    creator = CreatorFactory()
+    room = LiveRoomFactory(creator=creator, title="春季上新专场")
+    _sales(creator, room, today)
+    url = reverse("authorization:live-room", args=[room.pk])
+    login(client, shop_sub.user)
+    body = html(client.get(url))
+    assert "解锁更多数据" in body and "data-confirm" in body and 'id="sales-data"' not in body
+    assert client.post(url).status_code == 302
+    req = LiveRoomRequest.objects.get(organization=shop, live_room=room)
+    body = html(client.get(url))
+    assert 'id="request-pending"' in body and "解锁更多数据" not in body
+    with django_capture_on_commit_callbacks(execute=True):
+        services.live_room_request_authorize(request=req, actor=creator.user)
+    assert 'id="sales-data"' in html(client.get(url))  # GRANT-9: sub sees live_room data
+    assert client.get(reverse("authorization:live-room", args=[999999])).status_code == 404
+
+
+def test_service_provider_and_creators_have_no_organization_pages(client, creator):
+    provider = main_member(kind=Organization.Kind.SERVICE_PROVIDER)
+    room = LiveRoomFactory(creator=creator)
+    for user in (provider.user, creator.user):
+        client.force_login(user)
+        assert client.get(reverse("authorization:org-grants")).status_code == 404
+        assert client.get(reverse("authorization:live-room", args=[room.pk])).status_code == 404
+        assert client.post(reverse("authorization:live-room", args=[room.pk])).status_code == 404
+    assert not LiveRoomRequest.objects.exists()
+
+
+def test_dashboard_shows_the_grant_cards(client, creator, shop_main):
+    client.force_login(creator.user)
+    assert "数据授权管理" in html(client.get("/"))
+    client.force_login(shop_main.user)
+    assert "达人授权列表" in html(client.get("/"))

@@ -1,0 +1,361 @@
+"""HTML pages: the creator's grants (GRANT-7), the organization's list (GRANT-8), data pages
+behind the access check (GRANT-11) and the live room page with 解锁更多数据 (GRANT-3)."""
+
+import csv
+import datetime as dt
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from authorization import selectors, services
+from authorization.forms import AuthorizeForm, EarlyRenewForm, RenewForm, RevokeForm
+from authorization.models import GrantState, LiveRoomRequest, Scope
+from portal import clock
+from portal.errors import DomainError
+from portal.models import Organization
+from portal.selectors import organization_search
+
+PAGE_SIZE = 25
+
+
+def _creator_or_404(request):
+    creator = getattr(request.user, "creator", None)
+    if creator is None:
+        raise Http404
+    return creator
+
+
+def _membership_or_404(request):
+    membership = request.active_membership
+    if membership is None or membership.organization.kind not in (
+        Organization.Kind.SHOP,
+        Organization.Kind.AGENCY,
+    ):
+        raise Http404
+    return membership
+
+
+@login_required
+def index(request):
+    if hasattr(request.user, "creator"):
+        return redirect("authorization:creator-grants")
+    _membership_or_404(request)
+    return redirect("authorization:org-grants")
+
+
+# --- creator ---------------------------------------------------------------------------------------
+
+
+@login_required
+def creator_grants(request):
+    """GRANT-7: organizations with all_data grants (nearest end first), actions in place,
+    pending live-room requests and live-room grants; GRANT-2 authorize form."""
+    creator = _creator_or_404(request)
+    today = clock.today()
+    form = AuthorizeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            grants = services.grant_authorize_all_data(
+                creator=creator,
+                organizations=list(form.cleaned_data["organizations"]),
+                start_date=form.cleaned_data["start_date"],
+                end_date=form.cleaned_data["end_date"],
+                actor=request.user,
+            )
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, f"{exc.code}: {exc.message}")
+        else:
+            messages.success(request, _("已授权给 %(n)d 个店铺/机构。") % {"n": len(grants)})
+            return redirect("authorization:creator-grants")
+    state = request.GET.get("state") or None
+    if state not in GrantState.values:
+        state = None
+    page = Paginator(
+        selectors.grant_list_for_creator(creator=creator, today=today, state=state), PAGE_SIZE
+    ).get_page(request.GET.get("page"))
+    query = request.GET.get("q", "")
+    found = (
+        organization_search(query=query, kinds=[Organization.Kind.SHOP, Organization.Kind.AGENCY])
+        if query
+        else []
+    )
+    return render(
+        request,
+        "authorization/creator_grants.html",
+        {
+            "page": page,
+            "form": form,
+            "state": state,
+            "states": GrantState.choices,
+            "today": today,
+            "tomorrow": today + dt.timedelta(days=1),
+            "q": query,
+            "found": found,
+            "requests": selectors.live_room_request_pending_for_creator(creator=creator)[:50],
+            "room_grants": selectors.live_room_grant_list_for_creator(creator=creator, today=today)[:50],
+        },
+    )
+
+
+@login_required
+def organization_search_partial(request):
+    """htmx: organizations matching the typed name, as checkboxes for the authorize form."""
+    _creator_or_404(request)
+    query = request.GET.get("q", "")
+    found = (
+        organization_search(query=query, kinds=[Organization.Kind.SHOP, Organization.Kind.AGENCY])
+        if query
+        else []
+    )
+    return render(request, "authorization/_org_search.html", {"found": found, "q": query})
+
+
+def _row_response(request, grant, *, error=None):
+    if request.htmx:
+        today = clock.today()
+        grant.state = selectors.state_of(grant, today)
+        return render(
+            request,
+            "authorization/_grant_row.html",
+            {
+                "g": grant,
+                "error": error,
+                "today": today,
+                "tomorrow": today + dt.timedelta(days=1),
+            },
+        )
+    if error:
+        messages.error(request, error)
+    return redirect("authorization:creator-grants")
+
+
+def _grant_action(request, grant_id, form_class, call):
+    creator = _creator_or_404(request)
+    grant = selectors.grant_get_for_creator(creator=creator, grant_id=grant_id)
+    form = form_class(request.POST)
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.items()))
+        return _row_response(request, grant, error=f"{field}: {errors[0]}")
+    try:
+        grant = call(grant, form.cleaned_data)
+    except DomainError as exc:
+        return _row_response(request, grant, error=f"{exc.code}: {exc.message}")
+    if not request.htmx:
+        messages.success(request, _("操作成功。"))
+    return _row_response(request, grant)
+
+
+@login_required
+@require_POST
+def grant_revoke(request, grant_id):
+    return _grant_action(
+        request,
+        grant_id,
+        RevokeForm,
+        lambda g, d: services.grant_revoke(grant=g, actor=request.user, reason=d["reason"]),
+    )
+
+
+@login_required
+@require_POST
+def grant_early_renew(request, grant_id):
+    return _grant_action(
+        request,
+        grant_id,
+        EarlyRenewForm,
+        lambda g, d: services.grant_early_renew(grant=g, end_date=d["end_date"], actor=request.user),
+    )
+
+
+@login_required
+@require_POST
+def grant_renew(request, grant_id):
+    return _grant_action(
+        request,
+        grant_id,
+        RenewForm,
+        lambda g, d: services.grant_renew(
+            grant=g, start_date=d["start_date"], end_date=d["end_date"], actor=request.user
+        ),
+    )
+
+
+@login_required
+@require_POST
+def live_room_grant_revoke(request, grant_id):
+    creator = _creator_or_404(request)
+    grant = selectors.grant_get_for_creator(creator=creator, grant_id=grant_id)
+    services.grant_revoke(grant=grant, actor=request.user)
+    messages.success(request, _("已解除直播间数据授权。"))
+    return redirect("authorization:creator-grants")
+
+
+@login_required
+@require_POST
+def request_decide(request, request_id, decision):
+    creator = _creator_or_404(request)
+    req = selectors.live_room_request_get_for_creator(creator=creator, request_id=request_id)
+    if decision == "authorize":
+        services.live_room_request_authorize(request=req, actor=request.user)
+        messages.success(request, _("已授权直播间「%(room)s」。") % {"room": req.live_room.title})
+    else:
+        services.live_room_request_reject(request=req, actor=request.user)
+        messages.success(request, _("已拒绝申请。"))
+    return redirect("authorization:creator-grants")
+
+
+# --- either party --------------------------------------------------------------------------------
+
+
+@login_required
+def grant_detail(request, grant_id):
+    """A grant and its full event history, for the creator and the organization (GRANT-9)."""
+    grant = selectors.grant_get_for_user(
+        user=request.user, membership=request.active_membership, grant_id=grant_id
+    )
+    is_creator = getattr(request.user, "creator", None) == grant.creator
+    return render(
+        request,
+        "authorization/grant_detail.html",
+        {
+            "g": grant,
+            "state": selectors.state_of(grant),
+            "events": selectors.grant_event_list(grant=grant),
+            "is_creator": is_creator,
+        },
+    )
+
+
+# --- organization --------------------------------------------------------------------------------
+
+
+@login_required
+def org_grants(request):
+    """GRANT-8: every creator that ever granted us, with state, nearest end first."""
+    membership = _membership_or_404(request)
+    state = request.GET.get("state") or None
+    if state not in GrantState.values:
+        state = None
+    qs = selectors.grant_list_for_organization(membership=membership, state=state)
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "authorization/org_grants.html",
+        {
+            "page": page,
+            "state": state,
+            "states": GrantState.choices,
+            "is_main": membership.is_main,
+        },
+    )
+
+
+def _creator_for_org_or_404(creator_id):
+    from portal.models import Creator
+
+    creator = Creator.objects.filter(pk=creator_id).first()
+    if creator is None:
+        raise Http404
+    return creator
+
+
+@login_required
+def creator_data(request, creator_id):
+    """The creator's sales (all_data): shown only while the access check allows."""
+    membership = _membership_or_404(request)
+    creator = _creator_for_org_or_404(creator_id)
+    decision = selectors.access_check(
+        organization_id=membership.organization_id,
+        creator_id=creator.pk,
+        scope=Scope.ALL_DATA,
+        membership=membership,
+    )
+    ctx = {
+        "creator": creator,
+        "decision": decision,
+        "is_main": membership.is_main,
+        "rooms": selectors.live_room_list(creator_id=creator.pk)[:30],
+    }
+    if decision.allowed:
+        rows = list(selectors.creator_daily_sales(creator_id=creator.pk))
+        ctx["rows"] = rows
+        ctx["totals"] = {k: sum(getattr(r, k) for r in rows) for k in ("gmv_fen", "orders", "viewers")}
+        ctx["chart"] = selectors.chart_config(
+            labels=[r.date.isoformat() for r in rows],
+            gmv_fen=[r.gmv_fen for r in rows],
+            label=_("每日成交金额(元)"),
+        )
+    return render(request, "authorization/creator_data.html", ctx)
+
+
+@login_required
+def creator_data_export(request, creator_id):
+    """CSV export of the same data, behind the same check (GRANT-9: never for sub-accounts)."""
+    membership = _membership_or_404(request)
+    creator = _creator_for_org_or_404(creator_id)
+    decision = selectors.access_check(
+        organization_id=membership.organization_id,
+        creator_id=creator.pk,
+        scope=Scope.ALL_DATA,
+        membership=membership,
+    )
+    if not decision.allowed:
+        raise Http404
+    resp = HttpResponse(content_type="text/csv; charset=utf-8")
+    resp["Content-Disposition"] = f'attachment; filename="creator-{creator.pk}-sales.csv"'
+    out = csv.writer(resp)
+    out.writerow(["date", "gmv_fen", "orders", "viewers"])
+    for r in selectors.creator_daily_sales(creator_id=creator.pk):
+        out.writerow([r.date.isoformat(), r.gmv_fen, r.orders, r.viewers])
+    return resp
+
+
+@login_required
+def live_rooms(request):
+    _membership_or_404(request)
+    query = request.GET.get("q", "")
+    page = Paginator(selectors.live_room_list(query=query), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "authorization/live_rooms.html", {"page": page, "q": query})
+
+
+@login_required
+def live_room_detail(request, live_room_id):
+    """A live room's page: its figures while access allows, else 解锁更多数据 (GRANT-3)."""
+    membership = _membership_or_404(request)
+    room = selectors.live_room_get(live_room_id=live_room_id)
+    if request.method == "POST":
+        services.live_room_request_create(membership=membership, live_room=room, actor=request.user)
+        messages.success(request, _("已发送申请。等待达人授权。"))
+        return redirect(reverse("authorization:live-room", args=[room.pk]))
+    decision = selectors.access_check(
+        organization_id=membership.organization_id,
+        creator_id=room.creator_id,
+        scope=Scope.LIVE_ROOM,
+        live_room_id=room.pk,
+        membership=membership,
+    )
+    ctx = {"room": room, "decision": decision}
+    if decision.allowed:
+        rows = list(selectors.live_room_sales(live_room_id=room.pk))
+        ctx["rows"] = rows
+        ctx["totals"] = {k: sum(getattr(r, k) for r in rows) for k in ("gmv_fen", "orders", "viewers")}
+        ctx["chart"] = selectors.chart_config(
+            labels=[clock.local(r.hour_at).strftime("%m-%d %H:%M") for r in rows],
+            gmv_fen=[r.gmv_fen for r in rows],
+            label=_("成交金额(元)"),
+        )
+    else:
+        pending = LiveRoomRequest.objects.filter(
+            organization_id=membership.organization_id,
+            live_room=room,
+            status=LiveRoomRequest.Status.PENDING,
+            expires_at__gt=clock.now(),
+        ).first()
+        ctx["pending"] = pending
+    return render(request, "authorization/live_room.html", ctx)
