@@ -1,0 +1,214 @@
+"""Gift disputes (GIFT-5.1..5.5)."""
+
+import datetime as dt
+
+import pytest
+
+from gifts import services
+from gifts.errors import GiftRuleError, NotFound, TransitionError
+from gifts.models import DisputeEvidence, GiftDispute, Order, Violation
+from gifts.tests.factories import (
+    ELF_BYTES,
+    GiftFactory,
+    ProductFactory,
+    UserFactory,
+    approved_gift,
+    main_member,
+    sub_member,
+    upload,
+)
+from portal.models import AuditEntry
+
+pytestmark = pytest.mark.django_db
+NOW = dt.datetime(2024, 5, 10, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def owner():
+    return main_member()
+
+
+def _open(gift, kind="not_delivered", *, shop="same", paid=10_000, order_no="D1", now=NOW):
+    product = ProductFactory(shop=gift.shop) if not hasattr(gift, "_product") else gift._product
+    return services.dispute_open(
+        shop=gift.shop if shop == "same" else shop,
+        actor=None,
+        order_no=order_no,
+        paid_amount_fen=paid,
+        paid_at=NOW - dt.timedelta(days=5),
+        product_id=product.pk,
+        gift_id=gift.pk,
+        signed_for_at=NOW - dt.timedelta(days=1),
+        kind=kind,
+        consumer_claim="赠品没收到",
+        now=now,
+    )
+
+
+def test_gift_5_3_dispute_opens_with_a_48_hour_deadline_and_a_preview(owner):
+    gift = approved_gift(shop=owner.organization)
+    dispute, created = _open(gift)
+    assert created and dispute.state == "awaiting_merchant"
+    assert dispute.response_deadline_at == NOW + dt.timedelta(hours=48)
+    assert dispute.calculation["rule"] == "GIFT-5.3" and dispute.calculation["compensation_fen"] == 8_800
+
+
+def test_gift_5_deadline_hours_are_configurable(owner, settings):
+    settings.GIFT_DISPUTE_RESPONSE_HOURS = 24
+    dispute, _ = _open(approved_gift(shop=owner.organization))
+    assert dispute.response_deadline_at == NOW + dt.timedelta(hours=24)
+
+
+def test_gift_5_opening_twice_returns_the_same_dispute(owner):
+    gift = approved_gift(shop=owner.organization)
+    gift._product = ProductFactory(shop=gift.shop)
+    first, _ = _open(gift)
+    again, created = _open(gift)
+    assert first == again and not created and GiftDispute.objects.count() == 1
+
+
+def test_gift_5_another_shops_key_cannot_open_a_dispute_on_this_gift(owner):
+    with pytest.raises(NotFound):
+        _open(approved_gift(), shop=owner.organization)
+
+
+def test_gift_5_3_undeclared_unassessable_value_falls_back_to_30_percent(owner):
+    gift = GiftFactory(shop=owner.organization, state="approved", declared_value_fen=None, value_basis="")
+    dispute, _ = _open(gift, paid=100_000)
+    assert dispute.calculation["compensation_fen"] == 30_000
+
+
+def test_gift_5_merchant_responds_with_evidence_before_the_deadline(owner):
+    dispute, _ = _open(approved_gift(shop=owner.organization))
+    sub = sub_member(owner.organization)  # sub-accounts answer disputes too
+    d = services.dispute_respond(
+        membership=sub,
+        actor=sub.user,
+        dispute=dispute,
+        response="已发货，见签收单",
+        files=[upload("proof.pdf")],
+        now=NOW + dt.timedelta(hours=1),
+    )
+    assert d.state == "merchant_responded" and DisputeEvidence.objects.filter(dispute=d).count() == 1
+
+
+def test_gift_5_response_after_the_deadline_is_refused(owner):
+    dispute, _ = _open(approved_gift(shop=owner.organization))
+    with pytest.raises(GiftRuleError) as err:
+        services.dispute_respond(
+            membership=owner,
+            actor=owner.user,
+            dispute=dispute,
+            response="晚了",
+            now=NOW + dt.timedelta(hours=49),
+        )
+    assert err.value.code == "GIFT-5-DEADLINE"
+
+
+def test_gift_5_evidence_that_is_an_executable_is_refused(owner):
+    dispute, _ = _open(approved_gift(shop=owner.organization))
+    with pytest.raises(Exception) as err:
+        services.dispute_respond(
+            membership=owner,
+            actor=owner.user,
+            dispute=dispute,
+            response="x",
+            files=[upload("proof.pdf", ELF_BYTES)],
+            now=NOW,
+        )
+    assert err.value.code == "UPLOAD-TYPE"
+    assert not DisputeEvidence.objects.exists()
+
+
+def test_gift_5_other_shop_cannot_respond(owner):
+    dispute, _ = _open(approved_gift())
+    with pytest.raises(NotFound):
+        services.dispute_respond(membership=owner, actor=owner.user, dispute=dispute, response="x", now=NOW)
+
+
+def test_gift_5_staff_decide_only_after_response_or_deadline(owner):
+    staff = UserFactory(is_staff=True)
+    dispute, _ = _open(approved_gift(shop=owner.organization))
+    with pytest.raises(GiftRuleError):
+        services.dispute_decide(
+            dispute=dispute, actor=staff, decision="upheld", note="x", now=NOW + dt.timedelta(hours=1)
+        )
+    d = services.dispute_decide(
+        dispute=dispute, actor=staff, decision="upheld", note="商家未举证", now=NOW + dt.timedelta(hours=49)
+    )
+    assert (d.state, d.compensation_fen) == ("decided", 8_800)
+    assert AuditEntry.objects.filter(action="gifts.dispute_decide", actor=staff).exists()
+    with pytest.raises(TransitionError):
+        services.dispute_decide(
+            dispute=dispute, actor=staff, decision="dismissed", note="x", now=NOW + dt.timedelta(hours=50)
+        )
+
+
+def test_gift_5_1_gift_dispute_never_changes_the_products_dispute(owner):
+    staff = UserFactory(is_staff=True)
+    dispute, _ = _open(approved_gift(shop=owner.organization))
+    Order.objects.filter(pk=dispute.order_id).update(product_dispute_state="open")
+    services.dispute_respond(membership=owner, actor=owner.user, dispute=dispute, response="已发", now=NOW)
+    services.dispute_decide(
+        dispute=dispute, actor=staff, decision="upheld", note="支持", now=NOW + dt.timedelta(hours=1)
+    )
+    assert Order.objects.get(pk=dispute.order_id).product_dispute_state == "open"
+
+
+def test_gift_5_2_merchant_lacking_licence_refunds_value_and_records_violation(owner):
+    staff = UserFactory(is_staff=True)
+    dispute, _ = _open(approved_gift(shop=owner.organization), kind="lacks_licence")
+    d = services.dispute_decide(
+        dispute=dispute,
+        actor=staff,
+        decision="upheld",
+        note="无食品经营许可证",
+        now=NOW + dt.timedelta(hours=49),
+    )
+    assert d.compensation_fen == 8_800 and d.calculation["rule"] == "GIFT-5.2"
+    assert Violation.objects.get().violation_type == "扰乱平台秩序"
+
+
+def test_gift_5_2_unknown_value_must_be_assessed_before_upholding(owner):
+    staff = UserFactory(is_staff=True)
+    gift = GiftFactory(shop=owner.organization, state="approved", declared_value_fen=None, value_basis="")
+    dispute, _ = _open(gift, kind="lacks_licence")
+    with pytest.raises(GiftRuleError) as err:
+        services.dispute_decide(
+            dispute=dispute, actor=staff, decision="upheld", note="x", now=NOW + dt.timedelta(hours=49)
+        )
+    assert err.value.code == "GIFT-1.2"
+    services.gift_fair_value_set(gift=gift, amount_fen=1_500, reason="市场价", actor=staff)
+    d = services.dispute_decide(
+        dispute=dispute, actor=staff, decision="upheld", note="x", now=NOW + dt.timedelta(hours=49)
+    )
+    assert d.compensation_fen == 1_500 and d.calculation["figures"]["value_basis"] == "fair_value"
+
+
+def test_gift_5_4_gift_lost_on_return_deducts_its_value(owner):
+    staff = UserFactory(is_staff=True)
+    dispute, _ = _open(approved_gift(shop=owner.organization), kind="return_gift_lost")
+    d = services.dispute_decide(
+        dispute=dispute, actor=staff, decision="upheld", note="赠品遗失", now=NOW + dt.timedelta(hours=49)
+    )
+    assert (d.refund_deduction_fen, d.return_shipping_payer, d.compensation_fen) == (8_800, "consumer", 0)
+
+
+@pytest.mark.parametrize("kind", ["return_merchant_fault", "gift_not_returnable"])
+def test_gift_5_5_cases_are_settled_between_merchant_and_consumer(owner, kind):
+    dispute, _ = _open(approved_gift(shop=owner.organization), kind=kind)
+    assert dispute.state == "settle_between_parties" and dispute.calculation["settle_between_parties"]
+    with pytest.raises(GiftRuleError) as err:
+        services.dispute_decide(
+            dispute=dispute,
+            actor=UserFactory(is_staff=True),
+            decision="upheld",
+            note="x",
+            now=NOW + dt.timedelta(hours=49),
+        )
+    assert err.value.code == "GIFT-5.5"
+
+
+def test_gift_5_4_merchant_fault_return_shipping_is_the_merchants(owner):
+    dispute, _ = _open(approved_gift(shop=owner.organization), kind="return_merchant_fault")
+    assert dispute.return_shipping_payer == "merchant"

@@ -1,0 +1,205 @@
+"""Shipping (GIFT-2.6, 4.1, 4.2), spot checks (GIFT-3) and rule versions (GIFT-6.2)."""
+
+import datetime as dt
+
+import pytest
+
+from gifts import services
+from gifts.models import GiftEvent, GiftShipment, RuleVersion, SpotCheck, Violation
+from gifts.tests.factories import (
+    ProductFactory,
+    UserFactory,
+    approved_gift,
+    food_category,
+    order_for,
+    valid_licence,
+)
+
+pytestmark = pytest.mark.django_db
+PAID = dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def shipment():
+    gift = approved_gift(declared_value_fen=50_000)  # ¥500 → weight 2
+    product = ProductFactory(shop=gift.shop, promised_ship_hours=48)
+    order = services.order_upsert(
+        shop=gift.shop,
+        order_no="A1",
+        product=product,
+        paid_amount_fen=20_000,
+        paid_at=PAID,
+        gift_lines=[(gift, 1)],
+    )
+    return GiftShipment.objects.get(order=order)
+
+
+def test_gift_4_2_due_time_is_the_products_promised_ship_time(shipment):
+    assert shipment.due_by_at == PAID + dt.timedelta(hours=48)
+
+
+def test_gift_4_2_shipped_on_time_records_nothing(shipment):
+    _, outcome = services.gift_shipment_mark_shipped(
+        shipment=shipment, shipped_at=PAID + dt.timedelta(hours=47), tracking_no="SF1"
+    )
+    assert outcome is None and not Violation.objects.exists()
+
+
+def test_gift_4_2_shipped_late_records_breach_of_promise_weighted_by_value(shipment):
+    _, outcome = services.gift_shipment_mark_shipped(
+        shipment=shipment, shipped_at=PAID + dt.timedelta(hours=49), tracking_no="SF1"
+    )
+    v = outcome.violation
+    assert (v.rule_id, v.violation_type, v.gift_value_fen, v.weight) == ("GIFT-4.2", "违背承诺", 50_000, 2)
+    assert v.rule_version.version == "2022-07-01"
+
+
+def test_gift_4_2_agreed_later_time_is_honoured(shipment):
+    shipment.agreed_ship_by_at = PAID + dt.timedelta(hours=96)
+    shipment.save()
+    _, outcome = services.gift_shipment_mark_shipped(
+        shipment=shipment, shipped_at=PAID + dt.timedelta(hours=60), tracking_no="SF1"
+    )
+    assert outcome is None
+
+
+def test_gift_4_2_not_shipped_by_the_deadline_is_judged_once(shipment):
+    assert services.gift_shipment_overdue_run(now=PAID + dt.timedelta(hours=47)) == 0
+    assert services.gift_shipment_overdue_run(now=PAID + dt.timedelta(hours=49)) == 1
+    assert services.gift_shipment_overdue_run(now=PAID + dt.timedelta(hours=50)) == 0
+    v = Violation.objects.get()
+    assert v.rule_id == "GIFT-4.2" and v.evidence["kind"] == "not_shipped"
+
+
+@pytest.mark.parametrize(
+    ("value_fen", "weight"), [(None, 1), (9_999, 1), (10_000, 2), (99_999, 2), (100_000, 3)]
+)
+def test_gift_4_2_weight_follows_the_gift_value(value_fen, weight):
+    assert services.violation_weight(value_fen) == weight
+
+
+def test_gift_4_2_fake_shipping_found_by_staff(shipment):
+    services.gift_shipment_mark_shipped(shipment=shipment, shipped_at=PAID, tracking_no="FAKE")
+    outcome = services.gift_shipment_mark_fake(
+        shipment=shipment, actor=UserFactory(is_staff=True), note="运单无揽收记录"
+    )
+    assert outcome.violation.rule_id == "GIFT-4.2" and outcome.violation.evidence["tracking_no"] == "FAKE"
+
+
+def test_gift_4_1_late_for_missing_customs_registration_is_shipping_overtime(shipment):
+    _, outcome = services.gift_shipment_mark_shipped(
+        shipment=shipment,
+        shipped_at=PAID + dt.timedelta(days=5),
+        tracking_no="SF1",
+        late_cause="customs_unregistered",
+    )
+    assert (outcome.violation.rule_id, outcome.violation.violation_type) == ("GIFT-4.1", "发货超时")
+
+
+def test_gift_2_3_shipping_a_licence_gift_without_licence_disturbs_platform_order():
+    gift = approved_gift(category=food_category())
+    order = services.order_upsert(
+        shop=gift.shop,
+        order_no="B1",
+        product=ProductFactory(shop=gift.shop),
+        paid_amount_fen=1,
+        paid_at=PAID,
+        gift_lines=[(gift, 1)],
+    )
+    services.gift_shipment_mark_shipped(
+        shipment=order.gift_shipments.get(), shipped_at=PAID, tracking_no="SF"
+    )
+    assert Violation.objects.get().violation_type == "扰乱平台秩序"
+
+
+def test_gift_2_3_shipping_with_valid_licence_is_fine():
+    gift = approved_gift(category=food_category())
+    valid_licence(gift.shop)
+    order = services.order_upsert(
+        shop=gift.shop,
+        order_no="B2",
+        product=ProductFactory(shop=gift.shop),
+        paid_amount_fen=1,
+        paid_at=PAID,
+        gift_lines=[(gift, 1)],
+    )
+    services.gift_shipment_mark_shipped(
+        shipment=order.gift_shipments.get(), shipped_at=PAID, tracking_no="SF"
+    )
+    assert not Violation.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("outcome", "rule", "vtype"),
+    [
+        ("unqualified_maker", "GIFT-3.1", "商品质量不合格"),
+        ("substandard", "GIFT-3.1", "商品质量不合格"),
+        ("not_as_described", "GIFT-3.2", "商品发布违规"),
+        ("missing_info", "GIFT-3.2", "商品发布违规"),
+    ],
+)
+def test_gift_3_spot_check_outcomes_record_their_violation(outcome, rule, vtype):
+    check, result = services.spot_check_record(
+        gift=approved_gift(), actor=UserFactory(is_staff=True), outcome=outcome, checked_at=PAID
+    )
+    check.refresh_from_db()
+    assert (check.violation.rule_id, check.violation.violation_type) == (rule, vtype)
+
+
+def test_gift_3_qualified_spot_check_records_no_violation():
+    check, result = services.spot_check_record(
+        gift=approved_gift(), actor=UserFactory(is_staff=True), outcome="qualified"
+    )
+    assert result is None and check.violation is None and not Violation.objects.exists()
+
+
+def test_gift_6_2_conduct_before_2022_07_01_is_not_judged_and_the_skip_is_visible():
+    before = dt.datetime(2022, 6, 30, 15, 0, tzinfo=dt.UTC)  # 2022-06-30 23:00 in Shanghai
+    check, result = services.spot_check_record(
+        gift=approved_gift(), actor=UserFactory(is_staff=True), outcome="substandard", checked_at=before
+    )
+    assert not result.recorded and "GIFT-6.2" in result.skipped_reason
+    assert not Violation.objects.exists() and SpotCheck.objects.get().violation is None
+    assert GiftEvent.objects.filter(kind="violation_not_judged", gift=check.gift).exists()
+
+
+def test_gift_6_2_effective_date_is_a_shanghai_date():
+    on_day = dt.datetime(2022, 6, 30, 16, 0, tzinfo=dt.UTC)  # 2022-07-01 00:00 in Shanghai
+    _, result = services.spot_check_record(
+        gift=approved_gift(), actor=UserFactory(is_staff=True), outcome="substandard", checked_at=on_day
+    )
+    assert result.recorded
+
+
+def test_gift_6_2_conduct_is_judged_by_the_version_then_in_force():
+    old = RuleVersion.objects.get(version="2022-07-01")
+    old.effective_to = dt.date(2025, 1, 1)
+    old.save()
+    new = RuleVersion.objects.create(
+        code="GIFT", version="2025-01-01", title="修订版", effective_from=dt.date(2025, 1, 1)
+    )
+    staff = UserFactory(is_staff=True)
+    _, r1 = services.spot_check_record(
+        gift=approved_gift(),
+        actor=staff,
+        outcome="substandard",
+        checked_at=dt.datetime(2024, 12, 31, 12, tzinfo=dt.UTC),
+    )
+    _, r2 = services.spot_check_record(
+        gift=approved_gift(),
+        actor=staff,
+        outcome="substandard",
+        checked_at=dt.datetime(2025, 1, 2, 12, tzinfo=dt.UTC),
+    )
+    assert r1.violation.rule_version == old and r2.violation.rule_version == new
+
+
+def test_violation_record_is_idempotent_on_its_source_key():
+    gift = approved_gift()
+    a = services.violation_record(
+        shop_id=gift.shop_id, rule_id="GIFT-4.2", occurred_at=PAID, source_key="same", gift=gift
+    )
+    b = services.violation_record(
+        shop_id=gift.shop_id, rule_id="GIFT-4.2", occurred_at=PAID, source_key="same", gift=gift
+    )
+    assert a.violation == b.violation and Violation.objects.count() == 1
