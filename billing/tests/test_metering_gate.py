@@ -1,0 +1,147 @@
+"""The gate (FEE-3.1(1), FEE-6.1): decisions, cache invalidation, the HTTP endpoint."""
+
+import pytest
+from django.core.cache import cache
+
+from billing.models import Api, OutOfCloudPermission
+from billing.services import metering as svc
+from billing.services.gate import ARREARS, OUT_OF_CLOUD, UnknownTarget, app_cache_key, gate_check
+from billing.services.wallet import wallet_charge_for_month
+from billing.tests.factories_metering import ApiFactory, top_up
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/billing/gate"
+
+
+def decide(app, api, location="in_cloud"):
+    d = gate_check(app_key=app.app_key, api=api.code, location=location)
+    return d.allow, d.code
+
+
+@pytest.fixture
+def va(db):
+    return ApiFactory(tier=Api.Tier.VALUE_ADDED, code="va.order.detail")
+
+
+@pytest.fixture
+def oncommit(django_capture_on_commit_callbacks):
+    """Run on_commit callbacks (cache invalidation) as a real commit would."""
+
+    def run(fn, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return fn(*args, **kwargs)
+
+    return run
+
+
+def test_fee_3_1_value_added_out_of_cloud_is_denied_without_permission(app, va):
+    assert decide(app, va, "out_of_cloud") == (False, OUT_OF_CLOUD)
+    assert decide(app, va, "in_cloud") == (True, None)
+
+
+def test_fee_3_1_basic_and_free_apis_may_be_called_out_of_cloud(app):
+    basic = ApiFactory(tier=Api.Tier.BASIC)
+    free = ApiFactory(tier=Api.Tier.FREE)
+    assert decide(app, basic, "out_of_cloud") == (True, None)
+    assert decide(app, free, "out_of_cloud") == (True, None)
+
+
+def test_fee_3_1_granting_and_revoking_a_permission_is_seen_on_the_next_call(app, va, oncommit, admin_user):
+    assert decide(app, va, "out_of_cloud") == (False, OUT_OF_CLOUD)  # cached "no permission"
+    perm = oncommit(svc.permission_grant, app=app, api=va, actor=admin_user)
+    assert decide(app, va, "out_of_cloud") == (True, None)
+    oncommit(svc.permission_revoke, permission=perm, actor=admin_user)
+    assert decide(app, va, "out_of_cloud") == (False, OUT_OF_CLOUD)
+    assert not OutOfCloudPermission.objects.exists()
+
+
+def test_fee_3_1_permission_only_for_value_added_apis(app):
+    from portal.errors import DomainError
+
+    with pytest.raises(DomainError, match=r"FEE-3\.1"):
+        svc.permission_grant(app=app, api=ApiFactory(tier=Api.Tier.BASIC))
+
+
+def test_fee_2_1_tier_change_is_seen_on_the_next_call(app, oncommit):
+    api = ApiFactory(tier=Api.Tier.BASIC)
+    assert decide(app, api, "out_of_cloud") == (True, None)
+    oncommit(svc.api_update, api=api, tier=Api.Tier.VALUE_ADDED)
+    assert decide(app, api, "out_of_cloud") == (False, OUT_OF_CLOUD)
+    oncommit(svc.api_update, api=api, tier=Api.Tier.FREE)
+    assert decide(app, api, "out_of_cloud") == (True, None)
+
+
+def test_fee_6_1_arrears_deny_paid_apis_and_a_top_up_lifts_them_on_the_next_call(app, va, oncommit):
+    basic, free = ApiFactory(tier=Api.Tier.BASIC), ApiFactory(tier=Api.Tier.FREE)
+    assert decide(app, basic) == (True, None)  # caches "not in arrears"
+    oncommit(wallet_charge_for_month, organization_id=app.organization_id, year=2026, month=3, amount_fen=500)
+    assert decide(app, basic) == (False, ARREARS)
+    assert decide(app, va) == (False, ARREARS)
+    assert decide(app, free, "out_of_cloud") == (True, None)  # free APIs always pass
+    oncommit(top_up, app.organization, 400)
+    assert decide(app, basic) == (False, ARREARS)  # still -100 fen
+    oncommit(top_up, app.organization, 100)
+    assert decide(app, basic) == (True, None)
+
+
+def test_gate_caches_static_facts_and_a_new_app_is_seen_at_once(org, oncommit):
+    from billing.services.gate import _facts
+
+    assert _facts("ak-not-yet", "x")[0] == 0  # a cached "unknown app"
+    basic = ApiFactory(tier=Api.Tier.BASIC)
+    app, _raw = oncommit(svc.app_create_for_organization, organization_id=org.id, name="n")
+    assert cache.get(app_cache_key(app.app_key)) is None
+    assert decide(app, basic) == (True, None)
+    assert cache.get(app_cache_key(app.app_key)) == [app.id, org.id]
+
+
+def test_gate_hot_path_uses_no_query_once_cached(app, va, django_assert_num_queries):
+    decide(app, va, "out_of_cloud")
+    decide(app, va, "in_cloud")
+    with django_assert_num_queries(0):
+        assert decide(app, va, "out_of_cloud") == (False, OUT_OF_CLOUD)
+        assert decide(app, va, "in_cloud") == (True, None)
+
+
+def test_unknown_app_or_api_raise(app, va):
+    with pytest.raises(UnknownTarget):
+        gate_check(app_key="nope", api=va.code, location="in_cloud")
+    with pytest.raises(UnknownTarget):
+        gate_check(app_key=app.app_key, api="nope", location="in_cloud")
+
+
+class TestGateEndpoint:
+    def post(self, client, body, token="gw-test-token", raw=None):
+        return client.post(
+            URL,
+            raw if raw is not None else body,
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {token}",
+        )
+
+    def test_fee_3_1_endpoint_answers_allow_or_deny_with_the_rule(self, client, app, va, gateway_token):
+        resp = self.post(client, {"app_key": app.app_key, "api": va.code, "location": "out_of_cloud"})
+        assert resp.status_code == 200
+        assert resp.json() | {"message": ""} == {
+            "allow": False,
+            "code": OUT_OF_CLOUD,
+            "message": "",
+            "tier": "value_added",
+        }
+        ok = self.post(client, {"app_key": app.app_key, "api": va.code, "location": "in_cloud"})
+        assert ok.json()["allow"] is True and ok.json()["code"] is None
+
+    def test_gateway_token_is_required(self, client, app, va, gateway_token):
+        body = {"app_key": app.app_key, "api": va.code, "location": "in_cloud"}
+        assert self.post(client, body, token="wrong").status_code == 401
+        assert client.post(URL, body, content_type="application/json").status_code == 401
+        assert client.get(URL).status_code == 405
+
+    def test_bad_input_is_400_and_unknown_targets_404(self, client, app, va, gateway_token):
+        assert self.post(client, None, raw="not json").status_code == 400
+        assert self.post(client, None, raw="[1]").status_code == 400
+        resp = self.post(client, {"app_key": app.app_key, "api": va.code, "location": "mars"})
+        assert resp.status_code == 400 and resp.json()["field"] == "location"
+        assert self.post(client, {"app_key": app.app_key, "location": "in_cloud"}).json()["field"] == "api"
+        resp = self.post(client, {"app_key": "nope", "api": va.code, "location": "in_cloud"})
+        assert resp.status_code == 404 and resp.json()["field"] == "app_key"
