@@ -1,1 +1,418 @@
-"""Admin for catalog, prices, permissions, discounts, usage, settlement runs (Billing II)."""
+"""Admin for catalog, prices, permissions, discounts, usage batches, settlement runs, bills.
+
+Every write goes through ``billing.services`` (which audit and drop the gate's cache), so an
+admin edit is seen by the gate on its next call. Settlement runs and bills are read-only:
+staff start or re-check a month (Celery tasks) and watch the progress bar.
+"""
+
+import datetime as dt
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from billing.models import (
+    Api,
+    ApiPrice,
+    App,
+    Bill,
+    BillApp,
+    BillLine,
+    Discount,
+    OutOfCloudPermission,
+    SettlementRun,
+    UsageBatch,
+)
+from billing.services import metering as svc
+from portal.errors import DomainError
+from portal.money import format_fen
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ApiPriceInline(admin.TabularInline):
+    model = ApiPrice
+    extra = 1
+    can_delete = False
+    fields = ["effective_from", "price_fen_per_1000", "created_at"]
+    readonly_fields = ["created_at"]
+    ordering = ["-effective_from"]
+
+
+@admin.register(Api)
+class ApiAdmin(admin.ModelAdmin):
+    list_display = ["code", "title", "tier", "current_price"]
+    list_filter = ["tier"]
+    search_fields = ["code", "title"]
+    inlines = [ApiPriceInline]
+
+    @admin.display(description=_("当前单价(分/千次)"))
+    def current_price(self, obj):
+        price = obj.prices.filter(effective_from__lte=dt.date.today()).order_by("-effective_from").first()
+        return price.price_fen_per_1000 if price else "—"
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            svc.api_update(api=obj, tier=obj.tier, title=obj.title, actor=request.user)
+        else:
+            created = svc.api_create(code=obj.code, tier=obj.tier, title=obj.title, actor=request.user)
+            obj.pk = created.pk
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not ApiPrice:
+            return super().save_formset(request, form, formset, change)
+        for price in formset.save(commit=False):
+            svc.api_price_set(
+                api=form.instance,
+                price_fen_per_1000=price.price_fen_per_1000,
+                effective_from=price.effective_from,
+                actor=request.user,
+            )
+        return None
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # bills refer to APIs; retire an API by making it free instead
+
+
+@admin.register(App)
+class AppAdmin(admin.ModelAdmin):
+    list_display = ["name", "app_key", "organization", "created_at", "secret_rotated_at"]
+    search_fields = ["name", "app_key", "organization__name"]
+    autocomplete_fields = ["organization"]
+    readonly_fields = ["app_key", "secret_rotated_at", "created_at"]
+    fields = ["organization", "name", "app_key", "secret_rotated_at", "created_at"]
+    list_select_related = ["organization"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "organization"] if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save(update_fields=["name"])
+            return
+        app, raw = svc.app_create_for_organization(
+            organization_id=obj.organization_id, name=obj.name, actor=request.user
+        )
+        obj.pk, obj.app_key = app.pk, app.app_key
+        messages.warning(request, _("App Secret (只显示一次, 请交给开发者): %(s)s") % {"s": raw})
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class PermissionForm(forms.ModelForm):
+    class Meta:
+        model = OutOfCloudPermission
+        fields = ["app", "api", "note"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "api" in self.fields:
+            self.fields["api"].queryset = Api.objects.filter(tier=Api.Tier.VALUE_ADDED)
+
+
+@admin.register(OutOfCloudPermission)
+class OutOfCloudPermissionAdmin(admin.ModelAdmin):
+    form = PermissionForm
+    list_display = ["app", "api", "granted_by", "granted_at", "note"]
+    search_fields = ["app__app_key", "app__name", "api__code"]
+    autocomplete_fields = ["app"]
+    list_select_related = ["app", "api", "granted_by"]
+
+    def has_change_permission(self, request, obj=None):
+        return False  # grant or revoke; nothing to edit
+
+    def save_model(self, request, obj, form, change):
+        perm = svc.permission_grant(app=obj.app, api=obj.api, actor=request.user, note=obj.note)
+        obj.pk = perm.pk
+
+    def delete_model(self, request, obj):
+        svc.permission_revoke(permission=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for perm in queryset:
+            svc.permission_revoke(permission=perm, actor=request.user)
+
+
+class DiscountForm(forms.ModelForm):
+    class Meta:
+        model = Discount
+        fields = ["app", "rate", "valid_from", "valid_to", "reason"]
+
+    def clean(self):
+        data = super().clean()
+        app, start, end = data.get("app"), data.get("valid_from"), data.get("valid_to")
+        if app and start and end:
+            overlapping = Discount.objects.filter(app=app, valid_from__lte=end, valid_to__gte=start)
+            if self.instance.pk:
+                overlapping = overlapping.exclude(pk=self.instance.pk)
+            if overlapping.exists():
+                raise forms.ValidationError(_("FEE-5.1: 该应用在此期间已有折扣(折扣期不得重叠)。"))
+        return data
+
+    def validate_constraints(self):
+        pass  # clean() names the rule; the exclusion constraint stays the database backstop
+
+
+@admin.register(Discount)
+class DiscountAdmin(admin.ModelAdmin):
+    form = DiscountForm
+    list_display = ["app", "rate", "valid_from", "valid_to", "reason", "created_by"]
+    list_filter = ["valid_from"]
+    search_fields = ["app__app_key", "app__name"]
+    autocomplete_fields = ["app"]
+    list_select_related = ["app", "created_by"]
+
+    def save_model(self, request, obj, form, change):
+        try:
+            svc.discount_set(
+                app=obj.app,
+                rate=obj.rate,
+                valid_from=obj.valid_from,
+                valid_to=obj.valid_to,
+                reason=obj.reason,
+                actor=request.user,
+                discount=obj if change else None,
+            )
+        except DomainError as exc:
+            messages.error(request, f"{exc.code}: {exc.message}")
+            raise
+
+    def delete_model(self, request, obj):
+        svc.discount_delete(discount=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for d in queryset:
+            svc.discount_delete(discount=d, actor=request.user)
+
+
+@admin.register(UsageBatch)
+class UsageBatchAdmin(admin.ModelAdmin):
+    list_display = [
+        "batch_id",
+        "source",
+        "rows_total",
+        "rows_accepted",
+        "rows_rejected",
+        "seconds",
+        "received_at",
+    ]
+    search_fields = ["batch_id"]
+    readonly_fields = [f.name for f in UsageBatch._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class BillAppInline(ReadOnlyInline):
+    model = BillApp
+    fields = ["app", "subtotal_fen", "discount_rate", "discount_fen", "total_fen"]
+    readonly_fields = fields
+
+
+class BillLineInline(ReadOnlyInline):
+    model = BillLine
+    fields = ["app", "api", "location", "calls", "prices", "amount_fen"]
+    readonly_fields = fields
+
+
+@admin.register(Bill)
+class BillAdmin(admin.ModelAdmin):
+    list_display = ["organization", "period", "subtotal", "discount", "total", "ledger_entry_id", "run"]
+    list_filter = ["year", "month"]
+    search_fields = ["organization__name"]
+    list_select_related = ["organization", "run"]
+    readonly_fields = [f.name for f in Bill._meta.fields]
+    inlines = [BillAppInline, BillLineInline]
+
+    @admin.display(description=_("账期"), ordering="year")
+    def period(self, obj):
+        return f"{obj.year}-{obj.month:02d}"
+
+    @admin.display(description=_("小计"))
+    def subtotal(self, obj):
+        return format_fen(obj.subtotal_fen)
+
+    @admin.display(description=_("折扣"))
+    def discount(self, obj):
+        return format_fen(obj.discount_fen)
+
+    @admin.display(description=_("应付合计"))
+    def total(self, obj):
+        return format_fen(obj.total_fen)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class RunMonthForm(forms.Form):
+    year = forms.IntegerField(label=_("年"), min_value=2023, max_value=2100)
+    month = forms.IntegerField(label=_("月"), min_value=1, max_value=12)
+    action = forms.ChoiceField(label=_("操作"), choices=[("run", _("结算")), ("recheck", _("复核"))])
+
+
+@admin.register(SettlementRun)
+class SettlementRunAdmin(admin.ModelAdmin):
+    change_list_template = "billing/settlement_run_changelist.html"
+    list_display = [
+        "period",
+        "status",
+        "progress",
+        "orgs",
+        "lines_total",
+        "bills_link",
+        "recheck_ok",
+        "finished_at",
+    ]
+    list_filter = ["status"]
+    readonly_fields = [
+        "year",
+        "month",
+        "status",
+        "progress",
+        "orgs_done",
+        "orgs_total",
+        "chunks_total",
+        "lines_total",
+        "started_by",
+        "created_at",
+        "finished_at",
+        "last_error",
+        "recheck",
+        "bills_link",
+    ]
+    fields = readonly_fields
+    actions = ["continue_runs", "recheck_runs"]
+
+    @admin.display(description=_("账期"), ordering="year")
+    def period(self, obj):
+        return f"{obj.year}-{obj.month:02d}"
+
+    @admin.display(description=_("进度"))
+    def progress(self, obj):
+        return format_html(
+            '<progress value="{}" max="{}"></progress> {}%',
+            obj.orgs_done,
+            max(obj.orgs_total, 1),
+            obj.percent,
+        )
+
+    @admin.display(description=_("组织 已完成/总数"))
+    def orgs(self, obj):
+        return f"{obj.orgs_done} / {obj.orgs_total}"
+
+    @admin.display(description=_("账单"))
+    def bills_link(self, obj):
+        url = reverse("admin:billing_bill_changelist") + f"?year={obj.year}&month={obj.month}"
+        return format_html('<a href="{}">{}</a>', url, _("查看账单"))
+
+    @admin.display(description=_("复核"), boolean=True)
+    def recheck_ok(self, obj):
+        return obj.recheck.get("ok") if obj.recheck else None
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        return [
+            path(
+                "run-month/",
+                self.admin_site.admin_view(self.run_month_view),
+                name="billing_settlement_run_month",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _may_run(self, request) -> bool:
+        return request.user.has_perm("billing.view_settlementrun") and request.user.has_perm(
+            "billing.view_bill"
+        )
+
+    def run_month_view(self, request):
+        """Staff start (or continue) or re-check a month; the work runs in Celery tasks."""
+        if not self._may_run(request):
+            raise PermissionDenied
+        form = RunMonthForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            year, month, action = (
+                form.cleaned_data["year"],
+                form.cleaned_data["month"],
+                form.cleaned_data["action"],
+            )
+            self._enqueue(request, year, month, action)
+            return redirect("admin:billing_settlementrun_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": _("结算或复核某月"),
+            "opts": self.model._meta,
+        }
+        return render(request, "billing/settlement_run_month.html", context)
+
+    def _enqueue(self, request, year, month, action):
+        from billing.services.settlement import _check_month
+        from billing.tasks_metering import recheck_month_task, settle_month_task
+
+        try:
+            _check_month(year, month)
+        except DomainError as exc:
+            messages.error(request, f"{exc.code}: {exc.message}")
+            return
+        from portal.services import audit_record
+
+        if action == "run":
+            run, _created = SettlementRun.objects.get_or_create(year=year, month=month)
+            audit_record(actor=request.user, action="billing.settlement_run", obj=run)
+            settle_month_task.delay(year, month, request.user.pk)
+            messages.success(request, _("已提交 %(y)s-%(m)02d 的结算任务。") % {"y": year, "m": month})
+        else:
+            if not SettlementRun.objects.filter(year=year, month=month).exists():
+                messages.error(request, _("该月尚未结算。"))
+                return
+            recheck_month_task.delay(year, month, request.user.pk)
+            messages.success(request, _("已提交 %(y)s-%(m)02d 的复核任务。") % {"y": year, "m": month})
+
+    @admin.action(description=_("继续/重跑所选月份 (只补未完成的分片)"))
+    def continue_runs(self, request, queryset):
+        if not self._may_run(request):
+            raise PermissionDenied
+        for run in queryset:
+            self._enqueue(request, run.year, run.month, "run")
+
+    @admin.action(description=_("复核所选月份"))
+    def recheck_runs(self, request, queryset):
+        if not self._may_run(request):
+            raise PermissionDenied
+        for run in queryset:
+            self._enqueue(request, run.year, run.month, "recheck")

@@ -1,0 +1,153 @@
+"""Admin: catalog with price history, permissions, discounts, settlement runs with progress."""
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.urls import reverse
+
+from billing.models import Api, ApiPrice, Bill, Discount, OutOfCloudPermission, SettlementRun
+from billing.services.gate import OUT_OF_CLOUD, gate_check
+from billing.tests.factories_metering import (
+    ApiFactory,
+    AppFactory,
+    DiscountFactory,
+    paid_api,
+    record_usage,
+    sh,
+)
+from portal.models import AuditEntry
+from portal.tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ops(client):
+    user = UserFactory(is_staff=True)
+    # The group and its permissions come from migrations; a transactional test's flush may have
+    # emptied them when the database is reused, so make sure they are there.
+    group, _ = Group.objects.get_or_create(name="billing-ops")
+    if not group.permissions.filter(
+        content_type__app_label="billing", codename="view_settlementrun"
+    ).exists():
+        group.permissions.add(*Permission.objects.filter(content_type__app_label="billing"))
+    user.groups.add(group)
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def eager_celery():
+    from portal.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+def test_billing_ops_sees_every_metering_admin(client, ops):
+    for model in ("api", "app", "outofcloudpermission", "discount", "settlementrun", "bill", "usagebatch"):
+        assert client.get(reverse(f"admin:billing_{model}_changelist")).status_code == 200, model
+
+
+def test_fee_2_1_api_with_price_history_inline_goes_through_services(client, ops):
+    data = {
+        "code": "order.search",
+        "title": "订单搜索",
+        "tier": "basic",
+        "prices-TOTAL_FORMS": "1",
+        "prices-INITIAL_FORMS": "0",
+        "prices-0-effective_from": "2026-01-01",
+        "prices-0-price_fen_per_1000": "150",
+    }
+    resp = client.post(reverse("admin:billing_api_add"), data)
+    assert resp.status_code == 302, resp.content.decode()[:2000]
+    api = Api.objects.get(code="order.search")
+    assert list(api.prices.values_list("price_fen_per_1000", "effective_from")) == [
+        (150, dt.date(2026, 1, 1))
+    ]
+    assert AuditEntry.objects.filter(action="billing.api_create", actor=ops).exists()
+    assert AuditEntry.objects.filter(action="billing.api_price_set", actor=ops).exists()
+
+
+def test_fee_3_1_granting_in_admin_is_seen_by_the_gate(client, ops, django_capture_on_commit_callbacks):
+    app = AppFactory()
+    va = ApiFactory(tier=Api.Tier.VALUE_ADDED)
+    assert gate_check(app_key=app.app_key, api=va.code, location="out_of_cloud").code == OUT_OF_CLOUD
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = client.post(
+            reverse("admin:billing_outofcloudpermission_add"), {"app": app.pk, "api": va.pk, "note": "ISV"}
+        )
+    assert resp.status_code == 302
+    assert gate_check(app_key=app.app_key, api=va.code, location="out_of_cloud").allow
+    perm = OutOfCloudPermission.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("admin:billing_outofcloudpermission_delete", args=[perm.pk]), {"post": "yes"})
+    assert not gate_check(app_key=app.app_key, api=va.code, location="out_of_cloud").allow
+    assert AuditEntry.objects.filter(action="billing.oocperm_revoke").exists()
+
+
+def test_fee_5_1_overlapping_discount_is_refused_in_admin(client, ops):
+    app = AppFactory()
+    DiscountFactory(app=app, valid_from=dt.date(2026, 1, 1), valid_to=dt.date(2026, 6, 30))
+    resp = client.post(
+        reverse("admin:billing_discount_add"),
+        {"app": app.pk, "rate": "0.3", "valid_from": "2026-06-01", "valid_to": "2026-12-31", "reason": ""},
+    )
+    assert resp.status_code == 200 and "FEE-5.1" in resp.content.decode()
+    ok = client.post(
+        reverse("admin:billing_discount_add"),
+        {
+            "app": app.pk,
+            "rate": "0.3",
+            "valid_from": "2026-07-01",
+            "valid_to": "2026-12-31",
+            "reason": "优质服务商",
+        },
+    )
+    assert ok.status_code == 302 and Discount.objects.count() == 2
+    assert AuditEntry.objects.filter(action="billing.discount_set", actor=ops).exists()
+
+
+def test_fee_4_2_staff_run_a_month_and_see_progress_and_bills(client, ops, eager_celery):
+    api = paid_api(price_fen_per_1000=1000)
+    apps = [AppFactory() for _ in range(3)]
+    record_usage([(a, api, "in_cloud", sh(2026, 3, 4), 12) for a in apps])
+    resp = client.post(
+        reverse("admin:billing_settlement_run_month"), {"year": 2026, "month": 3, "action": "run"}
+    )
+    assert resp.status_code == 302
+    run = SettlementRun.objects.get(year=2026, month=3)
+    assert run.status == SettlementRun.Status.DONE and run.orgs_done == run.orgs_total == 3
+    assert Bill.objects.filter(run=run).count() == 3
+    listing = client.get(reverse("admin:billing_settlementrun_changelist")).content.decode()
+    assert '<progress value="3" max="3">' in listing and "3 / 3" in listing
+    client.post(
+        reverse("admin:billing_settlement_run_month"), {"year": 2026, "month": 3, "action": "recheck"}
+    )
+    run.refresh_from_db()
+    assert run.recheck["ok"] is True and run.recheck["bills"] == 3
+    assert AuditEntry.objects.filter(action="billing.settlement_run", actor=ops).exists()
+
+
+def test_fee_4_2_admin_refuses_months_before_2023_03(client, ops, eager_celery):
+    resp = client.post(
+        reverse("admin:billing_settlement_run_month"),
+        {"year": 2023, "month": 2, "action": "run"},
+        follow=True,
+    )
+    assert "FEE-4.2" in resp.content.decode()
+    assert not SettlementRun.objects.exists()
+
+
+def test_non_staff_cannot_open_the_run_month_page(client):
+    client.force_login(UserFactory())
+    assert client.get(reverse("admin:billing_settlement_run_month")).status_code == 302
+
+
+def test_price_history_is_ordered_newest_first(client, ops):
+    api = paid_api(price_fen_per_1000=100, since=dt.date(2025, 1, 1))
+    ApiPrice.objects.create(api=api, price_fen_per_1000=200, effective_from=dt.date(2026, 1, 1))
+    html = client.get(reverse("admin:billing_api_change", args=[api.pk])).content.decode()
+    assert html.index("2026-01-01") < html.index("2025-01-01")
