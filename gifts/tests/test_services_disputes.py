@@ -85,7 +85,7 @@ def test_gift_5_merchant_responds_with_evidence_before_the_deadline(owner):
         membership=sub,
         actor=sub.user,
         dispute=dispute,
-        response="已发货，见签收单",
+        response="已发货 见签收单",
         files=[upload("proof.pdf")],
         now=NOW + dt.timedelta(hours=1),
     )

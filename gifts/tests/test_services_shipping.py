@@ -11,7 +11,6 @@ from gifts.tests.factories import (
     UserFactory,
     approved_gift,
     food_category,
-    order_for,
     valid_licence,
 )
 
@@ -139,7 +138,7 @@ def test_gift_2_3_shipping_with_valid_licence_is_fine():
     ],
 )
 def test_gift_3_spot_check_outcomes_record_their_violation(outcome, rule, vtype):
-    check, result = services.spot_check_record(
+    check, _result = services.spot_check_record(
         gift=approved_gift(), actor=UserFactory(is_staff=True), outcome=outcome, checked_at=PAID
     )
     check.refresh_from_db()

@@ -1,0 +1,297 @@
+"""Gifts API: owner, sub-account, other shop (404), order system with its Api-Key."""
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from gifts.models import Gift, GiftDispute, GiftShipment, Order, Violation
+from gifts.tests.factories import (
+    CategoryFactory,
+    GiftFactory,
+    ProductFactory,
+    UserFactory,
+    approved_gift,
+    main_member,
+    prohibited_category,
+    sub_member,
+)
+from portal.services import api_key_create
+
+pytestmark = pytest.mark.django_db
+
+
+def session(user):
+    api = APIClient()
+    api.force_login(user)
+    return api
+
+
+def keyed(membership):
+    _, raw = api_key_create(membership=membership, name="orders", actor=membership.user)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    return api
+
+
+@pytest.fixture
+def owner():
+    return main_member()
+
+
+def _gift_body(category, **kw):
+    body = {
+        "name": "旅行装面霜",
+        "brand": "Lancome",
+        "category_id": category.pk,
+        "kind": "护肤品",
+        "spec": "15ml",
+        "quantity_per_order": 1,
+        "ship_from": "bonded",
+        "declared_value_fen": 8800,
+    }
+    body.update(kw)
+    return body
+
+
+def test_gift_2_1_register_and_submit_through_the_api(owner):
+    api = session(owner.user)
+    resp = api.post("/api/v1/gifts/gifts", _gift_body(CategoryFactory(), submit=True), format="json")
+    assert resp.status_code == 201, resp.json()
+    body = resp.json()
+    assert body["state"] == "submitted" and body["value"] == {
+        "amount_fen": 8800,
+        "basis": "customs_declared",
+        "rule": "GIFT-1.2",
+    }
+    listed = api.get("/api/v1/gifts/gifts").json()
+    assert listed["count"] == 1
+
+
+def test_gift_2_2_prohibited_category_is_rejected_through_the_api(owner):
+    resp = session(owner.user).post(
+        "/api/v1/gifts/gifts", _gift_body(prohibited_category(), submit=True), format="json"
+    )
+    assert resp.json()["state"] == "rejected"
+
+
+def test_gift_2_7_lottery_over_cap_refused_with_rule_code(owner):
+    resp = session(owner.user).post(
+        "/api/v1/gifts/gifts",
+        _gift_body(CategoryFactory(), is_lottery=True, declared_value_fen=5_000_001, submit=True),
+        format="json",
+    )
+    assert resp.status_code == 400 and resp.json()["code"] == "GIFT-2.7"
+
+
+def test_gift_api_sub_account_reads_but_cannot_register(owner):
+    GiftFactory(shop=owner.organization)
+    sub = session(sub_member(owner.organization).user)
+    assert sub.get("/api/v1/gifts/gifts").json()["count"] == 1
+    resp = sub.post("/api/v1/gifts/gifts", _gift_body(CategoryFactory()), format="json")
+    assert resp.status_code == 403 and resp.json()["code"] == "GIFT-MAIN-ONLY"
+
+
+def test_gift_api_other_shops_gift_is_404(owner):
+    gift = GiftFactory()
+    api = session(owner.user)
+    assert api.get(f"/api/v1/gifts/gifts/{gift.pk}").status_code == 404
+    assert api.post(f"/api/v1/gifts/gifts/{gift.pk}/submit").status_code == 404
+
+
+def test_gift_api_unauthenticated_is_refused():
+    assert APIClient().get("/api/v1/gifts/gifts").status_code == 401
+
+
+def test_gift_2_5_listing_check_api_returns_every_finding_with_its_rule(owner):
+    gift = approved_gift(shop=owner.organization, brand="Lancome/兰蔻")
+    resp = session(owner.user).post(
+        "/api/v1/gifts/listing-check",
+        {
+            "title": "精华液 送ＬＡＮＣＯＭＥ",
+            "subtitle": "",
+            "gift_more_prominent": True,
+            "gift_ids": [gift.pk],
+        },
+        format="json",
+    )
+    body = resp.json()
+    assert resp.status_code == 200 and body["passed"] is False
+    assert {(f["rule"], f["code"]) for f in body["findings"]} == {
+        ("GIFT-2.5", "GIFT-2.5-BRAND"),
+        ("GIFT-2.5", "GIFT-2.5-IMAGE-PROMINENT"),
+    }
+
+
+def test_listing_check_api_passes_a_clean_listing_and_checks_a_saved_product(owner):
+    gift = approved_gift(shop=owner.organization)
+    product = ProductFactory(shop=owner.organization)
+    api = session(owner.user)
+    assert api.post(
+        "/api/v1/gifts/listing-check", {"title": "精华液", "gift_ids": [gift.pk]}, format="json"
+    ).json() == {
+        "passed": True,
+        "findings": [],
+    }
+    assert (
+        api.post("/api/v1/gifts/listing-check", {"product_id": product.pk}, format="json").json()["passed"]
+        is True
+    )
+
+
+def test_listing_check_api_other_shops_gift_or_product_is_404(owner):
+    api = session(owner.user)
+    assert (
+        api.post(
+            "/api/v1/gifts/listing-check", {"title": "x", "gift_ids": [approved_gift().pk]}, format="json"
+        ).status_code
+        == 404
+    )
+    assert (
+        api.post(
+            "/api/v1/gifts/listing-check", {"product_id": ProductFactory().pk}, format="json"
+        ).status_code
+        == 404
+    )
+
+
+def _dispute_body(gift, product, **kw):
+    body = {
+        "order_no": "DY20240501001",
+        "paid_amount_fen": 10_000,
+        "paid_at": "2024-05-01T10:00:00+08:00",
+        "product_id": product.pk,
+        "gift_id": gift.pk,
+        "signed_for_at": "2024-05-03T10:00:00+08:00",
+        "kind": "not_delivered",
+        "consumer_claim": "没收到赠品",
+    }
+    body.update(kw)
+    return body
+
+
+def test_gift_5_order_system_opens_a_dispute_with_the_shops_key_and_retry_is_idempotent(owner):
+    gift = approved_gift(shop=owner.organization, declared_value_fen=None, value_basis="")
+    product = ProductFactory(shop=owner.organization)
+    api = keyed(owner)
+    resp = api.post("/api/v1/gifts/disputes", _dispute_body(gift, product), format="json")
+    assert resp.status_code == 201, resp.json()
+    body = resp.json()
+    assert body["state"] == "awaiting_merchant" and body["calculation"]["compensation_fen"] == 3_000
+    again = api.post("/api/v1/gifts/disputes", _dispute_body(gift, product), format="json")
+    assert again.status_code == 200 and again.json()["id"] == body["id"]
+    assert GiftDispute.objects.count() == 1 and Order.objects.get().product_dispute_state == "none"
+
+
+def test_gift_5_dispute_api_other_shops_key_gets_404_and_shop_session_is_forbidden(owner):
+    gift = approved_gift()
+    product = ProductFactory(shop=gift.shop)
+    assert (
+        keyed(owner).post("/api/v1/gifts/disputes", _dispute_body(gift, product), format="json").status_code
+        == 404
+    )
+    resp = session(owner.user).post("/api/v1/gifts/disputes", _dispute_body(gift, product), format="json")
+    assert resp.status_code == 403
+
+
+def test_gift_5_dispute_api_staff_with_permission_may_open(owner):
+    from django.contrib.auth.models import Group
+
+    staff = UserFactory(is_staff=True)
+    staff.groups.add(Group.objects.get(name="gift-reviewers"))
+    gift = approved_gift(shop=owner.organization)
+    resp = session(staff).post(
+        "/api/v1/gifts/disputes", _dispute_body(gift, ProductFactory(shop=owner.organization)), format="json"
+    )
+    assert resp.status_code == 201
+
+
+def test_gift_5_dispute_reads_are_scoped(owner):
+    gift = approved_gift(shop=owner.organization)
+    keyed(owner).post(
+        "/api/v1/gifts/disputes", _dispute_body(gift, ProductFactory(shop=owner.organization)), format="json"
+    )
+    dispute = GiftDispute.objects.get()
+    assert session(owner.user).get(f"/api/v1/gifts/disputes/{dispute.pk}").status_code == 200
+    other = main_member()
+    assert session(other.user).get(f"/api/v1/gifts/disputes/{dispute.pk}").status_code == 404
+    assert session(other.user).get("/api/v1/gifts/disputes").json()["count"] == 0
+
+
+def test_gift_4_2_order_and_late_shipment_through_the_api(owner):
+    gift = approved_gift(shop=owner.organization)
+    product = ProductFactory(shop=owner.organization, promised_ship_hours=24)
+    api = keyed(owner)
+    body = api.post(
+        "/api/v1/gifts/orders",
+        {
+            "order_no": "S1",
+            "product_id": product.pk,
+            "paid_amount_fen": 9900,
+            "paid_at": "2024-05-01T10:00:00+08:00",
+            "gifts": [{"gift_id": gift.pk}],
+        },
+        format="json",
+    ).json()
+    shipment_id = body["shipments"][0]["id"]
+    assert body["ship_by_at"].startswith("2024-05-02T10:00:00")
+    resp = api.post(
+        f"/api/v1/gifts/shipments/{shipment_id}/shipped",
+        {"shipped_at": "2024-05-03T10:00:00+08:00", "tracking_no": "SF1"},
+        format="json",
+    )
+    assert resp.status_code == 200 and resp.json()["violation_id"] == Violation.objects.get().pk
+    assert (
+        keyed(main_member())
+        .post(
+            f"/api/v1/gifts/shipments/{shipment_id}/shipped",
+            {"shipped_at": "2024-05-03T10:00:00+08:00", "tracking_no": "SF1"},
+            format="json",
+        )
+        .status_code
+        == 404
+    )
+    assert GiftShipment.objects.get().tracking_no == "SF1"
+
+
+def test_violation_list_is_scoped_and_constant_in_queries(owner):
+    from gifts import services
+
+    for i in range(3):
+        gift = approved_gift(shop=owner.organization)
+        services.violation_record(
+            shop_id=gift.shop_id,
+            rule_id="GIFT-4.2",
+            occurred_at=dt.datetime(2024, 5, 1, tzinfo=dt.UTC),
+            source_key=f"v{i}",
+            gift=gift,
+        )
+    api = session(owner.user)
+    with CaptureQueriesContext(connection) as three:
+        assert api.get("/api/v1/gifts/violations").json()["count"] == 3
+    gift = approved_gift(shop=owner.organization)
+    services.violation_record(
+        shop_id=gift.shop_id,
+        rule_id="GIFT-4.2",
+        occurred_at=dt.datetime(2024, 5, 1, tzinfo=dt.UTC),
+        source_key="v9",
+        gift=gift,
+    )
+    with CaptureQueriesContext(connection) as four:
+        api.get("/api/v1/gifts/violations")
+    assert len(four) == len(three)
+    assert session(main_member().user).get("/api/v1/gifts/violations").json()["count"] == 0
+
+
+def test_gift_list_is_constant_in_queries(owner):
+    api = session(owner.user)
+    GiftFactory(shop=owner.organization)
+    with CaptureQueriesContext(connection) as one:
+        api.get("/api/v1/gifts/gifts")
+    GiftFactory.create_batch(3, shop=owner.organization)
+    with CaptureQueriesContext(connection) as four:
+        api.get("/api/v1/gifts/gifts")
+    assert len(one) == len(four)
+    assert Gift.objects.count() == 4
