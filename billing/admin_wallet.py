@@ -1,1 +1,297 @@
-"""Admin for wallets, ledger, top-ups, invoices, deposits (Billing I)."""
+"""Admin for wallets, ledger, top-ups, invoices, deposits (Billing I).
+
+Ledger, wallets, orders, callbacks and deposit entries are read-only here (and the ledger
+and deposit entries are append-only in the database too). Staff actions call services,
+which write the audit entry (who, when, what) in the same transaction.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy as _
+
+from billing.models import (
+    ClosureRequest,
+    DepositAccount,
+    DepositEntry,
+    Invoice,
+    LedgerEntry,
+    PaymentEvent,
+    TopUpOrder,
+    Wallet,
+)
+from billing.services import deposit as deposit_svc
+from billing.services import invoice as invoice_svc
+from portal.errors import DomainError
+from portal.money import format_fen, yuan_to_fen
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Staff may look, never edit: money moves only through services."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def _fen(field: str, label: str):
+    def show(self, obj):
+        return format_fen(getattr(obj, field))
+
+    show.short_description = label
+    show.admin_order_field = field
+    return show
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(label=_("原因"), max_length=300, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class AmountForm(forms.Form):
+    amount_yuan = forms.DecimalField(label=_("金额 (元)"), max_digits=12, decimal_places=2, min_value=0.01)
+    note = forms.CharField(label=_("备注"), max_length=200, required=False)
+
+
+def _with_form(modeladmin, request, queryset: QuerySet, form_class, title: str, apply):
+    """An action that first asks for input (a reason, an amount) on an intermediate page."""
+    form = form_class(request.POST if "apply" in request.POST else None)
+    if form.is_bound and form.is_valid():
+        done = 0
+        for obj in queryset:
+            try:
+                apply(obj, form.cleaned_data)
+                done += 1
+            except DomainError as exc:
+                modeladmin.message_user(request, f"{obj}: {exc.code} {exc.message}", messages.ERROR)
+        modeladmin.message_user(request, _("已处理 %(n)d 条。") % {"n": done}, messages.SUCCESS)
+        return None
+    return TemplateResponse(
+        request,
+        "billing/wallet_admin_action.html",
+        {
+            **modeladmin.admin_site.each_context(request),
+            "title": title,
+            "form": form,
+            "objects": queryset,
+            "action": request.POST.get("action"),
+            "opts": modeladmin.model._meta,
+        },
+    )
+
+
+@admin.register(Wallet)
+class WalletAdmin(ReadOnlyAdmin):
+    list_display = ["organization", "balance", "in_arrears", "updated_at"]
+    search_fields = ["organization__name"]
+    list_select_related = ["organization"]
+    balance = _fen("balance_fen", _("余额"))
+
+    @admin.display(boolean=True, description=_("欠费"))
+    def in_arrears(self, obj):
+        return obj.balance_fen < 0
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "wallet", "kind", "amount", "balance_after", "reference"]
+    list_filter = ["kind"]
+    search_fields = ["wallet__organization__name", "reference"]
+    date_hierarchy = "created_at"
+    list_select_related = ["wallet__organization"]
+    amount = _fen("amount_fen", _("金额"))
+    balance_after = _fen("balance_after_fen", _("余额"))
+
+
+@admin.register(TopUpOrder)
+class TopUpOrderAdmin(ReadOnlyAdmin):
+    list_display = ["out_trade_no", "organization", "amount", "provider", "state", "created_at", "paid_at"]
+    list_filter = ["state", "provider"]
+    search_fields = ["out_trade_no", "organization__name", "provider_trade_no"]
+    list_select_related = ["organization"]
+    date_hierarchy = "created_at"
+    amount = _fen("amount_fen", _("金额"))
+
+
+@admin.register(PaymentEvent)
+class PaymentEventAdmin(ReadOnlyAdmin):
+    list_display = ["received_at", "provider", "event_id", "order", "status", "outcome", "amount_fen"]
+    list_filter = ["provider", "outcome", "status"]
+    search_fields = ["event_id", "order__out_trade_no"]
+
+
+class InvoiceStateFilter(admin.SimpleListFilter):
+    """The review queue opens on pending requests."""
+
+    title = _("状态")
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("all", _("全部")), *Invoice.State.choices]
+
+    def choices(self, changelist):
+        value = self.value() or Invoice.State.REQUESTED
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": value == str(lookup),
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        value = self.value() or Invoice.State.REQUESTED
+        return queryset if value == "all" else queryset.filter(state=value)
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ReadOnlyAdmin):
+    list_display = [
+        "requested_at",
+        "organization",
+        "title",
+        "taxpayer_id",
+        "kind",
+        "amount",
+        "state",
+        "number",
+    ]
+    list_filter = [InvoiceStateFilter, "kind"]
+    search_fields = ["title", "taxpayer_id", "number", "organization__name"]
+    list_select_related = ["organization"]
+    actions = ["issue", "reject"]
+    amount = _fen("amount_fen", _("金额"))
+
+    def has_change_permission(self, request, obj=None):
+        # Needed for actions to show; fields stay read-only (no editable field is rendered).
+        return request.user.has_perm("billing.change_invoice")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    @admin.action(description=_("开具所选发票 (生成号码和 PDF)"), permissions=["change"])
+    def issue(self, request, queryset):
+        done = 0
+        for invoice in queryset:
+            try:
+                invoice_svc.invoice_issue(invoice_id=invoice.pk, actor=request.user)
+                done += 1
+            except DomainError as exc:
+                self.message_user(request, f"{invoice}: {exc.code} {exc.message}", messages.ERROR)
+        self.message_user(request, _("已开具 %(n)d 张发票。") % {"n": done}, messages.SUCCESS)
+
+    @admin.action(description=_("驳回所选申请 (需填写原因)"), permissions=["change"])
+    def reject(self, request, queryset):
+        return _with_form(
+            self,
+            request,
+            queryset,
+            ReasonForm,
+            _("驳回发票申请"),
+            lambda inv, data: invoice_svc.invoice_reject(
+                invoice_id=inv.pk, actor=request.user, reason=data["reason"]
+            ),
+        )
+
+
+class DepositEntryInline(admin.TabularInline):
+    model = DepositEntry
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "kind", "amount_fen", "note", "actor"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DepositAccount)
+class DepositAccountAdmin(ReadOnlyAdmin):
+    list_display = ["organization", "deposit", "wallet_balance"]
+    search_fields = ["organization__name"]
+    list_select_related = ["organization__wallet"]
+    inlines = [DepositEntryInline]
+    actions = ["transfer_arrears", "pay_in"]
+    deposit = _fen("balance_fen", _("保证金余额"))
+
+    @admin.display(description=_("钱包余额"))
+    def wallet_balance(self, obj):
+        wallet = getattr(obj.organization, "wallet", None)
+        return format_fen(wallet.balance_fen if wallet else 0)
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and request.user.has_perm("billing.change_depositaccount")
+
+    @admin.action(description=_("用保证金抵扣超过一个月的欠费 (FEE-6.3)"), permissions=["change"])
+    def transfer_arrears(self, request, queryset):
+        moved = 0
+        for account in queryset:
+            entry = deposit_svc.deposit_transfer_arrears(
+                organization_id=account.organization_id, actor=request.user
+            )
+            if entry is not None:
+                moved += 1
+        self.message_user(request, _("已为 %(n)d 个组织抵扣欠费。") % {"n": moved}, messages.SUCCESS)
+
+    @admin.action(description=_("登记缴纳保证金"), permissions=["change"])
+    def pay_in(self, request, queryset):
+        return _with_form(
+            self,
+            request,
+            queryset,
+            AmountForm,
+            _("登记缴纳保证金"),
+            lambda acc, data: deposit_svc.deposit_pay_in(
+                organization_id=acc.organization_id,
+                amount_fen=yuan_to_fen(data["amount_yuan"]),
+                actor=request.user,
+                note=data["note"],
+            ),
+        )
+
+
+@admin.register(DepositEntry)
+class DepositEntryAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "account", "kind", "amount", "actor", "note"]
+    list_filter = ["kind"]
+    list_select_related = ["account__organization", "actor"]
+    amount = _fen("amount_fen", _("金额"))
+
+
+@admin.register(ClosureRequest)
+class ClosureRequestAdmin(ReadOnlyAdmin):
+    list_display = ["requested_at", "organization", "state", "reason", "reviewed_by", "reviewed_at"]
+    list_filter = ["state"]
+    list_select_related = ["organization", "reviewed_by"]
+    actions = ["approve", "reject"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and request.user.has_perm("billing.change_closurerequest")
+
+    @admin.action(description=_("批准注销 (欠费时拒绝, FEE-6.3)"), permissions=["change"])
+    def approve(self, request, queryset):
+        for closure in queryset:
+            try:
+                deposit_svc.closure_approve(closure_id=closure.pk, actor=request.user)
+            except DomainError as exc:
+                self.message_user(request, f"{closure}: {exc.code} {exc.message}", messages.ERROR)
+
+    @admin.action(description=_("驳回注销申请"), permissions=["change"])
+    def reject(self, request, queryset):
+        return _with_form(
+            self,
+            request,
+            queryset,
+            ReasonForm,
+            _("驳回注销申请"),
+            lambda c, data: deposit_svc.closure_reject(
+                closure_id=c.pk, actor=request.user, note=data["reason"]
+            ),
+        )

@@ -1,0 +1,221 @@
+"""Back office: read-only money tables, invoice review queue, deposit and closure actions,
+each staff action audited (who, when, what)."""
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import reverse
+
+from billing.models import ClosureRequest, DepositEntry, Invoice, LedgerEntry
+from billing.payments.sandbox import SandboxProvider, event_body
+from billing.selectors.wallet import invoiceable_fen
+from billing.services.deposit import closure_request_create, deposit_pay_in
+from billing.services.invoice import invoice_request
+from billing.services.topup import top_up_create
+from billing.services.wallet import wallet_charge_for_month
+from billing.tests.factories_wallet import ledger_sum
+from portal import clock
+from portal.models import AuditEntry
+from portal.tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+USCC = "91350100M000100Y43"
+
+
+@pytest.fixture
+def ops(client):
+    user = UserFactory(is_staff=True)
+    user.groups.add(Group.objects.get(name="billing-ops"))
+    client.force_login(user)
+    return user
+
+
+def paid(org_id, fen):
+    order = top_up_create(organization_id=org_id, amount_fen=fen)
+    SandboxProvider().deliver(body=event_body(order=order, status="paid"), host="testserver", now=clock.now())
+    return order
+
+
+def action(client, model, name, pks, **extra):
+    return client.post(
+        reverse(f"admin:billing_{model}_changelist"), {"action": name, "_selected_action": pks, **extra}
+    )
+
+
+def test_billing_ops_sees_money_tables_read_only(client, ops, org):
+    paid(org.id, 1000)
+    entry = LedgerEntry.objects.get()
+    for model in (
+        "wallet",
+        "ledgerentry",
+        "topuporder",
+        "paymentevent",
+        "invoice",
+        "depositaccount",
+        "depositentry",
+        "closurerequest",
+    ):
+        assert client.get(reverse(f"admin:billing_{model}_changelist")).status_code == 200, model
+    assert client.get(reverse("admin:billing_ledgerentry_add")).status_code == 403
+    assert client.get(reverse("admin:billing_ledgerentry_delete", args=[entry.pk])).status_code == 403
+    resp = client.post(reverse("admin:billing_ledgerentry_change", args=[entry.pk]), {"amount_fen": "-1"})
+    assert resp.status_code in (403, 200)
+    assert LedgerEntry.objects.get().amount_fen == 1000
+
+
+def test_non_staff_cannot_open_the_admin(client, owner):
+    client.force_login(owner.user)
+    assert client.get(reverse("admin:billing_invoice_changelist")).status_code == 302
+
+
+def test_fee_4_3_review_queue_lists_pending_requests_and_issue_is_audited(client, ops, org):
+    paid(org.id, 10_000)
+    wallet_charge_for_month(organization_id=org.id, year=2024, month=1, amount_fen=10_000)
+    invoice = invoice_request(
+        organization_id=org.id,
+        amount_fen=5_000,
+        title="星河软件",
+        taxpayer_id=USCC,
+        kind="special_vat",
+        email="a@b.cn",
+    )
+    html = client.get(reverse("admin:billing_invoice_changelist")).content.decode()
+    assert "星河软件" in html
+    action(client, "invoice", "issue", [invoice.pk])
+    invoice.refresh_from_db()
+    assert invoice.state == "issued" and invoice.number.startswith("INV") and invoice.reviewed_by == ops
+    assert invoice.pdf.read().startswith(b"%PDF")
+    audit = AuditEntry.objects.get(action="billing.invoice_issue")
+    assert (
+        audit.actor == ops
+        and audit.object_id == str(invoice.pk)
+        and audit.details["number"] == invoice.number
+    )
+    # Issuing twice is refused, not duplicated.
+    action(client, "invoice", "issue", [invoice.pk])
+    assert AuditEntry.objects.filter(action="billing.invoice_issue").count() == 1
+
+
+def test_fee_4_3_reject_asks_for_a_reason_and_frees_the_amount(client, ops, org):
+    paid(org.id, 10_000)
+    wallet_charge_for_month(organization_id=org.id, year=2024, month=1, amount_fen=10_000)
+    invoice = invoice_request(
+        organization_id=org.id,
+        amount_fen=10_000,
+        title="星河",
+        taxpayer_id=USCC,
+        kind="general",
+        email="a@b.cn",
+    )
+    assert invoiceable_fen(organization_id=org.id) == 0
+    page = action(client, "invoice", "reject", [invoice.pk])
+    assert page.status_code == 200 and "reason" in page.content.decode()
+    action(client, "invoice", "reject", [invoice.pk], apply="1", reason="抬头与税号不符")
+    invoice.refresh_from_db()
+    assert invoice.state == "rejected" and invoice.reject_reason == "抬头与税号不符"
+    assert AuditEntry.objects.get(action="billing.invoice_reject").actor == ops
+    assert invoiceable_fen(organization_id=org.id) == 10_000
+
+
+def test_fee_6_3_staff_transfer_from_deposit_is_audited_and_idempotent(client, ops, org):
+    wallet_charge_for_month(organization_id=org.id, year=2024, month=1, amount_fen=3_000)
+    deposit_pay_in(organization_id=org.id, amount_fen=10_000, actor=ops)
+    account = org.deposit_account
+    # Charged just now: not yet older than one month, nothing moves.
+    action(client, "depositaccount", "transfer_arrears", [account.pk])
+    assert not DepositEntry.objects.filter(kind="arrears_transfer").exists()
+    from billing.services.deposit import deposit_transfer_arrears
+
+    later = clock.today() + dt.timedelta(days=40)
+    first = deposit_transfer_arrears(organization_id=org.id, actor=ops, today=later)
+    again = deposit_transfer_arrears(organization_id=org.id, actor=ops, today=later)
+    assert first.pk == again.pk and first.amount_fen == -3_000
+    account.refresh_from_db()
+    assert account.balance_fen == 7_000 and ledger_sum(org.id) == 0
+    entry = LedgerEntry.objects.get(kind="deposit_transfer")
+    assert entry.amount_fen == 3_000 and entry.deposit_entry == first
+    audit = AuditEntry.objects.get(action="billing.deposit_transfer_arrears")
+    assert audit.actor == ops and audit.details["amount_fen"] == 3_000 and audit.details["by"] == "staff"
+
+
+def test_pay_in_action_asks_for_an_amount_and_is_audited(client, ops, org):
+    deposit_pay_in(organization_id=org.id, amount_fen=100, actor=ops)
+    account = org.deposit_account
+    action(
+        client, "depositaccount", "pay_in", [account.pk], apply="1", amount_yuan="50.00", note="bank slip 7"
+    )
+    account.refresh_from_db()
+    assert account.balance_fen == 5_100
+    assert AuditEntry.objects.filter(action="billing.deposit_pay_in", actor=ops).count() == 2
+
+
+def test_fee_6_3_closure_approval_returns_the_deposit_and_refuses_in_arrears(client, ops, org, owner):
+    deposit_pay_in(organization_id=org.id, amount_fen=10_000, actor=ops)
+    closure = closure_request_create(organization_id=org.id, actor=owner.user)
+    wallet_charge_for_month(
+        organization_id=org.id, year=2024, month=1, amount_fen=1
+    )  # arrears after the request
+    action(client, "closurerequest", "approve", [closure.pk])
+    closure.refresh_from_db()
+    assert closure.state == "pending"
+    paid(org.id, 100)
+    action(client, "closurerequest", "approve", [closure.pk])
+    closure.refresh_from_db()
+    assert closure.state == "approved"
+    assert DepositEntry.objects.get(kind="returned").amount_fen == -10_000
+    assert AuditEntry.objects.get(action="billing.closure_approve").details["deposit_returned_fen"] == 10_000
+
+
+def test_closure_reject_with_reason(client, ops, org, owner):
+    closure = closure_request_create(organization_id=org.id, actor=owner.user)
+    action(client, "closurerequest", "reject", [closure.pk], apply="1", reason="资料不全")
+    closure.refresh_from_db()
+    assert closure.state == ClosureRequest.State.REJECTED and closure.review_note == "资料不全"
+    assert AuditEntry.objects.filter(action="billing.closure_reject", actor=ops).exists()
+
+
+def test_invoice_issued_twice_is_impossible_in_the_database(org):
+    from django.db import IntegrityError, transaction
+
+    Invoice.objects.create(
+        organization=org,
+        amount_fen=1,
+        title="a",
+        taxpayer_id=USCC,
+        kind="general",
+        email="a@b.cn",
+        state="issued",
+        number="N1",
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Invoice.objects.create(
+            organization=org,
+            amount_fen=1,
+            title="a",
+            taxpayer_id=USCC,
+            kind="general",
+            email="a@b.cn",
+            state="issued",
+            number="N1",
+        )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Invoice.objects.create(
+            organization=org,
+            amount_fen=1,
+            title="a",
+            taxpayer_id=USCC,
+            kind="general",
+            email="a@b.cn",
+            state="issued",
+        )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Invoice.objects.create(
+            organization=org,
+            amount_fen=1,
+            title="a",
+            taxpayer_id=USCC,
+            kind="general",
+            email="a@b.cn",
+            state="rejected",
+        )

@@ -1,0 +1,129 @@
+"""FEE-6.3 deposits, the daily transfer job, closure; verify_ledger; the wallet tasks."""
+
+import datetime as dt
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import IntegrityError, connection, transaction
+
+from billing.errors import BillingError
+from billing.models import DepositAccount, DepositEntry, LedgerEntry, TopUpOrder
+from billing.services.deposit import (
+    closure_request_create,
+    deposit_pay_in,
+    deposit_transfer_all_due,
+    deposit_transfer_arrears,
+    old_arrears_fen,
+)
+from billing.services.topup import top_up_create
+from billing.services.wallet import wallet_charge_for_month
+from billing.tasks_wallet import deposit_transfer_arrears_task, expire_top_ups_task
+from billing.tests.factories_wallet import ledger_sum
+from portal import clock
+from portal.models import AuditEntry
+from portal.tests.factories import OrganizationFactory
+
+pytestmark = pytest.mark.django_db
+LATER = clock.today() + dt.timedelta(days=40)  # every charge booked today is "older than a month"
+
+
+def test_fee_6_3_daily_job_covers_old_arrears_up_to_the_deposit(org):
+    wallet_charge_for_month(organization_id=org.id, year=2024, month=1, amount_fen=5_000)
+    deposit_pay_in(organization_id=org.id, amount_fen=2_000, actor=None)
+    other = OrganizationFactory()
+    wallet_charge_for_month(organization_id=other.id, year=2024, month=1, amount_fen=100)  # no deposit
+    assert deposit_transfer_all_due(today=LATER) == 1
+    assert ledger_sum(org.id) == -3_000
+    assert DepositAccount.objects.get(organization=org).balance_fen == 0
+    audit = AuditEntry.objects.get(action="billing.deposit_transfer_arrears")
+    assert audit.actor is None and audit.details["by"] == "beat"
+    # Runs twice the same day, and again the next day: nothing more to move.
+    assert deposit_transfer_all_due(today=LATER) == 0
+    assert deposit_transfer_all_due(today=LATER + dt.timedelta(days=1)) == 0
+    assert DepositEntry.objects.filter(kind="arrears_transfer").count() == 1
+
+
+def test_fee_6_3_recent_arrears_are_not_taken_from_the_deposit(org):
+    wallet_charge_for_month(organization_id=org.id, year=2024, month=1, amount_fen=5_000)
+    deposit_pay_in(organization_id=org.id, amount_fen=10_000, actor=None)
+    assert deposit_transfer_arrears(organization_id=org.id, today=clock.today()) is None
+    assert ledger_sum(org.id) == -5_000
+
+
+def test_fee_6_3_old_arrears_exclude_charges_of_the_last_month(org):
+    from billing.models import Wallet
+
+    wallet_charge_for_month(organization_id=org.id, year=2024, month=1, amount_fen=5_000)
+    wallet = Wallet.objects.get(organization=org)
+    assert old_arrears_fen(wallet=wallet, today=clock.today()) == 0
+    assert old_arrears_fen(wallet=wallet, today=LATER) == 5_000
+
+
+def test_fee_6_3_deposit_cannot_go_negative_and_entries_are_append_only(org):
+    entry = deposit_pay_in(organization_id=org.id, amount_fen=100, actor=None)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        DepositAccount.objects.filter(organization=org).update(balance_fen=-1)
+    with pytest.raises(Exception, match="Cannot update or delete"), transaction.atomic():
+        DepositEntry.objects.filter(pk=entry.pk).delete()
+
+
+def test_fee_6_3_closure_refused_in_arrears_names_the_rule(org, owner):
+    wallet_charge_for_month(organization_id=org.id, year=2024, month=1, amount_fen=1)
+    with pytest.raises(BillingError) as exc:
+        closure_request_create(organization_id=org.id, actor=owner.user)
+    assert exc.value.code == "FEE-6.3" and "FEE-6.3" in exc.value.message
+
+
+def test_closure_api_refused_in_arrears_and_second_open_request_conflicts(client, owner, teammate, outsider):
+    url = "/api/v1/billing/closure-requests"
+    client.force_login(owner.user)
+    wallet_charge_for_month(organization_id=owner.organization_id, year=2024, month=1, amount_fen=1)
+    resp = client.post(url, {}, content_type="application/json")
+    assert resp.status_code == 409 and resp.json()["code"] == "FEE-6.3"
+    from billing.payments.sandbox import SandboxProvider, event_body
+
+    order = top_up_create(organization_id=owner.organization_id, amount_fen=100)
+    SandboxProvider().deliver(body=event_body(order=order, status="paid"), host="testserver", now=clock.now())
+    assert client.post(url, {"reason": "x"}, content_type="application/json").status_code == 201
+    assert client.post(url, {}, content_type="application/json").status_code == 409
+    client.force_login(teammate.user)
+    assert client.post(url, {}, content_type="application/json").status_code == 403
+    assert client.get(url).json()["count"] == 1
+    client.force_login(outsider.user)
+    assert client.get(url).json()["count"] == 0
+
+
+def test_verify_ledger_passes_and_fails_on_disagreement(org):
+    wallet_charge_for_month(organization_id=org.id, year=2024, month=1, amount_fen=10)
+    out = io.StringIO()
+    call_command("verify_ledger", stdout=out)
+    assert "OK: 1 wallets" in out.getvalue()
+    with connection.cursor() as cur:
+        cur.execute(
+            "UPDATE billing_wallet SET balance_fen = balance_fen + 1 WHERE organization_id = %s", [org.id]
+        )
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 of 1 wallets disagree"):
+        call_command("verify_ledger", stderr=err)
+    assert "balance_fen=-9 but ledger sum=-10" in err.getvalue()
+
+
+def test_tasks_call_their_services(org):
+    old = top_up_create(organization_id=org.id, amount_fen=100, now=clock.now() - dt.timedelta(hours=1))
+    assert expire_top_ups_task() == 1
+    old.refresh_from_db()
+    assert old.state == TopUpOrder.State.EXPIRED
+    assert deposit_transfer_arrears_task() == 0
+
+
+def test_beat_entries_are_declared():
+    from portal.celery import collect_beat_schedule
+
+    schedule = collect_beat_schedule()
+    assert schedule["billing-expire-top-ups"]["task"] == "billing.expire_top_ups"
+    assert schedule["billing-deposit-transfer-arrears"]["task"] == "billing.deposit_transfer_arrears"
+
+
+def test_fee_4_1_ledger_has_exactly_three_kinds():
+    assert set(LedgerEntry.Kind.values) == {"top_up_credit", "settlement_charge", "deposit_transfer"}
