@@ -1,0 +1,110 @@
+"""Admin for grant-ops: search, history inline, revoke with a reason (audited), dates read-only."""
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import reverse
+
+from authorization.models import Grant
+from authorization.tests.conftest import days
+from authorization.tests.factories import GrantFactory
+from portal import clock
+from portal.models import AuditEntry
+from portal.tests.factories import CreatorFactory, OrganizationFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def grant_ops(client):
+    user = UserFactory(is_staff=True)
+    user.groups.add(Group.objects.get(name="grant-ops"))
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def grant():
+    today = clock.today()
+    g = GrantFactory(
+        creator=CreatorFactory(nickname="小鹿带货"),
+        organization=OrganizationFactory(name="好物旗舰店"),
+        start_date=today,
+        end_date=today + days(9),
+    )
+    g.events.create(operation="authorize", new_start_date=g.start_date, new_end_date=g.end_date)
+    return g
+
+
+def test_grant_ops_searches_by_creator_and_organization(client, grant_ops, grant):
+    url = reverse("admin:authorization_grant_changelist")
+    GrantFactory()
+    for q in ("小鹿", "好物旗舰"):
+        body = client.get(url, {"q": q}).content.decode()
+        assert f"/admin/authorization/grant/{grant.pk}/change/" in body
+        assert body.count("/admin/authorization/grant/") - body.count("/admin/authorization/grant/?") >= 1
+
+
+def test_grant_ops_sees_the_history_and_cannot_edit_dates(client, grant_ops, grant):
+    url = reverse("admin:authorization_grant_change", args=[grant.pk])
+    body = client.get(url).content.decode()
+    assert "授权" in body and 'name="end_date"' not in body  # read-only, no input
+    client.post(url, {"end_date": "2099-01-01", "start_date": "2000-01-01"})
+    grant.refresh_from_db()
+    assert grant.end_date != clock.today().replace(year=2099)
+    assert grant.end_date.year != 2099
+
+
+def test_grant_ops_revokes_with_a_reason_audited(client, grant_ops, grant):
+    url = reverse("admin:authorization_grant_changelist")
+    confirm = client.post(url, {"action": "revoke_with_reason", "_selected_action": [grant.pk]})
+    assert confirm.status_code == 200 and "确认解除" in confirm.content.decode()
+    empty = client.post(
+        url, {"action": "revoke_with_reason", "_selected_action": [grant.pk], "apply": "1", "reason": ""}
+    )
+    assert empty.status_code == 200
+    grant.refresh_from_db()
+    assert grant.revoked_at is None
+    done = client.post(
+        url,
+        {
+            "action": "revoke_with_reason",
+            "_selected_action": [grant.pk],
+            "apply": "1",
+            "reason": "违规使用数据",
+        },
+    )
+    assert done.status_code == 302
+    grant.refresh_from_db()
+    assert grant.revoked_by == grant_ops and grant.revoke_reason == "违规使用数据"
+    entry = AuditEntry.objects.get(action="grant.revoke", object_id=str(grant.pk))
+    assert entry.actor == grant_ops and entry.details["reason"] == "违规使用数据"
+    assert grant.events.filter(operation="revoke", actor=grant_ops).exists()
+
+
+def test_other_staff_groups_cannot_see_grants(client, grant):
+    user = UserFactory(is_staff=True)
+    user.groups.add(Group.objects.get(name="billing-ops"))
+    client.force_login(user)
+    assert client.get(reverse("admin:authorization_grant_changelist")).status_code == 403
+    assert client.get(reverse("admin:authorization_grantevent_changelist")).status_code == 403
+
+
+def test_grant_cannot_be_added_or_deleted_in_admin(client, grant_ops, grant):
+    assert client.get(reverse("admin:authorization_grant_add")).status_code == 403
+    assert client.get(reverse("admin:authorization_grant_delete", args=[grant.pk])).status_code == 403
+    assert Grant.objects.filter(pk=grant.pk).exists()
+
+
+def test_webhook_config_is_audited(client, grant_ops):
+    org = OrganizationFactory()
+    resp = client.post(
+        reverse("admin:authorization_organizationwebhook_add"),
+        {
+            "organization": org.pk,
+            "url": "https://hooks.example.com/grants",
+            "secret": "s3cret",
+            "is_active": "on",
+        },
+    )
+    assert resp.status_code == 302
+    assert AuditEntry.objects.filter(action="grant_webhook.add", actor=grant_ops).exists()
