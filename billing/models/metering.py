@@ -241,18 +241,18 @@ class SettlementRun(models.Model):
 
     year = models.PositiveSmallIntegerField()
     month = models.PositiveSmallIntegerField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PLANNED)
-    orgs_total = models.PositiveIntegerField(default=0)
-    orgs_done = models.PositiveIntegerField(default=0)
-    chunks_total = models.PositiveIntegerField(default=0)
-    lines_total = models.PositiveIntegerField(default=0)
+    status = models.CharField(_("状态"), max_length=10, choices=Status.choices, default=Status.PLANNED)
+    orgs_total = models.PositiveIntegerField(_("组织总数"), default=0)
+    orgs_done = models.PositiveIntegerField(_("已完成组织"), default=0)
+    chunks_total = models.PositiveIntegerField(_("分片数"), default=0)
+    lines_total = models.PositiveIntegerField(_("账单行数"), default=0)
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    recheck = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
+    last_error = models.TextField(_("最近错误"), blank=True)
+    recheck = models.JSONField(_("复核结果"), default=dict, blank=True)
 
     class Meta:
         verbose_name = _("结算批次")
