@@ -1,0 +1,266 @@
+"""Shop pages: owner, sub-account and another shop (404)."""
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+
+from gifts import services
+from gifts.models import DisputeEvidence, Gift, GiftDispute, ProductGift, Qualification
+from gifts.tests.factories import (
+    ELF_BYTES,
+    CategoryFactory,
+    GiftFactory,
+    ProductFactory,
+    UserFactory,
+    approved_gift,
+    main_member,
+    sub_member,
+    upload,
+)
+from portal.tests.factories import MembershipFactory, OrganizationFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def owner():
+    return main_member()
+
+
+def login(client, membership):
+    client.force_login(membership.user)
+    return client
+
+
+def _open_dispute(gift, now=None):
+    dispute, _ = services.dispute_open(
+        shop=gift.shop,
+        actor=None,
+        order_no=f"P{gift.pk}",
+        paid_amount_fen=10_000,
+        paid_at=None,
+        product_id=ProductFactory(shop=gift.shop).pk,
+        gift_id=gift.pk,
+        signed_for_at=None,
+        kind="not_delivered",
+        now=now,
+    )
+    return dispute
+
+
+def test_gift_2_1_shop_registers_and_submits_a_gift_on_the_page(client, owner):
+    login(client, owner)
+    category = CategoryFactory()
+    resp = client.post(
+        reverse("gifts:gift-create"),
+        {
+            "name": "面霜小样",
+            "brand": "Lancome",
+            "category": category.pk,
+            "kind": "护肤品",
+            "spec": "15ml",
+            "quantity_per_order": 1,
+            "ship_from": "overseas",
+            "declared_value": "88.00",
+            "submit": "1",
+        },
+    )
+    gift = Gift.objects.get()
+    assert resp.status_code == 302 and gift.state == "submitted" and gift.declared_value_fen == 8800
+    page = client.get(reverse("gifts:gift-detail", args=[gift.pk])).content.decode()
+    assert "面霜小样" in page and 'data-state="submitted"' in page
+
+
+def test_gift_pages_show_the_rule_when_refused(client, owner):
+    login(client, owner)
+    resp = client.post(
+        reverse("gifts:gift-create"),
+        {
+            "name": "抽奖大礼",
+            "brand": "X",
+            "category": CategoryFactory().pk,
+            "ship_from": "bonded",
+            "declared_value": "50000.01",
+            "is_lottery": "on",
+            "submit": "1",
+        },
+    )
+    assert resp.status_code == 200 and "GIFT-2.7" in resp.content.decode()
+
+
+def test_gift_list_shows_only_the_shops_gifts_and_sub_account_reads(client, owner):
+    GiftFactory(shop=owner.organization, name="本店赠品")
+    GiftFactory(name="别家赠品")
+    sub = sub_member(owner.organization)
+    html = login(client, sub).get(reverse("gifts:gift-list")).content.decode()
+    assert "本店赠品" in html and "别家赠品" not in html and reverse("gifts:gift-create") not in html
+
+
+def test_sub_account_cannot_register_on_the_page(client, owner):
+    login(client, sub_member(owner.organization))
+    resp = client.post(
+        reverse("gifts:gift-create"), {"name": "x", "brand": "y", "category": CategoryFactory().pk}
+    )
+    assert resp.status_code == 403 and not Gift.objects.exists()
+
+
+def test_other_shops_gift_product_and_dispute_pages_are_404(client, owner):
+    gift = approved_gift()
+    product = ProductFactory(shop=gift.shop)
+    dispute = _open_dispute(gift)
+    login(client, owner)
+    assert client.get(reverse("gifts:gift-detail", args=[gift.pk])).status_code == 404
+    assert client.get(reverse("gifts:gift-edit", args=[gift.pk])).status_code == 404
+    assert client.post(reverse("gifts:gift-submit", args=[gift.pk])).status_code == 404
+    assert client.get(reverse("gifts:product-detail", args=[product.pk])).status_code == 404
+    assert client.get(reverse("gifts:dispute-detail", args=[dispute.pk])).status_code == 404
+
+
+def test_non_shop_members_get_404(client):
+    agency = MembershipFactory(organization=OrganizationFactory(kind="agency"))
+    login(client, agency)
+    assert client.get(reverse("gifts:gift-list")).status_code == 404
+
+
+def test_anonymous_is_sent_to_login(client):
+    resp = client.get(reverse("gifts:gift-list"))
+    assert resp.status_code == 302 and reverse("login") in resp.url
+
+
+def test_gift_2_3_licence_upload_page_and_document_served_to_owner_and_staff_only(client, owner):
+    login(client, owner)
+    resp = client.post(
+        reverse("gifts:qualifications"), {"licence_type": "食品经营许可证", "file": upload("licence.pdf")}
+    )
+    assert resp.status_code == 302
+    q = Qualification.objects.get()
+    url = reverse("gifts:document-file", args=["qualification", q.pk])
+    got = client.get(url)
+    assert got.status_code == 200 and got["Content-Type"] == "application/pdf"
+    assert b"".join(got.streaming_content).startswith(b"%PDF-")
+    assert got["X-Content-Type-Options"] == "nosniff"
+    # Another shop: 404. Staff without the gifts permission: 404. Gift reviewer: 200.
+    client.force_login(main_member().user)
+    assert client.get(url).status_code == 404
+    client.force_login(UserFactory(is_staff=True))
+    assert client.get(url).status_code == 404
+    from django.contrib.auth.models import Group
+
+    reviewer = UserFactory(is_staff=True)
+    reviewer.groups.add(Group.objects.get(name="gift-reviewers"))
+    client.force_login(reviewer)
+    assert client.get(url).status_code == 200
+
+
+def test_gift_2_3_renamed_executable_upload_is_refused_on_the_page(client, owner):
+    login(client, owner)
+    resp = client.post(
+        reverse("gifts:qualifications"),
+        {"licence_type": "食品经营许可证", "file": upload("licence.pdf", ELF_BYTES)},
+    )
+    assert resp.status_code == 200 and "UPLOAD-TYPE" in resp.content.decode()
+    assert not Qualification.objects.exists()
+
+
+def test_stored_documents_are_not_under_the_web_root(settings):
+    from pathlib import Path
+
+    from django.core.files.storage import default_storage
+
+    location = Path(default_storage.location).resolve()
+    assert not str(location).startswith(str(Path(settings.STATIC_ROOT).resolve()))
+    assert all(not str(location).startswith(str(Path(d).resolve())) for d in settings.STATICFILES_DIRS)
+
+
+def test_gift_2_5_product_attach_precheck_and_publish_on_the_page(client, owner):
+    gift = approved_gift(shop=owner.organization, brand="Lancome/兰蔻")
+    login(client, owner)
+    client.post(reverse("gifts:products"), {"title": "精华液 送ＬＡＮＣＯＭＥ", "promised_ship_hours": 48})
+    product = owner.organization.gift_products.get()
+    url = reverse("gifts:product-detail", args=[product.pk])
+    client.post(url, {"action": "attach", "gift": gift.pk})
+    assert ProductGift.objects.filter(product=product, gift=gift).exists()
+    html = client.post(url, {"action": "precheck"}).content.decode()
+    assert 'data-rule="GIFT-2.5"' in html
+    client.post(url, {"action": "save", "title": "精华液 50ml", "subtitle": "", "promised_ship_hours": 48})
+    html = client.post(url, {"action": "precheck"}).content.decode()
+    assert 'data-passed="true"' in html
+    client.post(url, {"action": "publish"})
+    product.refresh_from_db()
+    assert product.state == "listed"
+
+
+def test_gift_2_1_attaching_an_unapproved_gift_shows_the_rule(client, owner):
+    gift = GiftFactory(shop=owner.organization, state="submitted")
+    product = ProductFactory(shop=owner.organization)
+    login(client, owner)
+    resp = client.post(
+        reverse("gifts:product-detail", args=[product.pk]), {"action": "attach", "gift": gift.pk}, follow=True
+    )
+    assert "GIFT-2.1" in resp.content.decode() and not ProductGift.objects.exists()
+
+
+def test_precheck_page_for_a_sub_account(client, owner):
+    gift = approved_gift(shop=owner.organization, brand="兰蔻")
+    login(client, sub_member(owner.organization))
+    html = client.post(
+        reverse("gifts:precheck"), {"title": "送兰 蔻", "gifts": [gift.pk], "gift_more_prominent": "on"}
+    ).content.decode()
+    assert html.count('data-rule="GIFT-2.5"') == 2
+
+
+def test_violations_page_lists_the_shops_violations(client, owner):
+    gift = approved_gift(shop=owner.organization)
+    services.violation_record(
+        shop_id=gift.shop_id,
+        rule_id="GIFT-4.2",
+        occurred_at=dt.datetime(2024, 5, 1, tzinfo=dt.UTC),
+        source_key="p1",
+        gift=gift,
+    )
+    other = approved_gift()
+    services.violation_record(
+        shop_id=other.shop_id,
+        rule_id="GIFT-3.1",
+        occurred_at=dt.datetime(2024, 5, 1, tzinfo=dt.UTC),
+        source_key="p2",
+        gift=other,
+    )
+    html = login(client, owner).get(reverse("gifts:violations")).content.decode()
+    assert "违背承诺" in html and "GIFT-3.1" not in html
+
+
+def test_gift_5_dispute_page_shows_countdown_and_takes_evidence(client, owner):
+    dispute = _open_dispute(approved_gift(shop=owner.organization))
+    login(client, sub_member(owner.organization))
+    url = reverse("gifts:dispute-detail", args=[dispute.pk])
+    html = client.get(url).content.decode()
+    assert f'data-deadline="{dispute.response_deadline_at.isoformat()}"' in html and "GIFT-5.3" in html
+    resp = client.post(
+        url,
+        {
+            "response": "已发货",
+            "files": [upload("proof.pdf"), upload("photo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)],
+        },
+    )
+    assert resp.status_code == 302
+    assert DisputeEvidence.objects.filter(dispute=dispute).count() == 2
+    assert GiftDispute.objects.get().state == "merchant_responded"
+
+
+def test_gift_5_evidence_document_is_404_for_another_shop(client, owner):
+    dispute = _open_dispute(approved_gift(shop=owner.organization))
+    services.dispute_respond(
+        membership=owner, actor=owner.user, dispute=dispute, response="x", files=[upload("proof.pdf")]
+    )
+    evidence = DisputeEvidence.objects.get()
+    url = reverse("gifts:document-file", args=["evidence", evidence.pk])
+    assert login(client, owner).get(url).status_code == 200
+    client.force_login(main_member().user)
+    assert client.get(url).status_code == 404
+
+
+def test_dashboard_card_and_nav_for_shop_members(client, owner):
+    html = login(client, owner).get(reverse("dashboard")).content.decode()
+    assert reverse("gifts:gift-list") in html and "全球购赠品" in html
