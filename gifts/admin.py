@@ -16,6 +16,7 @@ from django.db.models import F
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
 from gifts import listing_check as checks
@@ -262,7 +263,7 @@ class GiftAdmin(ReadOnlyModelAdmin):
         if not docs:
             return "—"
         return format_html_join(
-            format_html("<br>"),
+            mark_safe("<br>"),
             '<a href="{}" target="_blank" rel="noopener">{}</a> · {} · {}',
             (
                 (

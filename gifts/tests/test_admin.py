@@ -1,0 +1,223 @@
+"""Back office: gift reviewers act through admin actions that call services (audited);
+other staff groups see nothing of gifts."""
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import reverse
+
+from gifts import services
+from gifts.models import DocumentRequest, Gift, GiftCategory, Qualification, SpotCheck, Violation
+from gifts.tests.factories import (
+    GiftFactory,
+    ProductFactory,
+    UserFactory,
+    approved_gift,
+    food_category,
+    main_member,
+    upload,
+)
+from portal.models import AuditEntry
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def reviewer(client):
+    user = UserFactory(is_staff=True)
+    user.groups.add(Group.objects.get(name="gift-reviewers"))
+    client.force_login(user)
+    return user
+
+
+def act(client, model, action, ids, **data):
+    url = reverse(f"admin:gifts_{model}_changelist")
+    return client.post(url, {"action": action, "_selected_action": [str(i) for i in ids], **data})
+
+
+def test_gift_review_queue_lists_submitted_gifts_longest_waiting_first(client, reviewer):
+    now = dt.datetime.now(dt.UTC)
+    newer = GiftFactory(name="新提交", state="submitted", submitted_at=now - dt.timedelta(hours=1))
+    older = GiftFactory(name="早提交", state="submitted", submitted_at=now - dt.timedelta(days=2))
+    GiftFactory(name="草稿不在队列", state="draft")
+    html = client.get(reverse("admin:gifts_gift_changelist")).content.decode()
+    assert html.index(older.name) < html.index(newer.name) and "草稿不在队列" not in html
+
+
+def test_gift_2_1_reviewer_approves_in_admin_audited(client, reviewer):
+    gift = GiftFactory(state="submitted")
+    resp = act(client, "gift", "approve", [gift.pk])
+    assert resp.status_code == 302
+    gift.refresh_from_db()
+    assert gift.state == "approved"
+    assert AuditEntry.objects.filter(action="gifts.gift_approve", actor=reviewer).exists()
+
+
+def test_gift_2_3_approval_refused_in_admin_shows_the_rule(client, reviewer):
+    gift = GiftFactory(state="submitted", category=food_category())
+    resp = act(client, "gift", "approve", [gift.pk])
+    gift.refresh_from_db()
+    assert gift.state == "submitted"
+    msgs = [str(m) for m in resp.wsgi_request._messages]
+    assert any("GIFT-2.3" in m for m in msgs)
+
+
+def test_reject_needs_a_reason_form_then_rejects(client, reviewer):
+    gift = GiftFactory(state="submitted")
+    form = act(client, "gift", "reject", [gift.pk])
+    assert form.status_code == 200 and 'name="reason"' in form.content.decode()
+    act(client, "gift", "reject", [gift.pk], apply="1", reason="资料不全")
+    gift.refresh_from_db()
+    assert (gift.state, gift.state_reason) == ("rejected", "资料不全")
+
+
+def test_request_revisions_and_demand_documents_and_fair_value(client, reviewer):
+    gift = GiftFactory(state="submitted", ship_from="domestic", value_basis="merchant_declared")
+    act(client, "gift", "request_revisions", [gift.pk], apply="1", reason="请补充规格")
+    gift.refresh_from_db()
+    assert gift.state == "revisions_requested"
+    act(client, "gift", "demand_documents", [gift.pk], apply="1", reason="来源证明", days="7")
+    assert DocumentRequest.objects.get(gift=gift).state == "open"
+    act(
+        client,
+        "gift",
+        "set_fair_value",
+        [gift.pk],
+        apply="1",
+        amount="12.50",
+        reason="市场价",
+        overrides_declared="on",
+    )
+    gift.refresh_from_db()
+    assert gift.fair_value_fen == 1250 and gift.fair_value_set_by == reviewer
+
+
+def test_gift_4_3_domestic_shipping_approved_in_admin(client, reviewer):
+    gift = approved_gift(ship_from="domestic", value_basis="merchant_declared")
+    act(client, "gift", "approve_domestic_shipping", [gift.pk])
+    gift.refresh_from_db()
+    assert gift.domestic_shipping_approved
+
+
+def test_gift_change_page_shows_findings_and_document_links(client, reviewer):
+    gift = GiftFactory(state="submitted", category=food_category())
+    owner = main_member(gift.shop)
+    q = services.qualification_upload(
+        membership=owner, actor=owner.user, licence_type="食品经营许可证", upload=upload()
+    )
+    html = client.get(reverse("admin:gifts_gift_change", args=[gift.pk])).content.decode()
+    assert "GIFT-2.3" in html and reverse("gifts:document-file", args=["qualification", q.pk]) in html
+
+
+def test_gift_2_3_qualification_queue_approve_with_licence_number_and_expiry(client, reviewer):
+    owner = main_member()
+    q = services.qualification_upload(
+        membership=owner, actor=owner.user, licence_type="食品经营许可证", upload=upload()
+    )
+    html = client.get(reverse("admin:gifts_qualification_changelist")).content.decode()
+    assert reverse("gifts:document-file", args=["qualification", q.pk]) in html
+    act(
+        client,
+        "qualification",
+        "approve",
+        [q.pk],
+        apply="1",
+        licence_number="JY100",
+        valid_until="2099-01-01",
+    )
+    q.refresh_from_db()
+    assert (q.state, q.licence_number, q.valid_until) == ("approved", "JY100", dt.date(2099, 1, 1))
+    assert AuditEntry.objects.filter(action="gifts.qualification_approve", actor=reviewer).exists()
+
+
+def test_qualification_reject_in_admin(client, reviewer):
+    owner = main_member()
+    q = services.qualification_upload(
+        membership=owner, actor=owner.user, licence_type="食品经营许可证", upload=upload()
+    )
+    act(client, "qualification", "reject", [q.pk], apply="1", reason="过期")
+    q.refresh_from_db()
+    assert q.state == "rejected"
+
+
+def test_gift_5_dispute_decided_in_admin_audited(client, reviewer):
+    gift = approved_gift()
+    now = dt.datetime.now(dt.UTC)
+    dispute, _ = services.dispute_open(
+        shop=gift.shop,
+        actor=None,
+        order_no="ADM1",
+        paid_amount_fen=10_000,
+        paid_at=None,
+        product_id=ProductFactory(shop=gift.shop).pk,
+        gift_id=gift.pk,
+        signed_for_at=None,
+        kind="not_delivered",
+        now=now - dt.timedelta(hours=72),
+    )
+    assert (
+        "GIFT-5.3"
+        in client.get(reverse("admin:gifts_giftdispute_change", args=[dispute.pk])).content.decode()
+    )
+    act(client, "giftdispute", "decide", [dispute.pk], apply="1", decision="upheld", note="未举证")
+    dispute.refresh_from_db()
+    assert (dispute.state, dispute.compensation_fen) == ("decided", 8_800)
+    assert AuditEntry.objects.filter(action="gifts.dispute_decide", actor=reviewer).exists()
+
+
+def test_gift_3_spot_check_recorded_in_admin_records_violation(client, reviewer):
+    gift = approved_gift()
+    resp = client.post(
+        reverse("admin:gifts_spotcheck_add"),
+        {
+            "gift": gift.pk,
+            "outcome": "substandard",
+            "notes": "抽检不合格",
+            "checked_at_0": "2024-05-01",
+            "checked_at_1": "10:00:00",
+        },
+    )
+    assert resp.status_code == 302, resp.content.decode()[:2000]
+    check = SpotCheck.objects.get()
+    assert check.checked_by == reviewer and check.violation.violation_type == "商品质量不合格"
+
+
+def test_gift_2_5_product_take_down_in_admin(client, reviewer):
+    gift = approved_gift(brand="兰蔻")
+    product = ProductFactory(shop=gift.shop, title="送兰蔻")
+    from gifts.models import ProductGift
+
+    ProductGift.objects.create(product=product, gift=gift, attached_by=reviewer)
+    act(client, "product", "take_down", [product.pk], apply="1", reason="标题含赠品品牌")
+    product.refresh_from_db()
+    assert product.state == "taken_down" and Violation.objects.get().rule_id == "GIFT-2.5"
+
+
+def test_categories_are_staff_managed_and_audited(client, reviewer):
+    resp = client.post(
+        reverse("admin:gifts_giftcategory_add"),
+        {"name": "保健食品", "licence_required": "on", "licence_type": "食品经营许可证"},
+    )
+    assert resp.status_code == 302
+    cat = GiftCategory.objects.get(name="保健食品")
+    assert AuditEntry.objects.filter(action="gifts.category_create", object_id=str(cat.pk)).exists()
+
+
+def test_other_staff_groups_cannot_reach_gift_admin(client):
+    staff = UserFactory(is_staff=True)
+    staff.groups.add(Group.objects.get(name="billing-ops"))
+    client.force_login(staff)
+    assert client.get(reverse("admin:gifts_gift_changelist")).status_code == 403
+    gift = GiftFactory(state="submitted")
+    client.post(reverse("admin:gifts_gift_changelist"), {"action": "approve", "_selected_action": [gift.pk]})
+    assert Gift.objects.get(pk=gift.pk).state == "submitted"
+
+
+def test_shop_data_is_read_only_in_admin(client, reviewer):
+    gift = GiftFactory(state="submitted", name="原名")
+    client.post(reverse("admin:gifts_gift_change", args=[gift.pk]), {"name": "改名"})
+    gift.refresh_from_db()
+    assert gift.name == "原名"
+    assert client.get(reverse("admin:gifts_violation_add")).status_code == 403
+    assert Qualification.objects.count() == 0
