@@ -4,6 +4,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from portal.models import Creator, Membership, Organization, User
+from portal.permissions import staff_groups_ensure
 
 DEMO_PASSWORD = "demo-pass-2026"  # demo data only; printed by seed_demo
 
@@ -49,6 +50,7 @@ def _user(username: str, display_name: str, **extra) -> User:
 @transaction.atomic
 def seed() -> list[tuple[str, str]]:
     """Create the demo parties; return (username, description) for the printed logins."""
+    staff_groups_ensure()
     logins = []
     orgs = {}
     for key, (name, kind) in ORGS.items():

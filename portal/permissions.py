@@ -20,3 +20,26 @@ def grant_app_permissions(apps, *, group: str, app_label: str, codenames: list[s
     if codenames is not None:
         perms = perms.filter(codename__in=codenames)
     grp.permissions.add(*perms)
+
+
+STAFF_GROUPS = {"billing-ops": "billing", "grant-ops": "authorization", "gift-reviewers": "gifts"}
+SHARED_VIEW = ["view_organization", "view_membership", "view_creator", "view_auditentry"]
+
+
+def staff_groups_ensure() -> None:
+    """(Re)create the staff groups with least privilege from the live models.
+
+    The data migration creates them once; this makes seed_demo self-sufficient on a database
+    whose rows were flushed (transactional tests do that), and picks up models added since.
+    """
+    from django.apps import apps as live_apps
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.auth.models import Group, Permission
+
+    for app_config in live_apps.get_app_configs():
+        create_permissions(app_config, verbosity=0)
+    for name, app_label in STAFF_GROUPS.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        own = Permission.objects.filter(content_type__app_label=app_label)
+        shared = Permission.objects.filter(content_type__app_label="portal", codename__in=SHARED_VIEW)
+        group.permissions.add(*own, *shared)
