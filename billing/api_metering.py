@@ -15,6 +15,7 @@ import os
 from django.conf import settings
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import authentication, exceptions, generics, permissions, serializers, status
 from rest_framework.response import Response
@@ -69,6 +70,14 @@ class GatewayTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return "Bearer"
+
+
+class GatewayTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "billing.api_metering.GatewayTokenAuthentication"
+    name = "GatewayToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "the API gateway's BILLING_GATEWAY_TOKEN"}
 
 
 class IsGatewayOrStaff(permissions.BasePermission):
