@@ -212,3 +212,10 @@ def test_gift_5_5_cases_are_settled_between_merchant_and_consumer(owner, kind):
 def test_gift_5_4_merchant_fault_return_shipping_is_the_merchants(owner):
     dispute, _ = _open(approved_gift(shop=owner.organization), kind="return_merchant_fault")
     assert dispute.return_shipping_payer == "merchant"
+
+
+def test_gift_5_deadline_hours_from_the_environment(monkeypatch):
+    monkeypatch.setenv("GIFT_DISPUTE_RESPONSE_HOURS", "72")
+    assert services.dispute_response_hours() == 72
+    monkeypatch.delenv("GIFT_DISPUTE_RESPONSE_HOURS")
+    assert services.dispute_response_hours() == 48

@@ -299,3 +299,12 @@ def test_gift_2_1_trigger_backs_the_service_when_gift_leaves_approved_under_a_ra
     Gift.objects.filter(pk=gift.pk).update(state="suspended")
     with pytest.raises(IntegrityError), transaction.atomic():
         ProductGift.objects.create(product=product, gift=gift, attached_by=owner.user)
+
+
+def test_gift_1_1_a_lottery_prize_is_a_gift_under_the_same_rules(owner, staff):
+    gift = services.gift_register(
+        membership=owner, actor=owner.user, data=_data(food_category(), is_lottery=True), submit=True
+    )
+    with pytest.raises(GiftRuleError) as err:  # a prize needs the licence like any gift (GIFT-2.3)
+        services.gift_approve(gift=gift, actor=staff)
+    assert err.value.code == "GIFT-2.3" and gift.is_lottery

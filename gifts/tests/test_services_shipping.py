@@ -202,3 +202,18 @@ def test_violation_record_is_idempotent_on_its_source_key():
         shop_id=gift.shop_id, rule_id="GIFT-4.2", occurred_at=PAID, source_key="same", gift=gift
     )
     assert a.violation == b.violation and Violation.objects.count() == 1
+
+
+def test_gift_2_6_a_gift_stated_in_the_listing_must_be_delivered():
+    """The listing's gifts become shipments of every order; one never shipped is a breach."""
+    gift = approved_gift()
+    product = ProductFactory(shop=gift.shop)
+    from gifts.models import ProductGift
+
+    ProductGift.objects.create(product=product, gift=gift, attached_by=gift.created_by)
+    order = services.order_upsert(
+        shop=gift.shop, order_no="L1", product=product, paid_amount_fen=1, paid_at=PAID
+    )
+    assert [s.gift for s in order.gift_shipments.all()] == [gift]
+    services.gift_shipment_overdue_run(now=PAID + dt.timedelta(days=30))
+    assert Violation.objects.get(gift=gift).evidence["kind"] == "not_shipped"
