@@ -47,5 +47,22 @@ def webhook_calls(monkeypatch):
     return calls
 
 
+@pytest.fixture
+def staff_groups():
+    """Transactional tests that ran before this one flushed the migrations' staff groups;
+    put them back the way the migrations create them (seed_demo puts staff in them)."""
+    import importlib
+
+    from django.apps import apps
+
+    saved = {c.label: c.models_module for c in apps.get_app_configs()}  # the helpers reset it
+    try:
+        importlib.import_module("portal.migrations.0002_staff_groups").create_groups(apps, None)
+        importlib.import_module("authorization.migrations.0002_grant_ops_permissions").forwards(apps, None)
+    finally:
+        for config in apps.get_app_configs():
+            config.models_module = saved[config.label]
+
+
 def days(n: int) -> dt.timedelta:
     return dt.timedelta(days=n)

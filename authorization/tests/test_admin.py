@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def grant_ops(client):
+def grant_ops(client, staff_groups):
     user = UserFactory(is_staff=True)
     user.groups.add(Group.objects.get(name="grant-ops"))
     client.force_login(user)
@@ -81,7 +81,7 @@ def test_grant_ops_revokes_with_a_reason_audited(client, grant_ops, grant):
     assert grant.events.filter(operation="revoke", actor=grant_ops).exists()
 
 
-def test_other_staff_groups_cannot_see_grants(client, grant):
+def test_other_staff_groups_cannot_see_grants(client, grant, staff_groups):
     user = UserFactory(is_staff=True)
     user.groups.add(Group.objects.get(name="billing-ops"))
     client.force_login(user)

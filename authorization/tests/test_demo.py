@@ -7,7 +7,7 @@ from authorization.selectors import state_of
 pytestmark = pytest.mark.django_db
 
 
-def test_seed_demo_gives_grants_in_each_state_and_is_idempotent():
+def test_seed_demo_gives_grants_in_each_state_and_is_idempotent(staff_groups):
     call_command("seed_demo")
     counts = (
         Grant.objects.count(),

@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 TITLE = "小鹿带货·春季上新专场"
 
 
-def test_agency_unlocks_a_live_room_and_loses_it_on_revoke(page, browser, live_server, login):
+def test_agency_unlocks_a_live_room_and_loses_it_on_revoke(page, browser, live_server, login, staff_groups):
     call_command("seed_demo")
     room = LiveRoom.objects.get(title=TITLE)
     room_url = f"{live_server.url}/authorization/org/live-rooms/{room.pk}/"
