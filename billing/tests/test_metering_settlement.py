@@ -272,7 +272,7 @@ def test_fee_6_charge_beyond_balance_goes_negative_and_gate_denies_paid_apis_at_
     assert gate_check(app_key=app.app_key, api=api.code, location=IN).allow
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_fee_4_2_two_workers_racing_on_one_month_bill_and_charge_once(usage_table_cleanup):
     api = paid_api(price_fen_per_1000=1000)
     apps = [AppFactory() for _ in range(6)]
@@ -302,7 +302,7 @@ def test_fee_4_2_two_workers_racing_on_one_month_bill_and_charge_once(usage_tabl
         assert ledger_sum(a.organization_id) == -7
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_fee_4_2_two_workers_on_the_same_chunk_settle_it_once(usage_table_cleanup):
     api = paid_api(price_fen_per_1000=1000)
     apps = [AppFactory() for _ in range(4)]

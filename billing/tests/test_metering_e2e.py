@@ -1,0 +1,44 @@
+"""Browser journey (Billing II): a developer reads the usage chart, a bill and its exports."""
+
+import pytest
+from django.core.management import call_command
+
+from billing.services.settlement import settlement_run_month
+from billing.tests.factories_metering import AppFactory, paid_api, record_usage, sh
+from portal.tests.factories import main_member
+
+pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.e2e]
+
+
+def test_developer_sees_usage_chart_bill_and_exports(page, live_server, login, usage_table_cleanup):
+    call_command("compile_catalogs", verbosity=0)
+    member = main_member(kind="service_provider")
+    member.user.set_password("pw-e2e-metering-1")
+    member.user.save()
+    app = AppFactory(organization=member.organization, name="浏览器应用")
+    api = paid_api(price_fen_per_1000=1000, code="order.list")
+    record_usage([(app, api, "in_cloud", sh(2026, 3, d, 10), 100 * d) for d in range(1, 6)])
+    settlement_run_month(year=2026, month=3)
+
+    login(page, member.user.username, "pw-e2e-metering-1")
+    page.goto(f"{live_server.url}/billing/usage/?month=2026-03")
+    assert page.get_by_test_id("total-calls").inner_text() == "1500"
+    # app.js drew both charts from their JSON configs (no inline script under the CSP).
+    drawn = page.evaluate(
+        "() => [...document.querySelectorAll('canvas[data-chart]')].map(c => !!window.Chart.getChart(c))"
+    )
+    assert drawn == [True, True]
+
+    page.goto(f"{live_server.url}/billing/bills/")
+    page.click("text=2026-03")
+    assert page.get_by_test_id("bill-total").inner_text() == "¥15.00"
+    with page.expect_download() as csv_download:
+        page.click("text=导出 CSV")
+    assert csv_download.value.suggested_filename == "bill-2026-03.csv"
+    pdf = page.request.get(live_server.url + page.locator("text=PDF 对账单").get_attribute("href"))
+    assert pdf.ok and pdf.body().startswith(b"%PDF")
+
+    page.goto(f"{live_server.url}/billing/apps/")
+    page.once("dialog", lambda d: d.accept())
+    page.click("text=重置密钥")
+    assert len(page.get_by_test_id("app-secret").inner_text()) > 30
