@@ -36,6 +36,28 @@ def top_up_order_lock(*, order_id: int) -> TopUpOrder:
     return TopUpOrder.objects.select_for_update().get(pk=order_id)
 
 
+def top_up_order_lock_by_trade_no(*, out_trade_no: str, provider: str) -> TopUpOrder | None:
+    """Serialises the callbacks of one order (however many deliveries arrive at once)."""
+    return TopUpOrder.objects.select_for_update().filter(out_trade_no=out_trade_no, provider=provider).first()
+
+
+def wallet_increment(*, organization_id: int, amount_fen: int) -> tuple[int, int] | None:
+    """``UPDATE … SET balance_fen = balance_fen + x … RETURNING``: takes the wallet's row lock
+    (held until commit) and moves the balance in one round trip, so concurrent credits queue
+    on the row and none is lost. Returns (wallet id, new balance), None if there is no wallet.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            f"UPDATE {Wallet._meta.db_table} SET balance_fen = balance_fen + %s, updated_at = now()"
+            " WHERE organization_id = %s RETURNING id, balance_fen",
+            [amount_fen, organization_id],
+        )
+        row = cur.fetchone()
+    return (row[0], row[1]) if row else None
+
+
 def deposit_account_lock(*, organization_id: int) -> DepositAccount:
     DepositAccount.objects.bulk_create(
         [DepositAccount(organization_id=organization_id)], ignore_conflicts=True

@@ -84,25 +84,31 @@ def wallet_charge_for_month(
 
 
 def wallet_credit_top_up(*, order: TopUpOrder) -> LedgerEntry:
-    """Credit a paid top-up order (the caller holds the order's lock and marked it paid).
+    """Credit a paid top-up order. The caller holds the order's row lock and has just moved
+    it to paid, so a second credit is impossible; the one-to-one ``top_up_order`` is the
+    database backstop (one credit per order, however many deliveries race).
 
-    One credit per order is a unique constraint (``top_up_order`` one-to-one), so however
-    many deliveries race, the money arrives once.
+    No savepoint (it joins the caller's transaction) and the balance moves with one
+    ``UPDATE … RETURNING`` that takes the wallet's row lock: this is the top-up hot path.
     """
     if order.amount_fen <= 0:  # the DB check refuses it too; this names the rule
         raise errors.BillingError(errors.TOP_UP_AMOUNT, "A top-up credit is positive.")
-    with transaction.atomic():
-        wallet = locks.wallet_lock(organization_id=order.organization_id)
-        existing = LedgerEntry.objects.filter(top_up_order=order).first()
-        if existing is not None:
-            return existing
-        return ledger_append(
-            wallet=wallet,
+    with transaction.atomic(savepoint=False):
+        moved = locks.wallet_increment(organization_id=order.organization_id, amount_fen=order.amount_fen)
+        if moved is None:  # first money of this organization: create the wallet, then move
+            locks.wallet_lock(organization_id=order.organization_id)
+            moved = locks.wallet_increment(organization_id=order.organization_id, amount_fen=order.amount_fen)
+        wallet_id, new_balance = moved
+        entry = LedgerEntry.objects.create(
+            wallet_id=wallet_id,
             kind=LedgerEntry.Kind.TOP_UP_CREDIT,
             amount_fen=order.amount_fen,
+            balance_after_fen=new_balance,
             top_up_order=order,
             reference=f"top-up {order.out_trade_no}",
         )
+        _forget_arrears_on_commit(order.organization_id)
+        return entry
 
 
 def wallet_credit_deposit_transfer(*, wallet: Wallet, deposit_entry: DepositEntry) -> LedgerEntry:
