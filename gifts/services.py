@@ -1067,17 +1067,25 @@ def order_upsert(
     if paid_amount_fen is None or paid_amount_fen < 0:
         raise DomainError("invalid", "实付金额不能为负", field="paid_amount_fen")
     order = Order.objects.select_for_update().filter(order_no=order_no).first()
+    created = False
     if order is None:
-        order = Order.objects.create(
-            order_no=order_no,
-            shop=shop,
-            product=product,
-            paid_amount_fen=paid_amount_fen,
-            paid_at=paid_at,
-            ship_by_at=paid_at + dt.timedelta(hours=product.promised_ship_hours),
-            signed_for_at=signed_for_at,
-        )
-    else:
+        try:
+            with transaction.atomic():
+                order = Order.objects.create(
+                    order_no=order_no,
+                    shop=shop,
+                    product=product,
+                    paid_amount_fen=paid_amount_fen,
+                    paid_at=paid_at,
+                    ship_by_at=paid_at + dt.timedelta(hours=product.promised_ship_hours),
+                    signed_for_at=signed_for_at,
+                )
+                created = True
+        except IntegrityError:
+            # The order system sent the same order twice at once: the other call inserted it;
+            # wait for its row and treat this call as the re-send it is.
+            order = Order.objects.select_for_update().get(order_no=order_no)
+    if not created:
         if order.shop_id != shop.pk:
             raise NotFound("order")
         if order.paid_amount_fen != paid_amount_fen or order.product_id != product.pk:
