@@ -120,6 +120,15 @@ class TestBills:
         assert client.get(f"/api/v1/billing/bills/{billed.pk}").status_code == 404
         assert client.get("/api/v1/billing/bills").json()["results"] == []
 
+    def test_api_lists_have_constant_query_counts(self, client, owner, billed, django_assert_max_num_queries):
+        for i in range(3):
+            AppFactory(organization=owner.organization, name=f"extra {i}")
+        client.force_login(owner.user)
+        with django_assert_max_num_queries(8):
+            assert len(client.get("/api/v1/billing/apps").json()["results"]) == 4
+        with django_assert_max_num_queries(8):
+            assert len(client.get("/api/v1/billing/bills").json()["results"]) == 1
+
     def test_api_bill_detail(self, client, teammate, billed, django_assert_max_num_queries):
         client.force_login(teammate.user)
         with django_assert_max_num_queries(10):
