@@ -133,6 +133,34 @@ def _waiting(since):
     return timesince(since, clock.now()) if since else "—"
 
 
+def queue_state_filter(model, default: str):
+    """A state filter whose unfiltered view is the review queue (``default``); 全部 shows all."""
+
+    class QueueStateFilter(admin.SimpleListFilter):
+        title = "状态"
+        parameter_name = "queue"
+
+        def lookups(self, request, model_admin):
+            return [("all", "全部"), *model.State.choices]
+
+        def choices(self, changelist):
+            current = self.value() or default
+            for value, label in self.lookup_choices:
+                yield {
+                    "selected": current == value,
+                    "query_string": changelist.get_query_string({self.parameter_name: value}),
+                    "display": label,
+                }
+
+        def queryset(self, request, queryset):
+            if self.value() is None and request.method == "POST":
+                return queryset  # an action on selected rows: the default view must not drop them
+            value = self.value() or default
+            return queryset if value == "all" else queryset.filter(state=value)
+
+    return QueueStateFilter
+
+
 def _findings_html(findings):
     if not findings:
         return format_html('<span style="color:#166534">{}</span>', "预检通过：未发现问题")
@@ -204,7 +232,7 @@ class GiftAdmin(ReadOnlyModelAdmin):
         "waiting",
         "domestic_shipping_approved",
     )
-    list_filter = ("state", "ship_from", "category", "is_lottery")
+    list_filter = (queue_state_filter(Gift, Gift.State.SUBMITTED), "ship_from", "category", "is_lottery")
     search_fields = ("name", "brand", "shop__name")
     list_select_related = ("shop", "category")
     readonly_fields = ("resolved_value", "listing_findings", "licence_documents")
@@ -223,14 +251,6 @@ class GiftAdmin(ReadOnlyModelAdmin):
     def get_ordering(self, request):
         # The queue: the gift that has waited longest comes first.
         return [F("submitted_at").asc(nulls_last=True), "id"]
-
-    def changelist_view(self, request, extra_context=None):
-        if not request.GET and request.method == "GET":
-            q = request.GET.copy()
-            q["state__exact"] = Gift.State.SUBMITTED
-            request.GET = q
-            request.META["QUERY_STRING"] = q.urlencode()
-        return super().changelist_view(request, extra_context)
 
     @admin.display(description="等待时长", ordering="submitted_at")
     def waiting(self, gift):
@@ -371,7 +391,7 @@ class GiftAdmin(ReadOnlyModelAdmin):
 @admin.register(Qualification)
 class QualificationAdmin(ReadOnlyModelAdmin):
     list_display = ("licence_type", "shop", "state", "document", "waiting", "licence_number", "valid_until")
-    list_filter = ("state", "licence_type")
+    list_filter = (queue_state_filter(Qualification, Qualification.State.PENDING), "licence_type")
     search_fields = ("shop__name", "licence_number")
     list_select_related = ("shop",)
     readonly_fields = ("document",)
@@ -379,14 +399,6 @@ class QualificationAdmin(ReadOnlyModelAdmin):
 
     def get_ordering(self, request):
         return ["uploaded_at", "id"]
-
-    def changelist_view(self, request, extra_context=None):
-        if not request.GET and request.method == "GET":
-            q = request.GET.copy()
-            q["state__exact"] = Qualification.State.PENDING
-            request.GET = q
-            request.META["QUERY_STRING"] = q.urlencode()
-        return super().changelist_view(request, extra_context)
 
     @admin.display(description="文件")
     def document(self, q):

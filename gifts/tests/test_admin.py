@@ -43,6 +43,8 @@ def test_gift_review_queue_lists_submitted_gifts_longest_waiting_first(client, r
     GiftFactory(name="草稿不在队列", state="draft")
     html = client.get(reverse("admin:gifts_gift_changelist")).content.decode()
     assert html.index(older.name) < html.index(newer.name) and "草稿不在队列" not in html
+    everything = client.get(reverse("admin:gifts_gift_changelist") + "?queue=all").content.decode()
+    assert "草稿不在队列" in everything
 
 
 def test_gift_2_1_reviewer_approves_in_admin_audited(client, reviewer):
