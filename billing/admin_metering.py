@@ -59,6 +59,10 @@ class ApiAdmin(admin.ModelAdmin):
     search_fields = ["code", "title"]
     inlines = [ApiPriceInline]
 
+    def get_readonly_fields(self, request, obj=None):
+        # The gate caches by API name; a rename would leave stale entries behind.
+        return ["code"] if obj else []
+
     @admin.display(description=_("当前单价(分/千次)"))
     def current_price(self, obj):
         price = obj.prices.filter(effective_from__lte=dt.date.today()).order_by("-effective_from").first()

@@ -5,8 +5,9 @@ change them (admin goes through those services too):
 - ``billing:gate:app:<app_key>`` → [app_id, organization_id] (or 0 for an unknown key);
   dropped when an app is created, rotated or deleted;
 - ``billing:gate:api:<code>`` → [api_id, tier] (or 0); dropped when a tier changes;
-- ``billing:gate:perm:<app_id>:<api_id>`` → 1/0; dropped when a permission is granted or
-  revoked.
+- ``billing:gate:perm:<app_key>:<code>`` → 1/0; dropped when a permission is granted or
+  revoked. Keyed by the request's own names so all three facts come in one MGET.
+A check is two Redis round trips: one MGET for the static facts, one GET for arrears.
 Arrears are read through Billing I's ``wallet_in_arrears`` selector, which caches at
 ``billing:arrears:<org>`` and is invalidated on every balance change, so a settlement charge
 or a top-up is seen on the next call. Free APIs always pass and never touch the wallet.
@@ -31,8 +32,8 @@ def api_cache_key(code: str) -> str:
     return f"billing:gate:api:{code}"
 
 
-def perm_cache_key(app_id: int, api_id: int) -> str:
-    return f"billing:gate:perm:{app_id}:{api_id}"
+def perm_cache_key(app_key: str, code: str) -> str:
+    return f"billing:gate:perm:{app_key}:{code}"
 
 
 def gate_invalidate_app(*, app_key: str) -> None:
@@ -43,8 +44,8 @@ def gate_invalidate_api(*, code: str) -> None:
     cache.delete(api_cache_key(code))
 
 
-def gate_invalidate_permission(*, app_id: int, api_id: int) -> None:
-    cache.delete(perm_cache_key(app_id, api_id))
+def gate_invalidate_permission(*, app_key: str, code: str) -> None:
+    cache.delete(perm_cache_key(app_key, code))
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,11 @@ class UnknownTarget(Exception):
         self.field = field
 
 
-def _facts(app_key: str, api_code: str) -> tuple[list, list]:
-    keys = [app_cache_key(app_key), api_cache_key(api_code)]
+def _facts(app_key: str, api_code: str) -> tuple[list | int, list | int, int | None]:
+    """(app, api, permission) from one MGET; misses are read from the database and cached."""
+    keys = [app_cache_key(app_key), api_cache_key(api_code), perm_cache_key(app_key, api_code)]
     got = cache.get_many(keys)
-    app = got.get(keys[0])
-    api = got.get(keys[1])
+    app, api, perm = (got.get(k) for k in keys)
     missing = {}
     if app is None:
         row = App.objects.filter(app_key=app_key).values_list("id", "organization_id").first()
@@ -75,18 +76,12 @@ def _facts(app_key: str, api_code: str) -> tuple[list, list]:
         row = Api.objects.filter(code=api_code).values_list("id", "tier").first()
         api = list(row) if row else 0
         missing[keys[1]] = api
+    if perm is None and app and api:
+        perm = int(OutOfCloudPermission.objects.filter(app_id=app[0], api_id=api[0]).exists())
+        missing[keys[2]] = perm
     if missing:
         cache.set_many(missing, CACHE_SECONDS)
-    return app, api
-
-
-def _has_permission(app_id: int, api_id: int) -> bool:
-    key = perm_cache_key(app_id, api_id)
-    value = cache.get(key)
-    if value is None:
-        value = int(OutOfCloudPermission.objects.filter(app_id=app_id, api_id=api_id).exists())
-        cache.set(key, value, CACHE_SECONDS)
-    return bool(value)
+    return app, api, perm
 
 
 def _in_arrears(organization_id: int) -> bool:
@@ -99,20 +94,16 @@ def gate_check(*, app_key: str, api: str, location: str) -> GateDecision:
     """Decide one call. Raises ``UnknownTarget`` for an unknown app key or API."""
     if location not in Location.values:
         raise ValueError("location")
-    app, api_row = _facts(app_key, api)
+    app, api_row, perm = _facts(app_key, api)
     if not app:
         raise UnknownTarget("app_key")
     if not api_row:
         raise UnknownTarget("api")
-    app_id, org_id = app
-    api_id, tier = api_row
+    _app_id, org_id = app
+    _api_id, tier = api_row
     if tier == Api.Tier.FREE:
         return GateDecision(True, tier=tier)
-    if (
-        tier == Api.Tier.VALUE_ADDED
-        and location == Location.OUT_OF_CLOUD
-        and not _has_permission(app_id, api_id)
-    ):
+    if tier == Api.Tier.VALUE_ADDED and location == Location.OUT_OF_CLOUD and not perm:
         return GateDecision(
             False,
             OUT_OF_CLOUD,

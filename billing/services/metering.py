@@ -150,17 +150,17 @@ def permission_grant(*, app: App, api: Api, actor=None, note: str = "") -> OutOf
     )
     if created:
         _staff_audit(actor, "billing.oocperm_grant", perm, {"app": app.app_key, "api": api.code})
-    app_id, api_id = app.pk, api.pk
-    transaction.on_commit(lambda: gate.gate_invalidate_permission(app_id=app_id, api_id=api_id))
+    app_key, code = app.app_key, api.code
+    transaction.on_commit(lambda: gate.gate_invalidate_permission(app_key=app_key, code=code))
     return perm
 
 
 @transaction.atomic
 def permission_revoke(*, permission: OutOfCloudPermission, actor=None) -> None:
-    app_id, api_id = permission.app_id, permission.api_id
-    _staff_audit(actor, "billing.oocperm_revoke", permission, {"app": app_id, "api": api_id})
+    app_key, code = permission.app.app_key, permission.api.code
+    _staff_audit(actor, "billing.oocperm_revoke", permission, {"app": app_key, "api": code})
     OutOfCloudPermission.objects.filter(pk=permission.pk).delete()
-    transaction.on_commit(lambda: gate.gate_invalidate_permission(app_id=app_id, api_id=api_id))
+    transaction.on_commit(lambda: gate.gate_invalidate_permission(app_key=app_key, code=code))
 
 
 # --- discounts (FEE-5.1) ----------------------------------------------------------------------

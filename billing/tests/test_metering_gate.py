@@ -145,3 +145,22 @@ class TestGateEndpoint:
         assert self.post(client, {"app_key": app.app_key, "location": "in_cloud"}).json()["field"] == "api"
         resp = self.post(client, {"app_key": "nope", "api": va.code, "location": "in_cloud"})
         assert resp.status_code == 404 and resp.json()["field"] == "app_key"
+
+
+def test_gate_hot_path_is_one_mget_and_one_get(app, va, monkeypatch):
+    """Two Redis round trips at most: static facts in one MGET, arrears in one GET."""
+    from django.core.cache import cache as shared_cache
+
+    get_many, get = shared_cache.get_many, shared_cache.get
+    calls = []
+    monkeypatch.setattr(shared_cache, "get_many", lambda *a, **k: calls.append("mget") or get_many(*a, **k))
+    monkeypatch.setattr(shared_cache, "get", lambda *a, **k: calls.append("get") or get(*a, **k))
+    basic = ApiFactory(tier=Api.Tier.BASIC)
+    decide(app, va, "out_of_cloud")
+    decide(app, basic)  # warm both
+    calls.clear()
+    assert decide(app, va, "out_of_cloud") == (False, OUT_OF_CLOUD)  # no permission: no arrears read
+    assert calls == ["mget"]
+    calls.clear()
+    assert decide(app, basic) == (True, None)
+    assert calls == ["mget", "get"]
