@@ -226,7 +226,11 @@ def chart_config(*, labels: list[str], gmv_fen: list[int], label: str) -> dict:
             "labels": labels,
             "datasets": [{"label": label, "data": [round(v / 100, 2) for v in gmv_fen], "tension": 0.2}],
         },
-        "options": {"animation": False, "plugins": {"legend": {"display": True}}},
+        "options": {
+            "animation": False,
+            "maintainAspectRatio": False,
+            "plugins": {"legend": {"display": True}},
+        },
     }
 
 
