@@ -136,7 +136,14 @@ class ViolationOut(serializers.ModelSerializer):
         ]
 
 
+DISPUTE_KINDS_HELP = "dispute kind: " + ", ".join(f"{v} ({label})" for v, label in GiftDispute.Kind.choices)
+
+
 class DisputeOut(serializers.ModelSerializer):
+    # Plain strings (documented values) rather than an enum: other apps' "kind" enums would
+    # collide with this one in the schema's component names.
+    kind = serializers.CharField(help_text=DISPUTE_KINDS_HELP)
+    state = serializers.CharField(help_text=", ".join(GiftDispute.State.values))
     order_no = serializers.CharField(source="order.order_no")
     paid_amount_fen = serializers.IntegerField(source="order.paid_amount_fen")
     signed_for_at = serializers.DateTimeField(source="order.signed_for_at")
@@ -169,13 +176,18 @@ class DisputeOut(serializers.ModelSerializer):
 
 
 class DisputeIn(serializers.Serializer):
+    def validate_kind(self, value):
+        if value not in GiftDispute.Kind.values:
+            raise serializers.ValidationError(f"not a dispute kind; {DISPUTE_KINDS_HELP}")
+        return value
+
     order_no = serializers.CharField(max_length=64)
     paid_amount_fen = serializers.IntegerField(min_value=0, help_text="the order's actual paid amount, fen")
     paid_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     product_id = serializers.IntegerField()
     gift_id = serializers.IntegerField()
     signed_for_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
-    kind = serializers.ChoiceField(choices=GiftDispute.Kind.choices)
+    kind = serializers.CharField(help_text=DISPUTE_KINDS_HELP)
     consumer_claim = serializers.CharField(required=False, allow_blank=True, default="")
 
 

@@ -295,3 +295,13 @@ def test_gift_list_is_constant_in_queries(owner):
         api.get("/api/v1/gifts/gifts")
     assert len(one) == len(four)
     assert Gift.objects.count() == 4
+
+
+def test_gift_5_unknown_dispute_kind_is_a_400_naming_the_field(owner):
+    gift = approved_gift(shop=owner.organization)
+    resp = keyed(owner).post(
+        "/api/v1/gifts/disputes",
+        _dispute_body(gift, ProductFactory(shop=owner.organization), kind="bogus"),
+        format="json",
+    )
+    assert resp.status_code == 400 and resp.json()["field"] == "kind"
