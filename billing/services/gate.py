@@ -7,15 +7,21 @@ change them (admin goes through those services too):
 - ``billing:gate:api:<code>`` → [api_id, tier] (or 0); dropped when a tier changes;
 - ``billing:gate:perm:<app_key>:<code>`` → 1/0; dropped when a permission is granted or
   revoked. Keyed by the request's own names so all three facts come in one MGET.
-A check is two Redis round trips: one MGET for the static facts, one GET for arrears.
+A check is two Redis round trips: one MGET for the static facts, one GET for arrears. Reads
+reuse one Redis client per process: Django's Redis backend builds a new ``redis.Redis`` object
+(with its ~170 response callbacks) for every operation, which cost more than the round trip
+itself on this path. Same keys, same serializer; writes and deletes still go through
+``django.core.cache``.
 Arrears are read through Billing I's ``wallet_in_arrears`` selector, which caches at
 ``billing:arrears:<org>`` and is invalidated on every balance change, so a settlement charge
 or a top-up is seen on the next call. Free APIs always pass and never touch the wallet.
 """
 
+import threading
 from dataclasses import dataclass
 
 from django.core.cache import cache
+from django.core.cache.backends.redis import RedisCache
 
 from billing.models import Api, App, Location, OutOfCloudPermission
 
@@ -62,10 +68,33 @@ class UnknownTarget(Exception):
         self.field = field
 
 
+_local = threading.local()
+
+
+def _read_many(keys: list[str]) -> dict:
+    """``cache.get_many`` with a reused client when the cache is Redis (see the module doc)."""
+    backend = _backend()
+    if not isinstance(backend, RedisCache):
+        return cache.get_many(keys)
+    client = getattr(_local, "client", None)
+    if client is None or getattr(_local, "backend", None) is not backend:
+        _local.client, _local.backend = backend._cache.get_client(write=False), backend
+        client = _local.client
+    full = [backend.make_and_validate_key(k) for k in keys]
+    loads = backend._cache._serializer.loads
+    return {k: loads(v) for k, v in zip(keys, client.mget(full), strict=True) if v is not None}
+
+
+def _backend():
+    from django.core.cache import caches
+
+    return caches["default"]
+
+
 def _facts(app_key: str, api_code: str) -> tuple[list | int, list | int, int | None]:
     """(app, api, permission) from one MGET; misses are read from the database and cached."""
     keys = [app_cache_key(app_key), api_cache_key(api_code), perm_cache_key(app_key, api_code)]
-    got = cache.get_many(keys)
+    got = _read_many(keys)
     app, api, perm = (got.get(k) for k in keys)
     missing = {}
     if app is None:
@@ -85,8 +114,14 @@ def _facts(app_key: str, api_code: str) -> tuple[list | int, list | int, int | N
 
 
 def _in_arrears(organization_id: int) -> bool:
-    from billing.selectors.wallet import wallet_in_arrears
+    """FEE-6.1 through Billing I's contract: its cached answer if present, else its selector
+    (which reads the wallet and caches under the same key)."""
+    from billing.selectors.wallet import arrears_cache_key, wallet_in_arrears
 
+    key = arrears_cache_key(organization_id)
+    cached = _read_many([key]).get(key)
+    if cached is not None:
+        return bool(cached)
     return wallet_in_arrears(organization_id=organization_id)
 
 

@@ -149,18 +149,30 @@ class TestGateEndpoint:
 
 def test_gate_hot_path_is_one_mget_and_one_get(app, va, monkeypatch):
     """Two Redis round trips at most: static facts in one MGET, arrears in one GET."""
-    from django.core.cache import cache as shared_cache
+    from billing.services import gate
 
-    get_many, get = shared_cache.get_many, shared_cache.get
+    read_many = gate._read_many
     calls = []
-    monkeypatch.setattr(shared_cache, "get_many", lambda *a, **k: calls.append("mget") or get_many(*a, **k))
-    monkeypatch.setattr(shared_cache, "get", lambda *a, **k: calls.append("get") or get(*a, **k))
+    monkeypatch.setattr(gate, "_read_many", lambda keys: calls.append(len(keys)) or read_many(keys))
     basic = ApiFactory(tier=Api.Tier.BASIC)
     decide(app, va, "out_of_cloud")
     decide(app, basic)  # warm both
     calls.clear()
     assert decide(app, va, "out_of_cloud") == (False, OUT_OF_CLOUD)  # no permission: no arrears read
-    assert calls == ["mget"]
+    assert calls == [3]
     calls.clear()
     assert decide(app, basic) == (True, None)
-    assert calls == ["mget", "get"]
+    assert calls == [3, 1]
+
+
+def test_gate_reads_the_same_keys_as_the_django_cache(app, va):
+    from django.core.cache import cache
+
+    from billing.services import gate
+
+    cache.set("billing:test:int", 7)
+    cache.set("billing:test:list", [1, "x"])
+    assert gate._read_many(["billing:test:int", "billing:test:list", "billing:test:none"]) == {
+        "billing:test:int": 7,
+        "billing:test:list": [1, "x"],
+    }
