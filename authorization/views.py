@@ -330,6 +330,8 @@ def live_room_detail(request, live_room_id):
     membership = _membership_or_404(request)
     room = selectors.live_room_get(live_room_id=live_room_id)
     if request.method == "POST":
+        if request.POST.get("confirmed") != "1":  # GRANT-3: the request exists only once confirmed
+            raise DomainError("GRANT-3", _("请在弹窗中确认申请。"), field="confirmed")
         services.live_room_request_create(membership=membership, live_room=room, actor=request.user)
         messages.success(request, _("已发送申请。等待达人授权。"))
         return redirect(reverse("authorization:live-room", args=[room.pk]))

@@ -298,7 +298,10 @@ def test_grant_3_live_room_page_unlock_request_then_data(
     login(client, shop_sub.user)
     body = html(client.get(url))
     assert "解锁更多数据" in body and "data-confirm" in body and 'id="sales-data"' not in body
-    assert client.post(url).status_code == 302
+    refused = client.post(url)  # not confirmed: no request
+    assert refused.status_code == 400 and "GRANT-3" in refused.content.decode()
+    assert not LiveRoomRequest.objects.exists()
+    assert client.post(url, {"confirmed": "1"}).status_code == 302
     req = LiveRoomRequest.objects.get(organization=shop, live_room=room)
     body = html(client.get(url))
     assert 'id="request-pending"' in body and "解锁更多数据" not in body
