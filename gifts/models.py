@@ -123,10 +123,14 @@ class Gift(models.Model):
 
     CROSS_BORDER = ("overseas", "bonded")
 
-    shop = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="gifts")
+    shop = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="gifts", verbose_name=_("店铺")
+    )
     name = models.CharField(_("赠品名称"), max_length=200)
     brand = models.CharField(_("品牌"), max_length=100, help_text=_("多个名称用 / 分隔，如 兰蔻/Lancome"))
-    category = models.ForeignKey(GiftCategory, on_delete=models.PROTECT, related_name="gifts")
+    category = models.ForeignKey(
+        GiftCategory, on_delete=models.PROTECT, related_name="gifts", verbose_name=_("类目")
+    )
     kind = models.CharField(_("品种"), max_length=100, blank=True)
     spec = models.CharField(_("规格"), max_length=100, blank=True)
     quantity_per_order = models.PositiveIntegerField(_("每单数量"), null=True, blank=True)
@@ -240,7 +244,9 @@ class Product(models.Model):
         LISTED = "listed", _("已上架")
         TAKEN_DOWN = "taken_down", _("已下架")
 
-    shop = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="gift_products")
+    shop = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="gift_products", verbose_name=_("店铺")
+    )
     title = models.CharField(_("商品标题"), max_length=200)
     subtitle = models.CharField(_("副标题"), max_length=200, blank=True)
     main_image_shows_gift_alone = models.BooleanField(_("主图单独展示赠品"), default=False)
@@ -309,7 +315,9 @@ class Qualification(models.Model):
         APPROVED = "approved", _("已通过")
         REJECTED = "rejected", _("已驳回")
 
-    shop = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="gift_qualifications")
+    shop = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="gift_qualifications", verbose_name=_("店铺")
+    )
     licence_type = models.CharField(_("资质类型"), max_length=100)
     storage_name = models.CharField(max_length=300, unique=True)
     original_name = models.CharField(_("文件名"), max_length=255)
@@ -405,7 +413,9 @@ class Order(models.Model):
         CLOSED = "closed", _("已结束")
 
     order_no = models.CharField(_("订单号"), max_length=64, unique=True)
-    shop = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="gift_orders")
+    shop = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="gift_orders", verbose_name=_("店铺")
+    )
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="orders")
     paid_amount_fen = models.BigIntegerField(_("实付金额（分）"))
     paid_at = models.DateTimeField(_("付款时间"))
@@ -484,7 +494,9 @@ class GiftShipment(models.Model):
 class Violation(models.Model):
     """Every rule breach, under the rule version in force when the conduct happened (GIFT-6.2)."""
 
-    shop = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="gift_violations")
+    shop = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="gift_violations", verbose_name=_("店铺")
+    )
     rule_id = models.CharField(_("规则"), max_length=20)
     rule_version = models.ForeignKey(RuleVersion, on_delete=models.PROTECT, related_name="violations")
     violation_type = models.CharField(_("违规类型"), max_length=60)
@@ -592,7 +604,9 @@ class GiftDispute(models.Model):
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="gift_disputes")
     gift = models.ForeignKey(Gift, on_delete=models.PROTECT, related_name="disputes")
-    shop = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="gift_disputes")
+    shop = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="gift_disputes", verbose_name=_("店铺")
+    )
     kind = models.CharField(_("争议类型"), max_length=30, choices=Kind.choices)
     consumer_claim = models.TextField(_("消费者诉求"), blank=True)
     state = models.CharField(_("状态"), max_length=30, choices=State.choices)
