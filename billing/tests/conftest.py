@@ -53,3 +53,13 @@ def usage_table_cleanup(django_db_blocker):
 
     with django_db_blocker.unblock(), connection.cursor() as cur:
         cur.execute("TRUNCATE billing_usage_hourly")
+
+
+@pytest.fixture(autouse=True)
+def _gate_process_memo():
+    """The gate memoises app key → organization per process; tests reuse database ids."""
+    from billing.services import gate
+
+    gate._app_org.clear()
+    yield
+    gate._app_org.clear()

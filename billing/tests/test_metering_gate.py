@@ -147,22 +147,19 @@ class TestGateEndpoint:
         assert resp.status_code == 404 and resp.json()["field"] == "app_key"
 
 
-def test_gate_hot_path_is_one_mget_and_one_get(app, va, monkeypatch):
-    """Two Redis round trips at most: static facts in one MGET, arrears in one GET."""
+def test_gate_warm_check_is_one_redis_round_trip(app, va, monkeypatch):
+    """Static facts and the arrears answer come back in one MGET once the app is known."""
     from billing.services import gate
 
     read_many = gate._read_many
     calls = []
     monkeypatch.setattr(gate, "_read_many", lambda keys: calls.append(len(keys)) or read_many(keys))
     basic = ApiFactory(tier=Api.Tier.BASIC)
-    decide(app, va, "out_of_cloud")
-    decide(app, basic)  # warm both
-    calls.clear()
-    assert decide(app, va, "out_of_cloud") == (False, OUT_OF_CLOUD)  # no permission: no arrears read
-    assert calls == [3]
+    decide(app, basic)  # warm: app, API, permission and arrears all cached
     calls.clear()
     assert decide(app, basic) == (True, None)
-    assert calls == [3, 1]
+    assert decide(app, va, "out_of_cloud") == (False, OUT_OF_CLOUD)
+    assert calls == [4, 4]
 
 
 def test_gate_reads_the_same_keys_as_the_django_cache(app, va):
