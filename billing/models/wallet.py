@@ -57,7 +57,9 @@ class LedgerEntry(models.Model):
         SETTLEMENT_CHARGE = "settlement_charge", _("结算扣费")
         DEPOSIT_TRANSFER = "deposit_transfer", _("保证金抵扣欠费")
 
-    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="entries")
+    # Indexes are kept to what reads need: every credit inserts into each of them (hot path).
+    # The wallet's lookups use billing_ledger_wallet_time, which leads with wallet_id.
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="entries", db_index=False)
     kind = models.CharField(_("类型"), max_length=20, choices=Kind.choices)
     amount_fen = models.BigIntegerField(_("金额(分)"))
     # The wallet balance right after this entry (written under the wallet lock): the
@@ -72,7 +74,7 @@ class LedgerEntry(models.Model):
         "billing.DepositEntry", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entry"
     )
     reference = models.CharField(_("备注"), max_length=200, blank=True)
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("流水")
@@ -117,7 +119,10 @@ class TopUpOrder(models.Model):
         FAILED = "failed", _("支付失败")
         EXPIRED = "expired", _("已过期")
 
-    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="top_up_orders")
+    # Served by billing_topup_org_time (leads with organization_id); no second index.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="top_up_orders", db_index=False
+    )
     out_trade_no = models.CharField(_("订单号"), max_length=40, unique=True)
     amount_fen = models.BigIntegerField(_("金额(分)"))
     currency = models.CharField(max_length=3, default="CNY")
@@ -126,7 +131,7 @@ class TopUpOrder(models.Model):
     provider_trade_no = models.CharField(max_length=64, blank=True)
     failure_reason = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     expires_at = models.DateTimeField(_("过期时间"))
@@ -172,7 +177,9 @@ class PaymentEvent(models.Model):
 
     provider = models.CharField(max_length=20)
     event_id = models.CharField(max_length=64)
-    order = models.ForeignKey(TopUpOrder, null=True, on_delete=models.PROTECT, related_name="events")
+    order = models.ForeignKey(
+        TopUpOrder, null=True, on_delete=models.PROTECT, related_name="events", db_index=False
+    )
     status = models.CharField(max_length=20)
     amount_fen = models.BigIntegerField(null=True)
     currency = models.CharField(max_length=3, blank=True)

@@ -111,6 +111,106 @@ def wallet_credit_top_up(*, order: TopUpOrder) -> LedgerEntry:
         return entry
 
 
+# The top-up hot path as ONE statement (one round trip, atomic by itself). Order of the CTEs:
+# lock the order (serialises every delivery of one payment) → decide the outcome from the
+# locked row → store the event (its unique id refuses a replay: nothing below runs) → mark
+# the order paid → move the balance with an upsert (the row lock queues concurrent credits;
+# the wallet is created on first money) → append the credit (unique per order: backstop).
+_CREDIT_PAID_EVENT_SQL = """
+WITH o AS (
+    SELECT id, organization_id, amount_fen, currency, state
+    FROM billing_topuporder
+    WHERE out_trade_no = %(out_trade_no)s AND provider = %(provider)s
+    FOR UPDATE
+), verdict AS (
+    SELECT CASE
+        WHEN NOT EXISTS (SELECT 1 FROM o) THEN 'unknown_order'
+        WHEN (SELECT amount_fen <> %(amount_fen)s OR currency <> %(currency)s FROM o) THEN 'rejected_mismatch'
+        WHEN (SELECT state FROM o) = 'paid' THEN 'already_paid'
+        ELSE 'credited'
+    END AS outcome
+), e AS (
+    INSERT INTO billing_paymentevent
+        (provider, event_id, order_id, status, amount_fen, currency, outcome, payload, received_at)
+    SELECT %(provider)s, %(event_id)s, (SELECT id FROM o), 'paid', %(amount_fen)s, %(currency)s,
+           verdict.outcome, %(payload)s::jsonb, %(now)s
+    FROM verdict
+    ON CONFLICT (provider, event_id) DO NOTHING
+    RETURNING outcome
+), paid AS (
+    UPDATE billing_topuporder t
+    SET state = 'paid', paid_at = %(now)s, finished_at = %(now)s, provider_trade_no = %(provider_trade_no)s
+    FROM o, e
+    WHERE t.id = o.id AND e.outcome = 'credited'
+    RETURNING t.id, t.organization_id, t.amount_fen, t.out_trade_no
+), w AS (
+    INSERT INTO billing_wallet (organization_id, balance_fen, created_at, updated_at)
+    SELECT organization_id, amount_fen, %(now)s, %(now)s FROM paid
+    ON CONFLICT (organization_id) DO UPDATE
+        SET balance_fen = billing_wallet.balance_fen + EXCLUDED.balance_fen, updated_at = EXCLUDED.updated_at
+    RETURNING id, balance_fen
+), l AS (
+    INSERT INTO billing_ledgerentry
+        (wallet_id, kind, amount_fen, balance_after_fen, top_up_order_id, reference, created_at)
+    SELECT w.id, 'top_up_credit', paid.amount_fen, w.balance_fen, paid.id,
+           'top-up ' || paid.out_trade_no, %(now)s
+    FROM paid, w
+    RETURNING id
+)
+SELECT (SELECT outcome FROM e), (SELECT organization_id FROM o), (SELECT count(*) FROM l),
+       (SELECT balance_fen FROM w), (SELECT amount_fen FROM paid)
+"""
+
+
+def wallet_credit_paid_event(
+    *,
+    provider: str,
+    event_id: str,
+    out_trade_no: str,
+    amount_fen: int,
+    currency: str,
+    provider_trade_no: str,
+    payload: dict,
+    now,
+) -> tuple[str | None, int | None, bool]:
+    """Apply a verified "paid" callback in one statement (see ``_CREDIT_PAID_EVENT_SQL``).
+
+    Returns (outcome, organization id, credited); outcome None means the event id was
+    already stored — a replay, and nothing was changed. Outcomes: ``credited``,
+    ``already_paid`` (another event for the same payment), ``rejected_mismatch`` (amount or
+    currency differs from the order; stored, nothing credited), ``unknown_order``.
+    """
+    import json
+
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            _CREDIT_PAID_EVENT_SQL,
+            {
+                "provider": provider,
+                "event_id": event_id,
+                "out_trade_no": out_trade_no,
+                "amount_fen": amount_fen,
+                "currency": currency,
+                "provider_trade_no": provider_trade_no,
+                "payload": json.dumps(payload),
+                "now": now,
+            },
+        )
+        outcome, organization_id, credits, balance_after, amount = cur.fetchone()
+    credited = outcome == "credited"
+    if credited != (credits == 1):  # cannot happen: the upsert always yields the wallet row
+        raise RuntimeError(f"top-up {out_trade_no}: outcome {outcome} but {credits} credit(s)")
+    if credited and balance_after - amount < 0:
+        # Only a wallet that was in arrears can change its arrears decision on a credit: with
+        # a balance ≥ 0 before, the decision is "no arrears" before and after (and any older
+        # cached "arrears" was dropped by the credit that ended them). Saves a Redis round
+        # trip on almost every top-up.
+        _forget_arrears_on_commit(organization_id)
+    return outcome, organization_id, credited
+
+
 def wallet_credit_deposit_transfer(*, wallet: Wallet, deposit_entry: DepositEntry) -> LedgerEntry:
     """FEE-6.3: the wallet side of a deposit → wallet transfer (caller holds both locks)."""
     return ledger_append(

@@ -141,12 +141,17 @@ def test_fee_4_1_only_the_wallet_service_appends_ledger_entries():
             continue
         text = path.read_text(encoding="utf-8")
         if re.search(
-            r"LedgerEntry\.objects\.(create|bulk_create|update|get_or_create)|ledger_append\(", text
+            r"LedgerEntry\.objects\.(create|bulk_create|update|get_or_create)"
+            r"|ledger_append\(|INSERT INTO billing_ledgerentry",
+            text,
         ):
             writers.add(path.relative_to(root).as_posix())
     assert writers == {"services/wallet.py"}
     # And within it, the only negative append is the settlement charge.
     source = (root / "services" / "wallet.py").read_text(encoding="utf-8")
+    assert (
+        source.count("INSERT INTO billing_ledgerentry") == 1
+    )  # the top-up credit: amount_fen > 0 (DB check)
     assert source.count("amount_fen=-") == 2  # the charge (-amount_fen) and -deposit_entry.amount_fen (> 0)
     assert (
         "amount_fen=-deposit_entry.amount_fen" in source

@@ -1,0 +1,202 @@
+"""Top-up credits per second (Billing I): the real webhook credit path vs a bare UPDATE loop.
+
+Usage (own database; created and migrated if missing):
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/bench_b1 CACHE_URL=redis://127.0.0.1:6379/1 \
+        .venv/bin/python bench/bench_topups.py --wallets 1000 --clients 8 --ops 2000
+
+What is timed, with ``--clients`` worker processes sharing ``--ops`` operations:
+- credit service: ``wallet_credit_paid_event`` for a pending order — one statement that locks
+  the order, stores the event (unique id), marks the order paid, moves the wallet balance
+  (row lock) and appends the ledger credit; then the arrears cache key is deleted (Redis).
+- full webhook: ``payment_webhook_handle`` — the same plus JSON parsing and the HMAC check.
+  Orders are created before the clock starts.
+- bare loop: ``UPDATE bench_bare_balance SET balance = balance + x WHERE id = ...`` in
+  autocommit on the same server, same driver, same clients, same wallet distribution.
+Each on one wallet (every client contends for one row) and across ``--wallets`` wallets; the bare
+loop runs before and after the credit runs and its mean is the reference.
+"""
+
+import argparse
+import multiprocessing as mp
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+
+def _setup():
+    import django
+
+    django.setup()
+
+
+def _credit_worker(order_ids, start_evt, done_q):
+    _setup()
+    from billing.models import TopUpOrder
+    from billing.payments import sandbox
+    from billing.services.topup import payment_webhook_handle
+
+    orders = list(TopUpOrder.objects.filter(pk__in=order_ids))
+    bodies = [sandbox.event_body(order=o, status="paid") for o in orders]
+    start_evt.wait()
+    t0 = time.perf_counter()
+    ok = 0
+    for body in bodies:
+        ts = str(int(time.time()))
+        headers = {"X-Sandbox-Timestamp": ts, "X-Sandbox-Signature": sandbox.sign(timestamp=ts, body=body)}
+        ok += payment_webhook_handle(provider_name="sandbox", headers=headers, body=body).credited
+    done_q.put((ok, time.perf_counter() - t0))
+
+
+def _service_worker(order_ids, start_evt, done_q):
+    """The credit service itself (what the webhook calls once the signature is verified)."""
+    _setup()
+    import uuid
+
+    from django.utils import timezone
+
+    from billing.models import TopUpOrder
+    from billing.services.wallet import wallet_credit_paid_event
+
+    orders = list(TopUpOrder.objects.filter(pk__in=order_ids).values_list("out_trade_no", "amount_fen"))
+    start_evt.wait()
+    t0 = time.perf_counter()
+    ok = 0
+    for out_trade_no, amount_fen in orders:
+        _outcome, _org, credited = wallet_credit_paid_event(
+            provider="sandbox",
+            event_id=f"evt_{uuid.uuid4().hex}",
+            out_trade_no=out_trade_no,
+            amount_fen=amount_fen,
+            currency="CNY",
+            provider_trade_no="SBX",
+            payload={},
+            now=timezone.now(),
+        )
+        ok += credited
+    done_q.put((ok, time.perf_counter() - t0))
+
+
+def _bare_worker(wallet_ids, start_evt, done_q):
+    _setup()
+    from django.db import connection
+
+    connection.ensure_connection()
+    raw = connection.connection  # psycopg 3, autocommit as Django leaves it
+    raw.autocommit = True
+    start_evt.wait()
+    t0 = time.perf_counter()
+    with raw.cursor() as cur:
+        for wid in wallet_ids:
+            cur.execute("UPDATE bench_bare_balance SET balance = balance + %s WHERE id = %s", (100, wid))
+    done_q.put((len(wallet_ids), time.perf_counter() - t0))
+
+
+def _run(worker, shares) -> float:
+    """Start one process per share, release them together, return ops/second (wall clock)."""
+    from django.db import connections
+
+    connections.close_all()  # never fork an open connection
+    ctx = mp.get_context("fork")
+    start_evt, done_q = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=worker, args=(share, start_evt, done_q)) for share in shares]
+    for p in procs:
+        p.start()
+    time.sleep(1.0)  # let every worker load its data and connect
+    t0 = time.perf_counter()
+    start_evt.set()
+    results = [done_q.get() for _ in procs]
+    wall = time.perf_counter() - t0
+    for p in procs:
+        p.join()
+    total = sum(r[0] for r in results)
+    return total / wall, total
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--wallets", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--ops", type=int, default=2000)
+    args = parser.parse_args()
+    _setup()
+    import random
+
+    from django.core.management import call_command
+    from django.db import connection
+    from django.utils import timezone
+
+    from billing.models import Wallet
+    from billing.services.topup import top_up_create
+    from portal.models import Organization
+
+    call_command("migrate", verbosity=0)
+    have = Organization.objects.filter(name__startswith="bench-b1-").count()
+    Organization.objects.bulk_create(
+        [Organization(name=f"bench-b1-{i}", kind="service_provider") for i in range(have, args.wallets)]
+    )
+    org_ids = list(
+        Organization.objects.filter(name__startswith="bench-b1-").order_by("pk").values_list("pk", flat=True)
+    )[: args.wallets]
+    Wallet.objects.bulk_create([Wallet(organization_id=o) for o in org_ids], ignore_conflicts=True)
+    with connection.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS bench_bare_balance (id bigint PRIMARY KEY, balance bigint NOT NULL)"
+        )
+        cur.execute("TRUNCATE bench_bare_balance")
+        cur.execute(
+            "INSERT INTO bench_bare_balance SELECT g, 0 FROM generate_series(1, %s) g", [args.wallets]
+        )
+        cur.execute("ANALYZE bench_bare_balance")
+    rng = random.Random(3)
+
+    def orders_for(targets):
+        now = timezone.now()
+        ids = []
+        for org_id in targets:
+            ids.append(
+                top_up_create(organization_id=org_id, amount_fen=rng.randint(100, 1_000_000), now=now).pk
+            )
+        return ids
+
+    def split(items):
+        return [items[i :: args.clients] for i in range(args.clients)]
+
+    report = {}
+    for label, targets in (
+        ("one wallet", [org_ids[0]] * args.ops),
+        (f"{args.wallets} wallets", [rng.choice(org_ids) for _ in range(args.ops)]),
+    ):
+        bare_ids = [org_ids.index(t) + 1 for t in targets]
+        bare_rate, _ = _run(_bare_worker, split(bare_ids))
+        service_rate, credited = _run(_service_worker, split(orders_for(targets)))
+        assert credited == args.ops, f"credited {credited} of {args.ops}"
+        webhook_rate, credited = _run(_credit_worker, split(orders_for(targets)))
+        assert credited == args.ops, f"credited {credited} of {args.ops}"
+        bare_rate2, _ = _run(_bare_worker, split(bare_ids))
+        report[label] = (service_rate, webhook_rate, (bare_rate + bare_rate2) / 2)
+
+    call_command("verify_ledger")
+    with connection.cursor() as cur:
+        cur.execute("SHOW synchronous_commit")
+        sync = cur.fetchone()[0]
+        cur.execute("SELECT version()")
+        version = cur.fetchone()[0].split(",")[0]
+    print(f"{version}; synchronous_commit={sync}; clients={args.clients}; ops per scenario={args.ops}")
+    print(
+        "| scenario | credit service (top-ups/s) | full webhook (top-ups/s) | bare UPDATE loop (updates/s)"
+        " | ratio service/bare | ratio webhook/bare |"
+    )
+    print("|---|---|---|---|---|---|")
+    for label, (service, webhook, bare) in report.items():
+        print(
+            f"| {label} | {service:,.0f} | {webhook:,.0f} | {bare:,.0f}"
+            f" | {service / bare:.2f} | {webhook / bare:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
