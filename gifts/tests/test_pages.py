@@ -163,14 +163,15 @@ def test_gift_2_3_renamed_executable_upload_is_refused_on_the_page(client, owner
     assert not Qualification.objects.exists()
 
 
-def test_stored_documents_are_not_under_the_web_root(settings):
+def test_stored_documents_are_not_under_the_web_root():
+    """The project's upload storage (not this suite's temporary one) is outside static files."""
     from pathlib import Path
 
-    from django.core.files.storage import default_storage
+    from portal import settings as project
 
-    location = Path(default_storage.location).resolve()
-    assert not str(location).startswith(str(Path(settings.STATIC_ROOT).resolve()))
-    assert all(not str(location).startswith(str(Path(d).resolve())) for d in settings.STATICFILES_DIRS)
+    location = Path(project.STORAGES["default"]["OPTIONS"]["location"]).resolve()
+    web_roots = [Path(project.STATIC_ROOT).resolve(), *(Path(d).resolve() for d in project.STATICFILES_DIRS)]
+    assert all(root not in location.parents and root != location for root in web_roots)
 
 
 def test_gift_2_5_product_attach_precheck_and_publish_on_the_page(client, owner):
