@@ -53,7 +53,7 @@ def test_wallet_page_has_a_constant_query_count(client, owner, django_assert_max
     with django_assert_max_num_queries(20):
         resp = client.get(reverse("billing:wallet"))
     assert resp.status_code == 200
-    assert resp.context["chart_config"]["data"]["datasets"][0]["data"][-1] == "-0.09"
+    assert resp.context["chart_config"]["data"]["datasets"][0]["data"][-1] == -0.09
 
 
 def test_ledger_filters_by_kind_and_date(client, owner):
