@@ -97,11 +97,14 @@ class InvoiceIn(serializers.Serializer):
     amount_fen = serializers.IntegerField(min_value=1)
     title = serializers.CharField(max_length=200)
     taxpayer_id = serializers.CharField(max_length=18, help_text="18-character unified social credit code")
-    kind = serializers.ChoiceField(choices=Invoice.Kind.choices)
+    # "invoice_type", not "kind": one enum name per choice set in the OpenAPI schema.
+    invoice_type = serializers.ChoiceField(choices=Invoice.Kind.choices)
     email = serializers.EmailField()
 
 
 class InvoiceOut(serializers.ModelSerializer):
+    invoice_type = serializers.ChoiceField(source="kind", choices=Invoice.Kind.choices, read_only=True)
+
     class Meta:
         model = Invoice
         fields = [
@@ -109,7 +112,7 @@ class InvoiceOut(serializers.ModelSerializer):
             "amount_fen",
             "title",
             "taxpayer_id",
-            "kind",
+            "invoice_type",
             "email",
             "state",
             "number",
@@ -257,8 +260,15 @@ class InvoiceListCreateApi(generics.ListAPIView):
         membership = _membership(request, write=True)
         data = InvoiceIn(data=request.data)
         data.is_valid(raise_exception=True)
+        d = data.validated_data
         invoice = invoice_svc.invoice_request(
-            organization_id=membership.organization_id, actor=request.user, **data.validated_data
+            organization_id=membership.organization_id,
+            actor=request.user,
+            amount_fen=d["amount_fen"],
+            title=d["title"],
+            taxpayer_id=d["taxpayer_id"],
+            kind=d["invoice_type"],
+            email=d["email"],
         )
         return Response(InvoiceOut(invoice).data, status=201)
 

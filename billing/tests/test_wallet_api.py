@@ -77,7 +77,7 @@ def test_fee_4_3_invoice_api_request_limits_and_visibility(client, owner, teamma
         "amount_fen": 6_000,
         "title": "星河软件",
         "taxpayer_id": USCC,
-        "kind": "special_vat",
+        "invoice_type": "special_vat",
         "email": "a@b.cn",
     }
     # Unspent top-up (4,000 of the 10,000) is never invoiceable.
