@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 
 def test_shop_registers_food_gift_staff_approve_in_admin_and_precheck_passes(
-    page, browser, live_server, login, tmp_path
+    migration_data, page, browser, live_server, login, tmp_path
 ):
     call_command("seed_demo")
     base = live_server.url
