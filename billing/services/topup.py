@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from billing import errors, locks
 from billing.models import TOP_UP_MAX_FEN, TOP_UP_MIN_FEN, IdempotencyKey, PaymentEvent, TopUpOrder
 from billing.payments import get_provider
-from billing.services.wallet import wallet_credit_paid_event, wallet_credit_top_up
+from billing.services.wallet import wallet_credit_paid_event
 from portal import clock
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,7 @@ def _result_for(*, outcome: str, event) -> WebhookResult:
 
 
 def _apply(*, order: TopUpOrder | None, event, now: dt.datetime) -> WebhookResult:
+    """Every callback that is not "paid" (those take ``wallet_credit_paid_event``)."""
     if order is None:
         return WebhookResult(404, "unknown_order", code="not_found", message="Unknown order.")
     if event.amount_fen != order.amount_fen or event.currency != order.currency:
@@ -151,16 +152,6 @@ def _apply(*, order: TopUpOrder | None, event, now: dt.datetime) -> WebhookResul
             code=errors.WEBHOOK_MISMATCH,
             message="Amount or currency differs from the order.",
         )
-    if event.status == "paid":
-        if order.state == TopUpOrder.State.PAID:
-            return WebhookResult(200, "already_paid")
-        order.state = TopUpOrder.State.PAID
-        order.paid_at = now
-        order.finished_at = now
-        order.provider_trade_no = event.provider_trade_no
-        order.save(update_fields=["state", "paid_at", "finished_at", "provider_trade_no"])
-        wallet_credit_top_up(order=order)
-        return WebhookResult(200, "credited", credited=True)
     if event.status == "failed":
         if order.state != TopUpOrder.State.PENDING:
             return WebhookResult(200, "ignored_final")
