@@ -140,3 +140,26 @@ def test_fee_4_2_concurrent_settlement_retries_charge_the_month_once(org):
     )
     assert len({r.pk for r in results}) == 1
     assert ledger_sum(org.id) == -555
+
+
+def test_concurrent_requests_with_one_idempotency_key_create_one_order(org):
+    from billing.models import TopUpOrder
+    from billing.services.topup import idempotent_call, request_fingerprint
+
+    def post(i):
+        return idempotent_call(
+            organization_id=org.id,
+            scope="top-ups",
+            key="same-key",
+            fingerprint=request_fingerprint({"amount_fen": 500}),
+            call=lambda: (
+                201,
+                {"out_trade_no": top_up_create(organization_id=org.id, amount_fen=500).out_trade_no},
+            ),
+        )
+
+    results = run_concurrently(5, post)
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert len({r[1]["out_trade_no"] for r in results}) == 1
+    assert sorted(r[2] for r in results) == [False, True, True, True, True]
+    assert TopUpOrder.objects.count() == 1

@@ -235,3 +235,27 @@ def test_fee_6_1_top_up_bringing_balance_to_zero_lifts_arrears(
     with django_capture_on_commit_callbacks(execute=True):
         webhook(client, paid_body(order))
     assert wallet_in_arrears(organization_id=org.id) is False
+
+
+def test_webhook_from_more_than_5_minutes_in_the_future_is_refused(client, org):
+    order = top_up_create(organization_id=org.id, amount_fen=100)
+    resp = webhook(client, paid_body(order), ts=int(time.time()) + 301)
+    assert resp.status_code == 401 and resp.json()["code"] == "PAYMENT-STALE"
+
+
+def test_webhook_for_an_unknown_provider_is_404(client, org):
+    resp = client.post(
+        reverse("billing-api:payment-webhook", args=["alipay"]), data=b"{}", content_type="application/json"
+    )
+    assert resp.status_code == 404
+
+
+def test_payment_provider_is_chosen_by_settings(settings):
+    from billing.payments import get_provider
+    from billing.payments.sandbox import SandboxProvider
+    from portal.errors import NotFound
+
+    assert isinstance(get_provider(), SandboxProvider)
+    settings.PAYMENT_PROVIDER = "wechat"
+    with pytest.raises(NotFound):
+        get_provider()
