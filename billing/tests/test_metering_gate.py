@@ -173,3 +173,17 @@ def test_gate_reads_the_same_keys_as_the_django_cache(app, va):
         "billing:test:int": 7,
         "billing:test:list": [1, "x"],
     }
+
+
+def test_production_refuses_every_gateway_call_until_a_token_is_set(monkeypatch, settings):
+    from billing.api_metering import DEV_GATEWAY_TOKEN, gateway_token
+
+    monkeypatch.delenv("BILLING_GATEWAY_TOKEN", raising=False)
+    if hasattr(settings, "BILLING_GATEWAY_TOKEN"):
+        del settings.BILLING_GATEWAY_TOKEN
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "portal.settings")
+    assert gateway_token() == DEV_GATEWAY_TOKEN
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "portal.settings_production")
+    assert gateway_token() is None
+    monkeypatch.setenv("BILLING_GATEWAY_TOKEN", "from-env")
+    assert gateway_token() == "from-env"
