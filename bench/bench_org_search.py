@@ -20,7 +20,28 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
-WORDS = "星河 跨境 好物 旗舰 美妆 全球 星光 机构 数码 母婴 食品 家居 服饰 运动 户外 Global Star Beauty Home Tech".split()
+WORDS = [
+    "星河",
+    "跨境",
+    "好物",
+    "旗舰",
+    "美妆",
+    "全球",
+    "星光",
+    "机构",
+    "数码",
+    "母婴",
+    "食品",
+    "家居",
+    "服饰",
+    "运动",
+    "户外",
+    "Global",
+    "Star",
+    "Beauty",
+    "Home",
+    "Tech",
+]
 
 
 def main():
@@ -42,10 +63,20 @@ def main():
     have = Organization.objects.count()
     if have < args.orgs:
         rng = random.Random(7)
-        with connection.cursor() as cur, cur.copy("COPY portal_organization (name, kind, contact_email, created_at) FROM STDIN") as copy:
+        with (
+            connection.cursor() as cur,
+            cur.copy("COPY portal_organization (name, kind, contact_email, created_at) FROM STDIN") as copy,
+        ):
             for i in range(have, args.orgs):
                 name = f"{rng.choice(WORDS)}{rng.choice(WORDS)}{i}号店"
-                copy.write_row((name, rng.choice(["shop", "agency", "service_provider"]), "", "2026-01-01T00:00:00+08:00"))
+                copy.write_row(
+                    (
+                        name,
+                        rng.choice(["shop", "agency", "service_provider"]),
+                        "",
+                        "2026-01-01T00:00:00+08:00",
+                    )
+                )
         with connection.cursor() as cur:
             cur.execute("ANALYZE portal_organization")
     total = Organization.objects.count()
@@ -65,7 +96,11 @@ def main():
         cur.execute("SET enable_seqscan = on; SET enable_bitmapscan = on; SET enable_indexscan = on")
     idx_mean, idx_p99 = run("index")
     with connection.cursor() as cur:
-        cur.execute("EXPLAIN SELECT id FROM portal_organization WHERE UPPER(name::text) LIKE UPPER(%s) ORDER BY name LIMIT 20", ["%星光3%"])
+        cur.execute(
+            "EXPLAIN SELECT id FROM portal_organization"
+            " WHERE UPPER(name::text) LIKE UPPER(%s) ORDER BY name LIMIT 20",
+            ["%星光3%"],
+        )
         plan = " | ".join(r[0].strip() for r in cur.fetchall())
         cur.execute("SET enable_bitmapscan = off; SET enable_indexscan = off")
     seq_mean, seq_p99 = run("seqscan")
