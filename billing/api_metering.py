@@ -10,7 +10,6 @@ the gate's body only names the app being checked; it is not a credential.
 import datetime as dt
 import hmac
 import json
-import os
 
 from django.conf import settings
 from django.http import JsonResponse
@@ -29,17 +28,11 @@ from billing.services.usage import usage_ingest
 from portal.api_errors import error_body
 from portal.errors import DomainError
 
-DEV_GATEWAY_TOKEN = "gateway-dev-token"
-
 
 def gateway_token() -> str | None:
-    """The configured token; a dev default only outside production settings."""
-    token = getattr(settings, "BILLING_GATEWAY_TOKEN", None) or os.environ.get("BILLING_GATEWAY_TOKEN")
-    if token:
-        return token
-    if "production" in (os.environ.get("DJANGO_SETTINGS_MODULE") or ""):
-        return None
-    return DEV_GATEWAY_TOKEN
+    """The gateway's shared token: settings.BILLING_GATEWAY_TOKEN (from the environment; a dev
+    default in portal.settings, required by portal.settings_production). Empty refuses all."""
+    return getattr(settings, "BILLING_GATEWAY_TOKEN", None) or None
 
 
 def _bearer_ok(header: str) -> bool:

@@ -5,7 +5,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from portal.errors import NotFound
+from portal.errors import DomainError, NotFound
 from portal.models import ApiKey, AuditEntry, Membership, Notification, Organization
 
 
@@ -85,6 +85,9 @@ def notification_mark_read(*, user, notification_id: int) -> None:
 
 def api_key_create(*, membership: Membership, name: str, actor) -> tuple[ApiKey, str]:
     """Create a key for the membership's organization; the raw key is returned once."""
+    # The page form checks the same; this keeps admin, shell and API callers from a 500.
+    if not name or len(name) > ApiKey._meta.get_field("name").max_length or "\x00" in name:
+        raise DomainError("API-KEY-NAME", "The key name must be 1-100 characters.", field="name")
     prefix, raw = ApiKey.generate()
     key = ApiKey.objects.create(
         organization=membership.organization,

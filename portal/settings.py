@@ -227,6 +227,12 @@ EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="portal@localhost")
 PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 
+# --- Billing: the API gateway's shared token for /api/v1/billing/gate and usage ingest ------
+BILLING_GATEWAY_TOKEN = env("BILLING_GATEWAY_TOKEN", default="gateway-dev-token")
+
+# --- Gifts: the merchant's time to answer a gift dispute (GIFT-5) ---------------------------------
+GIFT_DISPUTE_RESPONSE_HOURS = env.int("GIFT_DISPUTE_RESPONSE_HOURS", default=48)
+
 # --- Payments (billing) ---------------------------------------------------------------------------
 PAYMENT_PROVIDER = env("PAYMENT_PROVIDER", default="sandbox")
 SANDBOX_WEBHOOK_SECRET = env("SANDBOX_WEBHOOK_SECRET", default="sandbox-dev-secret")

@@ -8,6 +8,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from portal import selectors, services
+from portal.errors import DomainError
+from portal.forms import ApiKeyCreateForm
 from portal.extensions import collect
 from portal.health import health_report
 from portal.middleware import ACTIVE_ORG_SESSION_KEY
@@ -52,8 +54,11 @@ def api_key_create(request):
     if membership is None or not membership.is_main:
         messages.error(request, _("只有主账号可以创建 API 密钥。"))
         return redirect("dashboard")
+    form = ApiKeyCreateForm(request.POST)
+    if not form.is_valid():
+        raise DomainError("API-KEY-NAME", form.errors["name"][0], field="name")
     _key, raw = services.api_key_create(
-        membership=membership, name=request.POST.get("name") or "default", actor=request.user
+        membership=membership, name=form.cleaned_data["name"] or "default", actor=request.user
     )
     return render(request, "portal/api_key_created.html", {"raw_key": raw})
 

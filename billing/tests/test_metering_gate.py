@@ -175,15 +175,35 @@ def test_gate_reads_the_same_keys_as_the_django_cache(app, va):
     }
 
 
-def test_production_refuses_every_gateway_call_until_a_token_is_set(monkeypatch, settings):
-    from billing.api_metering import DEV_GATEWAY_TOKEN, gateway_token
+def test_an_unset_gateway_token_refuses_every_gateway_call(client, settings):
+    settings.BILLING_GATEWAY_TOKEN = ""
+    resp = client.post(
+        "/api/v1/billing/gate",
+        {"app_key": "x", "api": "y", "location": "in_cloud"},
+        content_type="application/json",
+        headers={"authorization": "Bearer "},
+    )
+    assert resp.status_code == 401
 
-    monkeypatch.delenv("BILLING_GATEWAY_TOKEN", raising=False)
-    if hasattr(settings, "BILLING_GATEWAY_TOKEN"):
-        del settings.BILLING_GATEWAY_TOKEN
-    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "portal.settings")
-    assert gateway_token() == DEV_GATEWAY_TOKEN
-    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "portal.settings_production")
-    assert gateway_token() is None
-    monkeypatch.setenv("BILLING_GATEWAY_TOKEN", "from-env")
-    assert gateway_token() == "from-env"
+
+def test_production_settings_require_the_gateway_token():
+    import subprocess
+    import sys
+
+    env = {
+        "DJANGO_SETTINGS_MODULE": "portal.settings_production",
+        "DJANGO_SECRET_KEY": "x" * 60,
+        "SANDBOX_WEBHOOK_SECRET": "s",
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+        "PATH": "/usr/bin:/bin",
+    }
+    code = "import django; django.setup()"
+    missing = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert missing.returncode != 0 and "BILLING_GATEWAY_TOKEN" in missing.stderr
+    present = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "BILLING_GATEWAY_TOKEN": "t"},
+        capture_output=True,
+        text=True,
+    )
+    assert present.returncode == 0, present.stderr

@@ -214,8 +214,9 @@ def test_gift_5_4_merchant_fault_return_shipping_is_the_merchants(owner):
     assert dispute.return_shipping_payer == "merchant"
 
 
-def test_gift_5_deadline_hours_from_the_environment(monkeypatch):
-    monkeypatch.setenv("GIFT_DISPUTE_RESPONSE_HOURS", "72")
+def test_gift_5_deadline_hours_come_from_settings_with_48_by_default(settings):
+    from portal.settings import env
+
+    assert env.int("GIFT_DISPUTE_RESPONSE_HOURS", default=48) == 48
+    settings.GIFT_DISPUTE_RESPONSE_HOURS = 72
     assert services.dispute_response_hours() == 72
-    monkeypatch.delenv("GIFT_DISPUTE_RESPONSE_HOURS")
-    assert services.dispute_response_hours() == 48
