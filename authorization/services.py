@@ -448,10 +448,13 @@ WITH due AS (
     WHERE scope = 'all_data' AND revoked_at IS NULL AND end_date < %(today)s
       AND (expiry_recorded_for IS NULL OR expiry_recorded_for < end_date)
     LIMIT %(batch)s
-    FOR UPDATE SKIP LOCKED
 ), marked AS (
+    -- The due condition is repeated here: PostgreSQL re-checks it on a row that a concurrent
+    -- renewal or revocation changed meanwhile, so such a row is left for a later run.
     UPDATE authorization_grant g SET expiry_recorded_for = g.end_date
     FROM due WHERE g.id = due.id
+      AND g.revoked_at IS NULL AND g.end_date < %(today)s
+      AND (g.expiry_recorded_for IS NULL OR g.expiry_recorded_for < g.end_date)
     RETURNING g.id, g.organization_id, g.creator_id, g.start_date, g.end_date
 ), events AS (
     INSERT INTO authorization_grantevent
