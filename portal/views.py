@@ -9,8 +9,8 @@ from django.views.decorators.http import require_POST
 
 from portal import selectors, services
 from portal.errors import DomainError
-from portal.forms import ApiKeyCreateForm
 from portal.extensions import collect
+from portal.forms import ApiKeyCreateForm
 from portal.health import health_report
 from portal.middleware import ACTIVE_ORG_SESSION_KEY
 
