@@ -44,7 +44,14 @@ def main():
     args = parser.parse_args()
     info = ensure_data(grants=args.grants, creators=args.creators, orgs=args.orgs)
 
+    from django.conf import settings
     from django.test import Client
+
+    # Pages render static URLs: serve them from the finders (no collectstatic manifest here).
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
 
     from authorization import selectors
     from authorization.views import PAGE_SIZE
