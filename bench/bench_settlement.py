@@ -10,8 +10,8 @@ locations and the whole month. Then, same run:
   bare:   the aggregation alone — GROUP BY over the partition with the price in force per
           Asia/Shanghai day, per (app, API, location), rounded — as one SELECT;
   settle: billing.services.settlement.settlement_run_month — plan (the same aggregation into
-          staged lines), chunked bills, app totals, discounts and one wallet charge per
-          organization through Billing I's service.
+          staged lines), chunked bills, app totals, discounts and one set-based wallet
+          charge per chunk through Billing I's ``wallet_charge_for_month_batch``.
 Memory: the settlement runs in a child process per size; its peak RSS is reported for the
 small and the large size (flat = the Python side does not grow with rows).
 """
@@ -167,9 +167,10 @@ def main():
             f" ratio {settled['seconds'] / bare_s:.2f}x; settle peak RSS {settled['peak_rss_mb']:.0f} MB"
         )
     print(
-        "\n| rows | apps | orgs | lines | bare GROUP BY | settlement | ratio | peak RSS (settling process) |"
+        "\n| rows | apps | orgs | lines | bare GROUP BY | plan | whole settlement | settlement / bare"
+        " | plan / bare | peak RSS (settling process) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for rows, bare_s, s in report:
         print(
             f"| {rows:,} | {args.apps:,} | {s['orgs']:,} | {s['lines']:,} | {bare_s:.2f} s"

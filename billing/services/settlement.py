@@ -9,8 +9,9 @@ Exactly once per (organization, month), whatever crashes, retries or races happe
    into ``SettlementChunk`` rows. A rerun reuses the plan, so bills never depend on when a
    retry happened.
 3. Each chunk (``settlement_settle_chunk``, one transaction under a chunk advisory lock)
-   writes Bill / BillApp / BillLine set-based from the staged lines, and charges every
-   organization through Billing I's ``wallet_charge_for_month`` in the same transaction. A
+   writes Bill / BillApp / BillLine set-based from the staged lines, and charges all its
+   organizations at once through Billing I's ``wallet_charge_for_month_batch`` in the same
+   transaction. A
    crash rolls the whole chunk back; a rerun settles it. ``billing_bill_one_per_org_month``
    and the ledger's one-charge-per-month constraint are the backstops.
 Money: line = round_half_up(Σ_day calls * price / 1000) computed exactly in integers
@@ -34,6 +35,7 @@ from billing.locks_metering import (
     month_key,
 )
 from billing.models import FIRST_BILLABLE, Bill, SettlementChunk, SettlementRun
+from billing.services.wallet import wallet_charge_for_month_batch
 from portal import clock
 from portal.errors import DomainError
 
@@ -76,10 +78,10 @@ LINES_SQL = """
 APPS_SQL = """
     CREATE TEMP TABLE billing_settle_apps ON COMMIT DROP AS
     WITH sub AS (
-        SELECT organization_id, app_id, sum(amount_fen) AS subtotal
-        FROM billing_settlementline
-        WHERE run_id = %(run)s AND organization_id = ANY(%(orgs)s)
-        GROUP BY organization_id, app_id
+        SELECT l.organization_id, l.app_id, sum(l.amount_fen) AS subtotal
+        FROM unnest(%(orgs)s::bigint[]) AS o(id)
+        JOIN billing_settlementline l ON l.run_id = %(run)s AND l.organization_id = o.id
+        GROUP BY l.organization_id, l.app_id
     ),
     disc AS (
         SELECT app_id, max(rate) AS rate FROM billing_discount
@@ -118,13 +120,23 @@ def settlement_plan_month(
             return run
         start, end = clock.month_range(year, month)
         with connection.cursor() as cur:
+            # Aggregate into a temporary table first: PostgreSQL runs CREATE TABLE AS with a
+            # parallel plan (like the bare SELECT), never INSERT … SELECT. The copy of the
+            # month's few lines (one per app, API and location) into the run is cheap.
+            cur.execute("DROP TABLE IF EXISTS billing_settle_lines")
+            cur.execute(
+                f"CREATE TEMP TABLE billing_settle_lines ON COMMIT DROP AS {LINES_SQL}",
+                {"start": start, "end": end},
+            )
             cur.execute(
                 "INSERT INTO billing_settlementline"
                 " (run_id, organization_id, app_id, api_id, location, calls, amount_fen, prices)"
-                f" SELECT %(run)s, l.* FROM ({LINES_SQL}) l",
-                {"run": run.pk, "start": start, "end": end},
+                " SELECT %s, organization_id, app_id, api_id, location, calls, amount_fen, prices"
+                " FROM billing_settle_lines ORDER BY organization_id, app_id, api_id, location",
+                [run.pk],
             )
             lines = cur.rowcount
+            cur.execute("DROP TABLE billing_settle_lines")
             cur.execute(
                 "SELECT DISTINCT organization_id FROM billing_settlementline WHERE run_id = %s ORDER BY 1",
                 [run.pk],
@@ -142,16 +154,8 @@ def settlement_plan_month(
         return run
 
 
-def _charge(*, organization_id: int, year: int, month: int, amount_fen: int, bill_id: int):
-    from billing.services.wallet import wallet_charge_for_month
-
-    return wallet_charge_for_month(
-        organization_id=organization_id,
-        year=year,
-        month=month,
-        amount_fen=amount_fen,
-        reference=f"bill #{bill_id}",
-    )
+def _charge_batch(*, year: int, month: int, charges: list[tuple[int, int, str]]) -> dict[int, int]:
+    return wallet_charge_for_month_batch(year=year, month=month, charges=charges)
 
 
 def settlement_settle_chunk(*, chunk_id: int) -> int:
@@ -208,28 +212,29 @@ def settlement_settle_chunk(*, chunk_id: int) -> int:
                     INSERT INTO billing_billline
                         (bill_id, app_id, api_id, location, calls, amount_fen, prices)
                     SELECT b.id, l.app_id, l.api_id, l.location, l.calls, l.amount_fen, l.prices
-                    FROM billing_settlementline l
+                    FROM unnest(%(orgs)s::bigint[]) AS o(id)
+                    JOIN billing_settlementline l ON l.run_id = %(run)s AND l.organization_id = o.id
                     JOIN billing_bill b ON b.organization_id = l.organization_id
                         AND b.year = %(y)s AND b.month = %(m)s
-                    WHERE l.run_id = %(run)s AND l.organization_id = ANY(%(orgs)s)
                     """,
                     {"y": year, "m": month, "run": run.pk, "orgs": orgs},
                 )
                 cur.execute("DROP TABLE billing_settle_apps")
-            # Charges in organization order (wallet row locks are always taken in that order).
-            entries = []
-            for bill_id, org_id, total in settled:
-                if total > 0:
-                    entry = _charge(
-                        organization_id=org_id, year=year, month=month, amount_fen=total, bill_id=bill_id
-                    )
-                    entries.append((bill_id, entry.pk))
-            if entries:
+            # One set-based charge for the chunk (wallet row locks taken in primary-key order).
+            to_charge = [
+                (org_id, total, f"bill #{bill_id}") for bill_id, org_id, total in settled if total > 0
+            ]
+            if to_charge:
+                entry_of_org = _charge_batch(year=year, month=month, charges=to_charge)
+                bill_of_org = {org_id: bill_id for bill_id, org_id, _ in settled}
                 with connection.cursor() as cur:
                     cur.execute(
                         "UPDATE billing_bill b SET ledger_entry_id = v.entry"
                         " FROM unnest(%s::bigint[], %s::bigint[]) AS v(bill, entry) WHERE b.id = v.bill",
-                        [[e[0] for e in entries], [e[1] for e in entries]],
+                        [
+                            [bill_of_org[o] for o in entry_of_org],
+                            list(entry_of_org.values()),
+                        ],
                     )
         SettlementChunk.objects.filter(pk=chunk.pk).update(done_at=timezone.now())
         SettlementRun.objects.filter(pk=run.pk).update(orgs_done=F("orgs_done") + len(chunk.organization_ids))

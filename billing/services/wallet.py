@@ -1,7 +1,8 @@
 """Wallet writes: every balance change of billing goes through ``ledger_append`` here.
 
-Contract for settlement (Billing II): ``wallet_charge_for_month``. The other writers are the
-top-up credit (``billing.services.topup``) and the deposit transfer
+Contract for settlement (Billing II): ``wallet_charge_for_month_batch`` (set-based, one chunk
+of organizations at a time) and its single-organization form ``wallet_charge_for_month``. The
+other writers are the top-up credit (``billing.services.topup``) and the deposit transfer
 (``billing.services.deposit``). FEE-4.1: there is deliberately no function that appends a
 negative entry other than the settlement charge.
 """
@@ -9,7 +10,8 @@ negative entry other than the settlement charge.
 import logging
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from billing import errors, locks
 from billing.models import DepositEntry, LedgerEntry, TopUpOrder, Wallet
@@ -27,6 +29,12 @@ def _forget_arrears_on_commit(organization_id: int) -> None:
     transaction.on_commit(lambda: cache.delete(key), robust=True)
 
 
+def _forget_arrears_many_on_commit(organization_ids: list[int]) -> None:
+    """``_forget_arrears_on_commit`` for many organizations: one Redis round trip on commit."""
+    keys = [arrears_cache_key(o) for o in organization_ids]
+    transaction.on_commit(lambda: cache.delete_many(keys), robust=True)
+
+
 def ledger_append(*, wallet: Wallet, kind: str, amount_fen: int, **fields) -> LedgerEntry:
     """Append one entry and move the cached balance with it. ``wallet`` must be locked
     (``locks.wallet_lock``) by the caller's transaction."""
@@ -40,6 +48,122 @@ def ledger_append(*, wallet: Wallet, kind: str, amount_fen: int, **fields) -> Le
     return entry
 
 
+def _check_charge_month(year: int, month: int) -> None:
+    if not 1 <= month <= 12:
+        raise errors.BillingError(errors.FEE_4_2, "Invalid month.", field="month")
+    if (year, month) < FIRST_CHARGEABLE_MONTH:
+        raise errors.BillingError(errors.FEE_4_2, "Months before 2023-03 are never charged.", field="month")
+
+
+# Appends the month's new charges and moves their balances in ONE statement. The caller holds
+# every wallet's row lock (``locks.wallets_lock_rows``), so the balances read here cannot move
+# before the UPDATE; each wallet gets at most one entry, so balance_after = balance + amount.
+_CHARGE_BATCH_SQL = """
+WITH v AS (
+    SELECT * FROM unnest(%(wallets)s::bigint[], %(amounts)s::bigint[], %(refs)s::text[])
+        AS v(wallet_id, amount_fen, reference)
+), ins AS (
+    INSERT INTO billing_ledgerentry
+        (wallet_id, kind, amount_fen, balance_after_fen, period_year, period_month, reference, created_at)
+    SELECT w.id, 'settlement_charge', -v.amount_fen, w.balance_fen - v.amount_fen,
+           %(year)s, %(month)s, v.reference, %(now)s
+    FROM v JOIN billing_wallet w ON w.id = v.wallet_id
+    ORDER BY w.id
+    RETURNING id, wallet_id, amount_fen, balance_after_fen
+), upd AS (
+    UPDATE billing_wallet w
+    SET balance_fen = ins.balance_after_fen, updated_at = %(now)s
+    FROM ins WHERE w.id = ins.wallet_id
+    RETURNING w.organization_id, ins.id, ins.amount_fen, ins.balance_after_fen
+)
+SELECT organization_id, id, amount_fen, balance_after_fen FROM upd
+"""
+
+
+def wallet_charge_for_month_batch(
+    *, year: int, month: int, charges: list[tuple[int, int, str]]
+) -> dict[int, int]:
+    """FEE-4.2: charge many organizations' settled fees for (year, month), each exactly once.
+
+    ``charges`` is a list of (organization id, amount in fen, reference). Returns
+    {organization id: ledger entry id} for every organization, whether charged now or before.
+
+    Set-based, whatever the number of organizations: create the missing wallets and lock all
+    of them in primary-key order (``locks.wallets_lock_rows``), read the month's existing
+    charges, then append the new charges and move the balances in one statement. Same
+    guarantees as the single charge: a month already charged with the same amount is skipped
+    (idempotent rerun); a different amount raises ``FEE-4.2`` and nothing of the batch is kept;
+    the balance may go negative (FEE-6). Runs inside the caller's transaction (as a savepoint)
+    and holds the wallet locks until that transaction ends; the unique constraint
+    ``billing_ledgerentry_one_charge_per_month`` is the backstop. The gate's cached arrears
+    decision is dropped on commit for every organization a charge left in arrears.
+    """
+    _check_charge_month(year, month)
+    by_org: dict[int, tuple[int, str]] = {}
+    for organization_id, amount_fen, reference in charges:
+        if amount_fen < 0:
+            raise errors.BillingError(
+                errors.FEE_4_2, "A settlement charge is a non-negative fee.", field="amount_fen"
+            )
+        if organization_id in by_org:
+            raise errors.BillingError(
+                errors.FEE_4_2,
+                f"Organization {organization_id} is charged twice in one batch.",
+                field="charges",
+            )
+        by_org[organization_id] = (amount_fen, reference[:200] or f"settlement {year}-{month:02d}")
+    if not by_org:
+        return {}
+    with transaction.atomic():
+        wallets = locks.wallets_lock_rows(organization_ids=list(by_org))
+        org_of_wallet = {wallet_id: org for org, (wallet_id, _) in wallets.items()}
+        result: dict[int, int] = {}
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT wallet_id, id, amount_fen FROM billing_ledgerentry"
+                " WHERE kind = 'settlement_charge' AND period_year = %s AND period_month = %s"
+                " AND wallet_id = ANY(%s::bigint[])",
+                [year, month, list(org_of_wallet)],
+            )
+            for wallet_id, entry_id, charged in cur.fetchall():
+                org = org_of_wallet[wallet_id]
+                amount_fen = by_org[org][0]
+                if charged != -amount_fen:
+                    raise errors.BillingConflict(
+                        errors.FEE_4_2,
+                        f"{year}-{month:02d} was already charged {-charged} fen to organization {org};"
+                        f" a different amount ({amount_fen} fen) is refused.",
+                        field="amount_fen",
+                    )
+                result[org] = entry_id
+            todo = sorted((wallets[org][0], org) for org in by_org if org not in result)
+            arrears: list[int] = []
+            if todo:
+                cur.execute(
+                    _CHARGE_BATCH_SQL,
+                    {
+                        "wallets": [w for w, _ in todo],
+                        "amounts": [by_org[o][0] for _, o in todo],
+                        "refs": [by_org[o][1] for _, o in todo],
+                        "year": year,
+                        "month": month,
+                        "now": timezone.now(),
+                    },
+                )
+                rows = cur.fetchall()
+                if len(rows) != len(todo):  # cannot happen: every wallet row is locked by us
+                    raise RuntimeError(f"batch charge {year}-{month:02d}: {len(rows)} of {len(todo)} written")
+                for org, entry_id, amount_fen, balance_after in rows:
+                    result[org] = entry_id
+                    # FEE-6.1: only a positive charge that leaves the wallet negative can turn
+                    # the decision to "arrears" (one already negative is cleared as well).
+                    if amount_fen < 0 and balance_after < 0:
+                        arrears.append(org)
+        if arrears:
+            _forget_arrears_many_on_commit(arrears)
+        return result
+
+
 def wallet_charge_for_month(
     *, organization_id: int, year: int, month: int, amount_fen: int, reference: str = ""
 ) -> LedgerEntry:
@@ -49,38 +173,13 @@ def wallet_charge_for_month(
     amount for a month already charged raises ``FEE-4.2``. The charge may take the balance
     negative (FEE-6 arrears). Runs inside the caller's transaction (as a savepoint) and holds
     the wallet lock until that transaction ends; the unique constraint
-    ``billing_ledgerentry_one_charge_per_month`` is the backstop.
+    ``billing_ledgerentry_one_charge_per_month`` is the backstop. A batch of one
+    (``wallet_charge_for_month_batch``).
     """
-    if amount_fen < 0:
-        raise errors.BillingError(
-            errors.FEE_4_2, "A settlement charge is a non-negative fee.", field="amount_fen"
-        )
-    if not 1 <= month <= 12:
-        raise errors.BillingError(errors.FEE_4_2, "Invalid month.", field="month")
-    if (year, month) < FIRST_CHARGEABLE_MONTH:
-        raise errors.BillingError(errors.FEE_4_2, "Months before 2023-03 are never charged.", field="month")
-    with transaction.atomic():
-        wallet = locks.wallet_lock(organization_id=organization_id)
-        existing = LedgerEntry.objects.filter(
-            wallet=wallet, kind=LedgerEntry.Kind.SETTLEMENT_CHARGE, period_year=year, period_month=month
-        ).first()
-        if existing is not None:
-            if existing.amount_fen != -amount_fen:
-                raise errors.BillingConflict(
-                    errors.FEE_4_2,
-                    f"{year}-{month:02d} was already charged {-existing.amount_fen} fen; "
-                    f"a different amount ({amount_fen} fen) is refused.",
-                    field="amount_fen",
-                )
-            return existing
-        return ledger_append(
-            wallet=wallet,
-            kind=LedgerEntry.Kind.SETTLEMENT_CHARGE,
-            amount_fen=-amount_fen,
-            period_year=year,
-            period_month=month,
-            reference=reference[:200] or f"settlement {year}-{month:02d}",
-        )
+    entry_ids = wallet_charge_for_month_batch(
+        year=year, month=month, charges=[(organization_id, amount_fen, reference)]
+    )
+    return LedgerEntry.objects.get(pk=entry_ids[organization_id])
 
 
 def wallet_credit_top_up(*, order: TopUpOrder) -> LedgerEntry:
@@ -181,8 +280,6 @@ def wallet_credit_paid_event(
     currency differs from the order; stored, nothing credited), ``unknown_order``.
     """
     import json
-
-    from django.db import connection
 
     with connection.cursor() as cur:
         cur.execute(

@@ -178,16 +178,17 @@ class TestExactlyOnce:
         api = paid_api(price_fen_per_1000=1000)
         apps = [AppFactory() for _ in range(5)]
         record_usage([(a, api, IN, sh(2026, 3, 3), 10 * (i + 1)) for i, a in enumerate(apps)])
-        real_charge = settlement._charge
+        real_charge = settlement._charge_batch
         calls = {"n": 0}
 
         def crashing_charge(**kw):
             calls["n"] += 1
-            if calls["n"] == 4:  # the 4th organization: inside the second chunk of two
+            result = real_charge(**kw)
+            if calls["n"] == 2:  # the second chunk: killed after its charges were written
                 raise RuntimeError("worker killed")
-            return real_charge(**kw)
+            return result
 
-        monkeypatch.setattr(settlement, "_charge", crashing_charge)
+        monkeypatch.setattr(settlement, "_charge_batch", crashing_charge)
         with pytest.raises(RuntimeError):
             settle(chunk_size=2)
         run = SettlementRun.objects.get()
@@ -195,7 +196,7 @@ class TestExactlyOnce:
         assert Bill.objects.count() == 2 and run.orgs_done == 2 and "worker killed" in run.last_error
         assert LedgerEntry.objects.filter(kind="settlement_charge").count() == 2
 
-        monkeypatch.setattr(settlement, "_charge", real_charge)
+        monkeypatch.setattr(settlement, "_charge_batch", real_charge)
         settle(chunk_size=2)
         run.refresh_from_db()
         assert run.status == SettlementRun.Status.DONE and run.orgs_done == 5 and not run.last_error
