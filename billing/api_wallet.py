@@ -40,7 +40,7 @@ class WalletOut(serializers.Serializer):
 
 
 class LedgerEntryOut(serializers.ModelSerializer):
-    top_up_order = serializers.SlugRelatedField(slug_field="out_trade_no", read_only=True)
+    top_up_order = serializers.SlugRelatedField(slug_field="out_trade_no", read_only=True, allow_null=True)
 
     class Meta:
         model = LedgerEntry

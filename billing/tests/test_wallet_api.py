@@ -136,3 +136,14 @@ def test_user_without_organization_gets_404_from_wallet_api(client):
     client.force_login(UserFactory())
     assert client.get(reverse("billing-api:wallet")).status_code == 404
     assert client.get(reverse("billing-api:ledger")).status_code == 404
+
+
+def test_ledger_top_up_order_is_documented_nullable_for_charges(client, owner):
+    # A settlement charge has no top-up order; the schema must allow the null it returns.
+    wallet_charge_for_month(organization_id=owner.organization_id, year=2024, month=1, amount_fen=100)
+    client.force_login(owner.user)
+    body = client.get(reverse("billing-api:ledger")).json()
+    assert body["results"][0]["top_up_order"] is None
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    prop = schema["components"]["schemas"]["LedgerEntryOut"]["properties"]["top_up_order"]
+    assert prop["type"] == "string" and prop["nullable"] is True
