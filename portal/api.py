@@ -46,6 +46,12 @@ class MeApi(APIView):
         return Response(MeOut(data).data)
 
 
+class OrganizationSearchIn(serializers.Serializer):
+    # CharField refuses NUL characters, which PostgreSQL cannot compare against text.
+    q = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    kind = serializers.ListField(child=serializers.ChoiceField(Organization.Kind.choices), required=False)
+
+
 class OrganizationSearchApi(generics.ListAPIView):
     serializer_class = OrganizationOut
     filter_backends: list = []
@@ -61,9 +67,11 @@ class OrganizationSearchApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        kinds = self.request.query_params.getlist("kind") or None
+        params = self.request.query_params
+        data = OrganizationSearchIn(data={"q": params.get("q", ""), "kind": params.getlist("kind")})
+        data.is_valid(raise_exception=True)
         return selectors.organization_search(
-            query=self.request.query_params.get("q", ""), kinds=kinds, limit=200
+            query=data.validated_data["q"], kinds=data.validated_data["kind"] or None, limit=200
         )
 
 

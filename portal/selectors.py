@@ -2,6 +2,7 @@
 
 from django.db.models import Q, QuerySet
 
+from portal.errors import DomainError
 from portal.models import ApiKey, Membership, Notification, Organization
 
 
@@ -26,6 +27,9 @@ def organization_search(
     if kinds:
         qs = qs.filter(kind__in=kinds)
     query = (query or "").strip()
+    if "\x00" in query:
+        # PostgreSQL refuses NUL in text; pages that pass a raw ?q= get a 400, not a 500.
+        raise DomainError("invalid", "The search text contains a NUL character.", field="q")
     if query:
         qs = qs.filter(name__icontains=query)
     return qs.order_by("name", "id")[:limit]

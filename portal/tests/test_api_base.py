@@ -6,6 +6,8 @@ from django.urls import reverse
 from openapi_spec_validator import validate
 from rest_framework.test import APIClient
 
+from portal.errors import DomainError
+from portal.selectors import organization_search
 from portal.services import api_key_create
 from portal.tests.factories import OrganizationFactory, UserFactory, main_member
 
@@ -69,3 +71,19 @@ def test_organization_search_is_paginated_and_filtered():
     page = api.get("/api/v1/portal/organizations", {"q": "星光", "kind": "shop"}).json()
     assert page["count"] == 60 and len(page["results"]) == 50 and page["next"]
     assert all(r["kind"] == "shop" for r in page["results"])
+
+
+@pytest.mark.parametrize(
+    ("params", "field"), [({"q": "星\x00光"}, "q"), ({"kind": "planet"}, "kind.0"), ({"q": "x" * 201}, "q")]
+)
+def test_organization_search_bad_params_are_400_with_the_field(params, field):
+    api = APIClient()
+    api.force_authenticate(UserFactory())
+    resp = api.get("/api/v1/portal/organizations", params)
+    assert resp.status_code == 400 and resp.json()["field"] == field
+
+
+def test_organization_search_selector_refuses_nul_for_pages():
+    with pytest.raises(DomainError) as exc:
+        list(organization_search(query="a\x00b"))
+    assert exc.value.field == "q"
