@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from portal.errors import DomainError
 from portal.models import ApiKey, AuditEntry
 from portal.services import api_key_create
 from portal.tests.factories import main_member, sub_member
@@ -49,3 +50,20 @@ def test_another_organizations_key_is_not_found(client):
     assert resp.status_code == 404
     key.refresh_from_db()
     assert key.revoked_at is None
+
+
+@pytest.mark.parametrize("name", ["x" * 101, "erp\x00"])
+def test_api_key_name_too_long_or_nul_is_a_400_not_a_500(client, name):
+    m = main_member()
+    client.force_login(m.user)
+    resp = client.post(reverse("api-key-create"), {"name": name})
+    assert resp.status_code == 400 and "API-KEY-NAME" in resp.content.decode()
+    assert not ApiKey.objects.exists()
+
+
+def test_api_key_name_service_refuses_what_the_column_cannot_hold():
+    m = main_member()
+    with pytest.raises(DomainError) as exc:
+        api_key_create(membership=m, name="x" * 101, actor=m.user)
+    assert exc.value.code == "API-KEY-NAME" and exc.value.field == "name"
+    assert not ApiKey.objects.exists()
