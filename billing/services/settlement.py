@@ -11,9 +11,9 @@ Exactly once per (organization, month), whatever crashes, retries or races happe
 3. Each chunk (``settlement_settle_chunk``, one transaction under a chunk advisory lock)
    writes Bill / BillApp / BillLine set-based from the staged lines, and charges all its
    organizations at once through Billing I's ``wallet_charge_for_month_batch`` in the same
-   transaction. A
-   crash rolls the whole chunk back; a rerun settles it. ``billing_bill_one_per_org_month``
-   and the ledger's one-charge-per-month constraint are the backstops.
+   transaction. A crash rolls the whole chunk back; a rerun settles it.
+   ``billing_bill_one_per_org_month`` and the ledger's one-charge-per-month constraint are
+   the backstops.
 Money: line = round_half_up(Σ_day calls * price / 1000) computed exactly in integers
 (``div(S + 500, 1000)``); discount = round_half_up(subtotal * rate) (``floor(x + 0.5)`` in
 numeric); a discount applies to a month when its validity overlaps the month (highest rate
