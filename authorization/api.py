@@ -5,15 +5,16 @@ Creators act on their own grants (``creator/…``); organizations read what they
 party's ids answer 404.
 """
 
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from authorization import selectors, services
 from authorization.models import Grant, GrantEvent, GrantState, LiveRoomRequest, Scope
+from portal.api_auth import ApiKeyAuthentication, api_key_resolve
 from portal.errors import DomainError
 from portal.models import Membership, Organization
 
@@ -369,8 +370,70 @@ class OrgCreatorSalesApi(APIView):
         return Response(list(rows))
 
 
+def _plain_int(value: str | None) -> int | None:
+    """A non-negative ASCII integer that fits a bigint, else None (the DRF path decides)."""
+    if value is None or not (0 < len(value) <= 18 and value.isascii() and value.isdigit()):
+        return None
+    return int(value)
+
+
+def _access_fast(request):
+    """The access check's hot path as a plain Django view, or None to take the DRF path.
+
+    Serves only a well-formed GET from an authenticated caller that may ask for the
+    organization; everything else (bad input, no or wrong credentials, another organization,
+    other methods) returns None and goes through DRF, which renders the usual
+    ``{code, message, field}`` errors. Same authentication (``api_key_resolve`` is the
+    ApiKeyAuthentication's logic, else the session), same selector, same body.
+    """
+    if request.method != "GET":
+        return None
+    q = request.GET
+    creator_id = _plain_int(q.get("creator"))
+    scope = q.get("scope")
+    if creator_id is None or scope not in Scope.values:
+        return None
+    org_raw, room_raw = q.get("organization", ""), q.get("room", "")
+    org_id = _plain_int(org_raw) if org_raw else None
+    room_id = _plain_int(room_raw) if room_raw else None
+    if (org_raw and org_id is None) or (room_raw and room_id is None):
+        return None
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header.startswith(ApiKeyAuthentication.keyword + " "):
+        try:
+            membership, _key = api_key_resolve(header)
+        except exceptions.AuthenticationFailed:
+            return None
+        request.active_membership = membership
+    elif header or not request.user.is_authenticated:
+        return None
+    else:
+        membership = getattr(request, "active_membership", None)
+    if org_id is None:
+        if membership is None:
+            return None
+        org_id = membership.organization_id
+    if membership is None or membership.organization_id != org_id:
+        return None  # another organization of the user's, or none: the DRF path decides
+    decision = selectors.access_check(
+        organization_id=org_id,
+        creator_id=creator_id,
+        scope=scope,
+        live_room_id=room_id,
+        membership=membership,
+    )
+    return JsonResponse(decision.as_dict())
+
+
 class AccessCheckApi(APIView):
-    """GRANT-11 for other services: one cached call, decided from dates at call time."""
+    """GRANT-11 for other services: one cached call, decided from dates at call time.
+
+    ``dispatch`` serves a well-formed GET without DRF's request machinery (``_access_fast``);
+    anything else falls through to DRF and ``get`` below, which also documents the schema.
+    """
+
+    def dispatch(self, request, *args, **kwargs):
+        return _access_fast(request) or super().dispatch(request, *args, **kwargs)
 
     @extend_schema(
         parameters=[

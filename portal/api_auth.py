@@ -2,15 +2,92 @@
 
 The request's user is the organization's main account (so object permissions are the
 organization's), and ``request.auth`` is the ApiKey row.
+
+A key is resolved with one cache read when warm: per prefix we cache the key's hash, its
+revoked flag, the key row and the organization's main membership (with user and
+organization), loaded in one query on a miss, for ``KEY_CACHE_TTL`` seconds. The secret is
+still compared with ``hmac.compare_digest`` on every call. ``api_key_revoke`` overwrites the
+entry with a revoked marker after commit (``key_cache_mark_revoked``), so a revoked key is
+refused on the very next call; fills use ``cache.add``, so a concurrent miss that read the
+row before the revocation committed cannot put the live entry back.
 """
 
 import hmac
 
+from django.core.cache import cache
+from django.db.models import F
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from portal.models import ApiKey, Membership
+
+KEY_CACHE_TTL = 60  # seconds; also bounds how long a change of main account goes unseen
+_REVOKED = {"revoked": True}
+
+
+def _key_cache_key(prefix: str) -> str:
+    return f"portal:apikey:{prefix}"
+
+
+def key_cache_mark_revoked(prefix: str) -> None:
+    """After the revoking commit: the next call with this key is refused without a query."""
+    cache.set(_key_cache_key(prefix), _REVOKED, KEY_CACHE_TTL)
+
+
+def _load(prefix: str) -> dict | None:
+    """One query: the key's columns joined to its organization's main membership + user."""
+    main = (
+        Membership.objects.select_related("user", "organization")
+        .defer("user__password")  # the entry lives in Redis: no password hash in it
+        .filter(organization__api_keys__prefix=prefix, role=Membership.Role.MAIN)
+        .annotate(
+            k_id=F("organization__api_keys__id"),
+            k_name=F("organization__api_keys__name"),
+            k_hash=F("organization__api_keys__key_hash"),
+            k_created_by=F("organization__api_keys__created_by_id"),
+            k_created_at=F("organization__api_keys__created_at"),
+            k_revoked_at=F("organization__api_keys__revoked_at"),
+        )
+        .first()
+    )
+    if main is None:  # unknown prefix, or an organization without a main account
+        return None
+    if main.k_revoked_at is not None:
+        return _REVOKED
+    key = ApiKey(
+        id=main.k_id,
+        organization=main.organization,
+        name=main.k_name,
+        prefix=prefix,
+        key_hash=main.k_hash,
+        created_by_id=main.k_created_by,
+        created_at=main.k_created_at,
+        revoked_at=None,
+    )
+    return {"revoked": False, "hash": main.k_hash, "key": key, "main": main}
+
+
+def api_key_resolve(header: str) -> tuple[Membership, ApiKey] | None:
+    """``Api-Key <raw>`` → (main membership, key); None if not an Api-Key header.
+
+    Raises AuthenticationFailed for an unknown, revoked or wrong key.
+    """
+    if not header.startswith(ApiKeyAuthentication.keyword + " "):
+        return None
+    raw = header[len(ApiKeyAuthentication.keyword) + 1 :].strip()
+    prefix = raw.split(".", 1)[0]
+    if not prefix or len(prefix) > ApiKey.PREFIX_LEN:
+        raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+    ckey = _key_cache_key(prefix)
+    entry = cache.get(ckey)
+    if entry is None:
+        entry = _load(prefix)
+        if entry is not None:
+            cache.add(ckey, entry, KEY_CACHE_TTL)
+    if entry is None or entry["revoked"] or not hmac.compare_digest(entry["hash"], ApiKey.hash(raw)):
+        raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+    return entry["main"], entry["key"]
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -18,24 +95,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate(self, request):
         header = authentication.get_authorization_header(request).decode(errors="replace")
-        if not header.startswith(self.keyword + " "):
+        resolved = api_key_resolve(header)
+        if resolved is None:
             return None
-        raw = header[len(self.keyword) + 1 :].strip()
-        prefix = raw.split(".", 1)[0]
-        key = (
-            ApiKey.objects.select_related("organization")
-            .filter(prefix=prefix, revoked_at__isnull=True)
-            .first()
-        )
-        if key is None or not hmac.compare_digest(key.key_hash, ApiKey.hash(raw)):
-            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
-        main = (
-            Membership.objects.select_related("user")
-            .filter(organization=key.organization, role=Membership.Role.MAIN)
-            .first()
-        )
-        if main is None:
-            raise exceptions.AuthenticationFailed("The key's organization has no main account.")
+        main, key = resolved
         request.api_key_used_at = timezone.now()
         request.active_membership = main
         return main.user, key

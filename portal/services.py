@@ -5,6 +5,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from portal.api_auth import key_cache_mark_revoked
 from portal.errors import DomainError, NotFound
 from portal.models import ApiKey, AuditEntry, Membership, Notification, Organization
 
@@ -106,5 +107,7 @@ def api_key_revoke(*, membership: Membership, key_id: int, actor) -> ApiKey:
         raise NotFound()
     ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     audit_record(actor=actor, action="api_key.revoke", obj=key)
+    # The authentication caches keys by prefix: refuse this one on the very next call.
+    transaction.on_commit(lambda prefix=key.prefix: key_cache_mark_revoked(prefix))
     key.refresh_from_db()
     return key

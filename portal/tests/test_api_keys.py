@@ -1,12 +1,16 @@
 """API keys: main accounts create and revoke their organization's keys; nobody else can."""
 
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIClient
 
+from portal import api_auth as api_key_auth
+from portal.api_auth import api_key_resolve
 from portal.errors import DomainError
 from portal.models import ApiKey, AuditEntry
-from portal.services import api_key_create
+from portal.services import api_key_create, api_key_revoke
 from portal.tests.factories import main_member, sub_member
 
 pytestmark = pytest.mark.django_db
@@ -67,3 +71,50 @@ def test_api_key_name_service_refuses_what_the_column_cannot_hold():
         api_key_create(membership=m, name="x" * 101, actor=m.user)
     assert exc.value.code == "API-KEY-NAME" and exc.value.field == "name"
     assert not ApiKey.objects.exists()
+
+
+def _key_client(raw):
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    return api
+
+
+def test_warm_key_resolves_without_a_query_and_still_checks_the_secret(django_assert_num_queries):
+    m = main_member()
+    key, raw = api_key_create(membership=m, name="svc", actor=m.user)
+    header = f"Api-Key {raw}"
+    with django_assert_num_queries(1):  # a miss: key, main membership, user, organization at once
+        main, got = api_key_resolve(header)
+    assert (main.pk, main.user.pk, got.pk) == (m.pk, m.user.pk, key.pk)
+    assert main.organization.pk == got.organization.pk == m.organization.pk
+    with django_assert_num_queries(0):  # warm: one cache read
+        main, got = api_key_resolve(header)
+    assert (main.user.pk, got.organization_id) == (m.user.pk, m.organization.pk)
+    with django_assert_num_queries(0), pytest.raises(AuthenticationFailed):
+        api_key_resolve(f"Api-Key {key.prefix}.not-the-secret")  # hash compared on every call
+
+
+def test_revoked_key_is_refused_on_the_next_call_even_with_a_warm_cache(
+    client, django_capture_on_commit_callbacks
+):
+    m = main_member()
+    key, raw = api_key_create(membership=m, name="ci", actor=m.user)
+    api = _key_client(raw)
+    assert api.get("/api/v1/portal/me").status_code == 200
+    assert cache.get(f"portal:apikey:{key.prefix}") is not None  # warm
+    client.force_login(m.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("api-key-revoke", args=[key.pk]))
+    assert api.get("/api/v1/portal/me").status_code == 401
+    assert api.get("/api/v1/authorization/access", {"creator": 1, "scope": "all_data"}).status_code == 401
+
+
+def test_revocation_is_not_undone_by_a_fill_that_read_the_key_before_it(django_capture_on_commit_callbacks):
+    m = main_member()
+    key, raw = api_key_create(membership=m, name="ci", actor=m.user)
+    stale = api_key_auth._load(key.prefix)  # a concurrent miss read the live row ...
+    with django_capture_on_commit_callbacks(execute=True):
+        api_key_revoke(membership=m, key_id=key.pk, actor=m.user)
+    cache.add(f"portal:apikey:{key.prefix}", stale, 60)  # ... and stores it after the revocation
+    with pytest.raises(AuthenticationFailed):
+        api_key_resolve(f"Api-Key {raw}")
