@@ -320,6 +320,8 @@ def creator_data_export(request, creator_id):
 def live_rooms(request):
     _membership_or_404(request)
     query = request.GET.get("q", "")
+    if "\x00" in query or len(query) > 200:
+        raise DomainError("invalid", _("搜索词无效。"), field="q")
     page = Paginator(selectors.live_room_list(query=query), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "authorization/live_rooms.html", {"page": page, "q": query})
 

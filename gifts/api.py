@@ -24,7 +24,7 @@ from gifts.listing_check import listing_check
 from gifts.models import Gift, GiftCategory, GiftDispute, GiftShipment, Product, Violation
 from gifts.value import gift_value_resolve
 from portal.models import ApiKey
-from portal.pagination import DefaultPagination
+from portal.pagination import DefaultPagination, paginated
 
 # --- serializers ---------------------------------------------------------------------------------
 
@@ -266,7 +266,7 @@ class CategoryListApi(APIView):
 
 
 class GiftListCreateApi(APIView):
-    @extend_schema(responses=GiftOut(many=True), summary="The shop's registered gifts")
+    @extend_schema(responses=paginated(GiftOut), summary="The shop's registered gifts")
     def get(self, request):
         qs = selectors.gift_list_for_shop(
             membership=_membership(request), state=request.query_params.get("state")
@@ -343,7 +343,7 @@ class ListingCheckApi(APIView):
 
 
 class ViolationListApi(APIView):
-    @extend_schema(responses=ViolationOut(many=True), summary="The shop's gift violations")
+    @extend_schema(responses=paginated(ViolationOut), summary="The shop's gift violations")
     def get(self, request):
         return _paginate(
             request, self, selectors.violation_list_for_shop(membership=_membership(request)), ViolationOut
@@ -351,7 +351,7 @@ class ViolationListApi(APIView):
 
 
 class DisputeListCreateApi(APIView):
-    @extend_schema(responses=DisputeOut(many=True), summary="The shop's gift disputes")
+    @extend_schema(responses=paginated(DisputeOut), summary="The shop's gift disputes")
     def get(self, request):
         return _paginate(
             request, self, selectors.dispute_list_for_shop(membership=_membership(request)), DisputeOut

@@ -41,10 +41,14 @@ def exception_handler(exc, context):
         if hasattr(exc, "error_dict"):
             field = next(iter(exc.error_dict))
         return Response(error_body("invalid", "; ".join(exc.messages), field), status=400)
-    if isinstance(exc, (IntegrityError, DataError)):
+    if isinstance(exc, IntegrityError):
         # The database is the backstop for rules; the service should have caught it first.
         log.warning("database refused a write: %s", exc)
         return Response(error_body("conflict", "The request conflicts with existing data."), status=409)
+    if isinstance(exc, DataError):
+        # A value the column cannot hold (too long, NUL byte...) is bad input, not a conflict.
+        log.warning("database refused a value: %s", exc)
+        return Response(error_body("invalid", "A value is out of range or malformed."), status=400)
     if isinstance(exc, exceptions.ValidationError):
         field, detail = _first_error(exc.detail)
         code = getattr(detail, "code", "invalid") or "invalid"

@@ -327,3 +327,13 @@ def test_dashboard_shows_the_grant_cards(client, creator, shop_main):
     assert "数据授权管理" in html(client.get("/"))
     client.force_login(shop_main.user)
     assert "达人授权列表" in html(client.get("/"))
+
+
+def test_live_room_search_with_a_nul_byte_is_a_400_not_a_500(client):
+    from portal.tests.factories import main_member
+
+    member = main_member(kind="agency")
+    client.force_login(member.user)
+    resp = client.get("/authorization/org/live-rooms/", {"q": "a\x00b"})
+    assert resp.status_code == 400
+    assert resp.context["error"].field == "q"

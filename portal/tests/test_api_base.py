@@ -87,3 +87,12 @@ def test_organization_search_selector_refuses_nul_for_pages():
     with pytest.raises(DomainError) as exc:
         list(organization_search(query="a\x00b"))
     assert exc.value.field == "q"
+
+
+def test_schema_documents_hand_paged_lists_as_pages(client):
+    spec = yaml.safe_load(client.get(reverse("schema")).content)
+    ok = spec["paths"]["/api/v1/gifts/gifts"]["get"]["responses"]["200"]["content"]["application/json"][
+        "schema"
+    ]
+    name = ok["$ref"].rsplit("/", 1)[1]
+    assert set(spec["components"]["schemas"][name]["properties"]) == {"count", "next", "previous", "results"}
