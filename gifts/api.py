@@ -266,7 +266,11 @@ class CategoryListApi(APIView):
 
 
 class GiftListCreateApi(APIView):
-    @extend_schema(responses=paginated(GiftOut), summary="The shop's registered gifts")
+    @extend_schema(
+        operation_id="v1_gifts_gifts_list",
+        responses=paginated(GiftOut),
+        summary="The shop's registered gifts",
+    )
     def get(self, request):
         qs = selectors.gift_list_for_shop(
             membership=_membership(request), state=request.query_params.get("state")
@@ -343,7 +347,11 @@ class ListingCheckApi(APIView):
 
 
 class ViolationListApi(APIView):
-    @extend_schema(responses=paginated(ViolationOut), summary="The shop's gift violations")
+    @extend_schema(
+        operation_id="v1_gifts_violations_list",
+        responses=paginated(ViolationOut),
+        summary="The shop's gift violations",
+    )
     def get(self, request):
         return _paginate(
             request, self, selectors.violation_list_for_shop(membership=_membership(request)), ViolationOut
@@ -351,7 +359,11 @@ class ViolationListApi(APIView):
 
 
 class DisputeListCreateApi(APIView):
-    @extend_schema(responses=paginated(DisputeOut), summary="The shop's gift disputes")
+    @extend_schema(
+        operation_id="v1_gifts_disputes_list",
+        responses=paginated(DisputeOut),
+        summary="The shop's gift disputes",
+    )
     def get(self, request):
         return _paginate(
             request, self, selectors.dispute_list_for_shop(membership=_membership(request)), DisputeOut

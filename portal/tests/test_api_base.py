@@ -96,3 +96,11 @@ def test_schema_documents_hand_paged_lists_as_pages(client):
     ]
     name = ok["$ref"].rsplit("/", 1)[1]
     assert set(spec["components"]["schemas"][name]["properties"]) == {"count", "next", "previous", "results"}
+
+
+def test_schema_generates_without_warnings(tmp_path):
+    # check --deploy --fail-level WARNING (CI) fails on any drf-spectacular warning.
+    from django.core.management import call_command
+
+    call_command("spectacular", "--fail-on-warn", "--file", str(tmp_path / "schema.yml"))
+    assert (tmp_path / "schema.yml").stat().st_size > 1000
