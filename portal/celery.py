@@ -3,10 +3,11 @@ named SCHEDULE with a comment on each crontab); django-celery-beat's DatabaseSch
 them into its tables at start-up, where staff can see and pause them in admin.
 """
 
-import importlib
 import os
 
 from celery import Celery
+
+from portal.extensions import DOMAIN_APPS, app_modules
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -14,18 +15,10 @@ app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-DOMAIN_APPS = ("portal", "billing", "authorization", "gifts")
-
 
 def collect_beat_schedule() -> dict:
     schedule: dict = {}
-    for name in DOMAIN_APPS:
-        try:
-            module = importlib.import_module(f"{name}.beat")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{name}.beat":
-                raise
-            continue
+    for module in app_modules("beat", ("portal", *DOMAIN_APPS)):
         schedule.update(module.SCHEDULE)
     return schedule
 

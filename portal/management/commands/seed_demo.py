@@ -1,11 +1,9 @@
 """Idempotent demo data: parties first, then each domain app's ``<app>/demo.py:seed()``."""
 
-import importlib
-
 from django.core.management.base import BaseCommand
 
 from portal import demo
-from portal.extensions import DOMAIN_APPS
+from portal.extensions import app_modules
 
 
 class Command(BaseCommand):
@@ -13,15 +11,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         logins = demo.seed()
-        for name in DOMAIN_APPS:
-            try:
-                module = importlib.import_module(f"{name}.demo")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"{name}.demo":
-                    raise
-                continue
+        for module in app_modules("demo"):
             module.seed()
-            self.stdout.write(f"  seeded {name}")
+            self.stdout.write(f"  seeded {module.__name__.split('.')[0]}")
         self.stdout.write(self.style.SUCCESS(f"Demo logins (password for all: {demo.DEMO_PASSWORD}):"))
         for username, desc in logins:
             self.stdout.write(f"  {username:<14} {desc}")
