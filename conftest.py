@@ -66,6 +66,23 @@ def _clear_cache():
     yield
 
 
+@pytest.fixture
+def redis_commands_sent(monkeypatch):
+    """Every command any redis-py connection writes to its socket (a spy: behaviour unchanged),
+    to prove a hot path is served from process memory (portal.hotcache)."""
+    import redis.connection
+
+    sent = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def spy(self, command, check_health=True):
+        sent.append(command)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", spy)
+    return sent
+
+
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright

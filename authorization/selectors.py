@@ -24,7 +24,7 @@ from authorization.models import (
     LiveRoomSales,
     Scope,
 )
-from portal import clock
+from portal import clock, hotcache
 from portal.errors import NotFound
 from portal.models import Creator, Membership
 
@@ -271,9 +271,13 @@ def access_cache_invalidate(*, organization_id: int, creator_id: int) -> None:
 
 
 def _pair_windows(org_id: int, creator_id: int) -> list[tuple]:
-    """The pair's current grant rows as (scope, room_id, start, end, revoked): one MGET on a hit."""
+    """The pair's current grant rows as (scope, room_id, start, end, revoked).
+
+    A hit is one MGET through ``portal.hotcache``: from process memory while neither key changed
+    (Redis pushes the change of the version key to every process that read it).
+    """
     vkey, wkey = _version_key(org_id, creator_id), _windows_key(org_id, creator_id)
-    got = cache.get_many([vkey, wkey])
+    got = hotcache.get_many([vkey, wkey])
     version = got.get(vkey)
     cached = got.get(wkey)
     if version is not None and cached is not None and cached[0] == version:
@@ -295,7 +299,7 @@ def _pair_windows(org_id: int, creator_id: int) -> list[tuple]:
 
 def _room_creator_id(live_room_id: int) -> int | None:
     key = f"authz:room:{live_room_id}"
-    creator_id = cache.get(key)
+    creator_id = hotcache.get(key)
     if creator_id is None:
         creator_id = LiveRoom.objects.filter(pk=live_room_id).values_list("creator_id", flat=True).first()
         if creator_id is not None:

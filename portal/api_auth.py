@@ -3,13 +3,15 @@
 The request's user is the organization's main account (so object permissions are the
 organization's), and ``request.auth`` is the ApiKey row.
 
-A key is resolved with one cache read when warm: per prefix we cache the key's hash, its
-revoked flag, the key row and the organization's main membership (with user and
-organization), loaded in one query on a miss, for ``KEY_CACHE_TTL`` seconds. The secret is
-still compared with ``hmac.compare_digest`` on every call. ``api_key_revoke`` overwrites the
-entry with a revoked marker after commit (``key_cache_mark_revoked``), so a revoked key is
-refused on the very next call; fills use ``cache.add``, so a concurrent miss that read the
-row before the revocation committed cannot put the live entry back.
+A key is resolved with one cache read when warm, through ``portal.hotcache`` (from process
+memory while the entry is unchanged; Redis pushes a change to every process that read it).
+Per prefix we cache the key's hash, its revoked flag, the key row and the organization's main
+membership (with user and organization), loaded in one query on a miss, for
+``KEY_CACHE_TTL`` seconds. The secret is still compared with ``hmac.compare_digest`` on every
+call. ``api_key_revoke`` overwrites the entry with a revoked marker after commit
+(``key_cache_mark_revoked``), so a revoked key is refused on the very next call; fills use
+``cache.add``, so a concurrent miss that read the row before the revocation committed cannot
+put the live entry back.
 """
 
 import hmac
@@ -20,6 +22,7 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from portal import hotcache
 from portal.models import ApiKey, Membership
 
 KEY_CACHE_TTL = 60  # seconds; also bounds how long a change of main account goes unseen
@@ -80,7 +83,7 @@ def api_key_resolve(header: str) -> tuple[Membership, ApiKey] | None:
     if not prefix or len(prefix) > ApiKey.PREFIX_LEN:
         raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
     ckey = _key_cache_key(prefix)
-    entry = cache.get(ckey)
+    entry = hotcache.get(ckey)
     if entry is None:
         entry = _load(prefix)
         if entry is not None:

@@ -7,24 +7,22 @@ change them (admin goes through those services too):
 - ``billing:gate:api:<code>`` → [api_id, tier] (or 0); dropped when a tier changes;
 - ``billing:gate:perm:<app_key>:<code>`` → 1/0; dropped when a permission is granted or
   revoked. Keyed by the request's own names so all three facts come in one MGET.
-A warm check is one Redis round trip: one MGET for the static facts and Billing I's arrears
-key (the organization of an app key is memoised per process: it never changes). Reads
-reuse one Redis client per process: Django's Redis backend builds a new ``redis.Redis`` object
-(with its ~170 response callbacks) for every operation, which cost more than the round trip
-itself on this path. Same keys, same serializer; writes and deletes still go through
-``django.core.cache``.
+All four facts (with Billing I's arrears key; the organization of an app key is memoised
+per process: it never changes) come in one MGET through ``portal.hotcache``: served from
+process memory while unchanged, and Redis pushes an invalidation to every process that read a
+key when it changes, so a warm check makes no round trip at all and a change is still seen
+on the next call. Writes and deletes go through ``django.core.cache``.
 Arrears are read through Billing I's ``wallet_in_arrears`` selector, which caches at
 ``billing:arrears:<org>`` and is invalidated on every balance change, so a settlement charge
 or a top-up is seen on the next call. Free APIs always pass and never touch the wallet.
 """
 
-import threading
 from dataclasses import dataclass
 
 from django.core.cache import cache
-from django.core.cache.backends.redis import RedisCache
 
 from billing.models import Api, App, Location, OutOfCloudPermission
+from portal import hotcache
 
 CACHE_SECONDS = 24 * 60 * 60  # invalidation is explicit; the TTL only bounds stale memory
 OUT_OF_CLOUD = "FEE-3.1-OUT-OF-CLOUD"
@@ -69,29 +67,6 @@ class UnknownTarget(Exception):
         self.field = field
 
 
-_local = threading.local()
-
-
-def _read_many(keys: list[str]) -> dict:
-    """``cache.get_many`` with a reused client when the cache is Redis (see the module doc)."""
-    backend = _backend()
-    if not isinstance(backend, RedisCache):
-        return cache.get_many(keys)
-    client = getattr(_local, "client", None)
-    if client is None or getattr(_local, "backend", None) is not backend:
-        _local.client, _local.backend = backend._cache.get_client(write=False), backend
-        client = _local.client
-    full = [backend.make_and_validate_key(k) for k in keys]
-    loads = backend._cache._serializer.loads
-    return {k: loads(v) for k, v in zip(keys, client.mget(full), strict=True) if v is not None}
-
-
-def _backend():
-    from django.core.cache import caches
-
-    return caches["default"]
-
-
 # app key → organization id, per process. An app never moves to another organization (the
 # field is read-only in admin and no service changes it), so this needs no invalidation; it
 # lets the arrears key join the facts' MGET: a warm check is one Redis round trip.
@@ -107,7 +82,7 @@ def _facts(app_key: str, api_code: str) -> tuple[list | int, list | int, int | N
     org_hint = _app_org.get(app_key)
     if org_hint is not None:
         keys.append(arrears_cache_key(org_hint))
-    got = _read_many(keys)
+    got = hotcache.get_many(keys)
     app, api, perm = (got.get(k) for k in keys[:3])
     arrears = got.get(keys[3]) if org_hint is not None else None
     missing = {}

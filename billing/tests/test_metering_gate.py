@@ -147,32 +147,41 @@ class TestGateEndpoint:
         assert resp.status_code == 404 and resp.json()["field"] == "app_key"
 
 
-def test_gate_warm_check_is_one_redis_round_trip(app, va, monkeypatch):
-    """Static facts and the arrears answer come back in one MGET once the app is known."""
-    from billing.services import gate
-
-    read_many = gate._read_many
-    calls = []
-    monkeypatch.setattr(gate, "_read_many", lambda keys: calls.append(len(keys)) or read_many(keys))
+def test_gate_warm_check_makes_no_redis_round_trip(app, va, redis_commands_sent):
+    """Static facts and the arrears answer are served from process memory once read
+    (portal.hotcache); Redis pushes their changes, see the invalidation tests above."""
     basic = ApiFactory(tier=Api.Tier.BASIC)
-    decide(app, basic)  # warm: app, API, permission and arrears all cached
-    calls.clear()
+    for _ in range(2):  # the first call fills the cache (and its own writes invalidate the reads)
+        decide(app, basic)
+        decide(app, va, "out_of_cloud")
+    redis_commands_sent.clear()
+
     assert decide(app, basic) == (True, None)
     assert decide(app, va, "out_of_cloud") == (False, OUT_OF_CLOUD)
-    assert calls == [4, 4]
+    assert redis_commands_sent == []
 
 
-def test_gate_reads_the_same_keys_as_the_django_cache(app, va):
+def test_gate_sees_arrears_set_by_another_process_on_the_next_call(app, va):
+    """FEE-6.1: the arrears key written elsewhere (a settlement worker) is seen at once."""
+    import multiprocessing as mp
+
+    from billing.selectors.wallet import arrears_cache_key
+
+    basic = ApiFactory(tier=Api.Tier.BASIC)
+    assert decide(app, basic) == (True, None)
+    child = mp.get_context("fork").Process(
+        target=_cache_set_in_child, args=(arrears_cache_key(app.organization_id), True)
+    )
+    child.start()
+    child.join(10)
+    assert child.exitcode == 0
+    assert decide(app, basic) == (False, "FEE-6.1-ARREARS")
+
+
+def _cache_set_in_child(key, value):
     from django.core.cache import cache
 
-    from billing.services import gate
-
-    cache.set("billing:test:int", 7)
-    cache.set("billing:test:list", [1, "x"])
-    assert gate._read_many(["billing:test:int", "billing:test:list", "billing:test:none"]) == {
-        "billing:test:int": 7,
-        "billing:test:list": [1, "x"],
-    }
+    cache.set(key, value)
 
 
 def test_an_unset_gateway_token_refuses_every_gateway_call(client, settings):
