@@ -17,6 +17,7 @@ from authorization.models import Grant, GrantEvent, GrantState, LiveRoomRequest,
 from portal.api_auth import ApiKeyAuthentication, api_key_resolve
 from portal.errors import DomainError
 from portal.models import Membership, Organization
+from portal.pagination import KeysetPagination
 
 # --- serializers ---------------------------------------------------------------------------------
 
@@ -164,8 +165,14 @@ def _state(request):
 class CreatorGrantListApi(ListAPIView):
     serializer_class = CreatorGrantOut
     filter_backends: list = []
+    pagination_class = KeysetPagination  # deep pages seek on the list index, no OFFSET
+    keyset_keys = selectors.LIST_KEYS
+    keyset_salt = "authorization.api.grants.creator"
 
-    @extend_schema(parameters=[STATE_PARAM], summary="GRANT-7: my all_data grants, nearest end date first")
+    @extend_schema(
+        parameters=[STATE_PARAM],
+        summary="GRANT-7: my all_data grants, nearest end date first (keyset pages: follow `next`)",
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -301,10 +308,14 @@ class GrantEventListApi(ListAPIView):
 class OrgGrantListApi(ListAPIView):
     serializer_class = OrgGrantOut
     filter_backends: list = []
+    pagination_class = KeysetPagination  # deep pages seek on the list index, no OFFSET
+    keyset_keys = selectors.LIST_KEYS
+    keyset_salt = "authorization.api.grants.org"
 
     @extend_schema(
         parameters=[STATE_PARAM, OpenApiParameter("scope", str, enum=Scope.values)],
-        summary="GRANT-8: creators that granted us, nearest end date first (sub-accounts: live_room only)",
+        summary="GRANT-8: creators that granted us, nearest end date first (sub-accounts: live_room only; "
+        "keyset pages: follow `next`)",
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)

@@ -22,12 +22,15 @@ Design:
 - ``OrganizationWebhook``: where an organization wants HMAC-signed "access changed" calls.
 """
 
+import datetime as dt
+
 import pgtrigger
 from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import DateRangeField, RangeOperators
 from django.db import models
 from django.db.models import F, Func, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -39,6 +42,13 @@ class DateRange(Func):
 
     function = "DATERANGE"
     output_field = DateRangeField()
+
+
+# The lists' sort key (GRANT-7, GRANT-8): the end date, and for live_room grants (no end date)
+# a date after every real one, so NULLs sort last and keyset cursors compare plain dates. The
+# organization's list index is built on this very expression (the planner matches it).
+LIST_END_NONE = dt.date(9999, 12, 31)
+LIST_END = Coalesce("end_date", Value(LIST_END_NONE), output_field=models.DateField())
 
 
 class Scope(models.TextChoices):
@@ -190,12 +200,24 @@ class Grant(models.Model):
             ),
         ]
         indexes = [
-            # GRANT-8: the organization's list, nearest end date first (state filters are
-            # end_date ranges on the same index).
+            # GRANT-8: the organization's list, nearest end date first, live rooms (no end
+            # date) last; keyset pages seek (LIST_END, id) and the state filters are LIST_END
+            # ranges, all on this one index whatever the page depth.
             models.Index(
-                name="authz_grant_org_list",
-                fields=["organization", "end_date", "id"],
+                F("organization"),
+                LIST_END,
+                F("id"),
+                name="authz_grant_org_keyset",
                 condition=Q(is_current=True),
+            ),
+            # GRANT-9: a sub-account's list is live_room grants only; without this it would
+            # walk past every all_data row of the organization to reach them.
+            models.Index(
+                F("organization"),
+                LIST_END,
+                F("id"),
+                name="authz_grant_org_rooms",
+                condition=Q(is_current=True, scope="live_room"),
             ),
             # GRANT-7: the creator's all_data list, nearest end date first.
             models.Index(

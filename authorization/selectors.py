@@ -11,10 +11,11 @@ import datetime as dt
 import time
 
 from django.core.cache import cache
-from django.db.models import Case, CharField, Q, QuerySet, Value, When
+from django.db.models import Case, CharField, F, Q, QuerySet, Value, When
 from django.shortcuts import get_object_or_404
 
 from authorization.models import (
+    LIST_END,
     CreatorDailySales,
     Grant,
     GrantEvent,
@@ -79,13 +80,37 @@ def _with_state(qs: QuerySet, today: dt.date) -> QuerySet:
 # --- lists (GRANT-7, GRANT-8) --------------------------------------------------------------------
 
 
+# Both lists sort by (list_end, id): the end date (live_room grants, which have none, last)
+# and the id as the unique tiebreaker. Pages and API read them a keyset page at a time
+# (portal.pagination.keyset_page with LIST_KEYS), a seek on the matching index whatever the
+# depth, never an OFFSET.
+LIST_KEYS = ("list_end", "id")
+
+
+def _list_state_condition(state: str, today: dt.date) -> Q:
+    """``state_condition`` on the list's sort key: for these rows ``list_end`` is the end date
+    or a far date for "no end", so expired / authorized become ranges of the list index."""
+    live = Q(revoked_at__isnull=True)
+    return {
+        GrantState.REVOKED: Q(revoked_at__isnull=False),
+        GrantState.SCHEDULED: live & Q(start_date__gt=today),
+        GrantState.EXPIRED: live & Q(start_date__lte=today, list_end__lt=today),
+        GrantState.AUTHORIZED: live & Q(start_date__lte=today, list_end__gte=today),
+    }[state]
+
+
 def grant_list_for_creator(*, creator: Creator, today: dt.date | None = None, state: str | None = None):
-    """GRANT-7: organizations holding all_data grants from this creator, nearest end first."""
+    """GRANT-7: organizations holding all_data grants from this creator, nearest end first.
+
+    all_data grants always have an end date, so ``list_end`` is ``end_date`` itself and the
+    creator's list index (creator, end_date, id) serves sort, seek and state ranges."""
     today = today or clock.today()
-    qs = Grant.objects.filter(creator=creator, is_current=True, scope=Scope.ALL_DATA)
+    qs = Grant.objects.filter(creator=creator, is_current=True, scope=Scope.ALL_DATA).annotate(
+        list_end=F("end_date")
+    )
     if state:
-        qs = qs.filter(state_condition(state, today))
-    return _with_state(qs, today).select_related("organization").order_by("end_date", "id")
+        qs = qs.filter(_list_state_condition(state, today))
+    return _with_state(qs, today).select_related("organization").order_by(*LIST_KEYS)
 
 
 def live_room_grant_list_for_creator(*, creator: Creator, today: dt.date | None = None):
@@ -113,14 +138,13 @@ def grant_list_for_organization(
     scopes = visible_scopes(membership)
     if scope:
         scopes = [s for s in scopes if s == scope]
-    qs = Grant.objects.filter(organization_id=membership.organization_id, is_current=True, scope__in=scopes)
+    qs = Grant.objects.filter(organization_id=membership.organization_id, is_current=True)
+    # One scope as an equality, so a sub-account's list uses the live_room partial index.
+    qs = qs.filter(scope=scopes[0]) if len(scopes) == 1 else qs.filter(scope__in=scopes)
+    qs = qs.annotate(list_end=LIST_END)  # the expression of the organization's list index
     if state:
-        qs = qs.filter(state_condition(state, today))
-    return (
-        _with_state(qs, today)
-        .select_related("creator", "live_room")
-        .order_by("end_date", "id")  # NULL end dates (live rooms) last: PostgreSQL's ASC default
-    )
+        qs = qs.filter(_list_state_condition(state, today))
+    return _with_state(qs, today).select_related("creator", "live_room").order_by(*LIST_KEYS)
 
 
 def live_room_request_pending_for_creator(*, creator: Creator, now: dt.datetime | None = None):

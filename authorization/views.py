@@ -19,9 +19,13 @@ from authorization.models import GrantState, LiveRoomRequest, Scope
 from portal import clock
 from portal.errors import DomainError
 from portal.models import Organization
+from portal.pagination import keyset_page
 from portal.selectors import organization_search
 
 PAGE_SIZE = 25
+# Cursors of one list are not accepted by the other (signed with a per-list salt).
+CREATOR_LIST_SALT = "authorization.grants.creator"
+ORG_LIST_SALT = "authorization.grants.org"
 
 
 def _creator_or_404(request):
@@ -76,9 +80,13 @@ def creator_grants(request):
     state = request.GET.get("state") or None
     if state not in GrantState.values:
         state = None
-    page = Paginator(
-        selectors.grant_list_for_creator(creator=creator, today=today, state=state), PAGE_SIZE
-    ).get_page(request.GET.get("page"))
+    page = keyset_page(
+        selectors.grant_list_for_creator(creator=creator, today=today, state=state),
+        keys=selectors.LIST_KEYS,
+        cursor=request.GET.get("cursor") or None,
+        size=PAGE_SIZE,
+        salt=CREATOR_LIST_SALT,
+    )
     query = request.GET.get("q", "")
     found = (
         organization_search(query=query, kinds=[Organization.Kind.SHOP, Organization.Kind.AGENCY])
@@ -243,7 +251,13 @@ def org_grants(request):
     if state not in GrantState.values:
         state = None
     qs = selectors.grant_list_for_organization(membership=membership, state=state)
-    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = keyset_page(
+        qs,
+        keys=selectors.LIST_KEYS,
+        cursor=request.GET.get("cursor") or None,
+        size=PAGE_SIZE,
+        salt=ORG_LIST_SALT,
+    )
     return render(
         request,
         "authorization/org_grants.html",
