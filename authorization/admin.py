@@ -16,6 +16,7 @@ from authorization.models import (
     LiveRoomRequest,
     LiveRoomSales,
     OrganizationWebhook,
+    WebhookDelivery,
 )
 from portal.errors import DomainError
 from portal.services import audit_record
@@ -172,9 +173,10 @@ class LiveRoomSalesAdmin(_ReadOnly, admin.ModelAdmin):
 class OrganizationWebhookAdmin(admin.ModelAdmin):
     """Where an organization receives signed 'access revoked/expired' calls; edits are audited."""
 
-    list_display = ("organization", "url", "is_active", "created_at")
+    list_display = ("organization", "url", "is_active", "secret_rotated_at", "created_at")
     search_fields = ("organization__name", "url")
     autocomplete_fields = ("organization",)
+    readonly_fields = ("secret_rotated_at",)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
@@ -188,3 +190,16 @@ class OrganizationWebhookAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj):
         audit_record(actor=request.user, action="grant_webhook.delete", obj=obj, details={"url": obj.url})
         super().delete_model(request, obj)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(_ReadOnly, admin.ModelAdmin):
+    """What was sent to each organization's webhook and how it answered (read-only)."""
+
+    list_display = ("created_at", "organization", "event", "status", "response_status", "attempts")
+    list_filter = ("status", "event")
+    search_fields = ("organization__name",)
+    list_select_related = ("organization",)
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("authorization.view_webhookdelivery")

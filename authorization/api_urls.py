@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from authorization import api
+from authorization import api, api_webhooks
 
 app_name = "authorization-api"
 urlpatterns = [
@@ -30,4 +30,8 @@ urlpatterns = [
     path("org/grants", api.OrgGrantListApi.as_view(), name="org-grants"),
     path("org/live-room-requests", api.OrgRequestListApi.as_view(), name="org-requests"),
     path("org/creators/<int:creator_id>/sales", api.OrgCreatorSalesApi.as_view(), name="creator-sales"),
+    path("org/webhook", api_webhooks.WebhookApi.as_view(), name="webhook"),
+    path("org/webhook/rotate-secret", api_webhooks.WebhookRotateApi.as_view(), name="webhook-rotate"),
+    path("org/webhook/test", api_webhooks.WebhookTestApi.as_view(), name="webhook-test"),
+    path("org/webhook/deliveries", api_webhooks.WebhookDeliveryListApi.as_view(), name="webhook-deliveries"),
 ]

@@ -11,6 +11,11 @@ def _org_member(request) -> bool:
     return m is not None and m.organization.kind in (Organization.Kind.SHOP, Organization.Kind.AGENCY)
 
 
+def _org_main(request) -> bool:
+    """GRANT-9: the webhook announces all_data revocations, so only the main account sets it."""
+    return _org_member(request) and request.active_membership.is_main
+
+
 def cards(request):
     items = []
     if hasattr(request.user, "creator"):
@@ -31,6 +36,15 @@ def cards(request):
                 "order": 30,
             }
         )
+    if _org_main(request):
+        items.append(
+            {
+                "title": _("授权变更回调"),
+                "body": _("达人解除授权或授权到期时通知你们的系统(HMAC 签名)。"),
+                "url": reverse("authorization:webhook-settings"),
+                "order": 32,
+            }
+        )
     return items
 
 
@@ -41,4 +55,6 @@ def nav(request):
     if _org_member(request):
         items.append({"title": _("达人授权"), "url": reverse("authorization:org-grants"), "order": 30})
         items.append({"title": _("直播间"), "url": reverse("authorization:live-rooms"), "order": 31})
+    if _org_main(request):
+        items.append({"title": _("授权回调"), "url": reverse("authorization:webhook-settings"), "order": 32})
     return items

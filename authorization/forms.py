@@ -31,3 +31,15 @@ class RenewForm(forms.Form):
 
 class RevokeForm(forms.Form):
     reason = forms.CharField(label=_("原因"), max_length=300, required=False)
+
+
+class WebhookForm(forms.Form):
+    """GRANT-11 webhook of the organization (main account): the URL is checked by the service
+    (``webhook_url_validate``), whose error lands on the ``url`` field."""
+
+    url = forms.CharField(
+        label=_("回调地址(url)"),
+        max_length=500,
+        widget=forms.URLInput(attrs={"placeholder": "https://example.com/hooks/grants"}),
+    )
+    is_active = forms.BooleanField(label=_("启用"), required=False, initial=True)

@@ -354,13 +354,20 @@ class LiveRoomRequest(models.Model):
 
 
 class OrganizationWebhook(models.Model):
-    """An organization's endpoint for 'access changed' events (revoked, expired), HMAC-SHA256."""
+    """An organization's endpoint for 'access changed' events (revoked, expired), HMAC-SHA256.
+
+    Set by the organization's main account (settings page / API) or grant-ops in the admin.
+    The secret is kept in clear because signing needs it; the portal shows it once, when it is
+    generated, and deliveries always sign with the secret current at send time.
+    """
 
     organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="grant_webhook")
     url = models.URLField(_("回调地址"), max_length=500)
     secret = models.CharField(_("签名密钥"), max_length=200)
     is_active = models.BooleanField(_("启用"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    secret_rotated_at = models.DateTimeField(_("密钥生成时间"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("授权变更回调")
@@ -368,3 +375,38 @@ class OrganizationWebhook(models.Model):
 
     def __str__(self):
         return f"{self.organization} → {self.url}"
+
+
+class WebhookDelivery(models.Model):
+    """One event sent (or being sent) to an organization's webhook: what the settings page
+    lists as recent deliveries. Written by the delivery task on every attempt."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("发送中")
+        DELIVERED = "delivered", _("已送达")
+        FAILED = "failed", _("失败")
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    event = models.CharField(_("事件"), max_length=50)
+    payload = models.JSONField()
+    url = models.URLField(_("回调地址"), max_length=500, blank=True)
+    status = models.CharField(_("状态"), max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(_("尝试次数"), default=0)
+    response_status = models.PositiveIntegerField(_("响应状态码"), null=True, blank=True)
+    error = models.CharField(_("错误"), max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("回调发送记录")
+        verbose_name_plural = _("回调发送记录")
+        constraints = [
+            models.CheckConstraint(
+                name="authorization_delivery_status_valid",
+                condition=Q(status__in=["pending", "delivered", "failed"]),
+            ),
+        ]
+        indexes = [models.Index(name="authz_delivery_org", fields=["organization", "-created_at", "-id"])]
+
+    def __str__(self):
+        return f"{self.organization_id} {self.event} ({self.status})"

@@ -147,6 +147,19 @@ def grant_list_for_organization(
     return _with_state(qs, today).select_related("creator", "live_room").order_by(*LIST_KEYS)
 
 
+def webhook_delivery_list(*, membership: Membership, limit: int = 20) -> list:
+    """The organization's most recent webhook deliveries (GRANT-9: main account only)."""
+    from authorization.models import WebhookDelivery
+
+    if not membership.is_main:
+        return []
+    return list(
+        WebhookDelivery.objects.filter(organization_id=membership.organization_id).order_by(
+            "-created_at", "-id"
+        )[:limit]
+    )
+
+
 def live_room_request_pending_for_creator(*, creator: Creator, now: dt.datetime | None = None):
     """GRANT-7: pending live-room requests; a request older than 7 days is expired already."""
     now = now or clock.now()

@@ -36,21 +36,13 @@ def _after_commit_revoked(items: list[dict]) -> None:
         return
 
     def fire():
-        from authorization.tasks import webhook_deliver
+        from authorization.services_webhooks import deliveries_create
 
         grant_access_revoked.send(sender=Grant, grants=items)
         by_org: dict[int, list[dict]] = {}
         for item in items:
             by_org.setdefault(item["organization_id"], []).append(item)
-        from authorization.models import OrganizationWebhook
-
-        hooked = set(
-            OrganizationWebhook.objects.filter(organization_id__in=by_org, is_active=True).values_list(
-                "organization_id", flat=True
-            )
-        )
-        for org_id in sorted(hooked):
-            webhook_deliver.delay(org_id, {"event": "grant.access_revoked", "grants": by_org[org_id]})
+        deliveries_create(by_org, event="grant.access_revoked")
 
     transaction.on_commit(fire)
 

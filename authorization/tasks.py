@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from authorization import services, webhooks
+from authorization import services
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +28,14 @@ def grants_daily() -> dict:
     time_limit=60,
     soft_time_limit=45,
 )
-def webhook_deliver(self, organization_id: int, payload: dict) -> int | None:
-    """POST an 'access changed' event to the organization's webhook, retried with backoff.
+def webhook_deliver(self, organization_id: int, payload: dict, delivery_id: int | None = None) -> int | None:
+    """POST an 'access changed' event to the organization's webhook, retried with backoff;
+    each attempt is recorded on the delivery row (the settings page lists them).
 
     Receivers must be idempotent on (grant_id, reason): a retry may repeat a delivered call.
     """
-    from authorization.models import OrganizationWebhook
+    from authorization.services_webhooks import webhook_delivery_send
 
-    hook = OrganizationWebhook.objects.filter(organization_id=organization_id, is_active=True).first()
-    if hook is None:
-        return None
-    status = webhooks.post(url=hook.url, secret=hook.secret, payload=payload)
+    status = webhook_delivery_send(organization_id=organization_id, payload=payload, delivery_id=delivery_id)
     log.info("grant webhook to org %s answered %s", organization_id, status)
     return status

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from authorization import views
+from authorization import views, views_webhooks
 
 app_name = "authorization"
 urlpatterns = [
@@ -33,4 +33,7 @@ urlpatterns = [
     path("org/creators/<int:creator_id>/export.csv", views.creator_data_export, name="creator-data-export"),
     path("org/live-rooms/", views.live_rooms, name="live-rooms"),
     path("org/live-rooms/<int:live_room_id>/", views.live_room_detail, name="live-room"),
+    path("org/webhook/", views_webhooks.webhook_settings, name="webhook-settings"),
+    path("org/webhook/rotate-secret/", views_webhooks.webhook_secret_rotate, name="webhook-rotate"),
+    path("org/webhook/test/", views_webhooks.webhook_test, name="webhook-test"),
 ]

@@ -10,7 +10,7 @@ import pytest
 from django.core import mail
 
 from authorization import services, tasks, webhooks
-from authorization.models import Grant, GrantEvent, LiveRoomRequest, OrganizationWebhook
+from authorization.models import Grant, GrantEvent, LiveRoomRequest, OrganizationWebhook, WebhookDelivery
 from authorization.selectors import access_check
 from authorization.signals import grant_access_revoked
 from authorization.tests.conftest import days
@@ -91,7 +91,9 @@ def test_grant_11_expiry_and_revoke_fire_signal_and_webhook(
         (ended.pk, "expired"),
         (revoked.pk, "revoked"),
     }
-    # Only the shop configured a webhook.
+    # Only the shop configured a webhook: one delivery recorded, queued with its id.
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.organization_id, delivery.status) == (shop.pk, WebhookDelivery.Status.PENDING)
     assert webhook_calls == [
         (
             (
@@ -110,7 +112,7 @@ def test_grant_11_expiry_and_revoke_fire_signal_and_webhook(
                     ],
                 },
             ),
-            {},
+            {"delivery_id": delivery.pk},
         )
     ]
 

@@ -1,0 +1,201 @@
+"""The organization's GRANT-11 webhook, set by its main account (GRANT-9: sub-accounts see no
+all_data grants, so they neither receive nor configure what their revocations announce).
+
+- ``webhook_configure`` sets the URL (and on/off); the first call generates the signing secret,
+  returned once. ``webhook_secret_rotate`` replaces it, returned once; the portal never shows
+  a secret again, and every delivery signs with the secret current when it is sent.
+- Every event to an organization is a ``WebhookDelivery`` row, created after commit by the
+  grant services (revoked / expired) or by ``webhook_send_test``; the Celery task calls
+  ``webhook_delivery_send`` and records each attempt, so the settings page shows what
+  happened.
+"""
+
+import ipaddress
+import secrets
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from authorization import webhooks
+from authorization.models import OrganizationWebhook, WebhookDelivery
+from portal.errors import DomainError, NotFound
+from portal.models import Membership
+from portal.services import audit_record
+
+TEST_EVENT = "webhook.test"
+
+
+def _require_main(membership: Membership | None) -> Membership:
+    """Not a member: 404 (as elsewhere); a sub-account: 403, it knows its organization."""
+    if membership is None:
+        raise NotFound()
+    if not membership.is_main:
+        raise DomainError("GRANT-9", _("只有主账号可以管理授权变更回调。"), status=403)
+    return membership
+
+
+def https_only() -> bool:
+    """Production (DEBUG off) accepts https only; a developer may point it at http://localhost."""
+    return getattr(settings, "AUTHORIZATION_WEBHOOK_HTTPS_ONLY", not settings.DEBUG)
+
+
+def webhook_url_validate(url: str) -> str:
+    """A clear error on the ``url`` field: well-formed, https in production, and (in production)
+    not a loopback / private / link-local address literal, which would let an organization
+    make the portal call its own network."""
+    url = (url or "").strip()
+    if not url:
+        raise DomainError("invalid", _("请填写回调地址(url)。"), field="url")
+    schemes = ["https"] if https_only() else ["http", "https"]
+    scheme = urlsplit(url).scheme.lower()
+    if "://" in url and scheme not in schemes:
+        raise DomainError("invalid", _("回调地址(url)必须使用 https。"), field="url")
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except ValidationError as exc:
+        raise DomainError("invalid", _("回调地址(url)格式不正确。"), field="url") from exc
+    if len(url) > OrganizationWebhook._meta.get_field("url").max_length:
+        raise DomainError("invalid", _("回调地址(url)太长。"), field="url")
+    parts = urlsplit(url)
+    if https_only():
+        host = (parts.hostname or "").lower()
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            ip = None
+        if host == "localhost" or host.endswith(".localhost") or (ip is not None and not ip.is_global):
+            raise DomainError("invalid", _("回调地址(url)不能指向本机或内网地址。"), field="url")
+    return url
+
+
+def _new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def webhook_get(*, membership: Membership) -> OrganizationWebhook | None:
+    _require_main(membership)
+    return OrganizationWebhook.objects.filter(organization_id=membership.organization_id).first()
+
+
+def webhook_configure(
+    *, membership: Membership, url: str, is_active: bool = True, actor
+) -> tuple[OrganizationWebhook, str | None]:
+    """Set the URL (create the webhook on first use). Returns (webhook, secret): the secret
+    only when it was just generated, to show once."""
+    _require_main(membership)
+    url = webhook_url_validate(url)
+    now = timezone.now()
+    with transaction.atomic():
+        hook, created = OrganizationWebhook.objects.get_or_create(
+            organization_id=membership.organization_id,
+            defaults={"url": url, "is_active": is_active, "secret": _new_secret(), "secret_rotated_at": now},
+        )
+        if not created:
+            hook.url, hook.is_active = url, is_active
+            hook.save(update_fields=["url", "is_active", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="grant_webhook.add" if created else "grant_webhook.change",
+            obj=hook,
+            details={"url": url, "is_active": is_active},
+        )
+    return hook, (hook.secret if created else None)
+
+
+def webhook_secret_rotate(*, membership: Membership, actor) -> tuple[OrganizationWebhook, str]:
+    """A new signing secret, effective for every delivery sent from now on (retries included)."""
+    _require_main(membership)
+    secret, now = _new_secret(), timezone.now()
+    with transaction.atomic():
+        updated = OrganizationWebhook.objects.filter(organization_id=membership.organization_id).update(
+            secret=secret, secret_rotated_at=now, updated_at=now
+        )
+        if not updated:
+            raise DomainError("invalid", _("请先设置回调地址(url)。"), field="url")
+        hook = OrganizationWebhook.objects.get(organization_id=membership.organization_id)
+        audit_record(actor=actor, action="grant_webhook.rotate_secret", obj=hook, details={})
+    return hook, secret
+
+
+def webhook_send_test(*, membership: Membership, actor) -> WebhookDelivery:
+    """Queue a signed test event to the configured URL; its result shows among the deliveries."""
+    hook = webhook_get(membership=membership)
+    if hook is None:
+        raise DomainError("invalid", _("请先设置回调地址(url)。"), field="url")
+    if not hook.is_active:
+        raise DomainError("invalid", _("回调已停用。请先启用。"), field="is_active")
+    payload = {"event": TEST_EVENT, "organization_id": membership.organization_id, "grants": []}
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.create(
+            organization_id=membership.organization_id, event=TEST_EVENT, payload=payload, url=hook.url
+        )
+        _queue(delivery)
+    return delivery
+
+
+def deliveries_create(by_org: dict[int, list[dict]], *, event: str) -> None:
+    """Record and queue one delivery per hooked organization (called after the grant commit)."""
+    hooks = dict(
+        OrganizationWebhook.objects.filter(organization_id__in=by_org, is_active=True).values_list(
+            "organization_id", "url"
+        )
+    )
+    rows = WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(
+            organization_id=org_id,
+            event=event,
+            payload={"event": event, "grants": by_org[org_id]},
+            url=hooks[org_id],
+        )
+        for org_id in sorted(hooks)
+    )
+    for delivery in rows:
+        _queue(delivery, on_commit=False)
+
+
+def _queue(delivery: WebhookDelivery, *, on_commit: bool = True) -> None:
+    from authorization.tasks import webhook_deliver
+
+    def send():
+        webhook_deliver.delay(delivery.organization_id, delivery.payload, delivery_id=delivery.pk)
+
+    if on_commit:
+        transaction.on_commit(send)
+    else:
+        send()
+
+
+def webhook_delivery_send(
+    *, organization_id: int, payload: dict, delivery_id: int | None = None
+) -> int | None:
+    """One attempt: POST the payload signed with the webhook's current secret and record the
+    outcome on the delivery. Raises ``OSError`` on network errors and HTTP >= 400 (the task
+    retries); returns the HTTP status, or None when the webhook is gone or disabled."""
+    hook = OrganizationWebhook.objects.filter(organization_id=organization_id, is_active=True).first()
+    deliveries = WebhookDelivery.objects.filter(pk=delivery_id, organization_id=organization_id)
+    if hook is None:
+        deliveries.update(
+            status=WebhookDelivery.Status.FAILED, error=_("回调已删除或停用。"), finished_at=timezone.now()
+        )
+        return None
+    deliveries.update(attempts=F("attempts") + 1, url=hook.url)
+    try:
+        status = webhooks.post(url=hook.url, secret=hook.secret, payload=payload)
+    except OSError as exc:
+        deliveries.update(
+            status=WebhookDelivery.Status.FAILED,
+            response_status=getattr(exc, "code", None),
+            error=str(exc)[:300],
+            finished_at=timezone.now(),
+        )
+        raise
+    deliveries.update(
+        status=WebhookDelivery.Status.DELIVERED, response_status=status, error="", finished_at=timezone.now()
+    )
+    return status
