@@ -38,6 +38,13 @@ def key_cache_mark_revoked(prefix: str) -> None:
     cache.set(_key_cache_key(prefix), _REVOKED, KEY_CACHE_TTL)
 
 
+def key_cache_forget_organization(organization_id: int) -> None:
+    """After a change of the organization's main membership or its user (``portal.signals``):
+    the next call with any of its keys reloads the entry."""
+    prefixes = ApiKey.objects.filter(organization_id=organization_id).values_list("prefix", flat=True)
+    cache.delete_many([_key_cache_key(p) for p in prefixes])
+
+
 def _load(prefix: str) -> dict | None:
     """One query: the key's columns joined to its organization's main membership + user."""
     main = (
@@ -88,7 +95,12 @@ def api_key_resolve(header: str) -> tuple[Membership, ApiKey] | None:
         entry = _load(prefix)
         if entry is not None:
             cache.add(ckey, entry, KEY_CACHE_TTL)
-    if entry is None or entry["revoked"] or not hmac.compare_digest(entry["hash"], ApiKey.hash(raw)):
+    if (
+        entry is None
+        or entry["revoked"]
+        or not hmac.compare_digest(entry["hash"], ApiKey.hash(raw))
+        or not entry["main"].user.is_active  # the organization's main account was deactivated
+    ):
         raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
     return entry["main"], entry["key"]
 

@@ -2,6 +2,7 @@
 
 import pytest
 from django.core.cache import cache
+from django.db import transaction
 from django.urls import reverse
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIClient
@@ -9,7 +10,7 @@ from rest_framework.test import APIClient
 from portal import api_auth as api_key_auth
 from portal.api_auth import api_key_resolve
 from portal.errors import DomainError
-from portal.models import ApiKey, AuditEntry
+from portal.models import ApiKey, AuditEntry, Membership
 from portal.services import api_key_create, api_key_revoke
 from portal.tests.factories import main_member, sub_member
 
@@ -118,3 +119,38 @@ def test_revocation_is_not_undone_by_a_fill_that_read_the_key_before_it(django_c
     cache.add(f"portal:apikey:{key.prefix}", stale, 60)  # ... and stores it after the revocation
     with pytest.raises(AuthenticationFailed):
         api_key_resolve(f"Api-Key {raw}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_key_follows_a_change_of_main_account_on_the_next_call():
+    """The key acts as the organization's main account: when it is handed to another member,
+    the next call acts as the new one (the cached entry is dropped after the commit)."""
+    m = main_member()
+    successor = sub_member(m.organization)
+    _, raw = api_key_create(membership=m, name="ci", actor=m.user)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    for _ in range(2):  # cached (and served from process memory) from here on
+        assert api.get("/api/v1/portal/me").json()["username"] == m.user.username
+
+    with transaction.atomic():
+        Membership.objects.filter(pk=m.pk).update(role=Membership.Role.SUB)
+        successor.role = Membership.Role.MAIN
+        successor.save(update_fields=["role"])
+
+    assert api.get("/api/v1/portal/me").json()["username"] == successor.user.username
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deactivated_main_account_s_key_is_refused_on_the_next_call():
+    m = main_member()
+    _, raw = api_key_create(membership=m, name="ci", actor=m.user)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    for _ in range(2):
+        assert api.get("/api/v1/portal/me").status_code == 200
+
+    m.user.is_active = False
+    m.user.save()
+
+    assert api.get("/api/v1/portal/me").status_code == 401

@@ -1,0 +1,36 @@
+"""Cache coherence for Api-Key authentication (``portal.api_auth``).
+
+A key's cache entry carries the organization's main membership and its user. When either
+changes — the main account handed to another member, a membership removed, the main user
+deactivated — the organization's entries are dropped after the commit, so the next call with
+its keys reloads them (and a deactivated user's key is refused) instead of acting as the old
+main account until the entry's TTL.
+"""
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from portal.api_auth import key_cache_forget_organization
+from portal.models import Membership
+
+
+def _forget_after_commit(organization_id: int) -> None:
+    transaction.on_commit(lambda: key_cache_forget_organization(organization_id))
+
+
+@receiver(post_save, sender=Membership, dispatch_uid="portal.apikey.membership_saved")
+@receiver(post_delete, sender=Membership, dispatch_uid="portal.apikey.membership_deleted")
+def _membership_changed(sender, instance: Membership, **kwargs):
+    _forget_after_commit(instance.organization_id)
+
+
+@receiver(post_save, sender=get_user_model(), dispatch_uid="portal.apikey.user_saved")
+def _user_changed(sender, instance, created=False, update_fields=None, **kwargs):
+    if created or (update_fields is not None and set(update_fields) <= {"last_login"}):
+        return  # a new user is nobody's main account yet; a login changes nothing cached
+    for organization_id in Membership.objects.filter(user=instance, role=Membership.Role.MAIN).values_list(
+        "organization_id", flat=True
+    ):
+        _forget_after_commit(organization_id)
