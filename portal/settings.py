@@ -95,6 +95,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache: Redis when configured, else a PostgreSQL table shared by every process ---------
 CACHES = {"default": env.cache_url("CACHE_URL", default="dbcache://portal_cache")}
 CACHES["default"]["KEY_PREFIX"] = env("CACHE_KEY_PREFIX", default="portal")
+# portal.hotcache: entries each process keeps in memory (about 250 bytes each) for the hot
+# paths (gate, access check, Api-Key), kept exact by Redis client tracking.
+HOTCACHE_MAX_ENTRIES = env.int("HOTCACHE_MAX_ENTRIES", default=100_000)
 
 AUTH_USER_MODEL = "portal.User"
 AUTHENTICATION_BACKENDS = [
