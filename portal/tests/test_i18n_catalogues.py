@@ -1,0 +1,182 @@
+# ruff: noqa: RUF001 -- Chinese msgids use full-width punctuation.
+"""English catalogues: every Chinese msgid in code and templates has an English translation,
+and key pages read in English for a user who picked English with the language switch."""
+
+import datetime as dt
+import re
+from html.parser import HTMLParser
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.management import call_command
+from django.template import Context, Template
+from django.templatetags import i18n as i18n_tags
+from django.urls import reverse
+
+from authorization.tests.factories import GrantFactory
+from gifts.tests.factories import CategoryFactory, GiftFactory
+from portal import clock
+from portal.management.commands.catalog_check import (
+    CJK,
+    Key,
+    missing_translations,
+    placeholder_mismatches,
+    source_messages,
+)
+from portal.tests.factories import CreatorFactory, OrganizationFactory, UserFactory, main_member
+
+# --- catalogues ----------------------------------------------------------------------------------
+
+
+TRIMMED_BLOCK = """{% load i18n %}<p>{% blocktranslate trimmed with d=day amount=total %}
+    截至 {{ d }}，
+    余额 {{ amount }}（100% 预付）
+{% endblocktranslate %}</p>"""
+
+
+def test_blocktranslate_msgid_is_the_one_django_looks_up_when_rendering(tmp_path, monkeypatch):
+    # given a template with a trimmed, multi-line block using two variables and a literal %
+    (tmp_path / "templates" / "billing").mkdir(parents=True)
+    (tmp_path / "templates" / "billing" / "x.html").write_text(TRIMMED_BLOCK, encoding="utf-8")
+    asked = []
+    monkeypatch.setattr(i18n_tags.translation, "gettext", lambda msgid: asked.append(msgid) or msgid)
+    # when Django renders it and the extraction reads it
+    Template(TRIMMED_BLOCK).render(Context({"day": "3-1", "total": "¥5"}))
+    found = source_messages(tmp_path)
+    # then both name the same msgid, and it belongs to billing's catalogue
+    assert asked == ["截至 %(d)s， 余额 %(amount)s（100%% 预付）"]
+    assert list(found) == [Key(msgid=asked[0])]
+    assert found[Key(msgid=asked[0])].app == "billing"
+
+
+def test_extraction_reads_python_gettext_calls_and_translate_tags():
+    found = source_messages()
+    assert "portal/models.py:40" in found[Key(msgid="联系邮箱")].locations  # gettext_lazy
+    assert found[Key(msgid="工作台")].app == "portal"  # {% translate %} in templates/_nav.html
+    assert found[Key(msgid="提前续约：自 %(d)s 起至")].app == "authorization"  # blocktranslate
+
+
+def test_every_chinese_msgid_in_code_and_templates_has_an_english_translation():
+    missing = missing_translations()
+    listing = "\n".join(
+        f"  [{found.app}] {key}  ({', '.join(found.locations[:2])})" for key, found in missing.items()
+    )
+    assert not missing, (
+        f"{len(missing)} msgid(s) without English; add them to <app>/locale/en/LC_MESSAGES/django.po "
+        f"(manage.py catalog_check --json DIR, then scripts/po_add.py):\n{listing}"
+    )
+
+
+def test_english_translations_keep_the_msgids_placeholders():
+    bad = placeholder_mismatches()
+    assert not bad, "\n".join(f"[{app}] {key} -> {msgstr!r}" for app, key, msgstr in bad)
+
+
+# --- pages in English ----------------------------------------------------------------------------
+
+# Language names are shown in their own language in the switch (简体中文 for Chinese readers).
+NATIVE_LANGUAGE_NAMES = {"简体中文"}
+VISIBLE_ATTRIBUTES = {"title", "placeholder", "aria-label", "alt", "data-confirm"}
+
+
+class _VisibleText(HTMLParser):
+    """Text a reader sees: text nodes and labelling attributes, not scripts or JSON data."""
+
+    def __init__(self):
+        super().__init__()
+        self.chunks = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in {"script", "style"}:
+            self._hidden += 1
+        attrs = dict(attrs)
+        shown = VISIBLE_ATTRIBUTES | ({"value"} if attrs.get("type") in {"submit", "button"} else set())
+        self.chunks.extend(attrs[name] for name in shown if attrs.get(name))
+
+    def handle_endtag(self, tag):
+        if tag in {"script", "style"}:
+            self._hidden -= 1
+
+    def handle_data(self, data):
+        if not self._hidden:
+            self.chunks.append(data)
+
+
+def chinese_in_page(html: str) -> list[str]:
+    parser = _VisibleText()
+    parser.feed(html)
+    return [
+        chunk.strip()
+        for chunk in parser.chunks
+        if CJK.search(chunk) and chunk.strip() not in NATIVE_LANGUAGE_NAMES
+    ]
+
+
+@pytest.fixture(scope="module")
+def _compiled_catalogues():
+    call_command("compile_catalogs", verbosity=0)
+
+
+@pytest.fixture
+def english(client, settings, _compiled_catalogues):
+    """A client whose user picked English (the switch's cookie); translations reloaded from the
+    freshly compiled .mo files (changing LOCALE_PATHS makes Django drop its cached catalogues)."""
+    settings.LOCALE_PATHS = list(django_settings.LOCALE_PATHS)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    return client
+
+
+def english_page(client, url):
+    resp = client.get(url)
+    assert resp.status_code == 200, resp.status_code
+    html = resp.content.decode()
+    assert 'lang="en"' in html
+    return html
+
+
+@pytest.mark.django_db
+def test_without_the_english_choice_the_same_page_reads_in_chinese(client, _compiled_catalogues):
+    """The page check is not blind: the default zh-hans wallet page is full of Chinese chrome."""
+    member = main_member(OrganizationFactory(name="Galaxy ISV", kind="service_provider"))
+    client.force_login(member.user)
+    html = client.get(reverse("billing:wallet")).content.decode()
+    assert 'lang="zh-hans"' in html and "钱包" in chinese_in_page(html)
+
+
+@pytest.mark.django_db
+def test_developer_pages_read_in_english(english):
+    member = main_member(OrganizationFactory(name="Galaxy ISV", kind="service_provider"))
+    member.user.display_name = "Ada"
+    member.user.save()
+    english.force_login(member.user)
+    for name in ("dashboard", "notifications", "billing:wallet", "billing:bills", "billing:invoices"):
+        html = english_page(english, reverse(name))
+        assert chinese_in_page(html) == [], name
+
+
+@pytest.mark.django_db
+def test_shop_grant_and_gift_pages_read_in_english(english):
+    member = main_member(OrganizationFactory(name="Global Goods", kind="shop"))
+    member.user.display_name = "Bo"
+    member.user.save()
+    today = clock.today()
+    creator = CreatorFactory(nickname="Luna", user=UserFactory(display_name="Luna"))
+    GrantFactory(
+        creator=creator,
+        organization=member.organization,
+        start_date=today - dt.timedelta(days=3),
+        end_date=today + dt.timedelta(days=20),
+    )
+    GiftFactory(
+        shop=member.organization,
+        name="Travel cream",
+        brand="Lancome",
+        kind="skincare",
+        category=CategoryFactory(name="Skincare"),
+    )
+    english.force_login(member.user)
+    for name in ("authorization:org-grants", "authorization:live-rooms", "gifts:gift-list", "gifts:products"):
+        html = english_page(english, reverse(name))
+        assert chinese_in_page(html) == [], name
+    assert re.search(r"\bLuna\b", english_page(english, reverse("authorization:org-grants")))
