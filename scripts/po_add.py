@@ -1,8 +1,12 @@
 """Add or update English translations in a .po catalogue (no gettext needed).
 
 Usage: python scripts/po_add.py <app>/locale/en/LC_MESSAGES/django.po pairs.json
-where pairs.json maps the Chinese msgid to its English text. Then run
-``manage.py compile_catalogs``.
+where pairs.json maps the Chinese msgid to its English text. A msgid with a context
+(pgettext, ``{% translate ... context ... %}``) or a plural form (ngettext,
+``{% blocktranslate count %}``) maps to an object instead:
+``{"context": "...", "plural": "<msgid_plural>", "text": "..." or ["one", "other"]}``.
+``manage.py catalog_check --json DIR`` writes such a file per app with the missing msgids.
+Then run ``manage.py compile_catalogs``.
 """
 
 import json
@@ -20,8 +24,18 @@ def main(po_path: str, pairs_path: str) -> None:
     if path.exists():
         with path.open("rb") as fh:
             catalog = read_po(fh)
-    for msgid, text in pairs.items():
-        catalog.add(msgid, text)
+    for msgid, value in pairs.items():
+        entry = value if isinstance(value, dict) else {"text": value}
+        text, context = entry["text"], entry.get("context")
+        if not text or (isinstance(text, list) and not all(text)):
+            continue  # left blank in a --json skeleton: not translated yet
+        if entry.get("plural"):
+            catalog.add((msgid, entry["plural"]), tuple(text), context=context)
+        else:
+            catalog.add(msgid, text, context=context)
+        # A translation given here was written by a person: it is no longer a fuzzy guess
+        # (compile_catalogs leaves fuzzy entries out of the .mo).
+        catalog.get(msgid, context=context).flags.discard("fuzzy")
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:
         write_po(fh, catalog, width=0)

@@ -3,7 +3,10 @@
 and key pages read in English for a user who picked English with the language switch."""
 
 import datetime as dt
+import importlib.util
+import json
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
@@ -21,6 +24,7 @@ from portal.management.commands.catalog_check import (
     CJK,
     Key,
     missing_translations,
+    pairs_entry,
     placeholder_mismatches,
     source_messages,
 )
@@ -55,6 +59,44 @@ def test_extraction_reads_python_gettext_calls_and_translate_tags():
     assert "portal/models.py:40" in found[Key(msgid="联系邮箱")].locations  # gettext_lazy
     assert found[Key(msgid="工作台")].app == "portal"  # {% translate %} in templates/_nav.html
     assert found[Key(msgid="提前续约：自 %(d)s 起至")].app == "authorization"  # blocktranslate
+
+
+def test_missing_msgids_filled_in_with_po_add_satisfy_the_check(tmp_path):
+    # given billing code with a plain, a context and a plural msgid, and no English yet
+    (tmp_path / "billing").mkdir()
+    (tmp_path / "billing" / "views.py").write_text(
+        "from django.utils.translation import gettext as _, ngettext, pgettext_lazy\n"
+        "A = _('余额')\n"
+        "B = pgettext_lazy('开关', '开')\n"
+        "C = ngettext('%(n)d 个应用', '%(n)d 个应用', 2)\n",
+        encoding="utf-8",
+    )
+    missing = missing_translations(tmp_path)
+    assert {(k.msgid, k.context, k.plural) for k in missing} == {
+        ("余额", None, None),
+        ("开", "开关", None),
+        ("%(n)d 个应用", None, "%(n)d 个应用"),
+    }
+    # when the --json skeleton is filled in and added with scripts/po_add.py
+    pairs = {key.msgid: pairs_entry(key) for key in missing}
+    pairs["余额"] = "Balance"
+    pairs["开"]["text"] = "On"
+    pairs["%(n)d 个应用"]["text"] = ["%(n)d app", "%(n)d apps"]
+    (tmp_path / "pairs.json").write_text(json.dumps(pairs, ensure_ascii=False), encoding="utf-8")
+    po = tmp_path / "billing" / "locale" / "en" / "LC_MESSAGES" / "django.po"
+    _po_add().main(str(po), str(tmp_path / "pairs.json"))
+    # then nothing is missing and the plural keeps its placeholder
+    assert missing_translations(tmp_path) == {}
+    assert placeholder_mismatches(tmp_path) == []
+
+
+def _po_add():
+    spec = importlib.util.spec_from_file_location(
+        "po_add", Path(django_settings.BASE_DIR) / "scripts" / "po_add.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_every_chinese_msgid_in_code_and_templates_has_an_english_translation():

@@ -162,16 +162,31 @@ def missing_translations(base: Path | None = None) -> dict[Key, Found]:
 
 def placeholder_mismatches(base: Path | None = None) -> list[tuple[str, Key, object]]:
     """Translations whose ``%(name)s``/``%s`` placeholders differ from their msgid's: the
-    English page would raise or drop a value at render time."""
+    English page would raise or drop a value at render time. A plural form may leave out the
+    count ("One gift"), so there each form only has to use placeholders the msgids have."""
     bad = []
     for app, entries in english_catalogues(base).items():
         for key, msgstr in entries.items():
             strings = msgstr if isinstance(msgstr, tuple | list) else (msgstr,)
             expected = sorted(PLACEHOLDER.findall(key.msgid))
+            allowed = set(expected) | set(PLACEHOLDER.findall(key.plural or ""))
             for string in strings:
-                if string and sorted(PLACEHOLDER.findall(string)) != expected:
+                used = PLACEHOLDER.findall(string or "")
+                ok = set(used) <= allowed if key.plural else sorted(used) == expected
+                if string and not ok:
                     bad.append((app, key, msgstr))
+                    break
     return bad
+
+
+def pairs_entry(key: Key):
+    """What scripts/po_add.py reads for one msgid: its English text, blank until filled in."""
+    if not key.context and not key.plural:
+        return ""
+    entry = {"context": key.context} if key.context else {}
+    if key.plural:
+        return {**entry, "plural": key.plural, "text": ["", ""]}
+    return {**entry, "text": ""}
 
 
 class Command(BaseCommand):
@@ -198,7 +213,7 @@ class Command(BaseCommand):
             out = Path(options["json"])
             out.mkdir(parents=True, exist_ok=True)
             for app, entries in by_app.items():
-                pairs = {str(key): "" for key in entries if not key.context and not key.plural}
+                pairs = {key.msgid: pairs_entry(key) for key in entries}
                 (out / f"{app}.json").write_text(json.dumps(pairs, ensure_ascii=False, indent=1) + "\n")
         mismatched = placeholder_mismatches()
         for app, key, msgstr in mismatched:
