@@ -29,13 +29,16 @@ def main(po_path: str, pairs_path: str) -> None:
         text, context = entry["text"], entry.get("context")
         if not text or (isinstance(text, list) and not all(text)):
             continue  # left blank in a --json skeleton: not translated yet
-        if entry.get("plural"):
-            catalog.add((msgid, entry["plural"]), tuple(text), context=context)
+        key, string = ((msgid, entry["plural"]), tuple(text)) if entry.get("plural") else (msgid, text)
+        message = catalog.get(msgid, context=context)
+        if message is None:
+            catalog.add(key, string, context=context)
         else:
-            catalog.add(msgid, text, context=context)
-        # A translation given here was written by a person: it is no longer a fuzzy guess
-        # (compile_catalogs leaves fuzzy entries out of the .mo).
-        catalog.get(msgid, context=context).flags.discard("fuzzy")
+            # Catalog.add() would merge into the existing entry but keep its old msgstr.
+            message.id, message.string = key, string
+            # A translation given here was written by a person: no longer a fuzzy guess
+            # (compile_catalogs leaves fuzzy entries out of the .mo).
+            message.flags.discard("fuzzy")
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:
         write_po(fh, catalog, width=0)

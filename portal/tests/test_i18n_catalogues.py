@@ -23,6 +23,7 @@ from portal import clock
 from portal.management.commands.catalog_check import (
     CJK,
     Key,
+    english_catalogues,
     missing_translations,
     pairs_entry,
     placeholder_mismatches,
@@ -88,6 +89,10 @@ def test_missing_msgids_filled_in_with_po_add_satisfy_the_check(tmp_path):
     # then nothing is missing and the plural keeps its placeholder
     assert missing_translations(tmp_path) == {}
     assert placeholder_mismatches(tmp_path) == []
+    # and a later run corrects an existing translation rather than keeping the old one
+    (tmp_path / "fix.json").write_text(json.dumps({"余额": "Balance due"}), encoding="utf-8")
+    _po_add().main(str(po), str(tmp_path / "fix.json"))
+    assert english_catalogues(tmp_path)["billing"][Key(msgid="余额")] == "Balance due"
 
 
 def _po_add():
