@@ -7,11 +7,15 @@ other writers are the top-up credit (``billing.services.topup``) and the deposit
 negative entry other than the settlement charge.
 """
 
+import json
 import logging
+import time
 
+import psycopg
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg.types.numeric import Int8
 
 from billing import errors, locks
 from billing.models import DepositEntry, LedgerEntry, TopUpOrder, Wallet
@@ -261,6 +265,39 @@ SELECT (SELECT outcome FROM e), (SELECT organization_id FROM o), (SELECT count(*
 """
 
 
+_ONLY_WHEN_ASKED = 2**31 - 1  # psycopg's automatic preparation after N runs: never
+
+
+def _execute_prepared_one(sql: str, params: dict) -> tuple:
+    """Run one hot-path statement as a server-side prepared statement; return its one row.
+
+    Django's psycopg backend binds parameters on the client and turns prepared statements off
+    (``prepare_threshold=None``, for transaction-mode poolers), so the server parses and plans
+    the statement on every call; for the top-up CTE that was about as much server time as
+    executing it (bench/RESULTS_billing_wallet.md). Here a server-binding cursor on Django's
+    own connection prepares it once per connection and then only binds and executes. Django's
+    cursors are client-binding and never prepare, so the threshold set below changes nothing
+    for them; other server-binding cursors are only prepared when they ask (``prepare=True``).
+    Not for a transaction-mode pooler without prepared-statement support (none is deployed).
+
+    Same connection, so the caller's transaction (or autocommit) applies as for any Django
+    query; errors come out as Django's database errors, and the query is recorded wherever
+    Django records queries (tests' query counts, DEBUG).
+    """
+    connection.validate_no_broken_transaction()
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        raw.prepare_threshold = _ONLY_WHEN_ASKED
+    start = time.monotonic()
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cur:
+        cur.execute(sql, params, prepare=True)
+        row = cur.fetchone()
+    if connection.queries_logged:
+        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - start:.3f}"})
+    return row
+
+
 def wallet_credit_paid_event(
     *,
     provider: str,
@@ -279,23 +316,19 @@ def wallet_credit_paid_event(
     ``already_paid`` (another event for the same payment), ``rejected_mismatch`` (amount or
     currency differs from the order; stored, nothing credited), ``unknown_order``.
     """
-    import json
-
-    with connection.cursor() as cur:
-        cur.execute(
-            _CREDIT_PAID_EVENT_SQL,
-            {
-                "provider": provider,
-                "event_id": event_id,
-                "out_trade_no": out_trade_no,
-                "amount_fen": amount_fen,
-                "currency": currency,
-                "provider_trade_no": provider_trade_no,
-                "payload": json.dumps(payload),
-                "now": now,
-            },
-        )
-        outcome, organization_id, credits, balance_after, amount = cur.fetchone()
+    outcome, organization_id, credits, balance_after, amount = _execute_prepared_one(
+        _CREDIT_PAID_EVENT_SQL,
+        {
+            "provider": provider,
+            "event_id": event_id,
+            "out_trade_no": out_trade_no,
+            "amount_fen": Int8(amount_fen),
+            "currency": currency,
+            "provider_trade_no": provider_trade_no,
+            "payload": json.dumps(payload),
+            "now": now,
+        },
+    )
     credited = outcome == "credited"
     if credited != (credits == 1):  # cannot happen: the upsert always yields the wallet row
         raise RuntimeError(f"top-up {out_trade_no}: outcome {outcome} but {credits} credit(s)")

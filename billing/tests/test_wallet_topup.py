@@ -237,6 +237,45 @@ def test_fee_6_1_top_up_bringing_balance_to_zero_lifts_arrears(
     assert wallet_in_arrears(organization_id=org.id) is False
 
 
+def test_fee_6_1_credit_while_not_in_arrears_leaves_the_gate_decision_correct(
+    client, org, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    from django.core.cache import cache
+
+    from billing.selectors.wallet import arrears_cache_key, wallet_in_arrears
+
+    # Given a wallet at 0 (first top-up: the credit creates it) and then a positive balance,
+    # with the gate's "no arrears" decision cached.
+    for amount in (300, 500):
+        assert wallet_in_arrears(organization_id=org.id) is False
+        order = top_up_create(organization_id=org.id, amount_fen=amount)
+        # When the credit commits.
+        with django_capture_on_commit_callbacks(execute=True):
+            assert webhook(client, paid_body(order)).json()["credited"] is True
+        # Then the decision is still "no arrears", served from the cache without a query: a
+        # credit that starts from a balance ≥ 0 cannot change it, so the key is kept.
+        assert cache.get(arrears_cache_key(org.id)) is False
+        with django_assert_num_queries(0):
+            assert wallet_in_arrears(organization_id=org.id) is False
+    assert Wallet.objects.get(organization=org).balance_fen == 800 == ledger_sum(org.id)
+
+
+def test_fee_6_1_credit_that_leaves_arrears_unpaid_keeps_the_measures(
+    client, org, django_capture_on_commit_callbacks
+):
+    from billing.selectors.wallet import wallet_in_arrears
+
+    with django_capture_on_commit_callbacks(execute=True):
+        wallet_charge_for_month(organization_id=org.id, year=2024, month=1, amount_fen=300)
+    assert wallet_in_arrears(organization_id=org.id) is True
+    order = top_up_create(organization_id=org.id, amount_fen=200)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert webhook(client, paid_body(order)).json()["credited"] is True
+    # FEE-6.1: measures are lifted only when ALL arrears are paid; -100 fen is still arrears.
+    assert wallet_in_arrears(organization_id=org.id) is True
+    assert Wallet.objects.get(organization=org).balance_fen == -100 == ledger_sum(org.id)
+
+
 def test_webhook_from_more_than_5_minutes_in_the_future_is_refused(client, org):
     order = top_up_create(organization_id=org.id, amount_fen=100)
     resp = webhook(client, paid_body(order), ts=int(time.time()) + 301)
