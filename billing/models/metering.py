@@ -10,9 +10,10 @@ Design:
   one app may not overlap in time (exclusion constraint).
 - Usage is ``billing_usage_hourly``: a table partitioned by RANGE(hour) with one partition per
   Asia/Shanghai month, created in migration 0002 with RunSQL (Django cannot declare
-  partitioning); ``UsageHourly`` is its unmanaged model for reads. Its primary key
-  (app, api, location, hour) is what makes re-sent rows replace, never add. ``UsageBatch``
-  makes a whole batch idempotent (unique batch id).
+  partitioning); ``UsageHourly`` is its unmanaged model for reads. Each partition's primary
+  key (app, api, location, hour) is what makes re-sent rows replace, never add (on the
+  partitions, not the parent, since migration 0008: ingest rebuilds an empty month's key by a
+  sort). ``UsageBatch`` makes a whole batch idempotent (unique batch id).
 - Settlement (FEE-4.2): ``SettlementRun`` is one per month; planning writes ``SettlementLine``
   (the month's aggregated lines, computed once in SQL) and ``SettlementChunk`` rows; chunk
   tasks turn staged lines into ``Bill`` / ``BillApp`` / ``BillLine`` and charge the wallet in
@@ -188,7 +189,9 @@ class Discount(models.Model):
 
 
 class UsageHourly(models.Model):
-    """Read model of the partitioned ``billing_usage_hourly`` (see migration 0002)."""
+    """Read model of the partitioned ``billing_usage_hourly`` (migrations 0002 and 0008).
+
+    The composite key mirrors each partition's primary key (the parent declares none)."""
 
     pk = models.CompositePrimaryKey("app_id", "api_id", "location", "hour")
     app = models.ForeignKey(App, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")

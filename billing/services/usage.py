@@ -182,19 +182,22 @@ _CHECK = """
     LEFT JOIN billing_app a ON a.app_key = t.app_key
     LEFT JOIN billing_api x ON x.code = t.api
 """
-# The fast path's rows: parsed, validated and mapped to ids in one pass, for one month that is
-# not settled. The same conditions as _CHECK's reasons, so a line is taken here exactly when
-# _CHECK would find no reason to refuse it. OFFSET 0 keeps the hour cast to one per row.
+# The fast path's rows, parsed and mapped to ids in one pass (no intermediate table). Only
+# what the database cannot check is filtered here: the row's shape, a known app and API (inner
+# joins: a line they drop makes the batch take the checked path) and a UTC offset on the hour.
+# The rest — location, calls >= 0, on the hour, not null, in the month — are the partition's
+# own constraints: a line breaking one aborts the statement, and the batch takes the checked
+# path, which reports it. The joins sit in a subquery so they are planned on the staged row
+# count (hash joins), not on a guess after the filters; OFFSET 0 keeps one hour cast per row.
 _GOOD = """
-    SELECT t.line, a.id AS app_id, x.id AS api_id, t.location, t.hour, t.calls
-    FROM (SELECT p.line, p.app_key, p.api, p.location, p.calls, p.shape_ok,
-                 CASE WHEN {has_offset} THEN {hour_expr} END AS hour
-          FROM ({parse}) p OFFSET 0) t
-    JOIN billing_app a ON a.app_key = t.app_key
-    JOIN billing_api x ON x.code = t.api
-    WHERE t.shape_ok AND t.location IN ('in_cloud', 'out_of_cloud') AND t.calls >= 0
-        AND t.hour >= %(month_start)s AND t.hour < %(month_end)s
-        AND extract(epoch FROM t.hour) %% 3600 = 0
+    SELECT p.line, p.app_id, p.api_id, p.location, CASE WHEN {has_offset} THEN {hour_expr} END AS hour,
+           p.calls
+    FROM (SELECT s.line, a.id AS app_id, x.id AS api_id, s.location, s.hour_txt, s.calls
+          FROM ({parse}) s
+          JOIN billing_app a ON a.app_key = s.app_key
+          JOIN billing_api x ON x.code = s.api
+          WHERE s.shape_ok
+          OFFSET 0) p
 """
 # The checked path's good rows of one month.
 _GOOD_CHECKED = """
@@ -356,8 +359,10 @@ def _load_month(cur, *, year: int, month: int, source: str, params: dict) -> int
     try:
         with transaction.atomic():
             return _load_empty(cur, name, source, params, dedupe=False)
-    except IntegrityError:  # a key more than once in the batch
-        return _load_empty(cur, name, source, params, dedupe=True)
+    except IntegrityError as exc:
+        if not isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+            raise
+    return _load_empty(cur, name, source, params, dedupe=True)  # a key more than once in the batch
 
 
 def usage_ingest(
@@ -417,10 +422,12 @@ def _ingest_in_transaction(*, data, batch_id, fmt, source, started) -> IngestRes
                         cur, year=first[0], month=first[1], source=good, params={"skip": skip}
                     )
                 fast_month = first
-            except DataError:  # a value the fast casts refuse: the checked path casts per row
+            except (DataError, IntegrityError):
+                # A value the fast casts refuse (the checked path casts per row), or a line
+                # breaking a constraint of the partition (the checked path reports it).
                 taken = 0
         rejected, errors = 0, []
-        if taken != total:  # bad lines, or lines of other months: check every line
+        if taken != total:  # a line was refused, or is of another month: check every line
             _check(cur, parse_kind, skip, settled)
             cur.execute("SELECT count(*) FROM billing_usage_checked WHERE error IS NOT NULL")
             rejected = cur.fetchone()[0]
