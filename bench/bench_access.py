@@ -287,6 +287,11 @@ def main():
     parser.add_argument("--hot", type=int, default=1000, help="creators in the hot (cached) set")
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--load-only", action="store_true")
+    parser.add_argument(
+        "--warm-redis",
+        action="store_true",
+        help="before timing, fill Redis with every org creator's windows (steady state)",
+    )
     args = parser.parse_args()
 
     info = ensure_data(grants=args.grants, creators=args.creators, orgs=args.orgs)
@@ -295,6 +300,13 @@ def main():
     from django.core.cache import cache
 
     cache.clear()
+    if args.warm_redis:
+        from authorization.selectors import access_check
+
+        t0 = time.perf_counter()
+        for creator_id in range(2, 2 + info["org_creators"]):
+            access_check(organization_id=info["org_id"], creator_id=creator_id, scope="all_data")
+        print(f"Redis warmed with {info['org_creators']:,} pairs in {time.perf_counter() - t0:.1f} s")
     scripts = {}
     for name, text in {
         "constant": LUA_CONST.format(path="/bench/constant", key=info["api_key"]),
