@@ -123,6 +123,31 @@ class TestFirstRowsOfAMonth:
         assert [calls for _, _, calls in rows_of(app, api)] == [10, 11]
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("hour", "taken"),
+    [
+        ("2026-03-02T10:00:00+08:00", True),
+        ("2026-03-02T02:00:00Z", True),
+        ("2026-03-02T02:00:00z", True),
+        ("2026-03-02 10:00:00+0800", True),
+        ("2026-03-02T10:00+08", True),
+        ("2026-03-01T18:00:00-08:00", True),
+        ("2026-03-02T10:00:00", False),
+        ("2026-03-02 10:00", False),
+        ("2026-03-02", False),
+    ],
+)
+def test_fee_2_3_an_hour_needs_its_utc_offset(app, hour, taken):
+    api = paid_api()
+    result = usage.usage_ingest(data=csv_body(f"{app.app_key},{api.code},in_cloud,{hour},5"), batch_id="h")
+    assert result.rows_accepted == (1 if taken else 0)
+    if taken:
+        assert rows_of(app, api)[0][1].isoformat() == "2026-03-02T02:00:00+00:00"
+    else:
+        assert result.errors == [{"line": 2, "reason": "hour is not an ISO 8601 time with a UTC offset"}]
+
+
 def _waiting_on_a_lock(pids: set[int]) -> bool:
     with connection.cursor() as cur:
         cur.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
