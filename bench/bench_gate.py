@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -161,7 +162,10 @@ def main():
         best = {k: max(v) for k, v in results.items()}
         print(f"\nconstant view: {best['constant'][0]:.0f} req/s (p99 {best['constant'][1]})")
         print(f"gate         : {best['gate'][0]:.0f} req/s (p99 {best['gate'][1]})")
-        print(f"gate / constant = {best['gate'][0] / best['constant'][0]:.2f} (target >= 0.7)")
+        print(f"gate / constant = {best['gate'][0] / best['constant'][0]:.2f} best of each (target >= 0.7)")
+        # Each round's pair ran back to back: its ratio is the least exposed to load changes.
+        pairs = sorted(g[0] / c[0] for g, c in zip(results["gate"], results["constant"], strict=True))
+        print(f"per-round ratios {[round(r, 2) for r in pairs]}; median {statistics.median(pairs):.2f}")
     finally:
         server.terminate()
         server.wait(timeout=10)
