@@ -169,10 +169,27 @@ class LiveRoomSalesAdmin(_ReadOnly, admin.ModelAdmin):
         return request.user.has_perm("authorization.view_liveroomsales")
 
 
+class OrganizationWebhookForm(forms.ModelForm):
+    class Meta:
+        model = OrganizationWebhook
+        fields = ["organization", "url", "secret", "is_active"]
+
+    def clean_url(self):
+        """The same rules as the organization's own settings page (https, no internal address
+        in production): deliveries to anything else are refused anyway."""
+        from authorization.services_webhooks import webhook_url_validate
+
+        try:
+            return webhook_url_validate(self.cleaned_data.get("url", ""))
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from exc
+
+
 @admin.register(OrganizationWebhook)
 class OrganizationWebhookAdmin(admin.ModelAdmin):
     """Where an organization receives signed 'access revoked/expired' calls; edits are audited."""
 
+    form = OrganizationWebhookForm
     list_display = ("organization", "url", "is_active", "secret_rotated_at", "created_at")
     search_fields = ("organization__name", "url")
     autocomplete_fields = ("organization",)

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
-from authorization.models import Grant
+from authorization.models import Grant, OrganizationWebhook
 from authorization.tests.conftest import days
 from authorization.tests.factories import GrantFactory
 from portal import clock
@@ -108,3 +108,13 @@ def test_webhook_config_is_audited(client, grant_ops):
     )
     assert resp.status_code == 302
     assert AuditEntry.objects.filter(action="grant_webhook.add", actor=grant_ops).exists()
+
+
+def test_grant_11_admin_webhook_url_follows_the_same_rules(client, grant_ops):
+    org = OrganizationFactory()
+    resp = client.post(
+        reverse("admin:authorization_organizationwebhook_add"),
+        {"organization": org.pk, "url": "https://10.0.0.5/hook", "secret": "s3cret", "is_active": "on"},
+    )
+    assert resp.status_code == 200 and "内网" in resp.content.decode()
+    assert not OrganizationWebhook.objects.exists()

@@ -137,7 +137,8 @@ class _Hook(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_grant_11_webhook_is_hmac_signed(shop):
+def test_grant_11_webhook_is_hmac_signed(shop, settings):
+    settings.AUTHORIZATION_WEBHOOK_HTTPS_ONLY = False  # a local receiver (production refuses it)
     server = http.server.HTTPServer(("127.0.0.1", 0), _Hook)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -158,7 +159,8 @@ def test_grant_11_webhook_is_hmac_signed(shop):
     assert not webhooks.verify("topsecret", ts - 3600, body, webhooks.sign("topsecret", ts - 3600, body))
 
 
-def test_grant_11_webhook_failure_is_retried(shop, monkeypatch):
+def test_grant_11_webhook_failure_is_retried(shop, monkeypatch, settings):
+    settings.AUTHORIZATION_WEBHOOK_HTTPS_ONLY = False  # a local receiver (production refuses it)
     OrganizationWebhook.objects.create(organization=shop, url="http://127.0.0.1:9/h", secret="s")
     attempts = []
 

@@ -222,6 +222,7 @@ def test_grant_11_a_failed_delivery_shows_its_error(
     client, shop, shop_main, monkeypatch, webhook_calls, django_capture_on_commit_callbacks
 ):
     services_webhooks.webhook_configure(membership=shop_main, url=GOOD_URL, actor=shop_main.user)
+    monkeypatch.setattr(services_webhooks, "_resolves_to_internal", lambda url: False)  # no DNS here
 
     def refuse(**kwargs):
         raise ConnectionRefusedError("connection refused")
@@ -244,3 +245,24 @@ def test_grant_9_deliveries_of_another_organization_are_not_listed(shop_main):
     services_webhooks.webhook_send_test(membership=other, actor=other.user)
     services_webhooks.webhook_configure(membership=shop_main, url=GOOD_URL, actor=shop_main.user)
     assert api_as(shop_main.user).get(f"{API}/deliveries").json() == []
+
+
+def test_grant_11_no_delivery_to_a_name_that_resolves_inside(
+    shop_main, monkeypatch, webhook_calls, django_capture_on_commit_callbacks
+):
+    """Saved with a public name that now resolves to a private address: refused, not retried."""
+    import socket
+
+    services_webhooks.webhook_configure(membership=shop_main, url=GOOD_URL, actor=shop_main.user)
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.7", 0))]
+    )
+    sent = []
+    monkeypatch.setattr(webhooks, "post", lambda **kwargs: sent.append(kwargs) or 204)
+    with django_capture_on_commit_callbacks(execute=True):
+        services_webhooks.webhook_send_test(membership=shop_main, actor=shop_main.user)
+    ((args, kwargs),) = webhook_calls
+    assert tasks.webhook_deliver.apply(args=args, kwargs=kwargs).get() is None
+    assert sent == []
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == WebhookDelivery.Status.FAILED and "内网" in delivery.error
