@@ -70,8 +70,15 @@ class LedgerEntry(models.Model):
     )
     period_year = models.PositiveSmallIntegerField(null=True, blank=True)
     period_month = models.PositiveSmallIntegerField(null=True, blank=True)
-    deposit_entry = models.OneToOneField(
-        "billing.DepositEntry", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entry"
+    # One entry per deposit transfer: a partial unique index (below), so the top-ups and charges
+    # (deposit_entry NULL, nearly every row) add no entry to it.
+    deposit_entry = models.ForeignKey(
+        "billing.DepositEntry",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="ledger_entries",
+        db_index=False,
     )
     reference = models.CharField(_("备注"), max_length=200, blank=True)
     created_at = models.DateTimeField(_("时间"), auto_now_add=True)
@@ -100,6 +107,11 @@ class LedgerEntry(models.Model):
                 name="billing_ledgerentry_deposit_positive",
                 condition=~Q(kind="deposit_transfer") | Q(amount_fen__gt=0, deposit_entry__isnull=False),
             ),
+            models.UniqueConstraint(
+                name="billing_ledgerentry_one_per_deposit_entry",
+                fields=["deposit_entry"],
+                condition=Q(deposit_entry__isnull=False),
+            ),
             # FEE-4.2: exactly one settlement charge per organization (wallet) per month.
             models.UniqueConstraint(
                 name="billing_ledgerentry_one_charge_per_month",
@@ -123,7 +135,9 @@ class TopUpOrder(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.PROTECT, related_name="top_up_orders", db_index=False
     )
-    out_trade_no = models.CharField(_("订单号"), max_length=40, unique=True)
+    # Unique by a constraint, not ``unique=True``: that would add a second (LIKE) index that
+    # every insert and every paid update writes to and no query uses.
+    out_trade_no = models.CharField(_("订单号"), max_length=40)
     amount_fen = models.BigIntegerField(_("金额(分)"))
     currency = models.CharField(max_length=3, default="CNY")
     provider = models.CharField(_("支付渠道"), max_length=20)
@@ -149,6 +163,7 @@ class TopUpOrder(models.Model):
             ),
         ]
         constraints = [
+            models.UniqueConstraint(name="billing_topuporder_unique_trade_no", fields=["out_trade_no"]),
             models.CheckConstraint(
                 name="billing_topuporder_amount_range",
                 condition=Q(amount_fen__gte=TOP_UP_MIN_FEN, amount_fen__lte=TOP_UP_MAX_FEN),

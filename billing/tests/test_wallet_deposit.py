@@ -68,6 +68,24 @@ def test_fee_6_3_deposit_cannot_go_negative_and_entries_are_append_only(org):
         DepositEntry.objects.filter(pk=entry.pk).delete()
 
 
+def test_fee_6_3_a_deposit_transfer_is_booked_once_in_the_ledger(org):
+    wallet_charge_for_month(organization_id=org.id, year=2024, month=1, amount_fen=5_000)
+    deposit_pay_in(organization_id=org.id, amount_fen=2_000, actor=None)
+    assert deposit_transfer_arrears(organization_id=org.id, today=LATER) is not None
+    booked = LedgerEntry.objects.get(kind="deposit_transfer")
+    # The database refuses a second ledger entry for the same deposit entry (partial unique
+    # index: entries without a deposit entry, i.e. top-ups and charges, are not in it).
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LedgerEntry.objects.create(
+            wallet_id=booked.wallet_id,
+            kind="deposit_transfer",
+            amount_fen=booked.amount_fen,
+            balance_after_fen=booked.balance_after_fen + booked.amount_fen,
+            deposit_entry_id=booked.deposit_entry_id,
+        )
+    assert ledger_sum(org.id) == -3_000
+
+
 def test_fee_6_3_closure_refused_in_arrears_names_the_rule(org, owner):
     wallet_charge_for_month(organization_id=org.id, year=2024, month=1, amount_fen=1)
     with pytest.raises(BillingError) as exc:

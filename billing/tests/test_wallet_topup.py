@@ -61,6 +61,15 @@ def test_top_up_amount_range_is_a_database_check(org):
         TopUpOrderFactory(organization=org, amount_fen=50)
 
 
+def test_order_number_is_unique_in_the_database(org):
+    """The provider's callback names the order by its number: two orders may never share one."""
+    from django.db import IntegrityError
+
+    order = top_up_create(organization_id=org.id, amount_fen=100)
+    with pytest.raises(IntegrityError):
+        TopUpOrderFactory(organization=org, out_trade_no=order.out_trade_no)
+
+
 def test_sub_account_cannot_top_up_and_other_tenant_sees_404(client, owner, teammate, outsider):
     order = top_up_create(organization_id=owner.organization_id, amount_fen=500)
     client.force_login(teammate.user)
