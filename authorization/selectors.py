@@ -304,7 +304,7 @@ def access_cache_invalidate(*, organization_id: int, creator_id: int) -> None:
     A reader that loaded the windows before the commit stored them under the old version, so
     no interleaving can resurrect them (see ``_pair_windows``).
     """
-    cache.set(_version_key(organization_id, creator_id), time.time_ns(), CACHE_TTL * 2)
+    hotcache.set(_version_key(organization_id, creator_id), time.time_ns(), CACHE_TTL * 2)
 
 
 def _pair_windows(org_id: int, creator_id: int) -> list[tuple]:

@@ -35,14 +35,14 @@ def _key_cache_key(prefix: str) -> str:
 
 def key_cache_mark_revoked(prefix: str) -> None:
     """After the revoking commit: the next call with this key is refused without a query."""
-    cache.set(_key_cache_key(prefix), _REVOKED, KEY_CACHE_TTL)
+    hotcache.set(_key_cache_key(prefix), _REVOKED, KEY_CACHE_TTL)
 
 
 def key_cache_forget_organization(organization_id: int) -> None:
     """After a change of the organization's main membership or its user (``portal.signals``):
     the next call with any of its keys reloads the entry."""
     prefixes = ApiKey.objects.filter(organization_id=organization_id).values_list("prefix", flat=True)
-    cache.delete_many([_key_cache_key(p) for p in prefixes])
+    hotcache.delete_many([_key_cache_key(p) for p in prefixes])
 
 
 def _load(prefix: str) -> dict | None:

@@ -11,16 +11,24 @@ through it. Before every read it drains the pushes already waiting on the socket
 non-blocking poll, no round trip) and drops what they name, so:
 
 - an unchanged entry is served from memory, without asking Redis;
-- a change made anywhere (another gunicorn worker, a Celery task, admin) is pushed by Redis
-  before the writer's own command returns, so this process sees it on its next read;
+- a change made anywhere (another gunicorn worker, a Celery task, admin) through ``set`` or
+  ``delete_many`` below has been pushed to every process before the writer goes on (see the
+  fence), so this process sees it on its next read;
 - a lost connection (and so lost pushes) empties the memory and re-enables tracking on
   reconnect; an error reading answers like Django's cache would (it raises).
 
-Writes and deletes keep going through ``django.core.cache`` (same server, same database, same
-key format and serializer); they are what trigger the invalidations. Values are kept raw and
-unpickled on every read, so a caller can never change what the next one gets. When the
-default cache is not Redis (the database cache of a fresh checkout), reads fall back to
-``cache.get_many``.
+Writes that must be seen on the next call (an invalidation: a revoked grant or key, an
+arrears change, a permission) go through ``set`` / ``delete_many`` here: Django's cache (same
+server, database, key format and serializer) and then a *fence*, one PING. Redis sends the
+invalidation pushes of a write in the same event-loop pass as the writer's reply, but it may
+write the writer's reply first; a reader in another process could be quicker than the push
+still being written (measured: 62 stale reads in 20,000 write-then-read pairs on this 2-core
+machine). The PING is answered in a later pass, after every push of the write has been
+written, so when ``set`` / ``delete_many`` return, every tracking process will see the change
+on its next read (0 in 20,000 with the fence). Cache fills need no fence: a reader that misses
+a fill just reads the database. Values are kept raw and unpickled on every read, so a caller
+can never change what the next one gets. When the default cache is not Redis (the database
+cache of a fresh checkout), reads fall back to ``cache.get_many``.
 
 redis-py has its own client-side cache (``cache_config=``), but it refuses servers older than
 7.4 (Debian 12 ships 7.0) and its per-read bookkeeping cost about as much as the round trip it
@@ -153,6 +161,27 @@ def get_many(keys: list[str]) -> dict[str, Any]:
 
 def get(key: str, default=None):
     return get_many([key]).get(key, default)
+
+
+def fence() -> None:
+    """Return only once Redis has written the invalidation pushes of this process's earlier
+    writes to every tracking connection (one round trip; see the module doc)."""
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        backend._cache.get_client(write=True).ping()
+
+
+def set(key: str, value, timeout: int | None) -> None:
+    """``cache.set`` for an entry hot paths read; every process sees it on its next read."""
+    cache.set(key, value, timeout)
+    fence()
+
+
+def delete_many(keys: list[str]) -> None:
+    """``cache.delete_many`` for entries hot paths read; seen everywhere on the next read."""
+    if keys:
+        cache.delete_many(keys)
+        fence()
 
 
 def forget_process_state() -> None:

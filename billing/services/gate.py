@@ -42,15 +42,15 @@ def perm_cache_key(app_key: str, code: str) -> str:
 
 
 def gate_invalidate_app(*, app_key: str) -> None:
-    cache.delete(app_cache_key(app_key))
+    hotcache.delete_many([app_cache_key(app_key)])
 
 
 def gate_invalidate_api(*, code: str) -> None:
-    cache.delete(api_cache_key(code))
+    hotcache.delete_many([api_cache_key(code)])
 
 
 def gate_invalidate_permission(*, app_key: str, code: str) -> None:
-    cache.delete(perm_cache_key(app_key, code))
+    hotcache.delete_many([perm_cache_key(app_key, code)])
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import logging
 import time
 
 import psycopg
-from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.types.numeric import Int8
@@ -20,6 +19,7 @@ from psycopg.types.numeric import Int8
 from billing import errors, locks
 from billing.models import DepositEntry, LedgerEntry, TopUpOrder, Wallet
 from billing.selectors.wallet import arrears_cache_key
+from portal import hotcache
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +30,13 @@ def _forget_arrears_on_commit(organization_id: int) -> None:
     """FEE-6.1: the gate must see a balance change on its next call, so the cached arrears
     decision is dropped as soon as the change is visible to other transactions."""
     key = arrears_cache_key(organization_id)
-    transaction.on_commit(lambda: cache.delete(key), robust=True)
+    transaction.on_commit(lambda: hotcache.delete_many([key]), robust=True)
 
 
 def _forget_arrears_many_on_commit(organization_ids: list[int]) -> None:
     """``_forget_arrears_on_commit`` for many organizations: one Redis round trip on commit."""
     keys = [arrears_cache_key(o) for o in organization_ids]
-    transaction.on_commit(lambda: cache.delete_many(keys), robust=True)
+    transaction.on_commit(lambda: hotcache.delete_many(keys), robust=True)
 
 
 def ledger_append(*, wallet: Wallet, kind: str, amount_fen: int, **fields) -> LedgerEntry:
