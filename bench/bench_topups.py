@@ -5,9 +5,10 @@ Usage (own database; created and migrated if missing):
         .venv/bin/python bench/bench_topups.py --wallets 1000 --clients 8 --ops 2000
 
 What is timed, with ``--clients`` worker processes sharing ``--ops`` operations:
-- credit service: ``wallet_credit_paid_event`` for a pending order — one statement that locks
-  the order, stores the event (unique id), marks the order paid, moves the wallet balance
-  (row lock) and appends the ledger credit; then the arrears cache key is deleted (Redis).
+- credit service: ``wallet_credit_paid_event`` for a pending order — one statement (prepared on
+  the server once per connection) that locks the order, stores the event (unique id), marks
+  the order paid, moves the wallet balance (row lock) and appends the ledger credit; the
+  arrears cache key is deleted (Redis) only when the wallet was in arrears (none are here).
 - full webhook: ``payment_webhook_handle`` — the same plus JSON parsing and the HMAC check.
   Orders are created before the clock starts.
 - bare loop: ``UPDATE bench_bare_balance SET balance = balance + x WHERE id = ...`` in
