@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from authorization import selectors, services
 from authorization.models import Grant, GrantEvent, GrantState, LiveRoomRequest, Scope
-from portal.api_auth import ApiKeyAuthentication, api_key_resolve
+from portal.api_auth import ApiKeyAuthentication, api_key_organization_id
 from portal.errors import DomainError
 from portal.models import Membership, Organization
 from portal.pagination import KeysetPagination
@@ -394,7 +394,7 @@ def _access_fast(request):
     Serves only a well-formed GET from an authenticated caller that may ask for the
     organization; everything else (bad input, no or wrong credentials, another organization,
     other methods) returns None and goes through DRF, which renders the usual
-    ``{code, message, field}`` errors. Same authentication (``api_key_resolve`` is the
+    ``{code, message, field}`` errors. Same authentication (``api_key_organization_id`` is the
     ApiKeyAuthentication's logic, else the session), same selector, same body.
     """
     if request.method != "GET":
@@ -411,15 +411,21 @@ def _access_fast(request):
         return None
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if header.startswith(ApiKeyAuthentication.keyword + " "):
+        # A key acts as its organization's main account: the organization id is all the
+        # decision needs (no model instances on this path).
         try:
-            membership, _key = api_key_resolve(header)
+            key_org_id = api_key_organization_id(header)
         except exceptions.AuthenticationFailed:
             return None
-        request.active_membership = membership
-    elif header or not request.user.is_authenticated:
+        if org_id is not None and org_id != key_org_id:
+            return None  # another organization: the DRF path answers 404
+        decision = selectors.access_check(
+            organization_id=key_org_id, creator_id=creator_id, scope=scope, live_room_id=room_id
+        )
+        return JsonResponse(decision.as_dict())
+    if header or not request.user.is_authenticated:
         return None
-    else:
-        membership = getattr(request, "active_membership", None)
+    membership = getattr(request, "active_membership", None)
     if org_id is None:
         if membership is None:
             return None

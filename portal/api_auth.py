@@ -16,6 +16,7 @@ put the live entry back.
 
 import hmac
 
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import F
 from django.utils import timezone
@@ -23,7 +24,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from portal import hotcache
-from portal.models import ApiKey, Membership
+from portal.models import ApiKey, Membership, Organization
 
 KEY_CACHE_TTL = 60  # seconds; also bounds how long a change of main account goes unseen
 _REVOKED = {"revoked": True}
@@ -43,6 +44,12 @@ def key_cache_forget_organization(organization_id: int) -> None:
     the next call with any of its keys reloads the entry."""
     prefixes = ApiKey.objects.filter(organization_id=organization_id).values_list("prefix", flat=True)
     hotcache.delete_many([_key_cache_key(p) for p in prefixes])
+
+
+def _columns(obj, *, exclude: tuple[str, ...] = ()) -> dict:
+    """The row's column values: the cached entry holds plain values, not pickled models, so a
+    warm read is cheap to decode and the hot path needs no model instances at all."""
+    return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields if f.attname not in exclude}
 
 
 def _load(prefix: str) -> dict | None:
@@ -65,23 +72,38 @@ def _load(prefix: str) -> dict | None:
         return None
     if main.k_revoked_at is not None:
         return _REVOKED
-    key = ApiKey(
-        id=main.k_id,
-        organization=main.organization,
-        name=main.k_name,
-        prefix=prefix,
-        key_hash=main.k_hash,
-        created_by_id=main.k_created_by,
-        created_at=main.k_created_at,
-        revoked_at=None,
-    )
-    return {"revoked": False, "hash": main.k_hash, "key": key, "main": main}
+    return {
+        "revoked": False,
+        "hash": main.k_hash,
+        "organization_id": main.organization_id,
+        "user_active": main.user.is_active,
+        "key": {
+            "id": main.k_id,
+            "organization_id": main.organization_id,
+            "name": main.k_name,
+            "prefix": prefix,
+            "key_hash": main.k_hash,
+            "created_by_id": main.k_created_by,
+            "created_at": main.k_created_at,
+            "revoked_at": None,
+        },
+        "membership": _columns(main),
+        "user": _columns(main.user, exclude=("password",)),
+        "organization": _columns(main.organization),
+    }
 
 
-def api_key_resolve(header: str) -> tuple[Membership, ApiKey] | None:
-    """``Api-Key <raw>`` → (main membership, key); None if not an Api-Key header.
+def _instance(model, columns: dict):
+    """A model instance as if loaded from the database (missing columns deferred)."""
+    names = list(columns)
+    return model.from_db("default", names, [columns[n] for n in names])
 
-    Raises AuthenticationFailed for an unknown, revoked or wrong key.
+
+def _checked_entry(header: str) -> dict | None:
+    """The cached entry of a valid ``Api-Key <raw>`` header; None if not an Api-Key header.
+
+    Raises AuthenticationFailed for an unknown, revoked or wrong key, or when the
+    organization's main account is deactivated.
     """
     if not header.startswith(ApiKeyAuthentication.keyword + " "):
         return None
@@ -99,10 +121,36 @@ def api_key_resolve(header: str) -> tuple[Membership, ApiKey] | None:
         entry is None
         or entry["revoked"]
         or not hmac.compare_digest(entry["hash"], ApiKey.hash(raw))
-        or not entry["main"].user.is_active  # the organization's main account was deactivated
+        or not entry["user_active"]  # the organization's main account was deactivated
     ):
         raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
-    return entry["main"], entry["key"]
+    return entry
+
+
+def api_key_organization_id(header: str) -> int | None:
+    """The hot path's resolution: the organization a valid key acts for (as its main account),
+    without building any model instance; None if not an Api-Key header. Raises like
+    ``api_key_resolve``."""
+    entry = _checked_entry(header)
+    return None if entry is None else entry["organization_id"]
+
+
+def api_key_resolve(header: str) -> tuple[Membership, ApiKey] | None:
+    """``Api-Key <raw>`` → (main membership, key); None if not an Api-Key header.
+
+    Raises AuthenticationFailed for an unknown, revoked or wrong key. Fresh instances on every
+    call, so nothing a request does to them reaches another request.
+    """
+    entry = _checked_entry(header)
+    if entry is None:
+        return None
+    organization = _instance(Organization, entry["organization"])
+    main = _instance(Membership, entry["membership"])
+    main.user = _instance(get_user_model(), entry["user"])
+    main.organization = organization
+    key = _instance(ApiKey, entry["key"])
+    key.organization = organization
+    return main, key
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
