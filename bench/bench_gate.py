@@ -75,6 +75,7 @@ def setup() -> dict:
     import django
 
     django.setup()
+    from _db import ensure_database
     from django.core.cache import cache
     from django.core.management import call_command
 
@@ -82,6 +83,7 @@ def setup() -> dict:
     from billing.services import metering as svc
     from portal.models import Organization
 
+    ensure_database()
     call_command("migrate", verbosity=0)
     org, _ = Organization.objects.get_or_create(name="bench-gate-org", defaults={"kind": "service_provider"})
     api = Api.objects.filter(code="bench.gate.va").first() or svc.api_create(

@@ -121,17 +121,12 @@ def main():
     args = parser.parse_args()
 
     import django
-    import psycopg
 
     django.setup()
+    from _db import ensure_database
     from django.core.management import call_command
-    from django.db import connection as conn
 
-    db = conn.settings_dict
-    server = {"host": db["HOST"] or None, "port": db["PORT"] or None, "user": db["USER"] or None}
-    with psycopg.connect(dbname="postgres", autocommit=True, **server) as c:  # own database
-        if not c.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]).fetchone():
-            c.execute(f'CREATE DATABASE "{db["NAME"]}"')
+    ensure_database()
     from django.db import connection
 
     from billing.models import UsageBatch

@@ -34,19 +34,6 @@ def _setup():
     django.setup()
 
 
-def _ensure_database():
-    """Create the benchmark database (named by DATABASE_URL) if it does not exist yet."""
-    import psycopg
-    from django.db import connection
-
-    params = connection.get_connection_params()
-    name = params.pop("dbname")
-    params = {k: v for k, v in params.items() if k in ("host", "port", "user", "password")}
-    with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def _credit_worker(order_ids, start_evt, done_q):
     _setup()
     from billing.models import TopUpOrder
@@ -139,6 +126,7 @@ def main():
     _setup()
     import random
 
+    from _db import ensure_database
     from django.core.management import call_command
     from django.db import connection
     from django.utils import timezone
@@ -147,7 +135,7 @@ def main():
     from billing.services.topup import top_up_create
     from portal.models import Organization
 
-    _ensure_database()
+    ensure_database()
     call_command("migrate", verbosity=0)
     have = Organization.objects.filter(name__startswith="bench-b1-").count()
     Organization.objects.bulk_create(
