@@ -83,6 +83,33 @@ def redis_commands_sent(monkeypatch):
     return sent
 
 
+@pytest.fixture
+def cache_set_from_another_process():
+    """Write a Django cache entry from a separate Python process (a real other Redis client,
+    as another gunicorn worker or a Celery task would be), without forking this one."""
+    import subprocess
+    import sys
+
+    from django.core.cache import caches
+
+    def write(key, value, timeout=60):
+        backend = caches["default"]
+        full_key = backend.make_and_validate_key(key)
+        payload = backend._cache._serializer.dumps(value)  # ints are stored as their digits
+        payload = str(payload).encode() if isinstance(payload, int) else payload
+        code = (
+            "import sys, redis; url, key, value, ttl = sys.argv[1:]; "
+            "redis.Redis.from_url(url).set(key, bytes.fromhex(value), ex=int(ttl))"
+        )
+        subprocess.run(
+            [sys.executable, "-c", code, backend._servers[0], full_key, payload.hex(), str(timeout)],
+            check=True,
+            timeout=30,
+        )
+
+    return write
+
+
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright
