@@ -18,6 +18,8 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from gifts import listing_check as checks
 from gifts import services
@@ -46,39 +48,47 @@ from portal.services import audit_record
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(label="原因", widget=forms.Textarea(attrs={"rows": 3}))
+    reason = forms.CharField(label=gettext_lazy("原因"), widget=forms.Textarea(attrs={"rows": 3}))
 
 
 class ApproveLicenceForm(forms.Form):
-    licence_number = forms.CharField(label="许可证编号", max_length=100)
-    valid_until = forms.DateField(label="有效期至", widget=forms.DateInput(attrs={"type": "date"}))
+    licence_number = forms.CharField(label=gettext_lazy("许可证编号"), max_length=100)
+    valid_until = forms.DateField(
+        label=gettext_lazy("有效期至"), widget=forms.DateInput(attrs={"type": "date"})
+    )
 
 
 class DemandDocumentsForm(forms.Form):
-    reason = forms.CharField(label="索取原因", widget=forms.Textarea(attrs={"rows": 3}))
-    days = forms.IntegerField(label="期限（天）", min_value=1, max_value=60, initial=7)
+    reason = forms.CharField(label=gettext_lazy("索取原因"), widget=forms.Textarea(attrs={"rows": 3}))
+    days = forms.IntegerField(label=gettext_lazy("期限（天）"), min_value=1, max_value=60, initial=7)
 
 
 class FairValueForm(forms.Form):
-    amount = forms.DecimalField(label="市场公允价值（元）", min_value=0, max_digits=12, decimal_places=2)
-    reason = forms.CharField(label="评估依据", widget=forms.Textarea(attrs={"rows": 3}))
-    overrides_declared = forms.BooleanField(label="商家声明价值明显不符，以公允价值为准", required=False)
+    amount = forms.DecimalField(
+        label=gettext_lazy("市场公允价值（元）"), min_value=0, max_digits=12, decimal_places=2
+    )
+    reason = forms.CharField(label=gettext_lazy("评估依据"), widget=forms.Textarea(attrs={"rows": 3}))
+    overrides_declared = forms.BooleanField(
+        label=gettext_lazy("商家声明价值明显不符，以公允价值为准"), required=False
+    )
 
 
 class DecideForm(forms.Form):
-    decision = forms.ChoiceField(label="裁决", choices=[c for c in GiftDispute.Decision.choices if c[0]])
-    note = forms.CharField(label="裁决说明", widget=forms.Textarea(attrs={"rows": 3}))
+    decision = forms.ChoiceField(
+        label=gettext_lazy("裁决"), choices=[c for c in GiftDispute.Decision.choices if c[0]]
+    )
+    note = forms.CharField(label=gettext_lazy("裁决说明"), widget=forms.Textarea(attrs={"rows": 3}))
 
 
 class NoteForm(forms.Form):
-    note = forms.CharField(label="核查说明", widget=forms.Textarea(attrs={"rows": 3}))
+    note = forms.CharField(label=gettext_lazy("核查说明"), widget=forms.Textarea(attrs={"rows": 3}))
 
 
 def run_action(modeladmin, request, queryset, *, form_class, title, apply, single=False):
     """Show ``form_class`` for the selected rows, then call ``apply(obj, cleaned_data)`` per row.
     A refused row reports its rule code and message; the others go through."""
     if single and queryset.count() != 1:
-        modeladmin.message_user(request, "请只选择一条记录。", messages.WARNING)
+        modeladmin.message_user(request, _("请只选择一条记录。"), messages.WARNING)
         return None
     form = form_class(request.POST if "apply" in request.POST else None)
     if "apply" in request.POST and form.is_valid():
@@ -90,7 +100,11 @@ def run_action(modeladmin, request, queryset, *, form_class, title, apply, singl
             except DomainError as exc:
                 modeladmin.message_user(request, f"{obj}: {exc.code} {exc.message}", messages.ERROR)
         if done:
-            modeladmin.message_user(request, f"{title}：已处理 {done} 条。", messages.SUCCESS)
+            modeladmin.message_user(
+                request,
+                _("%(title)s：已处理 %(done)s 条。") % {"title": title, "done": done},
+                messages.SUCCESS,
+            )
         return None
     context = {
         **modeladmin.admin_site.each_context(request),
@@ -113,7 +127,9 @@ def run_simple(modeladmin, request, queryset, *, title, apply):
         except DomainError as exc:
             modeladmin.message_user(request, f"{obj}: {exc.code} {exc.message}", messages.ERROR)
     if done:
-        modeladmin.message_user(request, f"{title}：已处理 {done} 条。", messages.SUCCESS)
+        modeladmin.message_user(
+            request, _("%(title)s：已处理 %(done)s 条。") % {"title": title, "done": done}, messages.SUCCESS
+        )
 
 
 class ReadOnlyModelAdmin(admin.ModelAdmin):
@@ -137,11 +153,11 @@ def queue_state_filter(model, default: str):
     """A state filter whose unfiltered view is the review queue (``default``); 全部 shows all."""
 
     class QueueStateFilter(admin.SimpleListFilter):
-        title = "状态"
+        title = gettext_lazy("状态")
         parameter_name = "queue"
 
         def lookups(self, request, model_admin):
-            return [("all", "全部"), *model.State.choices]
+            return [("all", _("全部")), *model.State.choices]
 
         def choices(self, changelist):
             current = self.value() or default
@@ -163,7 +179,7 @@ def queue_state_filter(model, default: str):
 
 def _findings_html(findings):
     if not findings:
-        return format_html('<span style="color:#166534">{}</span>', "预检通过：未发现问题")
+        return format_html('<span style="color:#166534">{}</span>', _("预检通过：未发现问题"))
     return format_html(
         "<ul>{}</ul>",
         format_html_join("", "<li><strong>{}</strong> {}</li>", ((f.rule, f.message) for f in findings)),
@@ -252,32 +268,32 @@ class GiftAdmin(ReadOnlyModelAdmin):
         # The queue: the gift that has waited longest comes first.
         return [F("submitted_at").asc(nulls_last=True), "id"]
 
-    @admin.display(description="等待时长", ordering="submitted_at")
+    @admin.display(description=gettext_lazy("等待时长"), ordering="submitted_at")
     def waiting(self, gift):
         return _waiting(gift.submitted_at) if gift.state == Gift.State.SUBMITTED else "—"
 
-    @admin.display(description="赠品价值 (GIFT-1.2)")
+    @admin.display(description=gettext_lazy("赠品价值 (GIFT-1.2)"))
     def value(self, gift):
         v = gift_value_resolve(gift)
         return f"{format_fen(v.amount_fen)} · {v.basis}"
 
-    @admin.display(description="赠品价值 (GIFT-1.2)")
+    @admin.display(description=gettext_lazy("赠品价值 (GIFT-1.2)"))
     def resolved_value(self, gift):
         v = gift_value_resolve(gift)
         extra = ""
         if gift.fair_value_fen is not None:
             when = clock.local(gift.fair_value_set_at).strftime("%Y-%m-%d %H:%M")
             extra = (
-                f" · 公允价值 {format_fen(gift.fair_value_fen)} 由 {gift.fair_value_set_by} 于 {when} 设置："
-                f"{gift.fair_value_reason}"
-            )
+                _(" · 公允价值 %(value)s 由 %(by)s 于 %(when)s 设置：")
+                % {"value": format_fen(gift.fair_value_fen), "by": gift.fair_value_set_by, "when": when}
+            ) + str(gift.fair_value_reason)
         return f"{format_fen(v.amount_fen)}（{v.basis}）{extra}"
 
-    @admin.display(description="审核发现 (GIFT-2.x)")
+    @admin.display(description=gettext_lazy("审核发现 (GIFT-2.x)"))
     def listing_findings(self, gift):
         return _findings_html(checks.gift_findings(gift))
 
-    @admin.display(description="店铺资质文件")
+    @admin.display(description=gettext_lazy("店铺资质文件"))
     def licence_documents(self, gift):
         docs = Qualification.objects.filter(shop_id=gift.shop_id).order_by("-id")[:10]
         if not docs:
@@ -296,58 +312,58 @@ class GiftAdmin(ReadOnlyModelAdmin):
             ),
         )
 
-    @admin.action(description="审核通过 (GIFT-2.1)", permissions=["change"])
+    @admin.action(description=gettext_lazy("审核通过 (GIFT-2.1)"), permissions=["change"])
     def approve(self, request, queryset):
         run_simple(
             self,
             request,
             queryset,
-            title="审核通过",
+            title=_("审核通过"),
             apply=lambda g: services.gift_approve(gift=g, actor=request.user),
         )
 
-    @admin.action(description="驳回（需写明原因）", permissions=["change"])
+    @admin.action(description=gettext_lazy("驳回（需写明原因）"), permissions=["change"])
     def reject(self, request, queryset):
         return run_action(
             self,
             request,
             queryset,
             form_class=ReasonForm,
-            title="驳回赠品",
+            title=_("驳回赠品"),
             apply=lambda g, d: services.gift_reject(gift=g, actor=request.user, reason=d["reason"]),
         )
 
-    @admin.action(description="要求修改（需写明原因）", permissions=["change"])
+    @admin.action(description=gettext_lazy("要求修改（需写明原因）"), permissions=["change"])
     def request_revisions(self, request, queryset):
         return run_action(
             self,
             request,
             queryset,
             form_class=ReasonForm,
-            title="要求修改",
+            title=_("要求修改"),
             apply=lambda g, d: services.gift_request_revisions(
                 gift=g, actor=request.user, reason=d["reason"]
             ),
         )
 
-    @admin.action(description="批准国内发货 (GIFT-4.3)", permissions=["change"])
+    @admin.action(description=gettext_lazy("批准国内发货 (GIFT-4.3)"), permissions=["change"])
     def approve_domestic_shipping(self, request, queryset):
         run_simple(
             self,
             request,
             queryset,
-            title="批准国内发货",
+            title=_("批准国内发货"),
             apply=lambda g: services.gift_domestic_shipping_approve(gift=g, actor=request.user),
         )
 
-    @admin.action(description="索取资质 (GIFT-3)", permissions=["change"])
+    @admin.action(description=gettext_lazy("索取资质 (GIFT-3)"), permissions=["change"])
     def demand_documents(self, request, queryset):
         return run_action(
             self,
             request,
             queryset,
             form_class=DemandDocumentsForm,
-            title="索取资质",
+            title=_("索取资质"),
             apply=lambda g, d: services.document_request_create(
                 gift=g,
                 actor=request.user,
@@ -356,14 +372,14 @@ class GiftAdmin(ReadOnlyModelAdmin):
             ),
         )
 
-    @admin.action(description="设置市场公允价值 (GIFT-1.2)", permissions=["change"])
+    @admin.action(description=gettext_lazy("设置市场公允价值 (GIFT-1.2)"), permissions=["change"])
     def set_fair_value(self, request, queryset):
         return run_action(
             self,
             request,
             queryset,
             form_class=FairValueForm,
-            title="设置市场公允价值",
+            title=_("设置市场公允价值"),
             apply=lambda g, d: services.gift_fair_value_set(
                 gift=g,
                 amount_fen=yuan_to_fen(d["amount"]),
@@ -373,14 +389,14 @@ class GiftAdmin(ReadOnlyModelAdmin):
             ),
         )
 
-    @admin.action(description="删除赠品（需写明原因）", permissions=["change"])
+    @admin.action(description=gettext_lazy("删除赠品（需写明原因）"), permissions=["change"])
     def remove(self, request, queryset):
         return run_action(
             self,
             request,
             queryset,
             form_class=ReasonForm,
-            title="删除赠品",
+            title=_("删除赠品"),
             apply=lambda g, d: services.gift_remove(gift=g, actor=request.user, reason=d["reason"]),
         )
 
@@ -400,27 +416,27 @@ class QualificationAdmin(ReadOnlyModelAdmin):
     def get_ordering(self, request):
         return ["uploaded_at", "id"]
 
-    @admin.display(description="文件")
+    @admin.display(description=gettext_lazy("文件"))
     def document(self, q):
         url = reverse("gifts:document-file", args=["qualification", q.pk])
         return format_html(
-            '<a href="{}" target="_blank" rel="noopener" class="document-link">查看 {}</a>',
+            _('<a href="{}" target="_blank" rel="noopener" class="document-link">查看 {}</a>'),
             url,
             q.original_name,
         )
 
-    @admin.display(description="等待时长", ordering="uploaded_at")
+    @admin.display(description=gettext_lazy("等待时长"), ordering="uploaded_at")
     def waiting(self, q):
         return _waiting(q.uploaded_at) if q.state == Qualification.State.PENDING else "—"
 
-    @admin.action(description="审核通过（填写许可证编号和有效期）", permissions=["change"])
+    @admin.action(description=gettext_lazy("审核通过（填写许可证编号和有效期）"), permissions=["change"])
     def approve(self, request, queryset):
         return run_action(
             self,
             request,
             queryset,
             form_class=ApproveLicenceForm,
-            title="资质审核通过",
+            title=_("资质审核通过"),
             single=True,
             apply=lambda q, d: services.qualification_approve(
                 qualification=q,
@@ -430,14 +446,14 @@ class QualificationAdmin(ReadOnlyModelAdmin):
             ),
         )
 
-    @admin.action(description="驳回资质（需写明原因）", permissions=["change"])
+    @admin.action(description=gettext_lazy("驳回资质（需写明原因）"), permissions=["change"])
     def reject(self, request, queryset):
         return run_action(
             self,
             request,
             queryset,
             form_class=ReasonForm,
-            title="驳回资质",
+            title=_("驳回资质"),
             apply=lambda q, d: services.qualification_reject(
                 qualification=q, actor=request.user, reason=d["reason"]
             ),
@@ -461,22 +477,22 @@ class ProductAdmin(ReadOnlyModelAdmin):
     readonly_fields = ("listing_findings", "attached_gifts")
     actions = ["take_down"]
 
-    @admin.display(description="预检发现 (GIFT-2.x)")
+    @admin.display(description=gettext_lazy("预检发现 (GIFT-2.x)"))
     def listing_findings(self, product):
         return _findings_html(checks.product_listing_check(product))
 
-    @admin.display(description="赠品")
+    @admin.display(description=gettext_lazy("赠品"))
     def attached_gifts(self, product):
         return ", ".join(g.name for g in product.gifts.all()) or "—"
 
-    @admin.action(description="下架商品 (GIFT-2.5)", permissions=["change"])
+    @admin.action(description=gettext_lazy("下架商品 (GIFT-2.5)"), permissions=["change"])
     def take_down(self, request, queryset):
         return run_action(
             self,
             request,
             queryset,
             form_class=ReasonForm,
-            title="下架商品",
+            title=_("下架商品"),
             apply=lambda p, d: services.product_take_down(product=p, actor=request.user, reason=d["reason"]),
         )
 
@@ -511,18 +527,18 @@ class GiftShipmentAdmin(ReadOnlyModelAdmin):
     search_fields = ("order__order_no", "tracking_no")
     actions = ["mark_fake"]
 
-    @admin.display(description="应发货时间 (GIFT-4.2)")
+    @admin.display(description=gettext_lazy("应发货时间 (GIFT-4.2)"))
     def due(self, s):
         return s.due_by_at
 
-    @admin.action(description="认定虚假发货 (GIFT-4.2)", permissions=["change"])
+    @admin.action(description=gettext_lazy("认定虚假发货 (GIFT-4.2)"), permissions=["change"])
     def mark_fake(self, request, queryset):
         return run_action(
             self,
             request,
             queryset,
             form_class=NoteForm,
-            title="认定虚假发货",
+            title=_("认定虚假发货"),
             apply=lambda s, d: services.gift_shipment_mark_fake(
                 shipment=s, actor=request.user, note=d["note"]
             ),
@@ -606,7 +622,7 @@ class EvidenceInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="证据")
+    @admin.display(description=gettext_lazy("证据"))
     def link(self, e):
         url = reverse("gifts:document-file", args=["evidence", e.pk])
         return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, e.original_name)
@@ -625,20 +641,20 @@ class GiftDisputeAdmin(ReadOnlyModelAdmin):
     def get_ordering(self, request):
         return ["response_deadline_at", "id"]
 
-    @admin.display(description="举证截止", ordering="response_deadline_at")
+    @admin.display(description=gettext_lazy("举证截止"), ordering="response_deadline_at")
     def deadline(self, d):
         return d.response_deadline_at
 
-    @admin.display(description="赔付预估")
+    @admin.display(description=gettext_lazy("赔付预估"))
     def preview(self, d):
         calc = services.dispute_preview(d)
         return f"{calc.rule} {format_fen(calc.compensation_fen)}"
 
-    @admin.display(description="按当前价值计算 (GIFT-5)")
+    @admin.display(description=gettext_lazy("按当前价值计算 (GIFT-5)"))
     def calculation_now(self, d):
         calc = services.dispute_preview(d)
         return format_html(
-            "{} · {} · 赔付 {} · 扣除 {} · 运费 {} · {}",
+            _("{} · {} · 赔付 {} · 扣除 {} · 运费 {} · {}"),
             calc.rule,
             calc.explanation,
             format_fen(calc.compensation_fen),
@@ -647,14 +663,14 @@ class GiftDisputeAdmin(ReadOnlyModelAdmin):
             calc.figures,
         )
 
-    @admin.action(description="裁决争议", permissions=["change"])
+    @admin.action(description=gettext_lazy("裁决争议"), permissions=["change"])
     def decide(self, request, queryset):
         return run_action(
             self,
             request,
             queryset,
             form_class=DecideForm,
-            title="裁决赠品争议",
+            title=_("裁决赠品争议"),
             apply=lambda d, data: services.dispute_decide(
                 dispute=d, actor=request.user, decision=data["decision"], note=data["note"]
             ),

@@ -16,6 +16,8 @@ reviewer, the merchant and the consumer read the same reasoning.
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.utils.translation import gettext as _
+
 from portal.money import round_half_up
 
 FALLBACK_RATE = Decimal("0.30")
@@ -70,7 +72,7 @@ def compensation_calculate(
                 kind=kind,
                 compensation_fen=gift_value_fen,
                 figures=figures,
-                explanation="按赠品价值赔付 (gift value)",
+                explanation=_("按赠品价值赔付 (gift value)"),
             )
         raw = round_half_up(Decimal(paid_amount_fen) * FALLBACK_RATE)
         amount = fallback_compensation_fen(paid_amount_fen)
@@ -85,7 +87,7 @@ def compensation_calculate(
                 "min_fen": FALLBACK_MIN_FEN,
                 "max_fen": FALLBACK_MAX_FEN,
             },
-            explanation="赠品价值未声明且无法评估：订单实付金额的30%，最低20元，最高500元",
+            explanation=_("赠品价值未声明且无法评估：订单实付金额的30%，最低20元，最高500元"),
         )
     if kind == "lacks_licence":
         if gift_value_fen is None:
@@ -94,14 +96,14 @@ def compensation_calculate(
                 kind=kind,
                 needs_fair_value=True,
                 figures=figures,
-                explanation="需先由平台评估赠品市场公允价值 (GIFT-1.2)",
+                explanation=_("需先由平台评估赠品市场公允价值 (GIFT-1.2)"),
             )
         return Compensation(
             rule="GIFT-5.2",
             kind=kind,
             compensation_fen=gift_value_fen,
             figures=figures,
-            explanation="按赠品价值退还相应价款",
+            explanation=_("按赠品价值退还相应价款"),
         )
     if kind == "return_gift_lost":
         return Compensation(
@@ -111,7 +113,7 @@ def compensation_calculate(
             return_shipping_payer="consumer",
             needs_fair_value=gift_value_fen is None,
             figures=figures,
-            explanation="商家不得拒绝退货，可在退款时扣除赠品声明价值或市场公允价值",
+            explanation=_("商家不得拒绝退货，可在退款时扣除赠品声明价值或市场公允价值"),
         )
     if kind == "return_merchant_fault":
         return Compensation(
@@ -120,7 +122,7 @@ def compensation_calculate(
             return_shipping_payer="merchant",
             settle_between_parties=True,
             figures=figures,
-            explanation="因商家原因退货：退货运费由商家承担 (GIFT-5.4)，赠品退货由商家与消费者协商处理",
+            explanation=_("因商家原因退货：退货运费由商家承担 (GIFT-5.4)，赠品退货由商家与消费者协商处理"),
         )
     if kind == "gift_not_returnable":
         return Compensation(
@@ -128,6 +130,6 @@ def compensation_calculate(
             kind=kind,
             settle_between_parties=True,
             figures=figures,
-            explanation="赠品依其性质不适宜退货：由商家与消费者协商处理",
+            explanation=_("赠品依其性质不适宜退货：由商家与消费者协商处理"),
         )
     raise ValueError(f"unknown dispute kind {kind!r}")

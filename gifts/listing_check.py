@@ -8,6 +8,8 @@ import re
 import unicodedata
 from dataclasses import asdict, dataclass
 
+from django.utils.translation import gettext as _
+
 from gifts import selectors
 from gifts.models import LOTTERY_VALUE_CAP_FEN, Gift
 from gifts.value import gift_value_resolve
@@ -57,14 +59,21 @@ def gift_findings(gift: Gift, *, today=None) -> list[Finding]:
             Finding(
                 "GIFT-2.1",
                 "GIFT-2.1",
-                f"赠品「{gift.name}」未经报备审核通过（{gift.get_state_display()}）",
+                _("赠品「%(name)s」未经报备审核通过（%(state)s）")
+                % {"name": gift.name, "state": gift.get_state_display()},
                 gid,
                 "state",
             )
         )
     if gift.category.is_prohibited:
         found.append(
-            Finding("GIFT-2.2", "GIFT-2.2", f"类目「{gift.category.name}」禁止作为赠品", gid, "category")
+            Finding(
+                "GIFT-2.2",
+                "GIFT-2.2",
+                _("类目「%(category)s」禁止作为赠品") % {"category": gift.category.name},
+                gid,
+                "category",
+            )
         )
     if gift.category.licence_required and not selectors.shop_has_valid_licence(
         shop_id=gift.shop_id, licence_type=gift.category.licence_type, today=today
@@ -73,31 +82,31 @@ def gift_findings(gift: Gift, *, today=None) -> list[Finding]:
             Finding(
                 "GIFT-2.3",
                 "GIFT-2.3",
-                f"缺少有效的「{gift.category.licence_type}」资质",
+                _("缺少有效的「%(licence_type)s」资质") % {"licence_type": gift.category.licence_type},
                 gid,
                 "qualification",
             )
         )
     # GIFT-2.4: kind, spec, quantity, value and ship-from must all be stated.
     if not gift.kind.strip():
-        found.append(Finding("GIFT-2.4", "GIFT-2.4-KIND", "未明示赠品品种", gid, "kind"))
+        found.append(Finding("GIFT-2.4", "GIFT-2.4-KIND", _("未明示赠品品种"), gid, "kind"))
     if not gift.spec.strip():
-        found.append(Finding("GIFT-2.4", "GIFT-2.4-SPEC", "未明示赠品规格", gid, "spec"))
+        found.append(Finding("GIFT-2.4", "GIFT-2.4-SPEC", _("未明示赠品规格"), gid, "spec"))
     if not gift.quantity_per_order:
-        found.append(Finding("GIFT-2.4", "GIFT-2.4-QUANTITY", "未明示赠品数量", gid, "quantity_per_order"))
+        found.append(Finding("GIFT-2.4", "GIFT-2.4-QUANTITY", _("未明示赠品数量"), gid, "quantity_per_order"))
     value = gift_value_resolve(gift)
     if not value.known:
-        found.append(Finding("GIFT-2.4", "GIFT-2.4-VALUE", "未明示赠品价值", gid, "declared_value_fen"))
+        found.append(Finding("GIFT-2.4", "GIFT-2.4-VALUE", _("未明示赠品价值"), gid, "declared_value_fen"))
     if not gift.ship_from:
-        found.append(Finding("GIFT-2.4", "GIFT-2.4-SHIP-FROM", "未明示赠品发货地", gid, "ship_from"))
+        found.append(Finding("GIFT-2.4", "GIFT-2.4-SHIP-FROM", _("未明示赠品发货地"), gid, "ship_from"))
     if gift.near_expiry and not gift.expiry_date:
-        found.append(Finding("GIFT-2.4", "GIFT-2.4-EXPIRY", "临保赠品未明示到期日期", gid, "expiry_date"))
+        found.append(Finding("GIFT-2.4", "GIFT-2.4-EXPIRY", _("临保赠品未明示到期日期"), gid, "expiry_date"))
     if gift.is_lottery and value.known and value.amount_fen > LOTTERY_VALUE_CAP_FEN:
         found.append(
-            Finding("GIFT-2.7", "GIFT-2.7", "抽奖赠品价值超过人民币50000元", gid, "declared_value_fen")
+            Finding("GIFT-2.7", "GIFT-2.7", _("抽奖赠品价值超过人民币50000元"), gid, "declared_value_fen")
         )
     if gift.ship_from == Gift.ShipFrom.DOMESTIC and not gift.domestic_shipping_approved:
-        found.append(Finding("GIFT-4.3", "GIFT-4.3", "国内发货未经平台评估通过", gid, "ship_from"))
+        found.append(Finding("GIFT-4.3", "GIFT-4.3", _("国内发货未经平台评估通过"), gid, "ship_from"))
     return found
 
 
@@ -118,7 +127,11 @@ def listing_check(
             if text_names_brand(text, gift.brand):
                 found.append(
                     Finding(
-                        "GIFT-2.5", "GIFT-2.5-BRAND", f"标题中陈述了赠品品牌「{gift.brand}」", gift.pk, field
+                        "GIFT-2.5",
+                        "GIFT-2.5-BRAND",
+                        _("标题中陈述了赠品品牌「%(brand)s」") % {"brand": gift.brand},
+                        gift.pk,
+                        field,
                     )
                 )
     # GIFT-2.5(二): the main image shows the gift alone, or more prominently than the product.
@@ -127,7 +140,7 @@ def listing_check(
             Finding(
                 "GIFT-2.5",
                 "GIFT-2.5-IMAGE-ALONE",
-                "赠品单独作为商品主图展示",
+                _("赠品单独作为商品主图展示"),
                 None,
                 "main_image_shows_gift_alone",
             )
@@ -137,7 +150,7 @@ def listing_check(
             Finding(
                 "GIFT-2.5",
                 "GIFT-2.5-IMAGE-PROMINENT",
-                "主图中赠品信息的显著性高于售卖商品",
+                _("主图中赠品信息的显著性高于售卖商品"),
                 None,
                 "gift_more_prominent",
             )

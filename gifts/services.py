@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from gifts import listing_check as checks
 from gifts import locks, selectors
@@ -89,7 +91,7 @@ def _require_shop_member(membership: Membership | None, *, main: bool) -> Organi
     if shop is None:
         raise NotFound()
     if main and not membership.is_main:
-        raise DomainError("GIFT-MAIN-ONLY", "只有主账号可以执行此操作", status=403)
+        raise DomainError("GIFT-MAIN-ONLY", _("只有主账号可以执行此操作"), status=403)
     return shop
 
 
@@ -107,7 +109,7 @@ def _move(
 ):
     """Move a locked gift to ``to`` if its state is in ``allowed``; write the event."""
     if gift.state not in allowed:
-        raise TransitionError(f"赠品状态「{gift.get_state_display()}」不允许此操作")
+        raise TransitionError(_("赠品状态「%(state)s」不允许此操作") % {"state": gift.get_state_display()})
     old = gift.state
     gift.state = to
     gift.state_reason = reason
@@ -246,7 +248,7 @@ def violation_record(
 
 def category_save(*, category: GiftCategory, actor, changed: list[str] | None = None) -> GiftCategory:
     if category.licence_required and not category.licence_type.strip():
-        raise GiftRuleError("GIFT-2.3", "需要资质的类目必须写明资质类型", field="licence_type")
+        raise GiftRuleError("GIFT-2.3", _("需要资质的类目必须写明资质类型"), field="licence_type")
     creating = category.pk is None
     category.save()
     audit_record(
@@ -289,14 +291,16 @@ def _apply_gift_data(gift: Gift, data: dict) -> None:
                 value = value.strip()
             setattr(gift, name, value)
     if not gift.name:
-        raise DomainError("invalid", "请填写赠品名称", field="name")
+        raise DomainError("invalid", _("请填写赠品名称"), field="name")
     if not gift.brand:
-        raise DomainError("invalid", "请填写赠品品牌", field="brand")
+        raise DomainError("invalid", _("请填写赠品品牌"), field="brand")
     if gift.declared_value_fen is not None:
         if gift.declared_value_fen < 0:
-            raise GiftRuleError("GIFT-1.2", "申报价值不能为负", field="declared_value_fen")
+            raise GiftRuleError("GIFT-1.2", _("申报价值不能为负"), field="declared_value_fen")
         if not gift.ship_from:
-            raise GiftRuleError("GIFT-1.2", "申报价值的依据取决于发货地，请先选择发货地", field="ship_from")
+            raise GiftRuleError(
+                "GIFT-1.2", _("申报价值的依据取决于发货地，请先选择发货地"), field="ship_from"
+            )
     # GIFT-1.2: the basis follows where the gift ships from (customs for cross-border).
     gift.value_basis = value_basis_for(gift.ship_from, gift.declared_value_fen)
     if gift.ship_from != Gift.ShipFrom.DOMESTIC:
@@ -330,7 +334,7 @@ def gift_update(*, membership, actor, gift: Gift, data: dict) -> Gift:
     if gift.shop_id != shop.pk:
         raise NotFound()
     if gift.state not in (S.DRAFT, S.REVISIONS_REQUESTED):
-        raise TransitionError("只有草稿或待修改的赠品可以编辑")
+        raise TransitionError(_("只有草稿或待修改的赠品可以编辑"))
     _apply_gift_data(gift, data)
     gift.save()
     _event(shop_id=shop.pk, gift=gift, kind="edited", actor=actor, details={"fields": sorted(data)})
@@ -347,10 +351,12 @@ def gift_submit(*, membership, actor, gift: Gift, now=None) -> Gift:
         raise NotFound()
     allowed = (S.DRAFT, S.REVISIONS_REQUESTED)
     if gift.state not in allowed:
-        raise TransitionError(f"赠品状态「{gift.get_state_display()}」不能提交")
+        raise TransitionError(_("赠品状态「%(state)s」不能提交") % {"state": gift.get_state_display()})
     value = gift_value_resolve(gift)
     if gift.is_lottery and value.known and value.amount_fen > LOTTERY_VALUE_CAP_FEN:
-        raise GiftRuleError("GIFT-2.7", "抽奖赠品价值不得超过人民币50000元（含）", field="declared_value_fen")
+        raise GiftRuleError(
+            "GIFT-2.7", _("抽奖赠品价值不得超过人民币50000元（含）"), field="declared_value_fen"
+        )
     if gift.category.is_prohibited:
         _move(
             gift, to=S.SUBMITTED, allowed=allowed, actor=actor, kind="submitted", now=now, rule_id="GIFT-2.1"
@@ -392,7 +398,7 @@ def gift_approve(*, gift: Gift, actor, now=None) -> Gift:
     now = now or clock.now()
     gift = locks.lock_gift(gift.pk)
     if gift.state != S.SUBMITTED:
-        raise TransitionError(f"赠品状态「{gift.get_state_display()}」不能审核通过")
+        raise TransitionError(_("赠品状态「%(state)s」不能审核通过") % {"state": gift.get_state_display()})
     blockers = _approval_blockers(gift, clock.today(now))
     if blockers:
         raise GiftRuleError(blockers[0].rule, "；".join(f.message for f in blockers), field=blockers[0].field)
@@ -409,7 +415,7 @@ def gift_approve(*, gift: Gift, actor, now=None) -> Gift:
 @transaction.atomic
 def gift_reject(*, gift: Gift, actor, reason: str, now=None) -> Gift:
     if not (reason or "").strip():
-        raise DomainError("invalid", "驳回必须写明原因", field="reason")
+        raise DomainError("invalid", _("驳回必须写明原因"), field="reason")
     gift = locks.lock_gift(gift.pk)
     _move(gift, to=S.REJECTED, allowed=(S.SUBMITTED,), actor=actor, kind="rejected", reason=reason, now=now)
     audit_record(actor=actor, action="gifts.gift_reject", obj=gift, details={"reason": reason})
@@ -426,7 +432,7 @@ def gift_reject(*, gift: Gift, actor, reason: str, now=None) -> Gift:
 @transaction.atomic
 def gift_request_revisions(*, gift: Gift, actor, reason: str, now=None) -> Gift:
     if not (reason or "").strip():
-        raise DomainError("invalid", "请写明需要修改的内容", field="reason")
+        raise DomainError("invalid", _("请写明需要修改的内容"), field="reason")
     gift = locks.lock_gift(gift.pk)
     _move(
         gift,
@@ -453,11 +459,11 @@ def gift_domestic_shipping_approve(*, gift: Gift, actor, now=None) -> Gift:
     """GIFT-4.3: a domestic ship-from needs the platform's own assessment."""
     gift = locks.lock_gift(gift.pk)
     if gift.ship_from != Gift.ShipFrom.DOMESTIC:
-        raise GiftRuleError("GIFT-4.3", "只有国内发货的赠品需要国内发货评估", field="ship_from")
+        raise GiftRuleError("GIFT-4.3", _("只有国内发货的赠品需要国内发货评估"), field="ship_from")
     if gift.domestic_shipping_approved:
         return gift
     if gift.state in (S.REJECTED, S.REMOVED):
-        raise TransitionError("已驳回或已删除的赠品不能批准国内发货")
+        raise TransitionError(_("已驳回或已删除的赠品不能批准国内发货"))
     gift.domestic_shipping_approved = True
     gift.save(update_fields=["domestic_shipping_approved", "updated_at"])
     _event(
@@ -479,7 +485,7 @@ REMOVABLE = (S.DRAFT, S.SUBMITTED, S.APPROVED, S.REJECTED, S.REVISIONS_REQUESTED
 def gift_remove(*, gift: Gift, actor, reason: str, rule_id: str = "", now=None) -> Gift:
     """Staff or a job removes a gift (GIFT-2.7, GIFT-3(3)); it can never be attached again."""
     if not (reason or "").strip():
-        raise DomainError("invalid", "删除必须写明原因", field="reason")
+        raise DomainError("invalid", _("删除必须写明原因"), field="reason")
     gift = locks.lock_gift(gift.pk)
     _move(
         gift,
@@ -548,14 +554,14 @@ def gift_fair_value_set(
     value is never overridden."""
     now = now or clock.now()
     if amount_fen is None or amount_fen < 0:
-        raise GiftRuleError("GIFT-1.2", "公允价值必须是非负金额", field="amount_fen")
+        raise GiftRuleError("GIFT-1.2", _("公允价值必须是非负金额"), field="amount_fen")
     if not (reason or "").strip():
-        raise GiftRuleError("GIFT-1.2", "请写明公允价值的评估依据", field="reason")
+        raise GiftRuleError("GIFT-1.2", _("请写明公允价值的评估依据"), field="reason")
     gift = locks.lock_gift(gift.pk)
     if overrides_declared and gift.value_basis != Gift.ValueBasis.MERCHANT_DECLARED:
         raise GiftRuleError(
             "GIFT-1.2",
-            "只有国内发货的商家声明价值可以被公允价值取代；跨境赠品以海关申报价值为准",
+            _("只有国内发货的商家声明价值可以被公允价值取代；跨境赠品以海关申报价值为准"),
             field="overrides_declared",
         )
     before = gift_value_resolve(gift)
@@ -616,7 +622,7 @@ def _apply_product_data(product: Product, data: dict) -> None:
             value = data[name]
             setattr(product, name, value.strip() if isinstance(value, str) else value)
     if not product.title:
-        raise DomainError("invalid", "请填写商品标题", field="title")
+        raise DomainError("invalid", _("请填写商品标题"), field="title")
 
 
 @transaction.atomic
@@ -655,15 +661,21 @@ def product_gift_attach(*, membership, actor, product: Product, gift: Gift, now=
         raise NotFound()
     if gift.state != S.APPROVED:
         raise GiftRuleError(
-            "GIFT-2.1", f"赠品须报备并审核通过后方可附赠（当前：{gift.get_state_display()}）", field="gift"
+            "GIFT-2.1",
+            _("赠品须报备并审核通过后方可附赠（当前：%(state)s）") % {"state": gift.get_state_display()},
+            field="gift",
         )
     if gift.ship_from == Gift.ShipFrom.DOMESTIC and not gift.domestic_shipping_approved:
-        raise GiftRuleError("GIFT-4.3", "国内发货的赠品须经平台评估通过后方可附赠", field="gift")
+        raise GiftRuleError("GIFT-4.3", _("国内发货的赠品须经平台评估通过后方可附赠"), field="gift")
     today = clock.today(now)
     if gift.category.licence_required and not selectors.shop_has_valid_licence(
         shop_id=shop.pk, licence_type=gift.category.licence_type, today=today
     ):
-        raise GiftRuleError("GIFT-2.3", f"缺少有效的「{gift.category.licence_type}」资质", field="gift")
+        raise GiftRuleError(
+            "GIFT-2.3",
+            _("缺少有效的「%(licence_type)s」资质") % {"licence_type": gift.category.licence_type},
+            field="gift",
+        )
     link, created = ProductGift.objects.get_or_create(
         product=product, gift=gift, defaults={"attached_by": actor}
     )
@@ -725,11 +737,12 @@ def product_take_down(
     """Staff take a listing down; each GIFT-2.4/2.5 finding becomes a violation."""
     now = now or clock.now()
     if not (reason or "").strip():
-        raise DomainError("invalid", "下架必须写明原因", field="reason")
+        raise DomainError("invalid", _("下架必须写明原因"), field="reason")
     product = locks.lock_product(product.pk)
     if product.state == Product.State.TAKEN_DOWN:
-        raise TransitionError("商品已下架")
-    findings = checks.product_listing_check(product, today=clock.today(now))
+        raise TransitionError(_("商品已下架"))
+    with translation.override(settings.LANGUAGE_CODE):  # stored in the event: keep the default language
+        findings = checks.product_listing_check(product, today=clock.today(now))
     old = product.state
     product.state = Product.State.TAKEN_DOWN
     product.save(update_fields=["state"])
@@ -770,7 +783,7 @@ def qualification_upload(
     shop = _require_shop_member(membership, main=True)
     licence_type = (licence_type or "").strip()
     if not licence_type:
-        raise DomainError("invalid", "请选择资质类型", field="licence_type")
+        raise DomainError("invalid", _("请选择资质类型"), field="licence_type")
     # Slow I/O (hashing, writing the file) stays outside the transaction; the file is deleted
     # again if the rows cannot be committed.
     stored = store_upload(upload, folder=f"gifts/qualifications/{shop.pk}")
@@ -840,12 +853,12 @@ def qualification_approve(
     now = now or clock.now()
     licence_number = (licence_number or "").strip()
     if not licence_number:
-        raise GiftRuleError("GIFT-2.3", "请填写许可证编号", field="licence_number")
+        raise GiftRuleError("GIFT-2.3", _("请填写许可证编号"), field="licence_number")
     if valid_until is None or valid_until < clock.today(now):
-        raise GiftRuleError("GIFT-2.3", "许可证已过期，不能审核通过", field="valid_until")
+        raise GiftRuleError("GIFT-2.3", _("许可证已过期，不能审核通过"), field="valid_until")
     q = locks.lock_qualification(qualification.pk)
     if q.state != Qualification.State.PENDING:
-        raise TransitionError("只有待审核的资质可以审核")
+        raise TransitionError(_("只有待审核的资质可以审核"))
     q.state = Qualification.State.APPROVED
     q.licence_number = licence_number
     q.valid_until = valid_until
@@ -897,10 +910,10 @@ def qualification_approve(
 @transaction.atomic
 def qualification_reject(*, qualification: Qualification, actor, reason: str, now=None) -> Qualification:
     if not (reason or "").strip():
-        raise DomainError("invalid", "驳回必须写明原因", field="reason")
+        raise DomainError("invalid", _("驳回必须写明原因"), field="reason")
     q = locks.lock_qualification(qualification.pk)
     if q.state != Qualification.State.PENDING:
-        raise TransitionError("只有待审核的资质可以审核")
+        raise TransitionError(_("只有待审核的资质可以审核"))
     q.state = Qualification.State.REJECTED
     q.reject_reason = reason.strip()
     q.reviewed_by = actor
@@ -970,14 +983,14 @@ def document_request_create(
     """GIFT-3(3): the platform demands the gift's qualification documents by a deadline."""
     now = now or clock.now()
     if not (reason or "").strip():
-        raise DomainError("invalid", "请写明索取原因", field="reason")
+        raise DomainError("invalid", _("请写明索取原因"), field="reason")
     if deadline_at <= now:
-        raise DomainError("invalid", "截止时间必须晚于现在", field="deadline_at")
+        raise DomainError("invalid", _("截止时间必须晚于现在"), field="deadline_at")
     gift = locks.lock_gift(gift.pk)
     if gift.state in (S.REMOVED, S.REJECTED):
-        raise TransitionError("已删除或已驳回的赠品无需索取资质")
+        raise TransitionError(_("已删除或已驳回的赠品无需索取资质"))
     if DocumentRequest.objects.filter(gift=gift, state=DocumentRequest.State.OPEN).exists():
-        raise Conflict("GIFT-3", "该赠品已有待提供的资质索取", field="gift")
+        raise Conflict("GIFT-3", _("该赠品已有待提供的资质索取"), field="gift")
     req = DocumentRequest.objects.create(
         gift=gift, reason=reason.strip(), deadline_at=deadline_at, requested_by=actor
     )
@@ -1061,7 +1074,7 @@ def order_upsert(
     if product.shop_id != shop.pk:
         raise NotFound("product")
     if paid_amount_fen is None or paid_amount_fen < 0:
-        raise DomainError("invalid", "实付金额不能为负", field="paid_amount_fen")
+        raise DomainError("invalid", _("实付金额不能为负"), field="paid_amount_fen")
     order = Order.objects.select_for_update().filter(order_no=order_no).first()
     created = False
     if order is None:
@@ -1085,7 +1098,7 @@ def order_upsert(
         if order.shop_id != shop.pk:
             raise NotFound("order")
         if order.paid_amount_fen != paid_amount_fen or order.product_id != product.pk:
-            raise Conflict("GIFT-ORDER-MISMATCH", "订单号已存在且金额或商品不一致", field="order_no")
+            raise Conflict("GIFT-ORDER-MISMATCH", _("订单号已存在且金额或商品不一致"), field="order_no")
         if signed_for_at and order.signed_for_at is None:
             order.signed_for_at = signed_for_at
             order.save(update_fields=["signed_for_at"])
@@ -1132,9 +1145,9 @@ def gift_shipment_mark_shipped(
 ) -> tuple[GiftShipment, ViolationOutcome | None]:
     shipment = locks.lock_shipment(shipment.pk)
     if shipment.shipped_at is not None:
-        raise Conflict("GIFT-4.2", "该赠品已登记发货", field="shipment")
+        raise Conflict("GIFT-4.2", _("该赠品已登记发货"), field="shipment")
     if not (tracking_no or "").strip():
-        raise DomainError("invalid", "请填写运单号", field="tracking_no")
+        raise DomainError("invalid", _("请填写运单号"), field="tracking_no")
     shipment.shipped_at = shipped_at
     shipment.tracking_no = tracking_no.strip()
     shipment.late_cause = late_cause or ""
@@ -1195,7 +1208,7 @@ def gift_shipment_overdue_run(*, now: dt.datetime | None = None) -> int:
 def gift_shipment_mark_fake(*, shipment: GiftShipment, actor, note: str) -> ViolationOutcome:
     """GIFT-4.2: fake shipping (虚假发货) found by staff."""
     if not (note or "").strip():
-        raise DomainError("invalid", "请写明核查说明", field="note")
+        raise DomainError("invalid", _("请写明核查说明"), field="note")
     shipment = locks.lock_shipment(shipment.pk)
     shipment.fake_shipping = True
     shipment.save(update_fields=["fake_shipping"])
@@ -1235,7 +1248,7 @@ def spot_check_record(
 ) -> tuple[SpotCheck, ViolationOutcome | None]:
     checked_at = checked_at or clock.now()
     if outcome not in SpotCheck.Outcome.values:
-        raise DomainError("invalid", "未知的抽检结果", field="outcome")
+        raise DomainError("invalid", _("未知的抽检结果"), field="outcome")
     gift = locks.lock_gift(gift.pk)
     check = SpotCheck.objects.create(
         gift=gift, outcome=outcome, notes=notes, checked_by=actor, checked_at=checked_at
@@ -1303,7 +1316,7 @@ def dispute_open(
     """
     now = now or clock.now()
     if kind not in GiftDispute.Kind.values:
-        raise DomainError("invalid", "未知的争议类型", field="kind")
+        raise DomainError("invalid", _("未知的争议类型"), field="kind")
     gifts = Gift.objects.select_related("category")
     if shop is not None:
         gifts = gifts.filter(shop=shop)
@@ -1338,7 +1351,8 @@ def dispute_open(
             response_deadline_at=now + dt.timedelta(hours=dispute_response_hours()),
             opened_by=actor if (actor is not None and actor.is_authenticated) else None,
         )
-        calc = dispute_preview(dispute)
+        with translation.override(settings.LANGUAGE_CODE):  # stored: keep it in the default language
+            calc = dispute_preview(dispute)
         dispute.calculation = calc.as_dict()
         dispute.return_shipping_payer = calc.return_shipping_payer
         try:
@@ -1380,15 +1394,15 @@ def dispute_respond(
     if dispute.shop_id != shop.pk:
         raise NotFound()
     if not (response or "").strip() and not files:
-        raise DomainError("invalid", "请填写说明或上传证据", field="response")
+        raise DomainError("invalid", _("请填写说明或上传证据"), field="response")
     stored = [store_upload(f, folder=f"gifts/evidence/{shop.pk}") for f in files]
     try:
         with transaction.atomic():
             d = locks.lock_dispute(dispute.pk)
             if d.state not in (GiftDispute.State.AWAITING_MERCHANT, GiftDispute.State.MERCHANT_RESPONDED):
-                raise TransitionError("该争议已不接受举证")
+                raise TransitionError(_("该争议已不接受举证"))
             if now > d.response_deadline_at:
-                raise GiftRuleError("GIFT-5-DEADLINE", "举证期限已过", field="response")
+                raise GiftRuleError("GIFT-5-DEADLINE", _("举证期限已过"), field="response")
             for s in stored:
                 DisputeEvidence.objects.create(
                     dispute=d,
@@ -1432,19 +1446,22 @@ def dispute_decide(*, dispute: GiftDispute, actor, decision: str, note: str, now
     product's dispute state on the order is left exactly as it was."""
     now = now or clock.now()
     if decision not in (GiftDispute.Decision.UPHELD, GiftDispute.Decision.DISMISSED):
-        raise DomainError("invalid", "请选择裁决结果", field="decision")
+        raise DomainError("invalid", _("请选择裁决结果"), field="decision")
     if not (note or "").strip():
-        raise DomainError("invalid", "请写明裁决说明", field="note")
+        raise DomainError("invalid", _("请写明裁决说明"), field="note")
     d = locks.lock_dispute(dispute.pk)
     if d.state == GiftDispute.State.SETTLE_BETWEEN_PARTIES:
-        raise GiftRuleError("GIFT-5.5", "该情形由商家与消费者协商处理，平台不裁决", field="decision")
+        raise GiftRuleError("GIFT-5.5", _("该情形由商家与消费者协商处理，平台不裁决"), field="decision")
     if d.state == GiftDispute.State.DECIDED:
-        raise TransitionError("该争议已裁决")
+        raise TransitionError(_("该争议已裁决"))
     if d.state == GiftDispute.State.AWAITING_MERCHANT and now <= d.response_deadline_at:
-        raise GiftRuleError("GIFT-5-DEADLINE", "商家举证期限未到，请等待商家举证或期限届满", field="decision")
-    calc = dispute_preview(d)
+        raise GiftRuleError(
+            "GIFT-5-DEADLINE", _("商家举证期限未到，请等待商家举证或期限届满"), field="decision"
+        )
+    with translation.override(settings.LANGUAGE_CODE):  # stored: keep it in the default language
+        calc = dispute_preview(d)
     if decision == GiftDispute.Decision.UPHELD and calc.needs_fair_value:
-        raise GiftRuleError("GIFT-1.2", "赠品价值未知：请先设置市场公允价值", field="decision")
+        raise GiftRuleError("GIFT-1.2", _("赠品价值未知：请先设置市场公允价值"), field="decision")
     old = d.state
     d.state = GiftDispute.State.DECIDED
     d.decision = decision

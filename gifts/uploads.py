@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import filetype
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.utils.translation import gettext as _
 
 from gifts.errors import UploadRejected
 
@@ -38,16 +39,20 @@ def inspect_upload(upload) -> tuple[str, str]:
     size = upload.size
     limit = getattr(settings, "MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
     if size is None or size > limit:
-        raise UploadRejected("UPLOAD-TOO-LARGE", f"文件不能超过 {limit // (1024 * 1024)} MB", field="file")
+        raise UploadRejected(
+            "UPLOAD-TOO-LARGE",
+            _("文件不能超过 %(limit)s MB") % {"limit": limit // (1024 * 1024)},
+            field="file",
+        )
     if size == 0:
-        raise UploadRejected("UPLOAD-EMPTY", "文件为空", field="file")
+        raise UploadRejected("UPLOAD-EMPTY", _("文件为空"), field="file")
     upload.seek(0)
     head = upload.read(HEAD_BYTES)
     upload.seek(0)
     kind = filetype.guess(head)
     content_type = kind.mime if kind is not None else None
     if content_type not in ALLOWED or not head.startswith(ALLOWED[content_type][1]):
-        raise UploadRejected("UPLOAD-TYPE", "只接受 PDF、JPEG 或 PNG 文件（按文件内容识别）", field="file")
+        raise UploadRejected("UPLOAD-TYPE", _("只接受 PDF、JPEG 或 PNG 文件（按文件内容识别）"), field="file")
     return content_type, ALLOWED[content_type][0]
 
 

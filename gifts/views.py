@@ -351,6 +351,10 @@ def dispute_detail(request, dispute_id):
         else:
             messages.success(request, _("举证已提交。"))
             return redirect("gifts:dispute-detail", dispute_id=dispute.pk)
+    calculation = dispute.calculation or {}
+    if calculation.get("explanation"):
+        # The row stores the explanation in the default language; translate it for display only.
+        dispute.calculation = {**calculation, "explanation": _(calculation["explanation"])}
     now = clock.now()
     return render(
         request,
