@@ -24,9 +24,7 @@ import datetime as dt
 import io
 import os
 import random
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -262,21 +260,6 @@ end
 """
 
 
-def wrk(url: str, lua: str, *, seconds: int, connections: int) -> tuple[float, str]:
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", lua, url],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = re.search(r"\s99%\s+(\S+)", out).group(1)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if non2xx:
-        raise SystemExit(f"{non2xx.group(1)} failed responses:\n{out}")
-    return rps, p99
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--grants", type=int, default=5_000_000)
@@ -328,59 +311,46 @@ def main():
         p = Path(tempfile.mkstemp(suffix=".lua")[1])
         p.write_text(text)
         scripts[name] = p
-    base = f"http://127.0.0.1:{args.port}"
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("gunicorn")),
-            "bench_access:application",
-            "--pythonpath",
-            f"{HERE},{HERE.parent}",
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{args.port}",
-            "--log-level",
-            "warning",
-        ],
-        env={**os.environ, "DJANGO_DEBUG": "false"},
-    )
+    from _http import gunicorn
+
+    def probe(base):
+        return urllib.request.Request(
+            f"{base}/api/v1/authorization/access?creator=2&scope=all_data",
+            headers={"Authorization": f"Api-Key {info['api_key']}"},
+        )
+
     try:
-        for _ in range(100):
-            try:
-                req = urllib.request.Request(
-                    f"{base}/api/v1/authorization/access?creator=2&scope=all_data",
-                    headers={"Authorization": f"Api-Key {info['api_key']}"},
-                )
-                print("sample decision:", urllib.request.urlopen(req, timeout=2).read().decode())
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise SystemExit("gunicorn did not start")
-        results = {name: [] for name in scripts}
-        for rnd in range(args.rounds):
-            for name, lua in scripts.items():
-                rps, p99 = wrk(base + "/", str(lua), seconds=args.seconds, connections=args.connections)
-                results[name].append((rps, p99))
-                print(f"round {rnd + 1} {name:14}: {rps:8.0f} req/s, p99 {p99}", flush=True)
-        best = {k: max(v) for k, v in results.items()}
-        print()
-        for name, (rps, p99) in best.items():
-            print(f"{name:14}: {rps:8.0f} req/s (p99 {p99})")
-        for access in ("access-hot", "access-all"):
-            for const in ("constant", "constant-auth"):
-                # best of each, and the median of each round's back-to-back ratio (the least
-                # exposed to load changing between scenarios on a shared machine)
-                per_round = [a[0] / c[0] for a, c in zip(results[access], results[const], strict=True)]
-                print(
-                    f"{access} / {const} = {best[access][0] / best[const][0]:.2f} best of each,"
-                    f" {statistics.median(per_round):.2f} median per round (target >= 0.7)"
-                )
+        with gunicorn("bench_access:application", port=args.port, probe=probe) as (base, first):
+            print("sample decision:", first.decode())
+            _run(base, scripts, args)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
         for p in scripts.values():
             p.unlink(missing_ok=True)
+
+
+def _run(base: str, scripts: dict[str, Path], args) -> None:
+    """Rounds over every scenario; print best of each and the per-round ratios."""
+    from _http import wrk
+
+    results = {name: [] for name in scripts}
+    for rnd in range(args.rounds):
+        for name, lua in scripts.items():
+            rps, p99 = wrk(base + "/", str(lua), seconds=args.seconds, connections=args.connections)
+            results[name].append((rps, p99))
+            print(f"round {rnd + 1} {name:14}: {rps:8.0f} req/s, p99 {p99}", flush=True)
+    best = {k: max(v) for k, v in results.items()}
+    print()
+    for name, (rps, p99) in best.items():
+        print(f"{name:14}: {rps:8.0f} req/s (p99 {p99})")
+    for access in ("access-hot", "access-all"):
+        for const in ("constant", "constant-auth"):
+            # best of each, and the median of each round's back-to-back ratio (the least
+            # exposed to load changing between scenarios on a shared machine)
+            per_round = [a[0] / c[0] for a, c in zip(results[access], results[const], strict=True)]
+            print(
+                f"{access} / {const} = {best[access][0] / best[const][0]:.2f} best of each,"
+                f" {statistics.median(per_round):.2f} median per round (target >= 0.7)"
+            )
 
 
 if __name__ == "__main__":

@@ -15,12 +15,9 @@ Rounds alternate constant/gate; the best of each is kept (the machine is shared)
 import argparse
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
@@ -98,21 +95,6 @@ def setup() -> dict:
     return {"app_key": app.app_key, "api": api.code, "location": "out_of_cloud"}
 
 
-def wrk(url: str, lua: str, *, seconds: int, connections: int) -> tuple[float, str]:
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", lua, url],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = re.search(r"\s99%\s+(\S+)", out).group(1)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if non2xx:
-        raise SystemExit(f"{non2xx.group(1)} failed responses:\n{out}")
-    return rps, p99
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=20)
@@ -124,54 +106,41 @@ def main():
     body = setup()
     lua_path = Path(tempfile.mkstemp(suffix=".lua")[1])
     lua_path.write_text(LUA.format(body=json.dumps(body), token=TOKEN))
-    base = f"http://127.0.0.1:{args.port}"
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("gunicorn")),
-            "bench_gate:application",
-            "--pythonpath",
-            f"{HERE},{HERE.parent}",
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{args.port}",
-            "--log-level",
-            "warning",
-        ],
-        env={**os.environ, "DJANGO_DEBUG": "false"},
-    )
+
+    def probe(base):
+        return urllib.request.Request(
+            f"{base}/api/v1/billing/gate",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
+        )
+
+    from _http import gunicorn
+
     try:
-        for _ in range(100):
-            try:
-                req = urllib.request.Request(
-                    f"{base}/api/v1/billing/gate",
-                    data=json.dumps(body).encode(),
-                    headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
-                )
-                decision = json.loads(urllib.request.urlopen(req, timeout=2).read())
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise SystemExit("gunicorn did not start")
-        assert decision["allow"] is True, decision
-        results = {"constant": [], "gate": []}
-        for rnd in range(args.rounds):
-            for name, path in (("constant", "/bench/constant"), ("gate", "/api/v1/billing/gate")):
-                rps, p99 = wrk(base + path, str(lua_path), seconds=args.seconds, connections=args.connections)
-                results[name].append((rps, p99))
-                print(f"round {rnd + 1} {name:8}: {rps:8.0f} req/s, p99 {p99}")
-        best = {k: max(v) for k, v in results.items()}
-        print(f"\nconstant view: {best['constant'][0]:.0f} req/s (p99 {best['constant'][1]})")
-        print(f"gate         : {best['gate'][0]:.0f} req/s (p99 {best['gate'][1]})")
-        print(f"gate / constant = {best['gate'][0] / best['constant'][0]:.2f} best of each (target >= 0.7)")
-        # Each round's pair ran back to back: its ratio is the least exposed to load changes.
-        pairs = sorted(g[0] / c[0] for g, c in zip(results["gate"], results["constant"], strict=True))
-        print(f"per-round ratios {[round(r, 2) for r in pairs]}; median {statistics.median(pairs):.2f}")
+        with gunicorn("bench_gate:application", port=args.port, probe=probe) as (base, first):
+            _run(base, json.loads(first), lua_path, args)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
         lua_path.unlink(missing_ok=True)
+
+
+def _run(base: str, decision: dict, lua_path: Path, args) -> None:
+    """Alternate rounds of the constant view and the gate; print best and per-round ratios."""
+    from _http import wrk
+
+    assert decision["allow"] is True, decision
+    results = {"constant": [], "gate": []}
+    for rnd in range(args.rounds):
+        for name, path in (("constant", "/bench/constant"), ("gate", "/api/v1/billing/gate")):
+            rps, p99 = wrk(base + path, str(lua_path), seconds=args.seconds, connections=args.connections)
+            results[name].append((rps, p99))
+            print(f"round {rnd + 1} {name:8}: {rps:8.0f} req/s, p99 {p99}")
+    best = {k: max(v) for k, v in results.items()}
+    print(f"\nconstant view: {best['constant'][0]:.0f} req/s (p99 {best['constant'][1]})")
+    print(f"gate         : {best['gate'][0]:.0f} req/s (p99 {best['gate'][1]})")
+    print(f"gate / constant = {best['gate'][0] / best['constant'][0]:.2f} best of each (target >= 0.7)")
+    # Each round's pair ran back to back: its ratio is the least exposed to load changes.
+    pairs = sorted(g[0] / c[0] for g, c in zip(results["gate"], results["constant"], strict=True))
+    print(f"per-round ratios {[round(r, 2) for r in pairs]}; median {statistics.median(pairs):.2f}")
 
 
 if __name__ == "__main__":
