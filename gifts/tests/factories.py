@@ -59,6 +59,25 @@ class ProductFactory(DjangoModelFactory):
     promised_ship_hours = 48
 
 
+def open_dispute(gift: Gift, *, now=None):
+    """A 'not delivered' dispute on the gift's order P<gift id>, through the service (GIFT-5)."""
+    from gifts import services
+
+    dispute, _ = services.dispute_open(
+        shop=gift.shop,
+        actor=None,
+        order_no=f"P{gift.pk}",
+        paid_amount_fen=10_000,
+        paid_at=None,
+        product_id=ProductFactory(shop=gift.shop).pk,
+        gift_id=gift.pk,
+        signed_for_at=None,
+        kind="not_delivered",
+        now=now,
+    )
+    return dispute
+
+
 class QualificationFactory(DjangoModelFactory):
     class Meta:
         model = Qualification

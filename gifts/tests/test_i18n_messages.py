@@ -9,7 +9,7 @@ from django.utils import translation
 from gifts import services
 from gifts.compensation import compensation_calculate
 from gifts.errors import GiftRuleError
-from gifts.tests.factories import CategoryFactory, ProductFactory, approved_gift, main_member
+from gifts.tests.factories import CategoryFactory, approved_gift, main_member, open_dispute
 
 pytestmark = pytest.mark.django_db
 
@@ -66,17 +66,7 @@ def test_dispute_calculation_is_stored_in_chinese_and_shown_in_english(client):
     owner = main_member()
     gift = approved_gift(shop=owner.organization)
     with translation.override("en"):
-        dispute, _ = services.dispute_open(
-            shop=gift.shop,
-            actor=None,
-            order_no=f"P{gift.pk}",
-            paid_amount_fen=10_000,
-            paid_at=None,
-            product_id=ProductFactory(shop=gift.shop).pk,
-            gift_id=gift.pk,
-            signed_for_at=None,
-            kind="not_delivered",
-        )
+        dispute = open_dispute(gift)
     dispute.refresh_from_db()
     assert dispute.calculation["explanation"] == "按赠品价值赔付 (gift value)"
     client.force_login(owner.user)

@@ -15,6 +15,7 @@ from gifts.tests.factories import (
     UserFactory,
     approved_gift,
     main_member,
+    open_dispute,
     sub_member,
     upload,
 )
@@ -31,22 +32,6 @@ def owner():
 def login(client, membership):
     client.force_login(membership.user)
     return client
-
-
-def _open_dispute(gift, now=None):
-    dispute, _ = services.dispute_open(
-        shop=gift.shop,
-        actor=None,
-        order_no=f"P{gift.pk}",
-        paid_amount_fen=10_000,
-        paid_at=None,
-        product_id=ProductFactory(shop=gift.shop).pk,
-        gift_id=gift.pk,
-        signed_for_at=None,
-        kind="not_delivered",
-        now=now,
-    )
-    return dispute
 
 
 def test_gift_2_1_shop_registers_and_submits_a_gift_on_the_page(client, owner):
@@ -108,7 +93,7 @@ def test_sub_account_cannot_register_on_the_page(client, owner):
 def test_other_shops_gift_product_and_dispute_pages_are_404(client, owner):
     gift = approved_gift()
     product = ProductFactory(shop=gift.shop)
-    dispute = _open_dispute(gift)
+    dispute = open_dispute(gift)
     login(client, owner)
     assert client.get(reverse("gifts:gift-detail", args=[gift.pk])).status_code == 404
     assert client.get(reverse("gifts:gift-edit", args=[gift.pk])).status_code == 404
@@ -233,7 +218,7 @@ def test_violations_page_lists_the_shops_violations(client, owner):
 
 
 def test_gift_5_dispute_page_shows_countdown_and_takes_evidence(client, owner):
-    dispute = _open_dispute(approved_gift(shop=owner.organization))
+    dispute = open_dispute(approved_gift(shop=owner.organization))
     login(client, sub_member(owner.organization))
     url = reverse("gifts:dispute-detail", args=[dispute.pk])
     html = client.get(url).content.decode()
@@ -251,7 +236,7 @@ def test_gift_5_dispute_page_shows_countdown_and_takes_evidence(client, owner):
 
 
 def test_gift_5_evidence_document_is_404_for_another_shop(client, owner):
-    dispute = _open_dispute(approved_gift(shop=owner.organization))
+    dispute = open_dispute(approved_gift(shop=owner.organization))
     services.dispute_respond(
         membership=owner, actor=owner.user, dispute=dispute, response="x", files=[upload("proof.pdf")]
     )
