@@ -112,6 +112,15 @@ def payment_webhook_handle(
     return result
 
 
+_MISMATCH = WebhookResult(
+    400,
+    "rejected_mismatch",
+    code=errors.WEBHOOK_MISMATCH,
+    message="Amount or currency differs from the order.",
+)
+_UNKNOWN_ORDER = WebhookResult(404, "unknown_order", code="not_found", message="Unknown order.")
+
+
 def _result_for(*, outcome: str, event) -> WebhookResult:
     if outcome == "credited":
         return WebhookResult(200, "credited", credited=True)
@@ -124,19 +133,14 @@ def _result_for(*, outcome: str, event) -> WebhookResult:
             event.amount_fen,
             event.currency,
         )
-        return WebhookResult(
-            400,
-            "rejected_mismatch",
-            code=errors.WEBHOOK_MISMATCH,
-            message="Amount or currency differs from the order.",
-        )
-    return WebhookResult(404, "unknown_order", code="not_found", message="Unknown order.")
+        return _MISMATCH
+    return _UNKNOWN_ORDER
 
 
 def _apply(*, order: TopUpOrder | None, event, now: dt.datetime) -> WebhookResult:
     """Every callback that is not "paid" (those take ``wallet_credit_paid_event``)."""
     if order is None:
-        return WebhookResult(404, "unknown_order", code="not_found", message="Unknown order.")
+        return _UNKNOWN_ORDER
     if event.amount_fen != order.amount_fen or event.currency != order.currency:
         log.warning(
             "payment webhook amount mismatch: order %s expects %s %s, callback says %s %s",
@@ -146,12 +150,7 @@ def _apply(*, order: TopUpOrder | None, event, now: dt.datetime) -> WebhookResul
             event.amount_fen,
             event.currency,
         )
-        return WebhookResult(
-            400,
-            "rejected_mismatch",
-            code=errors.WEBHOOK_MISMATCH,
-            message="Amount or currency differs from the order.",
-        )
+        return _MISMATCH
     if event.status == "failed":
         if order.state != TopUpOrder.State.PENDING:
             return WebhookResult(200, "ignored_final")
