@@ -9,4 +9,10 @@ SCHEDULE = {
         # yesterday's end dates are recorded and 7-day reminders go out in the morning inbox.
         "schedule": crontab(hour=0, minute=10),
     },
+    "authorization-webhook-deliveries-prune": {
+        "task": "authorization.tasks.webhook_deliveries_prune",
+        # 04:40 Asia/Shanghai: the quietest hour, clear of the night's settlement (02:00 on the
+        # 5th) and arrears (03:30) jobs; retention is in days, so once a day is enough.
+        "schedule": crontab(hour=4, minute=40),
+    },
 }

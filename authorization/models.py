@@ -377,6 +377,11 @@ class OrganizationWebhook(models.Model):
         return f"{self.organization} → {self.url}"
 
 
+# A delivery is finished once an attempt has answered (delivered) or failed; a failed one may
+# still be retried for a few minutes (tasks.webhook_deliver), which moves finished_at forward.
+FINISHED_STATUSES = ("delivered", "failed")
+
+
 class WebhookDelivery(models.Model):
     """One event sent (or being sent) to an organization's webhook: what the settings page
     lists as recent deliveries. Written by the delivery task on every attempt."""
@@ -406,7 +411,16 @@ class WebhookDelivery(models.Model):
                 condition=Q(status__in=["pending", "delivered", "failed"]),
             ),
         ]
-        indexes = [models.Index(name="authz_delivery_org", fields=["organization", "-created_at", "-id"])]
+        indexes = [
+            models.Index(name="authz_delivery_org", fields=["organization", "-created_at", "-id"]),
+            # The daily prune finds finished deliveries by age through this (partial: pending
+            # rows, the few still in flight, are never pruned and stay out of it).
+            models.Index(
+                name="authz_delivery_finished",
+                fields=["finished_at"],
+                condition=Q(status__in=FINISHED_STATUSES),
+            ),
+        ]
 
     def __str__(self):
         return f"{self.organization_id} {self.event} ({self.status})"

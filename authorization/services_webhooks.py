@@ -8,15 +8,18 @@ all_data grants, so they neither receive nor configure what their revocations an
   grant services (revoked / expired) or by ``webhook_send_test``; the Celery task calls
   ``webhook_delivery_send`` and records each attempt, so the settings page shows what
   happened.
+- ``webhook_deliveries_prune`` (daily beat) deletes finished deliveries older than
+  ``settings.WEBHOOK_DELIVERY_RETENTION_DAYS``, in primary-key batches; pending ones stay.
 """
 
+import datetime as dt
 import ipaddress
 import secrets
 import socket
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import F
@@ -24,12 +27,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from authorization import webhooks
-from authorization.models import OrganizationWebhook, WebhookDelivery
+from authorization.models import FINISHED_STATUSES, OrganizationWebhook, WebhookDelivery
 from portal.errors import DomainError, NotFound
 from portal.models import Membership
 from portal.services import audit_record
 
 TEST_EVENT = "webhook.test"
+PRUNE_BATCH_SIZE = 1000
 
 
 def _require_main(membership: Membership | None) -> Membership:
@@ -219,3 +223,36 @@ def webhook_delivery_send(
         status=WebhookDelivery.Status.DELIVERED, response_status=status, error="", finished_at=timezone.now()
     )
     return status
+
+
+def webhook_deliveries_prune(
+    *, now: dt.datetime | None = None, retention_days: int | None = None, batch_size: int = PRUNE_BATCH_SIZE
+) -> int:
+    """Delete deliveries that finished (delivered or failed) more than ``retention_days``
+    (default ``settings.WEBHOOK_DELIVERY_RETENTION_DAYS``) ago; return how many went.
+
+    Age is counted from ``finished_at``, not ``created_at``: a failed attempt is retried by the
+    task within minutes and each attempt moves ``finished_at`` forward, so a row finished a day
+    or more ago has no retry left. Pending rows (no ``finished_at``) are never deleted.
+
+    One short transaction per batch of at most ``batch_size`` primary keys, found through the
+    partial index ``authz_delivery_finished``: no long lock and no giant DELETE on a large
+    table. The DELETE repeats the age condition, so a row that changed since it was picked is
+    left alone. Safe to run twice or concurrently: a row already deleted is simply not found.
+    """
+    retention_days = settings.WEBHOOK_DELIVERY_RETENTION_DAYS if retention_days is None else retention_days
+    if retention_days < 1:
+        raise ImproperlyConfigured("WEBHOOK_DELIVERY_RETENTION_DAYS must be at least 1.")
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1.")
+    cutoff = (now or timezone.now()) - dt.timedelta(days=retention_days)
+    old = WebhookDelivery.objects.filter(status__in=FINISHED_STATUSES, finished_at__lt=cutoff)
+    deleted = 0
+    while True:
+        pks = list(old.order_by("finished_at").values_list("pk", flat=True)[:batch_size])
+        if not pks:
+            return deleted
+        count, _ = old.filter(pk__in=pks).delete()
+        deleted += count
+        if len(pks) < batch_size:
+            return deleted

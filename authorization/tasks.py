@@ -39,3 +39,13 @@ def webhook_deliver(self, organization_id: int, payload: dict, delivery_id: int 
     status = webhook_delivery_send(organization_id=organization_id, payload=payload, delivery_id=delivery_id)
     log.info("grant webhook to org %s answered %s", organization_id, status)
     return status
+
+
+@shared_task(time_limit=30 * 60, soft_time_limit=25 * 60)
+def webhook_deliveries_prune() -> int:
+    """Delete finished webhook deliveries past the retention period (batched; rerun-safe)."""
+    from authorization.services_webhooks import webhook_deliveries_prune as prune
+
+    deleted = prune()
+    log.info("pruned %s finished webhook deliveries", deleted)
+    return deleted

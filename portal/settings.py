@@ -201,12 +201,13 @@ SPECTACULAR_SETTINGS = {
 _BROKER_DIR = BASE_DIR / ".data" / "broker"
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for _sub in ("in", "processed"):
+    for _sub in ("in", "processed", "control"):
         (_BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_BROKER_DIR / "in"),
         "data_folder_out": str(_BROKER_DIR / "in"),
         "processed_folder": str(_BROKER_DIR / "processed"),
+        "control_folder": str(_BROKER_DIR / "control"),  # kombu's default is ./control
         "store_processed": False,
     }
 else:
@@ -229,6 +230,9 @@ CELERY_TASK_IGNORE_RESULT = CELERY_RESULT_BACKEND is None
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="portal@localhost")
 PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
+# Finished grant-webhook deliveries (delivered / failed) older than this many days are deleted
+# by the daily prune (authorization.beat); at least 1, so a delivery still being retried stays.
+WEBHOOK_DELIVERY_RETENTION_DAYS = env.int("WEBHOOK_DELIVERY_RETENTION_DAYS", default=30)
 
 # --- Billing: the API gateway's shared token for /api/v1/billing/gate and usage ingest ------
 BILLING_GATEWAY_TOKEN = env("BILLING_GATEWAY_TOKEN", default="gateway-dev-token")

@@ -4,7 +4,7 @@ import factory
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from authorization.models import Grant, LiveRoom, LiveRoomRequest, Scope
+from authorization.models import Grant, LiveRoom, LiveRoomRequest, Scope, WebhookDelivery
 from portal.tests.factories import CreatorFactory, OrganizationFactory, UserFactory
 
 TODAY = dt.date(2026, 3, 10)
@@ -42,3 +42,21 @@ class LiveRoomRequestFactory(DjangoModelFactory):
     requested_by = factory.SubFactory(UserFactory)
     created_at = factory.LazyFunction(timezone.now)
     expires_at = factory.LazyAttribute(lambda o: o.created_at + dt.timedelta(days=7))
+
+
+class WebhookDeliveryFactory(DjangoModelFactory):
+    """A delivery already answered (delivered); pass status="pending", finished_at=None for
+    one still in flight."""
+
+    class Meta:
+        model = WebhookDelivery
+
+    organization = factory.SubFactory(OrganizationFactory)
+    event = "grant.access_revoked"
+    payload = factory.LazyFunction(lambda: {"event": "grant.access_revoked", "grants": []})
+    url = "https://hooks.example.com/grants"
+    status = WebhookDelivery.Status.DELIVERED
+    attempts = 1
+    response_status = 200
+    created_at = factory.LazyFunction(timezone.now)
+    finished_at = factory.LazyAttribute(lambda o: o.created_at)
