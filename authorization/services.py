@@ -7,6 +7,7 @@ import datetime as dt
 
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from authorization import locks
 from authorization.errors import GrantRuleError
@@ -68,7 +69,9 @@ def _main_users(organization_id: int):
     ]
 
 
-def _notify_org(grant: Grant, *, kind: str, title: str, body: str = "", dedupe_key=None, email=False):
+def _notify_org(
+    grant: Grant, *, kind: str, title: str, params: dict, body: str = "", dedupe_key=None, email=False
+):
     url = f"/authorization/grants/{grant.pk}/"
     if grant.scope == Scope.ALL_DATA:
         for user in _main_users(grant.organization_id):
@@ -76,6 +79,7 @@ def _notify_org(grant: Grant, *, kind: str, title: str, body: str = "", dedupe_k
                 kind=kind,
                 title=title,
                 body=body,
+                params=params,
                 url=url,
                 user=user,
                 dedupe_key=f"{dedupe_key}:u{user.pk}" if dedupe_key else None,
@@ -86,6 +90,7 @@ def _notify_org(grant: Grant, *, kind: str, title: str, body: str = "", dedupe_k
             kind=kind,
             title=title,
             body=body,
+            params=params,
             url=url,
             organization=grant.organization,
             dedupe_key=dedupe_key,
@@ -93,11 +98,14 @@ def _notify_org(grant: Grant, *, kind: str, title: str, body: str = "", dedupe_k
         )
 
 
-def _notify_creator(grant: Grant, *, kind: str, title: str, body: str = "", dedupe_key=None, email=False):
+def _notify_creator(
+    grant: Grant, *, kind: str, title: str, params: dict, body: str = "", dedupe_key=None, email=False
+):
     notification_send(
         kind=kind,
         title=title,
         body=body,
+        params=params,
         url=f"/authorization/grants/{grant.pk}/",
         user=grant.creator.user,
         dedupe_key=dedupe_key,
@@ -173,8 +181,8 @@ def grant_authorize_all_data(
         _notify_org(
             grant,
             kind="grant.authorized",
-            title=_("%(creator)s 授权了全部带货数据 %(start)s 至 %(end)s")
-            % {"creator": creator.nickname, "start": start_date, "end": end_date},
+            title=gettext_noop("%(creator)s 授权了全部带货数据 %(start)s 至 %(end)s"),
+            params={"creator": creator.nickname, "start": start_date, "end": end_date},
         )
         grants.append(grant)
     _after_commit_changed(grants)
@@ -204,7 +212,8 @@ def grant_revoke(
     _notify_org(
         grant,
         kind="grant.revoked",
-        title=_("%(creator)s 解除了数据授权") % {"creator": grant.creator.nickname},
+        title=gettext_noop("%(creator)s 解除了数据授权"),
+        params={"creator": grant.creator.nickname},
     )
     _after_commit_changed([grant])
     _after_commit_revoked([_event_item(grant, "revoked")])
@@ -250,8 +259,8 @@ def grant_early_renew(*, grant: Grant, end_date: dt.date, actor, today: dt.date 
     _notify_org(
         grant,
         kind="grant.renewed",
-        title=_("%(creator)s 提前续约了数据授权。截止 %(end)s")
-        % {"creator": grant.creator.nickname, "end": end_date},
+        title=gettext_noop("%(creator)s 提前续约了数据授权。截止 %(end)s"),
+        params={"creator": grant.creator.nickname, "end": end_date},
     )
     _after_commit_changed([grant])
     return grant
@@ -280,8 +289,8 @@ def grant_renew(
     _notify_org(
         grant,
         kind="grant.renewed",
-        title=_("%(creator)s 续约了数据授权 %(start)s 至 %(end)s")
-        % {"creator": grant.creator.nickname, "start": start_date, "end": end_date},
+        title=gettext_noop("%(creator)s 续约了数据授权 %(start)s 至 %(end)s"),
+        params={"creator": grant.creator.nickname, "start": start_date, "end": end_date},
     )
     _after_commit_changed([grant])
     return grant
@@ -326,7 +335,8 @@ def live_room_request_create(
         kind="grant.live_room_requested",
         user=room.creator.user,
         url="/authorization/creator/",
-        title=_("%(org)s 申请查看直播间「%(room)s」的数据") % {"org": org.name, "room": room.title},
+        title=gettext_noop("%(org)s 申请查看直播间「%(room)s」的数据"),
+        params={"org": org.name, "room": room.title},
     )
     return req
 
@@ -386,7 +396,8 @@ def live_room_request_authorize(
             _notify_org(
                 grant,
                 kind="grant.live_room_authorized",
-                title=_("直播间「%(room)s」的数据已授权") % {"room": req.live_room.title},
+                title=gettext_noop("直播间「%(room)s」的数据已授权"),
+                params={"room": req.live_room.title},
             )
             _after_commit_changed([grant])
     if refusal is not None:
@@ -412,7 +423,8 @@ def live_room_request_reject(
                 kind="grant.live_room_rejected",
                 organization=req.organization,
                 url=f"/authorization/org/live-rooms/{req.live_room_id}/",
-                title=_("直播间「%(room)s」的数据申请被拒绝") % {"room": req.live_room.title},
+                title=gettext_noop("直播间「%(room)s」的数据申请被拒绝"),
+                params={"room": req.live_room.title},
             )
     if refusal is not None:
         raise refusal
@@ -527,16 +539,16 @@ def grant_reminders_send(*, today: dt.date | None = None) -> int:
                 kind="grant.ending",
                 email=True,
                 dedupe_key=f"{key}:creator",
-                title=_("你对 %(org)s 的数据授权将于 %(end)s 到期")
-                % {"org": grant.organization.name, "end": end},
+                title=gettext_noop("你对 %(org)s 的数据授权将于 %(end)s 到期"),
+                params={"org": grant.organization.name, "end": end},
             )
             _notify_org(
                 grant,
                 kind="grant.ending",
                 email=True,
                 dedupe_key=f"{key}:org",
-                title=_("%(creator)s 的数据授权将于 %(end)s 到期")
-                % {"creator": grant.creator.nickname, "end": end},
+                title=gettext_noop("%(creator)s 的数据授权将于 %(end)s 到期"),
+                params={"creator": grant.creator.nickname, "end": end},
             )
         sent += 1
     return sent

@@ -16,6 +16,7 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from gifts import listing_check as checks
 from gifts import locks, selectors
@@ -135,10 +136,20 @@ def _move(
     return gift
 
 
-def _notify_shop(shop_id: int, *, kind: str, title: str, body: str = "", url: str = "", dedupe_key=None):
+def _notify_shop(
+    shop_id: int, *, kind: str, title: str, params: dict, body: str = "", url: str = "", dedupe_key=None
+):
+    """``title`` and ``body`` are gettext_noop msgids filled from ``params`` when shown."""
     shop = Organization.objects.get(pk=shop_id)
     notification_send(
-        kind=kind, title=title, body=body, url=url, organization=shop, dedupe_key=dedupe_key, email=True
+        kind=kind,
+        title=title,
+        body=body,
+        params=params,
+        url=url,
+        organization=shop,
+        dedupe_key=dedupe_key,
+        email=True,
     )
 
 
@@ -235,8 +246,9 @@ def violation_record(
     _notify_shop(
         shop_id,
         kind="gift_violation",
-        title=f"违规记录：{violation.violation_type}（{rule_id}）",
-        body=penalty_note,
+        title=gettext_noop("违规记录：%(type)s（%(rule)s）"),
+        body="%(note)s",
+        params={"type": violation.violation_type, "rule": rule_id, "note": penalty_note},
         url="/gifts/violations/",
         dedupe_key=f"gifts:violation:{violation.pk}",
     )
@@ -407,7 +419,11 @@ def gift_approve(*, gift: Gift, actor, now=None) -> Gift:
     )
     audit_record(actor=actor, action="gifts.gift_approve", obj=gift, details={"name": gift.name})
     _notify_shop(
-        gift.shop_id, kind="gift_review", title=f"赠品「{gift.name}」已审核通过", url=f"/gifts/{gift.pk}/"
+        gift.shop_id,
+        kind="gift_review",
+        title=gettext_noop("赠品「%(gift)s」已审核通过"),
+        params={"gift": gift.name},
+        url=f"/gifts/{gift.pk}/",
     )
     return gift
 
@@ -422,8 +438,9 @@ def gift_reject(*, gift: Gift, actor, reason: str, now=None) -> Gift:
     _notify_shop(
         gift.shop_id,
         kind="gift_review",
-        title=f"赠品「{gift.name}」已驳回",
-        body=reason,
+        title=gettext_noop("赠品「%(gift)s」已驳回"),
+        body="%(reason)s",
+        params={"gift": gift.name, "reason": reason},
         url=f"/gifts/{gift.pk}/",
     )
     return gift
@@ -447,8 +464,9 @@ def gift_request_revisions(*, gift: Gift, actor, reason: str, now=None) -> Gift:
     _notify_shop(
         gift.shop_id,
         kind="gift_review",
-        title=f"赠品「{gift.name}」需要修改",
-        body=reason,
+        title=gettext_noop("赠品「%(gift)s」需要修改"),
+        body="%(reason)s",
+        params={"gift": gift.name, "reason": reason},
         url=f"/gifts/{gift.pk}/",
     )
     return gift
@@ -503,8 +521,9 @@ def gift_remove(*, gift: Gift, actor, reason: str, rule_id: str = "", now=None) 
     _notify_shop(
         gift.shop_id,
         kind="gift_removed",
-        title=f"赠品「{gift.name}」已删除",
-        body=reason,
+        title=gettext_noop("赠品「%(gift)s」已删除"),
+        body="%(reason)s",
+        params={"gift": gift.name, "reason": reason},
         url=f"/gifts/{gift.pk}/",
     )
     return gift
@@ -537,8 +556,9 @@ def gift_suspend(*, gift: Gift, reason: str, rule_id: str, actor=None, now=None)
     _notify_shop(
         gift.shop_id,
         kind="gift_suspended",
-        title=f"赠品「{gift.name}」已暂停",
-        body=reason,
+        title=gettext_noop("赠品「%(gift)s」已暂停"),
+        body="%(reason)s",
+        params={"gift": gift.name, "reason": reason},
         url=f"/gifts/{gift.pk}/",
         dedupe_key=f"gifts:suspended:{gift.pk}:{(now or clock.now()).isoformat()}",
     )
@@ -901,7 +921,8 @@ def qualification_approve(
     _notify_shop(
         q.shop_id,
         kind="gift_qualification",
-        title=f"资质「{q.licence_type}」已审核通过",
+        title=gettext_noop("资质「%(licence)s」已审核通过"),
+        params={"licence": q.licence_type},
         url="/gifts/qualifications/",
     )
     return q
@@ -933,8 +954,9 @@ def qualification_reject(*, qualification: Qualification, actor, reason: str, no
     _notify_shop(
         q.shop_id,
         kind="gift_qualification",
-        title=f"资质「{q.licence_type}」已驳回",
-        body=reason,
+        title=gettext_noop("资质「%(licence)s」已驳回"),
+        body="%(reason)s",
+        params={"licence": q.licence_type, "reason": reason},
         url="/gifts/qualifications/",
     )
     return q
@@ -953,8 +975,9 @@ def qualification_expiry_run(*, today: dt.date | None = None) -> dict:
     for q in expiring:
         sent = notification_send(
             kind="gift_licence_expiring",
-            title=f"资质「{q.licence_type}」将于 {q.valid_until} 到期",
-            body="到期后依赖该资质的赠品将被暂停，请及时上传新的资质文件。",
+            title=gettext_noop("资质「%(licence)s」将于 %(date)s 到期"),
+            body=gettext_noop("到期后依赖该资质的赠品将被暂停，请及时上传新的资质文件。"),
+            params={"licence": q.licence_type, "date": q.valid_until},
             url="/gifts/qualifications/",
             organization=q.shop,
             dedupe_key=f"gifts:licence-expiring:{q.pk}",
@@ -1013,8 +1036,13 @@ def document_request_create(
     _notify_shop(
         gift.shop_id,
         kind="gift_documents_requested",
-        title=f"平台要求提供赠品「{gift.name}」的资质",
-        body=f"{reason}（截止 {clock.local(deadline_at):%Y-%m-%d %H:%M}）",
+        title=gettext_noop("平台要求提供赠品「%(gift)s」的资质"),
+        body=gettext_noop("%(reason)s（截止 %(deadline)s）"),
+        params={
+            "gift": gift.name,
+            "reason": reason,
+            "deadline": f"{clock.local(deadline_at):%Y-%m-%d %H:%M}",
+        },
         url="/gifts/qualifications/",
     )
     return req
@@ -1375,10 +1403,12 @@ def dispute_open(
         _notify_shop(
             gift.shop_id,
             kind="gift_dispute",
-            title=f"新的赠品争议：订单 {order.order_no}",
-            body="协商处理（GIFT-5.5）"
-            if settle
-            else f"请在 {clock.local(dispute.response_deadline_at):%Y-%m-%d %H:%M} 前举证",
+            title=gettext_noop("新的赠品争议：订单 %(order)s"),
+            body=gettext_noop("协商处理（GIFT-5.5）") if settle else gettext_noop("请在 %(deadline)s 前举证"),
+            params={
+                "order": order.order_no,
+                "deadline": f"{clock.local(dispute.response_deadline_at):%Y-%m-%d %H:%M}",
+            },
             url=f"/gifts/disputes/{dispute.pk}/",
             dedupe_key=f"gifts:dispute-opened:{dispute.pk}",
         )
@@ -1506,8 +1536,9 @@ def dispute_decide(*, dispute: GiftDispute, actor, decision: str, note: str, now
     _notify_shop(
         d.shop_id,
         kind="gift_dispute",
-        title=f"赠品争议已裁决：订单 {d.order.order_no}",
-        body=note,
+        title=gettext_noop("赠品争议已裁决：订单 %(order)s"),
+        body="%(note)s",
+        params={"order": d.order.order_no, "note": note},
         url=f"/gifts/disputes/{d.pk}/",
     )
     return d

@@ -76,6 +76,10 @@ class OrganizationSearchApi(generics.ListAPIView):
 
 
 class NotificationOut(serializers.ModelSerializer):
+    # In the language of the request, not the one the notice was sent in.
+    title = serializers.CharField(source="display_title", read_only=True)
+    body = serializers.CharField(source="display_body", read_only=True)
+
     class Meta:
         model = Notification
         fields = ["id", "kind", "title", "body", "url", "created_at", "read_at"]

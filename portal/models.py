@@ -6,7 +6,8 @@
   organization is a partial unique constraint, so no race or admin edit can create two.
 - ``Creator`` is a user's creator profile (P-3, 达人).
 - ``AuditEntry`` records every staff action (P-4) and ``Notification`` the in-portal inbox;
-  the audit trail is append-only, enforced by a database trigger.
+  the audit trail is append-only, enforced by a database trigger. A notification keeps its
+  untranslated source text and parameters, so it reads in each reader's language.
 - ``ApiKey`` lets machine clients call the API for one organization; only a hash is stored.
 """
 
@@ -19,6 +20,7 @@ from django.contrib.auth.models import AbstractUser
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models.functions import Upper
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -148,8 +150,15 @@ class Notification(models.Model):
         Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
     )
     kind = models.CharField(max_length=60)
+    # The text as rendered when sent, in the portal's default language: what the email
+    # carries, what admin lists, and all a row written before title_msgid existed has.
     title = models.CharField(max_length=200)
     body = models.TextField(blank=True)
+    # The untranslated source msgids (Chinese, with %(name)s placeholders) and their values.
+    # Translated when shown, so one row sent to an organization reads in each member's language.
+    title_msgid = models.CharField(max_length=200, blank=True, default="")
+    body_msgid = models.TextField(blank=True, default="")
+    params = models.JSONField(default=dict, blank=True)
     url = models.CharField(max_length=300, blank=True)
     # Idempotency for jobs that notify ("grant 5 ends in 7 days" is sent once).
     dedupe_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
@@ -168,6 +177,31 @@ class Notification(models.Model):
 
     def __str__(self):
         return self.title
+
+    @property
+    def display_title(self) -> str:
+        """The title in the active language (the reader's, on a page or API response)."""
+        return notification_text_render(self.title_msgid, self.params) if self.title_msgid else self.title
+
+    @property
+    def display_body(self) -> str:
+        return notification_text_render(self.body_msgid, self.params) if self.body_msgid else self.body
+
+
+def notification_text_render(msgid: str, params: dict) -> str:
+    """Translate a notification's source msgid into the active language and fill it in.
+
+    A translation whose placeholders do not match the stored parameters (a catalogue edited
+    after the row was written) falls back to the source text rather than breaking the inbox.
+    """
+    if not msgid:
+        return ""
+    for text in (gettext(msgid), msgid):
+        try:
+            return text % params if params else text
+        except (KeyError, ValueError, TypeError):
+            continue
+    return msgid
 
 
 class ApiKey(models.Model):

@@ -3,11 +3,18 @@
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from portal.api_auth import key_cache_mark_revoked
 from portal.errors import DomainError, NotFound
-from portal.models import ApiKey, AuditEntry, Membership, Notification, Organization
+from portal.models import (
+    ApiKey,
+    AuditEntry,
+    Membership,
+    Notification,
+    Organization,
+    notification_text_render,
+)
 
 
 def audit_record(*, actor, action: str, obj, details: dict | None = None) -> AuditEntry:
@@ -26,6 +33,7 @@ def notification_send(
     kind: str,
     title: str,
     body: str = "",
+    params: dict | None = None,
     url: str = "",
     user=None,
     organization: Organization | None = None,
@@ -34,17 +42,33 @@ def notification_send(
 ) -> Notification | None:
     """Put a notice in the portal inbox (and optionally email it) exactly once per dedupe_key.
 
+    ``title`` and ``body`` are untranslated source msgids (mark them with ``gettext_noop``)
+    whose ``%(name)s`` placeholders are filled from ``params``; the inbox translates them
+    into the reader's language when shown. Text nobody can translate (a reviewer's reason)
+    goes in ``params`` behind a placeholder-only msgid such as ``"%(reason)s"``.
+
     Returns None when the same dedupe_key was already sent (a job that runs twice).
     The email goes out after commit so a rolled-back job sends nothing.
     """
+    params = {
+        name: value if isinstance(value, int | str) else str(value) for name, value in (params or {}).items()
+    }
+    # The stored text (admin, email, fallback) is in the portal's default language, whoever's
+    # request happened to send the notice: a shop's staff reviewer may be browsing in English.
+    with translation.override(settings.LANGUAGE_CODE):
+        title_text = notification_text_render(title, params)
+        body_text = notification_text_render(body, params)
     try:
         with transaction.atomic():
             note = Notification.objects.create(
                 user=user,
                 organization=organization,
                 kind=kind,
-                title=title,
-                body=body,
+                title=title_text[: Notification._meta.get_field("title").max_length],
+                body=body_text,
+                title_msgid=title,
+                body_msgid=body,
+                params=params,
                 url=url,
                 dedupe_key=dedupe_key,
             )
@@ -57,7 +81,11 @@ def notification_send(
         if recipients:
             transaction.on_commit(
                 lambda: send_mail(
-                    title, f"{body}\n\n{settings.PORTAL_BASE_URL}{url}", None, recipients, fail_silently=True
+                    title_text,
+                    f"{body_text}\n\n{settings.PORTAL_BASE_URL}{url}",
+                    None,
+                    recipients,
+                    fail_silently=True,
                 )
             )
     return note

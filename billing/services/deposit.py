@@ -16,6 +16,7 @@ import uuid
 from django.db import transaction
 from django.db.models import Sum
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from billing import errors, locks
 from billing.models import ClosureRequest, DepositEntry, LedgerEntry, Wallet
@@ -117,7 +118,8 @@ def deposit_transfer_arrears(
         )
         notification_send(
             kind="billing.deposit_transfer",
-            title=_("保证金已抵扣欠费 %(amount)s") % {"amount": format_fen(amount)},
+            title=gettext_noop("保证金已抵扣欠费 %(amount)s"),
+            params={"amount": format_fen(amount)},
             url="/billing/wallet/",
             organization=wallet.organization,
             dedupe_key=f"billing.deposit_transfer:{entry.pk}",

@@ -11,6 +11,7 @@ import re
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from billing import errors, locks
 from billing.models import Invoice
@@ -120,7 +121,8 @@ def invoice_issue(*, invoice_id: int, actor, now: dt.datetime | None = None) -> 
         )
         notification_send(
             kind="billing.invoice_issued",
-            title=_("发票已开具 %(number)s") % {"number": invoice.number},
+            title=gettext_noop("发票已开具 %(number)s"),
+            params={"number": invoice.number},
             url=f"/billing/invoices/{invoice.pk}/",
             organization=invoice.organization,
             dedupe_key=f"billing.invoice_issued:{invoice.pk}",
@@ -150,8 +152,9 @@ def invoice_reject(*, invoice_id: int, actor, reason: str, now: dt.datetime | No
         )
         notification_send(
             kind="billing.invoice_rejected",
-            title=_("发票申请被驳回"),
-            body=invoice.reject_reason,
+            title=gettext_noop("发票申请被驳回"),
+            body="%(reason)s",
+            params={"reason": invoice.reject_reason},
             url=f"/billing/invoices/{invoice.pk}/",
             organization=invoice.organization,
             dedupe_key=f"billing.invoice_rejected:{invoice.pk}",
