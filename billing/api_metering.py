@@ -13,6 +13,7 @@ import json
 
 from django.conf import settings
 from django.http import JsonResponse
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -280,7 +281,7 @@ def parse_month(value: str | None, default: tuple[int, int]) -> tuple[int, int]:
     try:
         d = dt.datetime.strptime(value, "%Y-%m")
     except ValueError as exc:
-        raise DomainError("invalid", "month must be YYYY-MM.", field="month") from exc
+        raise DomainError("invalid", _("月份格式须为 YYYY-MM。"), field="month") from exc
     return d.year, d.month
 
 
@@ -328,7 +329,7 @@ def _int_or_none(value, field):
     try:
         return int(value)
     except ValueError as exc:
-        raise DomainError("invalid", f"{field} must be an id.", field=field) from exc
+        raise DomainError("invalid", _("%(field)s 须为数字 ID。") % {"field": field}, field=field) from exc
 
 
 class CatalogOut(serializers.ModelSerializer):

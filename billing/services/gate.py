@@ -20,6 +20,7 @@ or a top-up is seen on the next call. Free APIs always pass and never touch the 
 from dataclasses import dataclass
 
 from django.core.cache import cache
+from django.utils.translation import gettext as _
 
 from billing.models import Api, App, Location, OutOfCloudPermission
 from portal import hotcache
@@ -131,9 +132,9 @@ def gate_check(*, app_key: str, api: str, location: str) -> GateDecision:
         return GateDecision(
             False,
             OUT_OF_CLOUD,
-            "增值API不得在抖店云外调用, 除非已获授权 (FEE-3.1)。",
+            _("增值API不得在抖店云外调用, 除非已获授权 (FEE-3.1)。"),
             tier,
         )
     if _in_arrears(org_id, arrears):
-        return GateDecision(False, ARREARS, "账户欠费, 付费API暂停调用 (FEE-6.1)。", tier)
+        return GateDecision(False, ARREARS, _("账户欠费, 付费API暂停调用 (FEE-6.1)。"), tier)
     return GateDecision(True, tier=tier)

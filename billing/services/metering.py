@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from billing.models import Api, ApiPrice, App, Discount, OutOfCloudPermission
 from billing.services import gate
@@ -30,7 +31,7 @@ def _staff_audit(actor, action, obj, details=None):
 @transaction.atomic
 def api_create(*, code: str, tier: str, title: str = "", actor=None) -> Api:
     if tier not in Api.Tier.values:
-        raise DomainError("FEE-2.1", "未知的API类型。", field="tier")
+        raise DomainError("FEE-2.1", gettext("未知的API类型。"), field="tier")
     api = Api.objects.create(code=code.strip(), tier=tier, title=title)
     _staff_audit(actor, "billing.api_create", api, {"tier": tier})
     transaction.on_commit(lambda: gate.gate_invalidate_api(code=api.code))
@@ -43,7 +44,7 @@ def api_update(*, api: Api, tier: str | None = None, title: str | None = None, a
     old_tier = Api.objects.filter(pk=api.pk).values_list("tier", flat=True).first()
     if tier is not None:
         if tier not in Api.Tier.values:
-            raise DomainError("FEE-2.1", "未知的API类型。", field="tier")
+            raise DomainError("FEE-2.1", gettext("未知的API类型。"), field="tier")
         api.tier = tier
     if title is not None:
         api.title = title
@@ -58,7 +59,7 @@ def api_update(*, api: Api, tier: str | None = None, title: str | None = None, a
 def api_price_set(*, api: Api, price_fen_per_1000: int, effective_from: dt.date, actor=None) -> ApiPrice:
     """Add (or correct) the price in force from ``effective_from`` (FEE-2.1 price history)."""
     if price_fen_per_1000 < 0:
-        raise DomainError("FEE-2.1", "价格不能为负。", field="price_fen_per_1000")
+        raise DomainError("FEE-2.1", gettext("价格不能为负。"), field="price_fen_per_1000")
     price, _ = ApiPrice.objects.update_or_create(
         api=api, effective_from=effective_from, defaults={"price_fen_per_1000": price_fen_per_1000}
     )
@@ -75,7 +76,7 @@ def _require_main(membership: Membership | None) -> Membership:
     if membership is None:
         raise NotFound()
     if not membership.is_main:
-        raise DomainError("permission_denied", "只有主账号可以管理应用密钥。", status=403)
+        raise DomainError("permission_denied", gettext("只有主账号可以管理应用密钥。"), status=403)
     return membership
 
 
@@ -85,7 +86,7 @@ def app_create(*, membership: Membership, name: str, actor=None) -> tuple[App, s
     _require_main(membership)
     name = (name or "").strip()
     if not name:
-        raise DomainError("invalid", "请填写应用名称。", field="name")
+        raise DomainError("invalid", gettext("请填写应用名称。"), field="name")
     raw = App.new_secret()
     app = App.objects.create(
         organization_id=membership.organization_id,
@@ -142,7 +143,7 @@ def app_secret_matches(*, app: App, raw: str) -> bool:
 @transaction.atomic
 def permission_grant(*, app: App, api: Api, actor=None, note: str = "") -> OutOfCloudPermission:
     if api.tier != Api.Tier.VALUE_ADDED:
-        raise DomainError("FEE-3.1", "只有增值API需要云外调用权限。", field="api")
+        raise DomainError("FEE-3.1", gettext("只有增值API需要云外调用权限。"), field="api")
     perm, created = OutOfCloudPermission.objects.get_or_create(
         app=app,
         api=api,
@@ -179,9 +180,9 @@ def discount_set(
     """Create (or edit) an app's discount. Overlapping periods are refused (one rate per day)."""
     rate = Decimal(rate)
     if not (Decimal(0) < rate < Decimal(1)):
-        raise DomainError("FEE-5.1", "折扣率须在 0 与 1 之间(如 0.2 表示减免20%)。", field="rate")
+        raise DomainError("FEE-5.1", gettext("折扣率须在 0 与 1 之间(如 0.2 表示减免20%)。"), field="rate")
     if valid_to < valid_from:
-        raise DomainError("FEE-5.1", "截止日期不能早于生效日期。", field="valid_to")
+        raise DomainError("FEE-5.1", gettext("截止日期不能早于生效日期。"), field="valid_to")
     try:
         with transaction.atomic():
             obj = discount or Discount(app=app)
@@ -197,7 +198,9 @@ def discount_set(
                 {"app": app.app_key, "rate": str(rate), "from": str(valid_from), "to": str(valid_to)},
             )
     except IntegrityError as exc:
-        raise Conflict("FEE-5.1", "该应用在此期间已有折扣(折扣期不得重叠)。", field="valid_from") from exc
+        raise Conflict(
+            "FEE-5.1", gettext("该应用在此期间已有折扣(折扣期不得重叠)。"), field="valid_from"
+        ) from exc
     return obj
 
 

@@ -26,6 +26,7 @@ import logging
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from billing.locks_metering import (
     NS_SETTLEMENT_CHUNK,
@@ -97,12 +98,12 @@ APPS_SQL = """
 
 def _check_month(year: int, month: int, *, now: dt.datetime | None = None) -> None:
     if not 1 <= month <= 12:
-        raise DomainError("FEE-4.2", "月份无效。", field="month")
+        raise DomainError("FEE-4.2", gettext("月份无效。"), field="month")
     if (year, month) < FIRST_BILLABLE:
-        raise DomainError("FEE-4.2", "2023年3月之前的月份不收费。", field="month")
+        raise DomainError("FEE-4.2", gettext("2023年3月之前的月份不收费。"), field="month")
     _, end = clock.month_range(year, month)
     if (now or clock.now()) < end:
-        raise DomainError("FEE-4.2", "只能结算已结束的自然月。", field="month")
+        raise DomainError("FEE-4.2", gettext("只能结算已结束的自然月。"), field="month")
 
 
 def settlement_plan_month(
@@ -305,7 +306,7 @@ def settlement_recheck_month(*, year: int, month: int, actor=None) -> dict:
     """Recompute the month from usage now and compare with the bills and charges on record."""
     run = SettlementRun.objects.filter(year=year, month=month).first()
     if run is None:
-        raise DomainError("FEE-4.2", "该月尚未结算。", field="month")
+        raise DomainError("FEE-4.2", gettext("该月尚未结算。"), field="month")
     start, end = clock.month_range(year, month)
     first_day = dt.date(year, month, 1)
     last_day = (end - dt.timedelta(days=1)).date()

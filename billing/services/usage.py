@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 from django.db import DataError, IntegrityError, connection, transaction
+from django.utils.translation import gettext
 
 from billing.locks_metering import NS_USAGE_PARTITION, advisory_xact_lock, month_key
 from billing.models import FIRST_BILLABLE, SettlementRun, UsageBatch
@@ -372,9 +373,9 @@ def usage_ingest(
     """Load a batch of hourly rollups (CSV with header, or NDJSON). Idempotent on ``batch_id``."""
     batch_id = (batch_id or "").strip()
     if not batch_id or len(batch_id) > 100:
-        raise DomainError("invalid", "batch_id is required (at most 100 characters).", field="batch_id")
+        raise DomainError("invalid", gettext("必须提供 batch_id (最多 100 个字符)。"), field="batch_id")
     if fmt not in ("csv", "ndjson"):
-        raise DomainError("invalid", "format must be csv or ndjson.", field="format")
+        raise DomainError("invalid", gettext("format 只能是 csv 或 ndjson。"), field="format")
     started = time.monotonic()
     try:
         with transaction.atomic():
