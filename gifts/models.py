@@ -33,6 +33,7 @@ from django.contrib.postgres.fields import DateRangeField, RangeBoundary, RangeO
 from django.db import models
 from django.db.models import Func, Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from portal.models import Organization
 
@@ -741,6 +742,67 @@ class GiftEvent(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M} {self.kind} {self.from_state}→{self.to_state}"
+
+    # The event log a shop reads shows labels; kind and states stay codes in the table (an
+    # unknown code, e.g. from an older release, is shown as stored rather than hidden).
+    KIND_LABELS = {
+        "registered": pgettext_lazy("gift event", "登记赠品"),
+        "edited": pgettext_lazy("gift event", "修改赠品"),
+        "submitted": pgettext_lazy("gift event", "提交审核"),
+        "auto_rejected": pgettext_lazy("gift event", "自动驳回"),
+        "approved": pgettext_lazy("gift event", "审核通过"),
+        "rejected": pgettext_lazy("gift event", "审核驳回"),
+        "revisions_requested": pgettext_lazy("gift event", "要求修改"),
+        "removed": pgettext_lazy("gift event", "删除"),
+        "withdrawn": pgettext_lazy("gift event", "商家撤回"),
+        "suspended": pgettext_lazy("gift event", "暂停"),
+        "reinstated": pgettext_lazy("gift event", "恢复"),
+        "domestic_shipping_approved": pgettext_lazy("gift event", "批准国内发货"),
+        "fair_value_set": pgettext_lazy("gift event", "核定公允价值"),
+        "gift_attached": pgettext_lazy("gift event", "关联商品"),
+        "gift_detached": pgettext_lazy("gift event", "解除关联商品"),
+        "product_created": pgettext_lazy("gift event", "创建商品"),
+        "product_edited": pgettext_lazy("gift event", "修改商品"),
+        "product_listed": pgettext_lazy("gift event", "商品上架"),
+        "product_taken_down": pgettext_lazy("gift event", "商品下架"),
+        "violation_recorded": pgettext_lazy("gift event", "记录违规"),
+        "violation_not_judged": pgettext_lazy("gift event", "不判违规"),
+        "qualification_uploaded": pgettext_lazy("gift event", "上传资质"),
+        "qualification_approved": pgettext_lazy("gift event", "资质审核通过"),
+        "qualification_rejected": pgettext_lazy("gift event", "资质审核驳回"),
+        "documents_requested": pgettext_lazy("gift event", "要求提供资质"),
+        "document_request_fulfilled": pgettext_lazy("gift event", "已提供资质"),
+        "document_request_expired": pgettext_lazy("gift event", "资质提供超时"),
+        "gift_shipped": pgettext_lazy("gift event", "赠品发货"),
+        "spot_checked": pgettext_lazy("gift event", "抽检"),
+        "dispute_opened": pgettext_lazy("gift event", "发起争议"),
+        "dispute_responded": pgettext_lazy("gift event", "商家举证"),
+        "dispute_decided": pgettext_lazy("gift event", "争议裁决"),
+    }
+
+    def _state_labels(self) -> dict:
+        """The states an event's codes belong to: the subject's, document requests' for theirs."""
+        if self.dispute_id:
+            return dict(GiftDispute.State.choices)
+        if self.kind.startswith("document"):
+            return dict(DocumentRequest.State.choices)
+        if self.qualification_id:
+            return dict(Qualification.State.choices)
+        if self.product_id and not self.gift_id:
+            return dict(Product.State.choices)
+        return dict(Gift.State.choices)
+
+    @property
+    def kind_label(self) -> str:
+        return self.KIND_LABELS.get(self.kind, self.kind)
+
+    @property
+    def from_state_label(self) -> str:
+        return self._state_labels().get(self.from_state, self.from_state)
+
+    @property
+    def to_state_label(self) -> str:
+        return self._state_labels().get(self.to_state, self.to_state)
 
 
 # Violations are evidence: corrected by staff with a new record, never edited or deleted.

@@ -57,6 +57,23 @@ def test_gift_2_1_shop_registers_and_submits_a_gift_on_the_page(client, owner):
     assert "面霜小样" in page and 'data-state="submitted"' in page
 
 
+def test_gift_detail_event_log_shows_labels_not_state_codes(client, owner, settings):
+    # given a submitted gift that a reviewer rejects
+    gift = GiftFactory(shop=owner.organization, state=Gift.State.SUBMITTED)
+    services.gift_reject(gift=gift, actor=UserFactory(is_staff=True), reason="标签照片不清晰")
+    login(client, owner)
+    # when the shop opens the gift, then the log names the event and states by their labels
+    page = client.get(reverse("gifts:gift-detail", args=[gift.pk])).content.decode()
+    assert '<tr data-event="rejected">' in page
+    assert "<td>审核驳回</td><td>待审核 → 已驳回</td>" in page
+    assert "submitted → rejected" not in page and "<td>rejected</td>" not in page
+    # and in English for a reader who picked English
+    settings.LOCALE_PATHS = list(settings.LOCALE_PATHS)  # reload the compiled catalogues
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    page = client.get(reverse("gifts:gift-detail", args=[gift.pk])).content.decode()
+    assert "<td>Rejected</td><td>Awaiting review → Rejected</td>" in page
+
+
 def test_gift_pages_show_the_rule_when_refused(client, owner):
     login(client, owner)
     resp = client.post(
