@@ -3,7 +3,11 @@
 clock patching; these helpers give the defaults.
 """
 
+import contextlib
+import contextvars
 import datetime as dt
+import threading
+from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -41,3 +45,48 @@ def month_range(year: int, month: int) -> tuple[dt.datetime, dt.datetime]:
 def previous_month(day: dt.date) -> tuple[int, int]:
     first = day.replace(day=1) - dt.timedelta(days=1)
     return first.year, first.month
+
+
+_travel_offset: contextvars.ContextVar[dt.timedelta | None] = contextvars.ContextVar(
+    "clock_travel_offset", default=None
+)
+_travel_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def travel(instant: dt.datetime) -> Iterator[None]:
+    """Run a block as if it had started at ``instant`` (in the past): only for seed data that
+    must look like history, e.g. seed_demo's wallet ledger, whose writers stamp rows with
+    ``timezone.now()`` (``auto_now_add`` included) inside raw SQL and take no ``now=``.
+
+    The real services run unchanged, so every invariant holds (locks, checks, the ledger's
+    append-only trigger, balance_after_fen); only the time they read moves. The clock keeps
+    ticking from ``instant``, so rows written in the block keep their order. Only the calling
+    thread (context) sees the shifted time; other threads read the real one. Not for
+    request, task or test code: those pass ``now=``/``today=``.
+    """
+    if timezone.is_naive(instant):
+        raise ValueError("clock.travel needs an aware datetime.")
+    if not _travel_lock.acquire(blocking=False):
+        raise RuntimeError("clock.travel is already in use (it does not nest).")
+    real_now = timezone.now
+    try:
+        offset = instant - real_now()
+        if offset > dt.timedelta(0):
+            raise ValueError("clock.travel only goes into the past.")
+
+        def shifted_now() -> dt.datetime:
+            shift = _travel_offset.get()
+            return real_now() if shift is None else real_now() + shift
+
+        token = _travel_offset.set(offset)
+        # django.utils.timezone.now is looked up at call time by Django (auto_now_add) and by
+        # every ``timezone.now()`` caller, so replacing the module attribute reaches them all.
+        timezone.now = shifted_now
+        try:
+            yield
+        finally:
+            timezone.now = real_now
+            _travel_offset.reset(token)
+    finally:
+        _travel_lock.release()
