@@ -1,13 +1,14 @@
 """Billing II demo data (idempotent): an API catalog with a price change, apps for the demo
 developer and a shop, three months of hourly usage (through the real ingest path, fixed batch
 ids so reseeding counts once), a discount, an out-of-cloud permission, and the two ended
-months before this one settled (bills + charges)."""
+months before this one settled (bills + charges) on their real settlement dates."""
 
 import datetime as dt
 import random
 
 from django.db import transaction
 
+from billing import demo_wallet
 from billing.models import Api, ApiPrice, App, Discount, OutOfCloudPermission
 from billing.services import metering as svc
 from billing.services.settlement import settlement_run_month
@@ -99,4 +100,7 @@ def seed() -> None:
             source="command",
         )
     for year, month in months[:-1]:
-        settlement_run_month(year=year, month=month)
+        # On its real date (02:00 on the 5th after the month), so the charges it writes sit in
+        # the wallet's history where the beat would have put them.
+        with clock.travel(demo_wallet.settlement_instant(year, month)):
+            settlement_run_month(year=year, month=month)

@@ -23,6 +23,7 @@ def test_demo_developer_tops_up_100_yuan_through_the_sandbox_cashier(page, live_
     login(page, "dev")
     page.goto(f"{live_server.url}/billing/wallet/")
     before = _yuan(page.get_by_test_id("balance").inner_text())
+    credits_before = page.locator('tr[data-kind="top_up_credit"]').count()
     page.click("text=充值 >> nth=0")
     page.wait_for_url("**/billing/top-up/")
     page.check('input[name="preset"][value="10000"]')  # ¥100.00
@@ -35,5 +36,5 @@ def test_demo_developer_tops_up_100_yuan_through_the_sandbox_cashier(page, live_
     assert _yuan(page.get_by_test_id("balance").inner_text()) == before + 10_000
     page.goto(f"{live_server.url}/billing/wallet/")
     assert _yuan(page.get_by_test_id("balance").inner_text()) == before + 10_000
-    assert page.locator('tr[data-kind="top_up_credit"]').count() == 2
+    assert page.locator('tr[data-kind="top_up_credit"]').count() == credits_before + 1
     assert LedgerEntry.objects.filter(kind="top_up_credit", amount_fen=10_000).count() == 1
