@@ -62,6 +62,12 @@ class LedgerFilter(serializers.Serializer):
     date_from = serializers.DateField(required=False)
     date_to = serializers.DateField(required=False)
 
+    def validate(self, attrs):
+        problem = sel.ledger_filter_error(date_from=attrs.get("date_from"), date_to=attrs.get("date_to"))
+        if problem is not None:
+            raise serializers.ValidationError({problem[0]: problem[1]})
+        return attrs
+
 
 class TopUpIn(serializers.Serializer):
     amount_fen = serializers.IntegerField(help_text="fen, 100 (¥1) .. 100000000 (¥1,000,000)")

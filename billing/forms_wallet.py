@@ -4,7 +4,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from billing import errors
 from billing.models import TOP_UP_MAX_FEN, TOP_UP_MIN_FEN, Invoice, LedgerEntry
+from billing.selectors.wallet import ledger_filter_error
 from billing.services.invoice import uscc_is_valid
 from billing.services.topup import PRESETS_FEN
 from portal.money import format_fen, yuan_to_fen
@@ -58,9 +60,22 @@ class LedgerFilterForm(forms.Form):
         label=_("结束日期"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
 
+    def clean(self):
+        data = super().clean()
+        problem = ledger_filter_error(date_from=data.get("date_from"), date_to=data.get("date_to"))
+        if problem is not None:
+            self.add_error(*problem)
+        return data
+
     def filters(self) -> dict:
-        if not self.is_valid():
+        """The filters to apply (none when unbound). Unusable input raises ``BillingError``
+        naming the first bad field, so a caller that does not show the form (the CSV export)
+        answers 400 instead of silently exporting the unfiltered ledger."""
+        if not self.is_bound:
             return {}
+        if not self.is_valid():
+            field, messages = next(iter(self.errors.items()))
+            raise errors.BillingError("invalid", f"{field}: {messages[0]}", field=field)
         return {k: v for k, v in self.cleaned_data.items() if v}
 
 

@@ -72,7 +72,12 @@ def wallet(request):
     membership = _membership(request)
     org_id = membership.organization_id
     filters = LedgerFilterForm(request.GET or None)
-    entries = sel.ledger_list_for_organization(organization_id=org_id, **filters.filters())
+    if filters.is_bound and not filters.is_valid():
+        # The form shows the error next to the field; an unusable filter lists nothing rather
+        # than the whole ledger under a filter the developer did not get.
+        entries = LedgerEntry.objects.none()
+    else:
+        entries = sel.ledger_list_for_organization(organization_id=org_id, **filters.filters())
     page = Paginator(entries, 20).get_page(request.GET.get("page"))
     return render(
         request,
@@ -95,7 +100,8 @@ class _Echo:
 
 @login_required
 def ledger_csv(request):
-    """Streams the filtered ledger: rows are written as the cursor yields them."""
+    """Streams the filtered ledger: rows are written as the cursor yields them. A bad filter
+    raises ``BillingError`` (400 page naming the field) before the first byte is sent."""
     membership = _membership(request)
     filters = LedgerFilterForm(request.GET or None)
     entries = sel.ledger_list_for_organization(

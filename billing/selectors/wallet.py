@@ -4,7 +4,9 @@ import datetime as dt
 
 from django.core.cache import cache
 from django.db.models import Q, QuerySet, Sum
+from django.utils.translation import gettext_lazy as _
 
+from billing import errors
 from billing.models import (
     ClosureRequest,
     DepositAccount,
@@ -53,6 +55,30 @@ def wallet_visible_to(*, membership: Membership | None) -> bool:
     return membership is not None
 
 
+# Ledger date filters accept business days in this range only. The bounds keep every instant
+# the filter computes (start of the day after ``date_to``, in Asia/Shanghai and in UTC) inside
+# what Python and PostgreSQL can represent: ``9999-12-31 + 1 day`` overflowed into a 500.
+LEDGER_DATE_MIN = dt.date(2000, 1, 1)
+LEDGER_DATE_MAX = dt.date(2999, 12, 31)
+
+
+def ledger_filter_error(
+    *, date_from: dt.date | None = None, date_to: dt.date | None = None
+) -> tuple[str, str] | None:
+    """(field, message) for the first unusable date filter, None when both are fine.
+
+    One check for the page form, the API serializer and the selector itself."""
+    for field, value in (("date_from", date_from), ("date_to", date_to)):
+        if value is not None and not LEDGER_DATE_MIN <= value <= LEDGER_DATE_MAX:
+            return field, str(
+                _("日期须在 %(min)s 至 %(max)s 之间。")
+                % {"min": LEDGER_DATE_MIN.isoformat(), "max": LEDGER_DATE_MAX.isoformat()}
+            )
+    if date_from is not None and date_to is not None and date_from > date_to:
+        return "date_to", str(_("结束日期不能早于开始日期。"))
+    return None
+
+
 def ledger_list_for_organization(
     *,
     organization_id: int,
@@ -60,7 +86,13 @@ def ledger_list_for_organization(
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
 ) -> QuerySet[LedgerEntry]:
-    """The organization's ledger, newest first; dates are Asia/Shanghai days, inclusive."""
+    """The organization's ledger, newest first; dates are Asia/Shanghai days, inclusive.
+
+    A date outside ``LEDGER_DATE_MIN..LEDGER_DATE_MAX`` (or ``date_from`` after ``date_to``)
+    raises ``BillingError`` naming the field: a 400 on the API, an error page, never a 500."""
+    problem = ledger_filter_error(date_from=date_from, date_to=date_to)
+    if problem is not None:
+        raise errors.BillingError("invalid", problem[1], field=problem[0])
     qs = LedgerEntry.objects.filter(wallet__organization_id=organization_id)
     if kind:
         qs = qs.filter(kind=kind)

@@ -1,0 +1,78 @@
+"""Ledger date filters on the wallet page, the CSV export and the API: a far or malformed
+date is the developer's input error (a form error or a 400 naming the field), never a 500."""
+
+import pytest
+from django.urls import reverse
+
+from billing.selectors.wallet import ledger_list_for_organization
+from billing.services.wallet import wallet_charge_for_month
+from portal import clock
+from portal.errors import DomainError
+
+pytestmark = pytest.mark.django_db
+
+FAR_DATES = [
+    ({"date_to": "9999-12-31"}, "date_to"),
+    ({"date_from": "9999-12-31"}, "date_from"),
+    ({"date_from": "0001-01-01"}, "date_from"),
+    ({"date_from": "2024-05-02", "date_to": "2024-05-01"}, "date_to"),
+]
+
+
+@pytest.fixture
+def charged(owner):
+    wallet_charge_for_month(organization_id=owner.organization_id, year=2024, month=3, amount_fen=100)
+    return owner
+
+
+@pytest.mark.parametrize(("params", "field"), FAR_DATES)
+def test_wallet_page_shows_a_form_error_for_an_unusable_date(client, charged, params, field):
+    client.force_login(charged.user)
+    resp = client.get(reverse("billing:wallet"), params)
+    assert resp.status_code == 200
+    assert field in resp.context["filters"].errors
+    html = resp.content.decode()
+    assert f'data-field="{field}"' in html
+    assert "data-kind=" not in html  # nothing listed under a filter that was not applied
+
+
+@pytest.mark.parametrize(("params", "field"), FAR_DATES)
+def test_ledger_csv_answers_400_naming_the_field(client, charged, params, field):
+    client.force_login(charged.user)
+    resp = client.get(reverse("billing:ledger-csv"), params)
+    assert resp.status_code == 400
+    assert not resp.streaming
+    assert field in resp.content.decode()
+
+
+@pytest.mark.parametrize(("params", "field"), [*FAR_DATES, ({"date_to": "2024-13-01"}, "date_to")])
+def test_ledger_api_answers_400_naming_the_field(client, charged, params, field):
+    client.force_login(charged.user)
+    resp = client.get(reverse("billing-api:ledger"), params)
+    assert resp.status_code == 400
+    assert resp.json()["field"] == field and resp.json()["code"] == "invalid"
+
+
+def test_malformed_date_on_the_page_is_a_form_error_and_on_csv_a_400(client, charged):
+    client.force_login(charged.user)
+    resp = client.get(reverse("billing:wallet"), {"date_to": "2024-13-01"})
+    assert resp.status_code == 200 and "date_to" in resp.context["filters"].errors
+    assert client.get(reverse("billing:ledger-csv"), {"date_to": "2024-13-01"}).status_code == 400
+
+
+def test_the_widest_accepted_range_still_lists_and_exports_everything(client, charged):
+    wide = {"date_from": "2000-01-01", "date_to": "2999-12-31"}
+    client.force_login(charged.user)
+    html = client.get(reverse("billing:wallet"), wide).content.decode()
+    assert html.count('data-kind="settlement_charge"') == 1
+    lines = b"".join(client.get(reverse("billing:ledger-csv"), wide).streaming_content).splitlines()
+    assert len(lines) == 2
+    assert client.get(reverse("billing-api:ledger"), wide).json()["count"] == 1
+
+
+def test_selector_refuses_an_out_of_range_date_naming_the_field(charged):
+    with pytest.raises(DomainError) as exc:
+        ledger_list_for_organization(
+            organization_id=charged.organization_id, date_to=clock.today().replace(year=9999)
+        )
+    assert exc.value.field == "date_to" and exc.value.status == 400
