@@ -12,6 +12,7 @@ def expire_top_ups_task() -> int:
 
 
 @shared_task(name="billing.deposit_transfer_arrears", time_limit=30 * 60, soft_time_limit=25 * 60)
-def deposit_transfer_arrears_task() -> int:
-    """FEE-6.3 daily: cover arrears older than one month from the deposit (one per org/day)."""
-    return deposit.deposit_transfer_all_due()
+def deposit_transfer_arrears_task() -> dict:
+    """FEE-6.3 daily: cover arrears older than one month from the deposit (one per org/day).
+    Returns {"transferred", "failed", "failed_organization_ids"}; failures are also logged."""
+    return deposit.deposit_transfer_all_due().as_dict()

@@ -10,7 +10,9 @@
   closure is approved, never while in arrears.
 """
 
+import dataclasses
 import datetime as dt
+import logging
 import uuid
 
 from django.db import transaction
@@ -24,6 +26,8 @@ from billing.services.wallet import wallet_credit_deposit_transfer
 from portal import clock
 from portal.money import format_fen
 from portal.services import audit_record, notification_send
+
+log = logging.getLogger(__name__)
 
 
 def _one_month_before(day: dt.date) -> dt.date:
@@ -127,20 +131,56 @@ def deposit_transfer_arrears(
         return entry
 
 
-def deposit_transfer_all_due(*, today: dt.date | None = None) -> int:
-    """Daily beat job: every organization in arrears that has a deposit. Each organization in
-    its own transaction, so one failure does not undo the others; safe to run twice."""
+@dataclasses.dataclass
+class DepositSweepResult:
+    """What one run of the daily FEE-6.3 job did: organizations whose arrears were covered,
+    and organizations whose transfer failed (rolled back, retried by the next run)."""
+
+    transferred: list[int] = dataclasses.field(default_factory=list)
+    failed: list[int] = dataclasses.field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "transferred": len(self.transferred),
+            "failed": len(self.failed),
+            "failed_organization_ids": self.failed,
+        }
+
+
+def deposit_transfer_all_due(*, today: dt.date | None = None) -> DepositSweepResult:
+    """Daily beat job: every organization in arrears that has a deposit. Safe to run twice.
+
+    Each organization runs in its own transaction (a savepoint when a caller already holds
+    one): an error in one organization's transfer — a lock timeout, a constraint, a bug —
+    rolls back that organization only, is logged with its id, and the job goes on with the
+    others instead of leaving every later organization untouched until tomorrow.
+    """
     today = today or clock.today()
     org_ids = list(
-        Wallet.objects.filter(
-            balance_fen__lt=0, organization__deposit_account__balance_fen__gt=0
-        ).values_list("organization_id", flat=True)
+        Wallet.objects.filter(balance_fen__lt=0, organization__deposit_account__balance_fen__gt=0)
+        .order_by("organization_id")
+        .values_list("organization_id", flat=True)
     )
-    done = 0
+    result = DepositSweepResult()
     for org_id in org_ids:
-        if deposit_transfer_arrears(organization_id=org_id, today=today) is not None:
-            done += 1
-    return done
+        try:
+            with transaction.atomic():
+                entry = deposit_transfer_arrears(organization_id=org_id, today=today)
+        except Exception:
+            log.exception("FEE-6.3 deposit transfer failed for organization %s (%s)", org_id, today)
+            result.failed.append(org_id)
+            continue
+        if entry is not None:
+            result.transferred.append(org_id)
+    if result.failed:
+        log.error(
+            "FEE-6.3 deposit transfers on %s: %d done, %d failed (organizations %s)",
+            today,
+            len(result.transferred),
+            len(result.failed),
+            result.failed,
+        )
+    return result
 
 
 def closure_request_create(*, organization_id: int, actor, reason: str = "") -> ClosureRequest:

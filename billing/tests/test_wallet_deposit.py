@@ -33,14 +33,14 @@ def test_fee_6_3_daily_job_covers_old_arrears_up_to_the_deposit(org):
     deposit_pay_in(organization_id=org.id, amount_fen=2_000, actor=None)
     other = OrganizationFactory()
     wallet_charge_for_month(organization_id=other.id, year=2024, month=1, amount_fen=100)  # no deposit
-    assert deposit_transfer_all_due(today=LATER) == 1
+    assert deposit_transfer_all_due(today=LATER).transferred == [org.id]
     assert ledger_sum(org.id) == -3_000
     assert DepositAccount.objects.get(organization=org).balance_fen == 0
     audit = AuditEntry.objects.get(action="billing.deposit_transfer_arrears")
     assert audit.actor is None and audit.details["by"] == "beat"
     # Runs twice the same day, and again the next day: nothing more to move.
-    assert deposit_transfer_all_due(today=LATER) == 0
-    assert deposit_transfer_all_due(today=LATER + dt.timedelta(days=1)) == 0
+    assert deposit_transfer_all_due(today=LATER).transferred == []
+    assert deposit_transfer_all_due(today=LATER + dt.timedelta(days=1)).transferred == []
     assert DepositEntry.objects.filter(kind="arrears_transfer").count() == 1
 
 
@@ -132,7 +132,11 @@ def test_tasks_call_their_services(org):
     assert expire_top_ups_task() == 1
     old.refresh_from_db()
     assert old.state == TopUpOrder.State.EXPIRED
-    assert deposit_transfer_arrears_task() == 0
+    assert deposit_transfer_arrears_task() == {
+        "transferred": 0,
+        "failed": 0,
+        "failed_organization_ids": [],
+    }
 
 
 def test_beat_entries_are_declared():
@@ -145,3 +149,63 @@ def test_beat_entries_are_declared():
 
 def test_fee_4_1_ledger_has_exactly_three_kinds():
     assert set(LedgerEntry.Kind.values) == {"top_up_credit", "settlement_charge", "deposit_transfer"}
+
+
+def test_fee_6_3_one_organization_failing_does_not_stop_the_daily_job(org, monkeypatch, caplog):
+    # given three organizations with old arrears and a deposit, the middle one's transfer
+    # failing inside the database after its deposit entry was written
+    orgs = [org, OrganizationFactory(), OrganizationFactory()]
+    for o in orgs:
+        wallet_charge_for_month(organization_id=o.id, year=2024, month=1, amount_fen=1_000)
+        deposit_pay_in(organization_id=o.id, amount_fen=5_000, actor=None)
+    broken = orgs[1]
+    import billing.services.deposit as deposit_module
+
+    real_credit = deposit_module.wallet_credit_deposit_transfer
+
+    def credit(*, wallet, deposit_entry):
+        if wallet.organization_id == broken.id:
+            with connection.cursor() as cur:
+                cur.execute("SELECT 1 / 0")  # aborts the transaction, as a real DB error would
+        return real_credit(wallet=wallet, deposit_entry=deposit_entry)
+
+    monkeypatch.setattr(deposit_module, "wallet_credit_deposit_transfer", credit)
+
+    # when the daily job runs
+    with caplog.at_level("ERROR", logger="billing.services.deposit"):
+        result = deposit_transfer_all_due(today=LATER)
+
+    # then the others are covered, the broken one is rolled back whole and reported
+    assert result.transferred == [orgs[0].id, orgs[2].id] and result.failed == [broken.id]
+    assert result.as_dict() == {"transferred": 2, "failed": 1, "failed_organization_ids": [broken.id]}
+    for o in (orgs[0], orgs[2]):
+        assert ledger_sum(o.id) == 0
+        assert DepositAccount.objects.get(organization=o).balance_fen == 4_000
+    assert ledger_sum(broken.id) == -1_000
+    assert DepositAccount.objects.get(organization=broken).balance_fen == 5_000
+    assert not DepositEntry.objects.filter(account__organization=broken, kind="arrears_transfer").exists()
+    assert not AuditEntry.objects.filter(
+        action="billing.deposit_transfer_arrears", details__organization_id=broken.id
+    ).exists()
+    assert f"organization {broken.id}" in caplog.text and "1 failed" in caplog.text
+
+    # and the next run, with the fault gone, covers the one that failed
+    monkeypatch.setattr(deposit_module, "wallet_credit_deposit_transfer", real_credit)
+    assert deposit_transfer_all_due(today=LATER + dt.timedelta(days=1)).transferred == [broken.id]
+    assert ledger_sum(broken.id) == 0
+
+
+def test_fee_6_3_task_reports_failed_organizations(org, monkeypatch):
+    wallet_charge_for_month(organization_id=org.id, year=2024, month=1, amount_fen=1_000)
+    deposit_pay_in(organization_id=org.id, amount_fen=5_000, actor=None)
+    import billing.services.deposit as deposit_module
+
+    def boom(**kwargs):
+        raise RuntimeError("payment rail down")
+
+    monkeypatch.setattr(deposit_module, "old_arrears_fen", boom)
+    assert deposit_transfer_arrears_task() == {
+        "transferred": 0,
+        "failed": 1,
+        "failed_organization_ids": [org.id],
+    }
