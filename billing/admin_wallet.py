@@ -5,10 +5,15 @@ and deposit entries are append-only in the database too). Staff actions call ser
 which write the audit entry (who, when, what) in the same transaction.
 """
 
+import uuid
+
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import (
@@ -24,6 +29,7 @@ from billing.models import (
 from billing.services import deposit as deposit_svc
 from billing.services import invoice as invoice_svc
 from portal.errors import DomainError
+from portal.models import Organization
 from portal.money import format_fen, yuan_to_fen
 
 
@@ -56,6 +62,19 @@ class ReasonForm(forms.Form):
 class AmountForm(forms.Form):
     amount_yuan = forms.DecimalField(label=_("金额 (元)"), max_digits=12, decimal_places=2, min_value=0.01)
     note = forms.CharField(label=_("备注"), max_length=200, required=False)
+
+
+class DepositOpenForm(AmountForm):
+    """ "Add" on deposit accounts: the first pay-in of an organization (or another pay-in of one
+    that already has an account). ``token`` is minted when the form is shown and makes a
+    double submission pay in once."""
+
+    organization = forms.ModelChoiceField(
+        label=_("组织"), queryset=Organization.objects.order_by("name", "pk")
+    )
+    token = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    field_order = ["organization", "amount_yuan", "note"]
 
 
 def _with_form(modeladmin, request, queryset: QuerySet, form_class, title: str, apply):
@@ -228,6 +247,50 @@ class DepositAccountAdmin(ReadOnlyAdmin):
 
     def has_change_permission(self, request, obj=None):
         return obj is None and request.user.has_perm("billing.change_depositaccount")
+
+    def has_add_permission(self, request, obj=None):
+        # "Add" records a pay-in through the service (which opens the account); it never
+        # saves a model form, so no balance can be typed in.
+        return request.user.has_perm("billing.add_depositaccount")
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            form = DepositOpenForm(request.POST)
+        else:
+            form = DepositOpenForm(initial={"token": uuid.uuid4().hex})
+        if form.is_bound and form.is_valid():
+            data = form.cleaned_data
+            try:
+                entry = deposit_svc.deposit_pay_in(
+                    organization_id=data["organization"].pk,
+                    amount_fen=yuan_to_fen(data["amount_yuan"]),
+                    actor=request.user,
+                    note=data["note"],
+                    idempotency_key=f"admin-add:{data['token']}",
+                )
+            except DomainError as exc:
+                form.add_error(None, f"{exc.code}: {exc.message}")
+            else:
+                self.message_user(
+                    request,
+                    _("已为 %(org)s 登记缴纳保证金 %(amount)s。")
+                    % {"org": data["organization"], "amount": format_fen(entry.amount_fen)},
+                    messages.SUCCESS,
+                )
+                return redirect(reverse("admin:billing_depositaccount_change", args=[entry.account_id]))
+        return TemplateResponse(
+            request,
+            "billing/deposit_account_admin_add.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("登记缴纳保证金 (无账户时开立)"),
+                "form": form,
+                "opts": self.model._meta,
+                **(extra_context or {}),
+            },
+        )
 
     @admin.action(description=_("用保证金抵扣超过一个月的欠费 (FEE-6.3)"), permissions=["change"])
     def transfer_arrears(self, request, queryset):

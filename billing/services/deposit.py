@@ -56,24 +56,48 @@ def old_arrears_fen(*, wallet: Wallet, today: dt.date) -> int:
     return max(0, arrears - recent)
 
 
-def deposit_pay_in(*, organization_id: int, amount_fen: int, actor, note: str = "") -> DepositEntry:
-    """Staff record a deposit the organization paid in (audited)."""
+def deposit_pay_in(
+    *, organization_id: int, amount_fen: int, actor, note: str = "", idempotency_key: str | None = None
+) -> DepositEntry:
+    """Staff record a deposit the organization paid in (audited). Creates the organization's
+    deposit account when it has none yet (``locks.deposit_account_lock``).
+
+    Money only comes in here (amount > 0; FEE-4.1). With ``idempotency_key`` (the admin form's
+    one-time token) a repeated submission returns the first entry instead of paying in twice;
+    the key is checked under the account's row lock, so two concurrent submissions queue.
+    """
     if not isinstance(amount_fen, int) or amount_fen <= 0:
         raise errors.BillingError("invalid", "The amount must be positive.", field="amount_fen")
+    key = f"paid_in:{idempotency_key or uuid.uuid4().hex}"
     with transaction.atomic():
         account = locks.deposit_account_lock(organization_id=organization_id)
+        done = DepositEntry.objects.filter(idempotency_key=key).first()
+        if done is not None:
+            if done.account_id != account.pk or done.amount_fen != amount_fen:
+                raise errors.BillingConflict(
+                    "conflict", "This pay-in token was already used for another pay-in."
+                )
+            return done
         entry = DepositEntry.objects.create(
             account=account,
             kind=DepositEntry.Kind.PAID_IN,
             amount_fen=amount_fen,
-            idempotency_key=f"paid_in:{uuid.uuid4().hex}",
+            idempotency_key=key,
             actor=actor,
             note=note[:200],
         )
         account.balance_fen += amount_fen
         account.save(update_fields=["balance_fen"])
         audit_record(
-            actor=actor, action="billing.deposit_pay_in", obj=entry, details={"amount_fen": amount_fen}
+            actor=actor,
+            action="billing.deposit_pay_in",
+            obj=entry,
+            details={
+                "organization_id": organization_id,
+                "amount_fen": amount_fen,
+                "balance_after_fen": account.balance_fen,
+                "note": note[:200],
+            },
         )
         return entry
 

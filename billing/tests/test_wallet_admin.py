@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
-from billing.models import ClosureRequest, DepositEntry, Invoice, LedgerEntry
+from billing.models import ClosureRequest, DepositAccount, DepositEntry, Invoice, LedgerEntry
 from billing.payments.sandbox import SandboxProvider, event_body
 from billing.selectors.wallet import invoiceable_fen
 from billing.services.deposit import closure_request_create, deposit_pay_in
@@ -219,3 +219,65 @@ def test_invoice_issued_twice_is_impossible_in_the_database(org):
             email="a@b.cn",
             state="rejected",
         )
+
+
+def test_fee_6_3_staff_add_opens_the_deposit_account_with_the_first_pay_in(client, ops, org):
+    # given an organization that never had a deposit account
+    assert not DepositAccount.objects.filter(organization=org).exists()
+    add_url = reverse("admin:billing_depositaccount_add")
+    page = client.get(add_url)
+    assert page.status_code == 200
+    token = page.context["form"]["token"].value()
+    assert token
+    form = {"organization": org.pk, "amount_yuan": "1000.00", "note": "bank slip 42", "token": token}
+
+    # when staff submit the add form (twice: a double click or a browser resubmission)
+    first = client.post(add_url, form)
+    again = client.post(add_url, form)
+
+    # then the account exists with one pay-in, by this staff member, audited once
+    account = DepositAccount.objects.get(organization=org)
+    assert first.status_code == 302 and first.url == reverse(
+        "admin:billing_depositaccount_change", args=[account.pk]
+    )
+    assert again.status_code == 302
+    assert account.balance_fen == 100_000
+    entry = DepositEntry.objects.get(account=account)
+    assert entry.kind == "paid_in" and entry.amount_fen == 100_000
+    assert entry.actor == ops and entry.note == "bank slip 42"
+    audit = AuditEntry.objects.get(action="billing.deposit_pay_in")
+    assert audit.actor == ops and audit.object_id == str(entry.pk) and audit.at
+    assert audit.details == {
+        "organization_id": org.pk,
+        "amount_fen": 100_000,
+        "balance_after_fen": 100_000,
+        "note": "bank slip 42",
+    }
+    # and the account's page opens for staff
+    assert client.get(first.url).status_code == 200
+
+
+def test_fee_4_1_deposit_add_cannot_move_money_out(client, ops, org):
+    deposit_pay_in(organization_id=org.id, amount_fen=5_000, actor=ops)
+    add_url = reverse("admin:billing_depositaccount_add")
+    for bad in ("-50.00", "0", "0.001"):
+        resp = client.post(
+            add_url, {"organization": org.pk, "amount_yuan": bad, "note": "", "token": f"t{bad}"}
+        )
+        assert resp.status_code == 200 and resp.context["form"].errors
+    # nor can a posted balance overwrite the account (the view never saves a model form)
+    client.post(add_url, {"organization": org.pk, "balance_fen": "-1", "token": "x"})
+    assert DepositAccount.objects.get(organization=org).balance_fen == 5_000
+    assert DepositEntry.objects.count() == 1
+
+
+def test_deposit_add_needs_the_permission(client, org):
+    staff = UserFactory(is_staff=True)  # staff, but not in billing-ops
+    client.force_login(staff)
+    add_url = reverse("admin:billing_depositaccount_add")
+    assert client.get(add_url).status_code == 403
+    form = {"organization": org.pk, "amount_yuan": "10", "note": "", "token": "t"}
+    assert client.post(add_url, form).status_code == 403
+    client.force_login(UserFactory())  # not staff: sent to the admin login
+    assert client.post(add_url, form).status_code == 302
+    assert not DepositAccount.objects.filter(organization=org).exists()
