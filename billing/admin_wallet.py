@@ -11,9 +11,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
+from django.http import FileResponse, Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import (
@@ -190,7 +192,41 @@ class InvoiceAdmin(ReadOnlyAdmin):
         return request.user.has_perm("billing.change_invoice")
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
+        # The PDF lives in private storage, which is not served: its field would link to a
+        # 404. ``pdf_file`` links to ``pdf_view`` below instead.
+        return [("pdf_file" if f.name == "pdf" else f.name) for f in self.model._meta.fields]
+
+    def get_fields(self, request, obj=None):
+        return self.get_readonly_fields(request, obj)
+
+    @admin.display(description="PDF")
+    def pdf_file(self, obj):
+        if obj is None or obj.state != Invoice.State.ISSUED or not obj.pdf:
+            return "-"
+        url = reverse("admin:billing_invoice_pdf", args=[obj.pk])
+        return format_html('<a href="{}">{}.pdf</a>', url, obj.number)
+
+    def get_urls(self):
+        pdf = path(
+            "<int:invoice_id>/pdf/",
+            self.admin_site.admin_view(self.pdf_view),
+            name="billing_invoice_pdf",
+        )
+        return [pdf, *super().get_urls()]
+
+    def pdf_view(self, request, invoice_id):
+        """The issued invoice's PDF for staff who may view invoices (``admin_view`` already
+        sent anyone else to the admin login)."""
+        invoice = Invoice.objects.filter(pk=invoice_id).first()
+        if invoice is None:
+            raise Http404
+        if not self.has_view_permission(request, invoice):
+            raise PermissionDenied
+        if invoice.state != Invoice.State.ISSUED or not invoice.pdf:
+            raise Http404
+        return FileResponse(
+            invoice.pdf.open("rb"), content_type="application/pdf", filename=f"{invoice.number}.pdf"
+        )
 
     @admin.action(description=_("开具所选发票 (生成号码和 PDF)"), permissions=["change"])
     def issue(self, request, queryset):

@@ -281,3 +281,54 @@ def test_deposit_add_needs_the_permission(client, org):
     client.force_login(UserFactory())  # not staff: sent to the admin login
     assert client.post(add_url, form).status_code == 302
     assert not DepositAccount.objects.filter(organization=org).exists()
+
+
+def _issued_invoice(org, staff):
+    from billing.services.invoice import invoice_issue
+
+    paid(org.id, 10_000)
+    wallet_charge_for_month(organization_id=org.id, year=2024, month=1, amount_fen=10_000)
+    invoice = invoice_request(
+        organization_id=org.id,
+        amount_fen=5_000,
+        title="星河软件",
+        taxpayer_id=USCC,
+        kind="general",
+        email="a@b.cn",
+    )
+    return invoice_issue(invoice_id=invoice.pk, actor=staff)
+
+
+def test_fee_4_3_staff_open_the_issued_invoice_pdf_from_its_admin_page(client, ops, org):
+    invoice = _issued_invoice(org, ops)
+    page = client.get(reverse("admin:billing_invoice_change", args=[invoice.pk]))
+    pdf_url = reverse("admin:billing_invoice_pdf", args=[invoice.pk])
+    html = page.content.decode()
+    assert page.status_code == 200 and f'href="{pdf_url}"' in html
+    assert invoice.pdf.url not in html  # private storage is not served: that link was a 404
+    resp = client.get(pdf_url)
+    assert resp.status_code == 200 and resp["Content-Type"] == "application/pdf"
+    assert f"{invoice.number}.pdf" in resp["Content-Disposition"]
+    assert b"".join(resp.streaming_content).startswith(b"%PDF")
+
+
+def test_admin_invoice_pdf_is_for_staff_with_the_permission_only(client, ops, org, owner):
+    invoice = _issued_invoice(org, ops)
+    pdf_url = reverse("admin:billing_invoice_pdf", args=[invoice.pk])
+    client.force_login(owner.user)  # the developer: not staff, sent to the admin login
+    resp = client.get(pdf_url)
+    assert resp.status_code == 302 and reverse("admin:login") in resp.url
+    # ... while their own download keeps working
+    assert client.get(reverse("billing:invoice-pdf", args=[invoice.pk])).status_code == 200
+    client.force_login(UserFactory(is_staff=True))  # staff without billing permissions
+    assert client.get(pdf_url).status_code == 403
+
+
+def test_admin_invoice_pdf_of_a_pending_invoice_is_404(client, ops, org):
+    paid(org.id, 10_000)
+    wallet_charge_for_month(organization_id=org.id, year=2024, month=1, amount_fen=10_000)
+    invoice = invoice_request(
+        organization_id=org.id, amount_fen=1, title="t", taxpayer_id=USCC, kind="general", email="a@b.cn"
+    )
+    assert client.get(reverse("admin:billing_invoice_pdf", args=[invoice.pk])).status_code == 404
+    assert client.get(reverse("admin:billing_invoice_pdf", args=[999_999])).status_code == 404
