@@ -15,7 +15,6 @@ all_data grants, so they neither receive nor configure what their revocations an
 import datetime as dt
 import ipaddress
 import secrets
-import socket
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -77,18 +76,6 @@ def webhook_url_validate(url: str) -> str:
         if host == "localhost" or host.endswith(".localhost") or (ip is not None and not ip.is_global):
             raise DomainError("invalid", _("回调地址(url)不能指向本机或内网地址。"), field="url")
     return url
-
-
-def _resolves_to_internal(url: str) -> bool:
-    """Whether the URL's host resolves to a non-public address now (a name set to a public
-    address when saved may point inside later). urllib resolves again when it connects, so
-    this narrows the window rather than closing it; an egress proxy is the complete fix."""
-    host = urlsplit(url).hostname or ""
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except OSError:
-        return False  # unresolvable: the POST fails with a network error and is retried
-    return any(not ipaddress.ip_address(info[4][0].split("%")[0]).is_global for info in infos)
 
 
 def _new_secret() -> str:
@@ -202,15 +189,17 @@ def webhook_delivery_send(
         )
         return None
     deliveries.update(attempts=F("attempts") + 1, url=hook.url)
-    if https_only() and _resolves_to_internal(hook.url):
+    try:
+        # In production the host is resolved once, refused if any address is internal, and
+        # the connection goes to the address that was checked (authorization.webhooks).
+        status = webhooks.post(url=hook.url, secret=hook.secret, payload=payload, public_only=https_only())
+    except webhooks.InternalAddressRefused:
         deliveries.update(
             status=WebhookDelivery.Status.FAILED,
             error=_("回调地址(url)解析到本机或内网地址。已拒绝发送。"),
             finished_at=timezone.now(),
         )
         return None  # not a transient failure: no retry
-    try:
-        status = webhooks.post(url=hook.url, secret=hook.secret, payload=payload)
     except OSError as exc:
         deliveries.update(
             status=WebhookDelivery.Status.FAILED,

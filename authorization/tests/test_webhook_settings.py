@@ -222,7 +222,6 @@ def test_grant_11_a_failed_delivery_shows_its_error(
     client, shop, shop_main, monkeypatch, webhook_calls, django_capture_on_commit_callbacks
 ):
     services_webhooks.webhook_configure(membership=shop_main, url=GOOD_URL, actor=shop_main.user)
-    monkeypatch.setattr(services_webhooks, "_resolves_to_internal", lambda url: False)  # no DNS here
 
     def refuse(**kwargs):
         raise ConnectionRefusedError("connection refused")
@@ -250,19 +249,18 @@ def test_grant_9_deliveries_of_another_organization_are_not_listed(shop_main):
 def test_grant_11_no_delivery_to_a_name_that_resolves_inside(
     shop_main, monkeypatch, webhook_calls, django_capture_on_commit_callbacks
 ):
-    """Saved with a public name that now resolves to a private address: refused, not retried."""
+    """Saved with a public name that now resolves to a private address: refused before any
+    connection is made, and not retried."""
     import socket
 
     services_webhooks.webhook_configure(membership=shop_main, url=GOOD_URL, actor=shop_main.user)
-    monkeypatch.setattr(
-        socket, "getaddrinfo", lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.7", 0))]
-    )
-    sent = []
-    monkeypatch.setattr(webhooks, "post", lambda **kwargs: sent.append(kwargs) or 204)
+    monkeypatch.setattr(webhooks, "_resolve", lambda host, port: ["10.0.0.7"])
+    dialled = []
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: dialled.append(a))
     with django_capture_on_commit_callbacks(execute=True):
         services_webhooks.webhook_send_test(membership=shop_main, actor=shop_main.user)
     ((args, kwargs),) = webhook_calls
     assert tasks.webhook_deliver.apply(args=args, kwargs=kwargs).get() is None
-    assert sent == []
+    assert dialled == []
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == WebhookDelivery.Status.FAILED and "内网" in delivery.error
