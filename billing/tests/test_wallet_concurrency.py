@@ -97,6 +97,48 @@ def test_20_concurrent_charges_and_top_ups_on_one_wallet_lose_nothing(org):
         assert e.balance_after_fen == running
 
 
+def test_20_concurrent_charges_and_webhook_credits_on_one_wallet_lose_nothing(org):
+    """The same race through the path production takes: signed provider callbacks into
+    ``payment_webhook_handle`` (→ ``wallet_credit_paid_event``), interleaved with settlement
+    charges, plus a second delivery (another event id) of every payment racing its first."""
+    # given 10 pending orders and, for each, two distinct "paid" events for the same payment
+    orders = [top_up_create(organization_id=org.id, amount_fen=1_000 + i) for i in range(10)]
+    bodies = [
+        [sandbox.event_body(order=o, status="paid", event_id=f"evt_{o.out_trade_no}_{n}") for n in (1, 2)]
+        for o in orders
+    ]
+
+    # when 30 threads start at once: charge, first delivery, second delivery, charge, ...
+    def work(i):
+        order_index, slot = divmod(i, 3)
+        if slot == 0:
+            return wallet_charge_for_month(
+                organization_id=org.id, year=2024, month=order_index + 1, amount_fen=700 + order_index
+            )
+        body = bodies[order_index][slot - 1]
+        return payment_webhook_handle(provider_name="sandbox", headers=signed(body), body=body)
+
+    results = run_concurrently(30, work)
+
+    # then nothing failed, every payment was credited exactly once, every charge booked once
+    assert not [r for r in results if isinstance(r, Exception)], results
+    outcomes = Counter(r.outcome for i, r in enumerate(results) if i % 3)
+    assert outcomes == {"credited": 10, "already_paid": 10}
+    wallet = Wallet.objects.get(organization=org)
+    for order in orders:
+        assert LedgerEntry.objects.filter(top_up_order=order, kind="top_up_credit").count() == 1
+        order.refresh_from_db()
+        assert order.state == "paid"
+    assert LedgerEntry.objects.filter(wallet=wallet, kind="settlement_charge").count() == 10
+    expected = sum(1_000 + i for i in range(10)) - sum(700 + i for i in range(10))
+    assert wallet.balance_fen == expected == ledger_sum(org.id)
+    # and balance_after_fen forms an unbroken chain: no entry was computed from a stale balance
+    running = 0
+    for e in LedgerEntry.objects.filter(wallet=wallet).order_by("id"):
+        running += e.amount_fen
+        assert e.balance_after_fen == running
+
+
 def order_time():
     from django.utils import timezone
 
