@@ -129,11 +129,13 @@ def ensure_data(*, grants: int, creators: int, orgs: int) -> dict:
     import django
 
     django.setup()
+    from _db import ensure_database
     from django.core.management import call_command
     from django.db import connection
 
     from portal import clock
 
+    ensure_database()
     call_command("migrate", verbosity=0)
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM authorization_grant")

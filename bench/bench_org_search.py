@@ -53,12 +53,14 @@ def main():
     import django
 
     django.setup()
+    from _db import ensure_database
     from django.core.management import call_command
     from django.db import connection
 
     from portal.models import Organization
     from portal.selectors import organization_search
 
+    ensure_database()
     call_command("migrate", verbosity=0)
     have = Organization.objects.count()
     if have < args.orgs:

@@ -140,9 +140,11 @@ def main():
     import django
 
     django.setup()
+    from _db import ensure_database
     from bench_ingest import setup_catalog
     from django.core.management import call_command
 
+    ensure_database()
     call_command("migrate", verbosity=0)
     setup_catalog(apps=args.apps, apis=args.apis)
     report = []
