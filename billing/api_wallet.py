@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.models import ClosureRequest, DepositEntry, Invoice, LedgerEntry, TopUpOrder
-from billing.payments import get_provider
+from billing.payments import checkout_url_for
 from billing.selectors import wallet as sel
 from billing.services import deposit as deposit_svc
 from billing.services import invoice as invoice_svc
@@ -92,10 +92,10 @@ class TopUpOut(serializers.ModelSerializer):
         ]
 
     def get_pay_url(self, obj) -> str | None:
-        if obj.state != TopUpOrder.State.PENDING:
+        url = checkout_url_for(order=obj)
+        if url is None:
             return None
         request = self.context.get("request")
-        url = get_provider(obj.provider).checkout_url(order=obj)
         return request.build_absolute_uri(url) if request else url
 
 

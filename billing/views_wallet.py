@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from billing.forms_wallet import ClosureForm, InvoiceRequestForm, LedgerFilterForm, TopUpForm
 from billing.models import Invoice, LedgerEntry, TopUpOrder
-from billing.payments import get_provider, sandbox
+from billing.payments import checkout_url_for, get_provider, sandbox
 from billing.selectors import wallet as sel
 from billing.services import deposit as deposit_svc
 from billing.services import invoice as invoice_svc
@@ -167,7 +167,15 @@ def _order_or_404(request, out_trade_no) -> TopUpOrder:
 def top_up_result(request, out_trade_no):
     order = _order_or_404(request, out_trade_no)
     template = "billing/_wallet_topup_status.html" if request.htmx else "billing/topup_result.html"
-    return render(request, template, {"order": order, **_wallet_context(order.organization_id)})
+    return render(
+        request,
+        template,
+        {
+            "order": order,
+            "pay_url": checkout_url_for(order=order),
+            **_wallet_context(order.organization_id),
+        },
+    )
 
 
 @login_required

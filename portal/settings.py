@@ -241,6 +241,13 @@ BILLING_GATEWAY_TOKEN = env("BILLING_GATEWAY_TOKEN", default="gateway-dev-token"
 GIFT_DISPUTE_RESPONSE_HOURS = env.int("GIFT_DISPUTE_RESPONSE_HOURS", default=48)
 
 # --- Payments (billing) ---------------------------------------------------------------------------
+# Provider name → PaymentProvider class (billing.payments). More providers come from the
+# environment as name=dotted.path pairs, e.g. PAYMENT_PROVIDERS=alipay=acme_pay.AlipayProvider;
+# PAYMENT_PROVIDER names the one new top-ups use.
+PAYMENT_PROVIDERS = {
+    "sandbox": "billing.payments.sandbox.SandboxProvider",
+    **env.dict("PAYMENT_PROVIDERS", default={}),
+}
 PAYMENT_PROVIDER = env("PAYMENT_PROVIDER", default="sandbox")
 SANDBOX_WEBHOOK_SECRET = env("SANDBOX_WEBHOOK_SECRET", default="sandbox-dev-secret")
 
