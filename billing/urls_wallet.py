@@ -6,6 +6,7 @@ urlpatterns = [
     path("wallet/", views.wallet, name="wallet"),
     path("wallet/ledger.csv", views.ledger_csv, name="ledger-csv"),
     path("top-up/", views.top_up, name="top-up"),
+    path("top-ups/", views.top_up_list, name="top-up-list"),
     path("top-up/<str:out_trade_no>/", views.top_up_result, name="top-up-result"),
     path("cashier/sandbox/<str:out_trade_no>/", views.sandbox_cashier, name="sandbox-cashier"),
     path("invoices/", views.invoices, name="invoices"),

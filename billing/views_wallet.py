@@ -27,6 +27,11 @@ from billing.services import topup as topup_svc
 from portal import clock
 from portal.errors import DomainError
 
+# Rows per page of the HTML lists. Offset pages (Django's Paginator, ``_pagination.html``)
+# suit these per-organization lists; portal.pagination's keyset pages are for the deep API
+# lists, where counting and skipping rows would cost.
+PAGE_SIZE = 20
+
 
 def _membership(request, *, write: bool = False):
     membership = request.active_membership
@@ -78,7 +83,7 @@ def wallet(request):
         entries = LedgerEntry.objects.none()
     else:
         entries = sel.ledger_list_for_organization(organization_id=org_id, **filters.filters())
-    page = Paginator(entries, 20).get_page(request.GET.get("page"))
+    page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "billing/wallet.html",
@@ -131,6 +136,17 @@ def ledger_csv(request):
     resp = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     resp["Content-Disposition"] = 'attachment; filename="ledger.csv"'
     return resp
+
+
+@login_required
+def top_up_list(request):
+    """Every top-up of the organization, newest first, each linking to its result page."""
+    membership = _membership(request)
+    org_id = membership.organization_id
+    page = Paginator(sel.top_up_order_list_for_organization(organization_id=org_id), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "billing/topup_list.html", {**_wallet_context(org_id), "page": page})
 
 
 @login_required
@@ -281,7 +297,9 @@ def deposit(request):
             "form": form,
             "can_write": membership.is_main,
             "deposit_fen": account.balance_fen if account else 0,
-            "entries": sel.deposit_entry_list(organization_id=org_id)[:50],
+            "page": Paginator(sel.deposit_entry_list(organization_id=org_id), PAGE_SIZE).get_page(
+                request.GET.get("page")
+            ),
             "closures": sel.closure_request_list(organization_id=org_id)[:20],
         },
     )
