@@ -16,7 +16,7 @@ from django.http import JsonResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import authentication, exceptions, generics, permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -140,6 +140,8 @@ class UsageIngestApi(APIView):
 
     @extend_schema(
         summary="Ingest hourly usage rollups (idempotent per batch_id; rows replace, never add)",
+        description="The same batch_id with the same body counts once (200, duplicate); the same"
+        " batch_id with another body is refused (409 BATCH-ID-REUSED, field batch_id).",
         parameters=[
             OpenApiParameter(
                 "batch_id", str, required=True, description="unique per batch (or X-Batch-Id header)"
@@ -147,7 +149,11 @@ class UsageIngestApi(APIView):
             OpenApiParameter("type", str, enum=["csv", "ndjson"], description="default from Content-Type"),
         ],
         request={"text/csv": str, "application/x-ndjson": str},
-        responses={201: IngestOut, 200: IngestOut},
+        responses={
+            201: IngestOut,
+            200: IngestOut,
+            409: OpenApiResponse(description="BATCH-ID-REUSED: this batch_id came with another body"),
+        },
     )
     def post(self, request):
         batch_id = request.query_params.get("batch_id") or request.headers.get("X-Batch-Id", "")

@@ -211,7 +211,13 @@ class UsageHourly(models.Model):
 
 
 class UsageBatch(models.Model):
-    """One ingest batch; its unique ``batch_id`` makes a re-sent batch count once."""
+    """One ingest batch; its unique ``batch_id`` makes a re-sent batch count once.
+
+    ``content_sha256`` is the SHA-256 of the body as received: the same id with the same body is
+    a harmless duplicate, the same id with another body is refused (its rows would otherwise be
+    dropped unseen). Batches recorded before the column existed have none, and a re-send of one
+    of them stays a duplicate.
+    """
 
     class Source(models.TextChoices):
         API = "api", "API"
@@ -225,6 +231,7 @@ class UsageBatch(models.Model):
     errors = models.JSONField(default=list, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
     seconds = models.FloatField(default=0)
+    content_sha256 = models.CharField("SHA-256", max_length=64, null=True, blank=True)
 
     class Meta:
         verbose_name = _("用量批次")

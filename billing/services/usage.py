@@ -18,11 +18,15 @@ then loaded month by month into the month's partition:
 
 A batch id is recorded in ``UsageBatch`` (unique) in the same transaction: a batch sent
 twice — even concurrently, when the second insert waits for the first commit — counts once.
+The body's SHA-256 is computed as it streams into COPY (no pass over the rows in SQL) and kept
+on the batch: a batch id sent again with a *different* body is refused (``BATCH-ID-REUSED``,
+409) instead of answered "duplicate" with its rows dropped.
 The primary key lives on each partition (migration 0008), not on the parent, so that an empty
 partition's key can be dropped and rebuilt while the other months are read and written.
 """
 
 import datetime as dt
+import hashlib
 import itertools
 import tempfile
 import time
@@ -33,11 +37,13 @@ import psycopg
 from django.db import DataError, IntegrityError, connection, transaction
 from django.utils.translation import gettext
 
+from billing.errors import BillingConflict
 from billing.locks_metering import NS_USAGE_PARTITION, advisory_xact_lock, month_key
 from billing.models import FIRST_BILLABLE, SettlementRun, UsageBatch
 from portal import clock
 from portal.errors import DomainError
 
+BATCH_ID_REUSED = "BATCH-ID-REUSED"  # a batch counts once: new usage needs a new batch id
 MAX_REPORTED_ERRORS = 1000
 SPOOL_IN_MEMORY = 32 * 1024 * 1024  # a replayable copy of the batch; larger ones spill to disk
 CSV_HEADER = "app_key,api,location,hour,calls"
@@ -125,6 +131,28 @@ def _chunks(data: bytes | Iterable[bytes]) -> Iterator[bytes]:
         yield bytes(data)
     else:
         yield from data
+
+
+class _DigestingStream:
+    """The batch's chunks, hashed (SHA-256) as they pass on their way to COPY: one pass."""
+
+    def __init__(self, data: bytes | Iterable[bytes]):
+        self._chunks = _chunks(data)
+        self._sha = hashlib.sha256()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = next(self._chunks)
+        self._sha.update(chunk)
+        return chunk
+
+    def hexdigest(self) -> str:
+        """The body's digest; reads (and hashes) whatever the caller has not consumed yet."""
+        for _chunk in self:
+            pass
+        return self._sha.hexdigest()
 
 
 # Every parse yields: line, app_key, api, location, hour_txt, calls (bigint or NULL),
@@ -377,21 +405,27 @@ def usage_ingest(
     if fmt not in ("csv", "ndjson"):
         raise DomainError("invalid", gettext("format 只能是 csv 或 ndjson。"), field="format")
     started = time.monotonic()
-    try:
-        with transaction.atomic():
-            result = _ingest_in_transaction(
-                data=data, batch_id=batch_id, fmt=fmt, source=source, started=started
-            )
-    except IntegrityError:
-        # The same batch id committed first (a retry, or a concurrent send): it counts once.
-        return _duplicate(batch_id)
-    return result
+    stream = _DigestingStream(data)
+    with transaction.atomic():
+        return _ingest_in_transaction(
+            stream=stream, batch_id=batch_id, fmt=fmt, source=source, started=started
+        )
 
 
-def _duplicate(batch_id: str) -> IngestResult:
-    batch = UsageBatch.objects.get(batch_id=batch_id)
+def _duplicate(batch: UsageBatch, stream: _DigestingStream) -> IngestResult:
+    """A batch id already recorded: the same body counts once, another body is refused.
+
+    The body is read to the end to hash it (nothing is staged). A batch recorded before
+    digests were kept has none and cannot be compared: it stays a duplicate, as it was.
+    """
+    if batch.content_sha256 is not None and batch.content_sha256 != stream.hexdigest():
+        raise BillingConflict(
+            BATCH_ID_REUSED,
+            "This batch_id was used with a different request body; send new usage under a new batch_id.",
+            field="batch_id",
+        )
     return IngestResult(
-        batch_id=batch_id,
+        batch_id=batch.batch_id,
         duplicate=True,
         rows_total=batch.rows_total,
         rows_accepted=batch.rows_accepted,
@@ -401,18 +435,25 @@ def _duplicate(batch_id: str) -> IngestResult:
     )
 
 
-def _ingest_in_transaction(*, data, batch_id, fmt, source, started) -> IngestResult:
-    if UsageBatch.objects.filter(batch_id=batch_id).exists():
-        return _duplicate(batch_id)
-    # Inserted first: a concurrent request with the same id blocks here until we commit.
-    batch = UsageBatch.objects.create(batch_id=batch_id, source=source)
+def _ingest_in_transaction(*, stream, batch_id, fmt, source, started) -> IngestResult:
+    recorded = UsageBatch.objects.filter(batch_id=batch_id).first()
+    if recorded is not None:
+        return _duplicate(recorded, stream)
+    try:
+        # Inserted first: a concurrent request with the same id blocks here until we commit.
+        with transaction.atomic():
+            batch = UsageBatch.objects.create(batch_id=batch_id, source=source)
+    except IntegrityError:
+        # The same batch id committed first (a retry, or a concurrent send); this statement's
+        # snapshot (READ COMMITTED) sees its row.
+        return _duplicate(UsageBatch.objects.get(batch_id=batch_id), stream)
     settled = _settled_months()
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool, connection.cursor() as cur:
         # For the sort that rebuilds an empty partition's key (a session setting, this transaction).
         cur.execute(f"SET LOCAL maintenance_work_mem = '{LOAD_MAINTENANCE_WORK_MEM}'")
         # Dropped explicitly too: an outer transaction (a caller's, a test's) outlives ON COMMIT.
         cur.execute(f"DROP TABLE IF EXISTS {_TEMP_TABLES}")
-        parse_kind, skip, total = _stage(cur, data, fmt, spool)
+        parse_kind, skip, total = _stage(cur, stream, fmt, spool)
         taken, fast_month = 0, None
         first = _first_month(cur, parse_kind, skip) if total else None
         if first is not None and first not in settled:
@@ -451,8 +492,11 @@ def _ingest_in_transaction(*, data, batch_id, fmt, source, started) -> IngestRes
     batch.rows_total, batch.rows_rejected = total, rejected
     batch.rows_accepted = total - rejected
     batch.errors = errors
+    batch.content_sha256 = stream.hexdigest()  # _stage read the body to its end
     batch.seconds = round(time.monotonic() - started, 3)
-    batch.save(update_fields=["rows_total", "rows_accepted", "rows_rejected", "errors", "seconds"])
+    batch.save(
+        update_fields=["rows_total", "rows_accepted", "rows_rejected", "errors", "content_sha256", "seconds"]
+    )
     return IngestResult(
         batch_id=batch_id,
         rows_total=total,

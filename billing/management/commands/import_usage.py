@@ -4,8 +4,9 @@ Same path as ``POST /api/v1/billing/usage`` (COPY into a staging table, one set-
 merge). The batch id defaults to ``sha256:<hex>`` of the file's bytes: importing the same file
 twice counts once, and a different file never shares an id with it, whatever its name and
 size (an id from name and size once let a second file of the same name and size be skipped as
-"already ingested" and never billed). Shows a progress bar (tqdm) over the bytes sent to
-PostgreSQL.
+"already ingested" and never billed). An explicit ``--batch-id`` already used for another
+file's content is refused (``BATCH-ID-REUSED``), never skipped as a duplicate. Shows a progress
+bar (tqdm) over the bytes sent to PostgreSQL.
 """
 
 import hashlib
