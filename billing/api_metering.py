@@ -26,6 +26,7 @@ from billing.selectors import metering as sel
 from billing.services import metering as svc
 from billing.services.gate import UnknownTarget, gate_check
 from billing.services.usage import usage_ingest
+from portal import clock
 from portal.api_errors import error_body
 from portal.errors import DomainError
 
@@ -282,13 +283,22 @@ class BillDetailApi(APIView):
 
 
 def parse_month(value: str | None, default: tuple[int, int]) -> tuple[int, int]:
+    """``YYYY-MM`` → (year, month); a month outside clock's supported range is refused, not
+    left to overflow a date further down (9999-12 has no next month)."""
     if not value:
         return default
     try:
         d = dt.datetime.strptime(value, "%Y-%m")
     except ValueError as exc:
         raise DomainError("invalid", _("月份格式须为 YYYY-MM。"), field="month") from exc
+    if not clock.month_supported(d.year, d.month):
+        raise DomainError("invalid", month_range_message(), field="month")
     return d.year, d.month
+
+
+def month_range_message() -> str:
+    (y0, m0), (y1, m1) = clock.FIRST_MONTH, clock.LAST_MONTH
+    return _("月份须在 %(min)s 至 %(max)s 之间。") % {"min": f"{y0}-{m0:02d}", "max": f"{y1}-{m1:02d}"}
 
 
 class UsageDailyOut(serializers.Serializer):
@@ -310,8 +320,6 @@ class UsageDailyApi(APIView):
         summary="Calls per day of a month, by tier and by app",
     )
     def get(self, request):
-        from portal import clock
-
         today = clock.today()
         year, month = parse_month(request.query_params.get("month"), (today.year, today.month))
         app_id = _int_or_none(request.query_params.get("app"), "app")

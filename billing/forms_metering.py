@@ -1,7 +1,9 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from billing.api_metering import parse_month
 from billing.models import Api
+from portal.errors import DomainError
 
 
 class AppCreateForm(forms.Form):
@@ -23,3 +25,12 @@ class UsageFilterForm(forms.Form):
         self.fields["month"].initial = f"{today.year}-{today.month:02d}"
         self.fields["app"].choices = [("", _("全部应用")), *[(a.pk, f"{a.name} ({a.app_key})") for a in apps]]
         self.fields["api"].empty_label = _("全部API")
+
+    def clean_month(self):
+        value = self.cleaned_data["month"]
+        if value:
+            try:
+                parse_month(value, None)  # the API's rule: a supported month (2000-01..2999-12)
+            except DomainError as exc:
+                raise forms.ValidationError(exc.message, code="month_range") from exc
+        return value

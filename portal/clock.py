@@ -35,6 +35,16 @@ def start_of_day(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=tz())
 
 
+# The months a request may ask about: far wider than any usage (none before 2023-03), and
+# narrow enough that month_range never overflows ``datetime.date`` (the month after 9999-12).
+FIRST_MONTH = (2000, 1)
+LAST_MONTH = (2999, 12)
+
+
+def month_supported(year: int, month: int) -> bool:
+    return FIRST_MONTH <= (year, month) <= LAST_MONTH and 1 <= month <= 12
+
+
 def month_range(year: int, month: int) -> tuple[dt.datetime, dt.datetime]:
     """Half-open [first instant of the month, first instant of the next) in Asia/Shanghai."""
     first = dt.date(year, month, 1)
