@@ -203,6 +203,7 @@ _CHECK = """
             WHEN t.location NOT IN ('in_cloud', 'out_of_cloud')
                 THEN 'location must be in_cloud or out_of_cloud'
             WHEN t.hour IS NULL THEN 'hour is not an ISO 8601 time with a UTC offset'
+            WHEN t.hour < %(hour_min)s OR t.hour >= %(hour_max)s THEN 'hour outside 2000-01..2999-12'
             WHEN extract(epoch FROM t.hour) %% 3600 <> 0 THEN 'hour is not on the hour'
             WHEN t.calls < 0 THEN 'negative calls'
             WHEN t.calls IS NULL THEN 'calls is not a whole number'
@@ -280,7 +281,10 @@ def _parse_sql(parse_kind: str, *, safe: bool) -> tuple[str, str]:
 def _check(cur, parse_kind: str, skip: int, settled: set[tuple[int, int]]) -> None:
     """Give every staged line its reason for refusal, or none; fast casts first, safe on failure."""
     settled_sql, settled_params = _settled_condition(settled)
-    params = {"skip": skip, **settled_params}
+    # A month past clock.LAST_MONTH has no partition bounds (the month after 9999-12 overflows).
+    hour_min, _ = clock.month_range(*clock.FIRST_MONTH)
+    _, hour_max = clock.month_range(*clock.LAST_MONTH)
+    params = {"skip": skip, "hour_min": hour_min, "hour_max": hour_max, **settled_params}
     for safe in (False, True):
         parse, hour_expr = _parse_sql(parse_kind, safe=safe)
         sql = _CHECK.format(
@@ -456,7 +460,7 @@ def _ingest_in_transaction(*, stream, batch_id, fmt, source, started) -> IngestR
         parse_kind, skip, total = _stage(cur, stream, fmt, spool)
         taken, fast_month = 0, None
         first = _first_month(cur, parse_kind, skip) if total else None
-        if first is not None and first not in settled:
+        if first is not None and first not in settled and clock.month_supported(*first):
             parse, hour_expr = _parse_sql(parse_kind, safe=False)
             good = _GOOD.format(parse=parse, has_offset=_HAS_OFFSET, hour_expr=hour_expr)
             try:

@@ -1,5 +1,6 @@
 """?month= on the usage page and the usage-daily API: a month outside 2000-01..2999-12 is a
-form error / 400 naming ``month``, never a 500 (9999-12 has no next month to end its range)."""
+form error / 400 naming ``month``, never a 500 (9999-12 has no next month to end its range).
+Ingest refuses such hours by line number for the same reason."""
 
 import pytest
 from django.urls import reverse
@@ -58,3 +59,27 @@ def test_usage_daily_api_edges_and_outsider(client, owner, outsider, used):
     client.force_login(outsider.user)
     assert client.get(DAILY, {"month": "9999-12"}).status_code == 400
     assert client.get(DAILY, {"month": "2026-03"}).json()["total_calls"] == 0
+
+
+def test_ingest_reports_hours_outside_the_supported_months_by_line(app):
+    # given: a batch whose first and last lines lie past 2999-12 or before 2000-01
+    from billing.services import usage
+
+    api = paid_api()
+    k, x = app.app_key, api.code
+    body = (
+        "app_key,api,location,hour,calls\n"
+        f"{k},{x},in_cloud,9999-12-15T10:00:00+08:00,5\n"
+        f"{k},{x},in_cloud,2026-03-02T10:00:00+08:00,6\n"
+        f"{k},{x},in_cloud,1999-12-31T15:00:00Z,7\n"
+    ).encode()
+
+    # when
+    result = usage.usage_ingest(data=body, batch_id="far-future")
+
+    # then: no 500; the two lines are refused by number, the good one is kept
+    assert result.errors == [
+        {"line": 2, "reason": "hour outside 2000-01..2999-12"},
+        {"line": 4, "reason": "hour outside 2000-01..2999-12"},
+    ]
+    assert (result.rows_accepted, result.rows_rejected) == (1, 2)
