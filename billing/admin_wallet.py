@@ -66,6 +66,13 @@ class AmountForm(forms.Form):
     note = forms.CharField(label=_("备注"), max_length=200, required=False)
 
 
+class PayInForm(AmountForm):
+    """The "pay in" action's form. ``token`` is minted when the form is shown: submitting the
+    same page twice (a double click, a browser resubmit) pays in once per account."""
+
+    token = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+
 class DepositOpenForm(AmountForm):
     """ "Add" on deposit accounts: the first pay-in of an organization (or another pay-in of one
     that already has an account). ``token`` is minted when the form is shown and makes a
@@ -79,9 +86,9 @@ class DepositOpenForm(AmountForm):
     field_order = ["organization", "amount_yuan", "note"]
 
 
-def _with_form(modeladmin, request, queryset: QuerySet, form_class, title: str, apply):
+def _with_form(modeladmin, request, queryset: QuerySet, form_class, title: str, apply, initial=None):
     """An action that first asks for input (a reason, an amount) on an intermediate page."""
-    form = form_class(request.POST if "apply" in request.POST else None)
+    form = form_class(request.POST if "apply" in request.POST else None, initial=initial)
     if form.is_bound and form.is_valid():
         done = 0
         for obj in queryset:
@@ -345,14 +352,16 @@ class DepositAccountAdmin(ReadOnlyAdmin):
             self,
             request,
             queryset,
-            AmountForm,
+            PayInForm,
             _("登记缴纳保证金"),
             lambda acc, data: deposit_svc.deposit_pay_in(
                 organization_id=acc.organization_id,
                 amount_fen=yuan_to_fen(data["amount_yuan"]),
                 actor=request.user,
                 note=data["note"],
+                idempotency_key=f"admin-action:{data['token']}:{acc.pk}",
             ),
+            initial={"token": uuid.uuid4().hex},
         )
 
 

@@ -142,12 +142,24 @@ def test_fee_6_3_staff_transfer_from_deposit_is_audited_and_idempotent(client, o
 def test_pay_in_action_asks_for_an_amount_and_is_audited(client, ops, org):
     deposit_pay_in(organization_id=org.id, amount_fen=100, actor=ops)
     account = org.deposit_account
-    action(
-        client, "depositaccount", "pay_in", [account.pk], apply="1", amount_yuan="50.00", note="bank slip 7"
-    )
+    form = action(client, "depositaccount", "pay_in", [account.pk])  # the amount page
+    token = form.context["form"].initial["token"]
+    submit = {"apply": "1", "amount_yuan": "50.00", "note": "bank slip 7", "token": token}
+    action(client, "depositaccount", "pay_in", [account.pk], **submit)
     account.refresh_from_db()
     assert account.balance_fen == 5_100
     assert AuditEntry.objects.filter(action="billing.deposit_pay_in", actor=ops).count() == 2
+
+
+def test_fee_6_3_submitting_the_pay_in_page_twice_pays_in_once(client, ops, org):
+    deposit_pay_in(organization_id=org.id, amount_fen=100, actor=ops)
+    account = org.deposit_account
+    token = action(client, "depositaccount", "pay_in", [account.pk]).context["form"].initial["token"]
+    for _ in range(2):  # a double click / a resubmitted page
+        action(client, "depositaccount", "pay_in", [account.pk], apply="1", amount_yuan="50.00", token=token)
+    account.refresh_from_db()
+    assert account.balance_fen == 5_100
+    assert DepositEntry.objects.filter(account=account).count() == 2
 
 
 def test_fee_6_3_closure_approval_returns_the_deposit_and_refuses_in_arrears(client, ops, org, owner):
