@@ -14,17 +14,24 @@ Exactly once per (organization, month), whatever crashes, retries or races happe
    transaction. A crash rolls the whole chunk back; a rerun settles it.
    ``billing_bill_one_per_org_month`` and the ledger's one-charge-per-month constraint are
    the backstops.
+4. An organization with a paid API used on a day without a price in force is refused, not
+   billed at 0 (FEE-4.2): the error names the API and days on the run's ``last_error``, the
+   other organizations settle, and the run ends FAILED. The next run (beat catch-up or admin)
+   re-stages only the refused organizations and settles them once staff added the price.
 Money: line = round_half_up(Σ_day calls * price / 1000) computed exactly in integers
-(``div(S + 500, 1000)``); discount = round_half_up(subtotal * rate) (``floor(x + 0.5)`` in
-numeric); a discount applies to a month when its validity overlaps the month (highest rate
-if several — they cannot overlap each other, so at most one per day).
+(``div(S + 500, 1000)``). Discounts (FEE-5.1) apply to the Asia/Shanghai usage days inside
+their validity (highest rate if two ever cover one day); per app, discount =
+round_half_up(Σ rate x round_half_up(the line's amount on days at that rate)) — see
+``DISCOUNT_CTES``. Discounts are read when the month is planned; settled months are never
+recomputed.
 """
 
 import datetime as dt
 import logging
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, TextField, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -44,55 +51,134 @@ log = logging.getLogger(__name__)
 DEFAULT_CHUNK_SIZE = 500
 
 # The month's lines. Prices: each price row is in force from effective_from until the next
-# row of the same API. Free APIs are never billed (FEE-2.1).
+# row of the same API. Free APIs are never billed (FEE-2.1). A paid API's usage day with no
+# price in force (before its first price row) is not priced at 0: it stays in ``prices`` as
+# an entry with ``"price": null`` and its ``unpriced_days``, and settlement refuses to bill
+# that organization (FEE-4.2) until staff add the price.
+#
+# Discounts (FEE-5.1) apply per Asia/Shanghai usage day inside their validity
+# (valid_from..valid_to, both inclusive, no open ends); should two of an app's discounts ever
+# cover one day (the database refuses it) the highest rate applies to that day. Each price
+# entry lists the calls that fell on discounted days per rate under ``discounted``, so the
+# bill line shows what was discounted; the money is computed from them (``DISCOUNT_CTES``).
+#
+# Parameters: start, end (the month's half-open Asia/Shanghai range). Its first and last days
+# are derived from them, so the bare aggregation can still be run on its own (bench/).
 LINES_SQL = """
     WITH pr AS (
         SELECT api_id, price_fen_per_1000 AS price, effective_from AS from_date,
                lead(effective_from) OVER (PARTITION BY api_id ORDER BY effective_from) AS to_date
         FROM billing_apiprice
     ),
+    disc_day AS (
+        SELECT dc.app_id, g.day::date AS day, max(dc.rate) AS rate
+        FROM billing_discount dc
+        CROSS JOIN LATERAL generate_series(
+            greatest(dc.valid_from, (%(start)s::timestamptz AT TIME ZONE 'Asia/Shanghai')::date),
+            least(dc.valid_to, (%(end)s::timestamptz AT TIME ZONE 'Asia/Shanghai')::date - 1),
+            interval '1 day'
+        ) AS g(day)
+        WHERE dc.valid_from < (%(end)s::timestamptz AT TIME ZONE 'Asia/Shanghai')::date
+          AND dc.valid_to >= (%(start)s::timestamptz AT TIME ZONE 'Asia/Shanghai')::date
+        GROUP BY 1, 2
+    ),
     daily AS (
         SELECT u.app_id, u.api_id, u.location, (u.hour AT TIME ZONE 'Asia/Shanghai')::date AS day,
                sum(u.calls) AS calls
         FROM billing_usage_hourly u
-        WHERE u.hour >= %(start)s AND u.hour < %(end)s
+        WHERE u.hour >= %(start)s AND u.hour < %(end)s /*only_orgs*/
         GROUP BY 1, 2, 3, 4
     ),
-    priced AS (
-        SELECT d.app_id, d.api_id, d.location, coalesce(pr.price, 0) AS price,
-               min(d.day) AS from_day, sum(d.calls) AS calls
+    banded AS (
+        SELECT d.app_id, d.api_id, d.location, pr.price,
+               CASE WHEN pr.price IS NULL THEN 0 ELSE coalesce(dd.rate, 0) END AS rate,
+               min(d.day) AS from_day, sum(d.calls) AS calls,
+               array_agg(d.day ORDER BY d.day) FILTER (WHERE pr.price IS NULL) AS unpriced_days
         FROM daily d
         JOIN billing_api x ON x.id = d.api_id AND x.tier <> 'free'
         LEFT JOIN pr ON pr.api_id = d.api_id AND d.day >= pr.from_date
                     AND (pr.to_date IS NULL OR d.day < pr.to_date)
+        LEFT JOIN disc_day dd ON dd.app_id = d.app_id AND dd.day = d.day
+        GROUP BY 1, 2, 3, 4, 5
+    ),
+    priced AS (
+        SELECT app_id, api_id, location, price, min(from_day) AS from_day, sum(calls) AS calls,
+               jsonb_agg(jsonb_build_object('rate', rate, 'calls', calls) ORDER BY rate)
+                   FILTER (WHERE rate > 0) AS discounted,
+               max(unpriced_days) AS unpriced_days
+        FROM banded
         GROUP BY 1, 2, 3, 4
     )
     SELECT a.organization_id, p.app_id, p.api_id, p.location, sum(p.calls)::bigint AS calls,
-           div(sum(p.calls::numeric * p.price) + 500, 1000)::bigint AS amount_fen,
-           jsonb_agg(jsonb_build_object('price', p.price, 'calls', p.calls, 'from', p.from_day)
-                     ORDER BY p.from_day) AS prices
+           coalesce(div(sum(p.calls::numeric * p.price) + 500, 1000), 0)::bigint AS amount_fen,
+           jsonb_agg(
+               jsonb_build_object('price', p.price, 'calls', p.calls, 'from', p.from_day)
+               || CASE WHEN p.discounted IS NULL THEN '{}'::jsonb
+                       ELSE jsonb_build_object('discounted', p.discounted) END
+               || CASE WHEN p.price IS NULL THEN jsonb_build_object('unpriced_days', p.unpriced_days)
+                       ELSE '{}'::jsonb END
+               ORDER BY p.from_day
+           ) AS prices
     FROM priced p JOIN billing_app a ON a.id = p.app_id
     GROUP BY a.organization_id, p.app_id, p.api_id, p.location
 """
 
-# Per-app subtotals and discounts of some organizations, from a run's staged lines.
-APPS_SQL = """
-    CREATE TEMP TABLE billing_settle_apps ON COMMIT DROP AS
-    WITH sub AS (
-        SELECT l.organization_id, l.app_id, sum(l.amount_fen) AS subtotal
-        FROM unnest(%(orgs)s::bigint[]) AS o(id)
-        JOIN billing_settlementline l ON l.run_id = %(run)s AND l.organization_id = o.id
-        GROUP BY l.organization_id, l.app_id
+# The month's lines of some organizations only (a rerun of those refused for a missing price).
+LINES_OF_ORGS_SQL = LINES_SQL.replace(
+    "/*only_orgs*/",
+    "AND u.app_id IN (SELECT id FROM billing_app WHERE organization_id = ANY(%(orgs)s::bigint[]))",
+)
+
+# Per-app discount from lines ``l`` (organization_id, app_id, api_id, location, amount_fen,
+# prices). Money, defined once here: a line's discountable amount at a rate is
+# round_half_up(Σ calls x price / 1000) over its calls on days discounted at that rate
+# (``div(S + 500, 1000)``, exact integers; never more than the line's own amount); the app's
+# discount = round_half_up(Σ rate x discountable amount) in fen (``floor(x + 0.5)`` in exact
+# numeric). A discount covering the whole month therefore gives round_half_up(subtotal x
+# rate). The rate shown on the bill is the highest one applied in the month.
+DISCOUNT_CTES = """
+    sub AS (
+        SELECT organization_id, app_id, sum(amount_fen) AS subtotal FROM l GROUP BY 1, 2
+    ),
+    band AS (
+        SELECT l.app_id, (d ->> 'rate')::numeric AS rate,
+               div(sum((d ->> 'calls')::numeric * (p ->> 'price')::numeric) + 500, 1000) AS amount_fen
+        FROM l
+        CROSS JOIN LATERAL jsonb_array_elements(l.prices) AS p
+        CROSS JOIN LATERAL jsonb_array_elements(p -> 'discounted') AS d
+        GROUP BY l.app_id, l.api_id, l.location, 2
     ),
     disc AS (
-        SELECT app_id, max(rate) AS rate FROM billing_discount
-        WHERE valid_from <= %(last_day)s AND valid_to >= %(first_day)s
-        GROUP BY app_id
+        SELECT app_id, max(rate) AS rate, floor(sum(rate * amount_fen) + 0.5) AS discount
+        FROM band GROUP BY app_id
     )
+"""
+
+# Per-app subtotals and discounts of some organizations, from a run's staged lines.
+APPS_SQL = f"""
+    CREATE TEMP TABLE billing_settle_apps ON COMMIT DROP AS
+    WITH l AS (
+        SELECT l.organization_id, l.app_id, l.api_id, l.location, l.amount_fen, l.prices
+        FROM unnest(%(orgs)s::bigint[]) AS o(id)
+        JOIN billing_settlementline l ON l.run_id = %(run)s AND l.organization_id = o.id
+    ),
+    {DISCOUNT_CTES}
     SELECT sub.organization_id, sub.app_id, sub.subtotal::bigint AS subtotal,
-           coalesce(disc.rate, 0) AS rate,
-           floor(sub.subtotal * coalesce(disc.rate, 0) + 0.5)::bigint AS discount
+           coalesce(disc.rate, 0) AS rate, coalesce(disc.discount, 0)::bigint AS discount
     FROM sub LEFT JOIN disc ON disc.app_id = sub.app_id
+"""
+
+# Staged lines with a usage day that had no price in force (FEE-4.2 refuses those bills).
+UNPRICED_SQL = """
+    SELECT l.organization_id, a.app_key, x.code,
+           (SELECT string_agg(d, ', ') FROM jsonb_array_elements_text(p -> 'unpriced_days') AS d)
+    FROM unnest(%(orgs)s::bigint[]) AS o(id)
+    JOIN billing_settlementline l ON l.run_id = %(run)s AND l.organization_id = o.id
+    CROSS JOIN LATERAL jsonb_array_elements(l.prices) AS p
+    JOIN billing_app a ON a.id = l.app_id
+    JOIN billing_api x ON x.id = l.api_id
+    WHERE p -> 'price' = 'null'::jsonb
+    ORDER BY l.organization_id, a.app_key, x.code, l.location
 """
 
 
@@ -106,10 +192,88 @@ def _check_month(year: int, month: int, *, now: dt.datetime | None = None) -> No
         raise DomainError("FEE-4.2", gettext("只能结算已结束的自然月。"), field="month")
 
 
+def _stage_lines(cur, *, run: SettlementRun, orgs: list[int] | None = None) -> tuple[int, list[int]]:
+    """Aggregate the month's usage (or only ``orgs``') into the run's staged lines; returns the
+    number of lines and the organizations they belong to, in primary-key order."""
+    start, end = clock.month_range(run.year, run.month)
+    sql = LINES_SQL if orgs is None else LINES_OF_ORGS_SQL
+    # Aggregate into a temporary table first: PostgreSQL runs CREATE TABLE AS with a
+    # parallel plan (like the bare SELECT), never INSERT … SELECT. The copy of the
+    # month's few lines (one per app, API and location) into the run is cheap.
+    cur.execute("DROP TABLE IF EXISTS billing_settle_lines")
+    cur.execute(
+        f"CREATE TEMP TABLE billing_settle_lines ON COMMIT DROP AS {sql}",
+        {"start": start, "end": end, "orgs": orgs},
+    )
+    cur.execute(
+        "INSERT INTO billing_settlementline"
+        " (run_id, organization_id, app_id, api_id, location, calls, amount_fen, prices)"
+        " SELECT %s, organization_id, app_id, api_id, location, calls, amount_fen, prices"
+        " FROM billing_settle_lines ORDER BY organization_id, app_id, api_id, location",
+        [run.pk],
+    )
+    lines = cur.rowcount
+    cur.execute("SELECT DISTINCT organization_id FROM billing_settle_lines ORDER BY 1")
+    staged_orgs = [r[0] for r in cur.fetchall()]
+    cur.execute("DROP TABLE billing_settle_lines")
+    return lines, staged_orgs
+
+
+def _add_chunks(*, run: SettlementRun, orgs: list[int], chunk_size: int, first_index: int = 0) -> int:
+    chunks = [
+        SettlementChunk(run=run, index=first_index + i, organization_ids=orgs[pos : pos + chunk_size])
+        for i, pos in enumerate(range(0, len(orgs), chunk_size))
+    ]
+    SettlementChunk.objects.bulk_create(chunks)
+    return len(chunks)
+
+
+def _restage_refused(*, run: SettlementRun, chunk_size: int) -> None:
+    """A rerun of a run whose chunks are all done but some organizations were refused (FEE-4.2:
+    a usage day had no price in force): re-aggregate only those organizations from usage and
+    prices as they are now, into a new chunk. Billed organizations are never touched."""
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT DISTINCT l.organization_id FROM billing_settlementline l
+            WHERE l.run_id = %(run)s AND NOT EXISTS (
+                SELECT 1 FROM billing_bill b
+                WHERE b.organization_id = l.organization_id AND b.year = %(y)s AND b.month = %(m)s)
+            ORDER BY 1
+            """,
+            {"run": run.pk, "y": run.year, "m": run.month},
+        )
+        refused = [r[0] for r in cur.fetchall()]
+        if not refused:
+            return
+        cur.execute(
+            "DELETE FROM billing_settlementline WHERE run_id = %s AND organization_id = ANY(%s::bigint[])",
+            [run.pk, refused],
+        )
+        removed = cur.rowcount
+        lines, orgs = _stage_lines(cur, run=run, orgs=refused)
+    next_index = (run.chunks.order_by("-index").values_list("index", flat=True).first() or 0) + 1
+    added = _add_chunks(run=run, orgs=orgs, chunk_size=chunk_size, first_index=next_index)
+    # Refused organizations were never counted in orgs_done; those without usage any more drop out.
+    run.orgs_total = run.orgs_total - len(refused) + len(orgs)
+    run.chunks_total += added
+    run.lines_total = run.lines_total - removed + lines
+    done = run.orgs_done == run.orgs_total and not added
+    run.status = SettlementRun.Status.DONE if done else SettlementRun.Status.RUNNING
+    run.finished_at = timezone.now() if done else None
+    run.last_error = ""
+    run.save(
+        update_fields=["orgs_total", "chunks_total", "lines_total", "status", "finished_at", "last_error"]
+    )
+
+
 def settlement_plan_month(
     *, year: int, month: int, actor=None, chunk_size: int = DEFAULT_CHUNK_SIZE
 ) -> SettlementRun:
-    """Create (or return) the month's run with its staged lines and chunks. Idempotent."""
+    """Create (or return) the month's run with its staged lines and chunks. Idempotent.
+
+    A run whose chunks are all done while some organizations were refused for a missing
+    price gets those organizations re-staged (``_restage_refused``)."""
     with transaction.atomic():
         advisory_xact_lock(NS_SETTLEMENT_MONTH, month_key(year, month))
         run, _ = SettlementRun.objects.get_or_create(
@@ -117,42 +281,35 @@ def settlement_plan_month(
             month=month,
             defaults={"started_by": actor if getattr(actor, "is_authenticated", False) else None},
         )
-        if run.chunks_total or run.status == SettlementRun.Status.DONE:
+        if run.status == SettlementRun.Status.DONE:
             return run
-        start, end = clock.month_range(year, month)
+        if run.chunks_total:
+            if not run.chunks.filter(done_at__isnull=True).exists():
+                _restage_refused(run=run, chunk_size=chunk_size)
+            return run
         with connection.cursor() as cur:
-            # Aggregate into a temporary table first: PostgreSQL runs CREATE TABLE AS with a
-            # parallel plan (like the bare SELECT), never INSERT … SELECT. The copy of the
-            # month's few lines (one per app, API and location) into the run is cheap.
-            cur.execute("DROP TABLE IF EXISTS billing_settle_lines")
-            cur.execute(
-                f"CREATE TEMP TABLE billing_settle_lines ON COMMIT DROP AS {LINES_SQL}",
-                {"start": start, "end": end},
-            )
-            cur.execute(
-                "INSERT INTO billing_settlementline"
-                " (run_id, organization_id, app_id, api_id, location, calls, amount_fen, prices)"
-                " SELECT %s, organization_id, app_id, api_id, location, calls, amount_fen, prices"
-                " FROM billing_settle_lines ORDER BY organization_id, app_id, api_id, location",
-                [run.pk],
-            )
-            lines = cur.rowcount
-            cur.execute("DROP TABLE billing_settle_lines")
-            cur.execute(
-                "SELECT DISTINCT organization_id FROM billing_settlementline WHERE run_id = %s ORDER BY 1",
-                [run.pk],
-            )
-            orgs = [r[0] for r in cur.fetchall()]
-        chunks = [
-            SettlementChunk(run=run, index=i, organization_ids=orgs[pos : pos + chunk_size])
-            for i, pos in enumerate(range(0, len(orgs), chunk_size))
-        ]
-        SettlementChunk.objects.bulk_create(chunks)
-        run.orgs_total, run.chunks_total, run.lines_total = len(orgs), len(chunks), lines
+            lines, orgs = _stage_lines(cur, run=run)
+        chunks = _add_chunks(run=run, orgs=orgs, chunk_size=chunk_size)
+        run.orgs_total, run.chunks_total, run.lines_total = len(orgs), chunks, lines
         run.status = SettlementRun.Status.RUNNING if chunks else SettlementRun.Status.DONE
         run.finished_at = None if chunks else timezone.now()
         run.save(update_fields=["orgs_total", "chunks_total", "lines_total", "status", "finished_at"])
         return run
+
+
+def _refused_for_missing_price(*, run: SettlementRun, orgs: list[int]) -> dict[int, list[str]]:
+    """FEE-4.2: organizations of ``orgs`` with a paid API used on a day without a price in
+    force, each with one message per line naming the app, API and days."""
+    with connection.cursor() as cur:
+        cur.execute(UNPRICED_SQL, {"run": run.pk, "orgs": orgs})
+        rows = cur.fetchall()
+    refused: dict[int, list[str]] = {}
+    for org_id, app_key, api_code, days in rows:
+        refused.setdefault(org_id, []).append(
+            gettext("FEE-4.2 组织 %(org)s 应用 %(app)s: API %(api)s 在 %(days)s 无生效价格, 本月暂不结算。")
+            % {"org": org_id, "app": app_key, "api": api_code, "days": days}
+        )
+    return refused
 
 
 def _charge_batch(*, year: int, month: int, charges: list[tuple[int, int, str]]) -> dict[int, int]:
@@ -176,15 +333,13 @@ def settlement_settle_chunk(*, chunk_id: int) -> int:
             ).values_list("organization_id", flat=True)
         )
         orgs = [o for o in chunk.organization_ids if o not in billed]
-        first_day = dt.date(year, month, 1)
-        last_day = (clock.month_range(year, month)[1] - dt.timedelta(days=1)).date()
+        refused = _refused_for_missing_price(run=run, orgs=orgs) if orgs else {}
+        orgs = [o for o in orgs if o not in refused]
         settled = []
         if orgs:
             with connection.cursor() as cur:
                 cur.execute("DROP TABLE IF EXISTS billing_settle_apps")
-                cur.execute(
-                    APPS_SQL, {"run": run.pk, "orgs": orgs, "first_day": first_day, "last_day": last_day}
-                )
+                cur.execute(APPS_SQL, {"run": run.pk, "orgs": orgs})
                 cur.execute(
                     """
                     INSERT INTO billing_bill (organization_id, year, month, run_id, subtotal_fen,
@@ -238,10 +393,26 @@ def settlement_settle_chunk(*, chunk_id: int) -> int:
                         ],
                     )
         SettlementChunk.objects.filter(pk=chunk.pk).update(done_at=timezone.now())
-        SettlementRun.objects.filter(pk=run.pk).update(orgs_done=F("orgs_done") + len(chunk.organization_ids))
+        # Refused organizations stay uncounted, so the run cannot reach DONE without them.
+        SettlementRun.objects.filter(pk=run.pk).update(
+            orgs_done=F("orgs_done") + len(chunk.organization_ids) - len(refused)
+        )
+        if refused:
+            # Appended in SQL: parallel chunk tasks each add their own organizations' errors.
+            note = "\n".join(msg for org_id in sorted(refused) for msg in refused[org_id])
+            SettlementRun.objects.filter(pk=run.pk).update(
+                last_error=Concat(F("last_error"), Value(note + "\n"), output_field=TextField())
+            )
         SettlementRun.objects.filter(
             pk=run.pk, orgs_done=F("orgs_total"), status=SettlementRun.Status.RUNNING
         ).update(status=SettlementRun.Status.DONE, finished_at=timezone.now())
+        # All chunks done but organizations refused: FAILED, so staff see it and the next run
+        # (beat catch-up or admin) retries them. The orgs_done update above holds the run's row
+        # lock until commit, so the last of two parallel chunks sees the other one done.
+        pending = SettlementChunk.objects.filter(run=OuterRef("pk"), done_at__isnull=True)
+        SettlementRun.objects.filter(pk=run.pk, status=SettlementRun.Status.RUNNING).exclude(
+            Exists(pending)
+        ).exclude(orgs_done=F("orgs_total")).update(status=SettlementRun.Status.FAILED)
         return len(settled)
 
 
@@ -308,19 +479,24 @@ def settlement_recheck_month(*, year: int, month: int, actor=None) -> dict:
     if run is None:
         raise DomainError("FEE-4.2", gettext("该月尚未结算。"), field="month")
     start, end = clock.month_range(year, month)
-    first_day = dt.date(year, month, 1)
-    last_day = (end - dt.timedelta(days=1)).date()
     with connection.cursor() as cur:
+        # Organizations with a day without a price in force have no expected total: they are
+        # refused (FEE-4.2) and show on the run's errors, not here.
         cur.execute(
             f"""
             WITH l AS ({LINES_SQL}),
-            sub AS (SELECT organization_id, app_id, sum(amount_fen) AS subtotal FROM l GROUP BY 1, 2),
-            disc AS (SELECT app_id, max(rate) AS rate FROM billing_discount
-                     WHERE valid_from <= %(last_day)s AND valid_to >= %(first_day)s GROUP BY app_id),
+            {DISCOUNT_CTES},
+            unpriced AS (
+                SELECT DISTINCT l.organization_id FROM l
+                CROSS JOIN LATERAL jsonb_array_elements(l.prices) AS p
+                WHERE p -> 'price' = 'null'::jsonb
+            ),
             expected AS (
-                SELECT organization_id,
-                       sum(sub.subtotal - floor(sub.subtotal * coalesce(disc.rate, 0) + 0.5))::bigint AS total
-                FROM sub LEFT JOIN disc ON disc.app_id = sub.app_id GROUP BY organization_id
+                SELECT sub.organization_id,
+                       sum(sub.subtotal - coalesce(disc.discount, 0))::bigint AS total
+                FROM sub LEFT JOIN disc ON disc.app_id = sub.app_id
+                WHERE sub.organization_id NOT IN (SELECT organization_id FROM unpriced)
+                GROUP BY sub.organization_id
             ),
             billed AS (SELECT organization_id, total_fen, ledger_entry_id FROM billing_bill
                        WHERE year = %(y)s AND month = %(m)s)
@@ -330,7 +506,7 @@ def settlement_recheck_month(*, year: int, month: int, actor=None) -> dict:
             WHERE e.total IS DISTINCT FROM b.total_fen OR (b.total_fen > 0 AND b.ledger_entry_id IS NULL)
             ORDER BY 1 LIMIT 200
             """,
-            {"start": start, "end": end, "first_day": first_day, "last_day": last_day, "y": year, "m": month},
+            {"start": start, "end": end, "y": year, "m": month},
         )
         rows = cur.fetchall()
     report = {

@@ -57,23 +57,6 @@ class TestMoneyRules:
         per_app = dict(BillApp.objects.values_list("app_id", "subtotal_fen"))
         assert per_app == {a1.id: 1, a2.id: 2}
 
-    def test_fee_5_1_discount_is_subtotal_times_rate_rounded_half_up(self, org):
-        api = paid_api(price_fen_per_1000=3)
-        a1 = AppFactory(organization=org)
-        a2 = AppFactory(organization=org)
-        DiscountFactory(
-            app=a1, rate=Decimal("0.5"), valid_from=dt.date(2026, 3, 20), valid_to=dt.date(2026, 6, 1)
-        )
-        record_usage([(a1, api, IN, sh(2026, 3, 5), 1000), (a2, api, IN, sh(2026, 3, 5), 1000)])
-        settle()
-        rows = {r.app_id: r for r in BillApp.objects.all()}
-        # 3 fen x 50% = 1.5 → 2 fen off; app total 1. The other app pays in full.
-        assert (rows[a1.id].subtotal_fen, rows[a1.id].discount_fen, rows[a1.id].total_fen) == (3, 2, 1)
-        assert rows[a1.id].discount_rate == Decimal("0.5")
-        assert (rows[a2.id].discount_fen, rows[a2.id].total_fen) == (0, 3)
-        bill = Bill.objects.get()
-        assert (bill.subtotal_fen, bill.discount_fen, bill.total_fen) == (6, 2, 4)
-
     def test_fee_5_1_a_discount_that_ended_before_the_month_does_not_apply(self, app):
         api = paid_api(price_fen_per_1000=1000)
         DiscountFactory(
@@ -348,44 +331,76 @@ usage_rows = st.lists(
     unique_by=lambda r: (r[0], r[1], r[2], r[3]),
 )
 
+RATES = [Decimal("0.15"), Decimal("0.5"), Decimal("0.3333")]
+DAY0 = dt.date(2026, 2, 25)  # discount validity days are offsets from here (some cross months)
 
-def reference_bills(rows, apps, apis, prices, rates):
-    """Plain Python: price per usage day in Asia/Shanghai, round half-up per line, discount per app."""
+# Per app: None, or up to two back-to-back discounts (rate1 on days a..b, rate2 on b+1..c).
+app_discounts = st.one_of(
+    st.none(),
+    st.tuples(
+        st.sampled_from(RATES),
+        st.one_of(st.none(), st.sampled_from(RATES)),
+        st.lists(st.integers(0, 42), min_size=3, max_size=3).map(sorted),
+    ),
+)
+
+
+def discount_periods(spec):
+    """[(rate, first day, last day)] of one app's generated discounts."""
+    if spec is None:
+        return []
+    rate1, rate2, (a, b, c) = spec
+    day = lambda n: DAY0 + dt.timedelta(days=n)  # noqa: E731
+    periods = [(rate1, day(a), day(b))]
+    if rate2 is not None and b < c:
+        periods.append((rate2, day(b + 1), day(c)))
+    return periods
+
+
+def reference_bills(rows, apps, prices, periods):
+    """Plain Python, written from the rules: each usage day (Asia/Shanghai) priced with the price
+    in force; a line (app, API, location) is round_half_up(sum of calls x price / 1000); a day
+    inside a discount's validity is discounted at the highest such rate; per line and rate the
+    discountable amount is round_half_up(sum over those days); the app's discount is
+    round_half_up(sum of rate x discountable amount)."""
     start = sh(2026, 3, 1)
-    exact: dict = {}
+    line_exact: dict = {}  # (app, api, loc) -> Decimal fen
+    band_exact: dict = {}  # (app, api, loc, rate) -> Decimal fen on days at that rate
     for ai, xi, loc, offset, calls in rows:
         day = (start + dt.timedelta(hours=offset)).date()
         if day.month != 3:
             continue
-        history = prices[xi]
-        price = max((p for p in history if p[0] <= day), key=lambda p: p[0])[1]
+        price = max((p for p in prices[xi] if p[0] <= day), key=lambda p: p[0])[1]
+        amount = Decimal(calls) * price / 1000
         key = (ai, xi, loc)
-        exact[key] = exact.get(key, Decimal(0)) + Decimal(calls) * price / 1000
+        line_exact[key] = line_exact.get(key, Decimal(0)) + amount
+        rates = [r for r, first, last in periods[ai] if first <= day <= last]
+        if rates:
+            band = (*key, max(rates))
+            band_exact[band] = band_exact.get(band, Decimal(0)) + amount
     per_org: dict = {}
     for ai in range(len(apps)):
-        subtotal = sum(round_half_up(v) for k, v in exact.items() if k[0] == ai)
-        if not any(k[0] == ai for k in exact):
+        if not any(k[0] == ai for k in line_exact):
             continue
-        discount = round_half_up(Decimal(subtotal) * rates[ai])
+        subtotal = sum(round_half_up(v) for k, v in line_exact.items() if k[0] == ai)
+        discount = round_half_up(
+            sum((k[3] * round_half_up(v) for k, v in band_exact.items() if k[0] == ai), Decimal(0))
+        )
         org = apps[ai].organization_id
         per_org[org] = per_org.get(org, 0) + subtotal - discount
     return per_org
 
 
 @pytest.mark.django_db
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     rows=usage_rows,
     base=st.lists(st.integers(0, 997), min_size=3, max_size=3),
     change=st.lists(st.integers(0, 997), min_size=3, max_size=3),
     change_day=st.integers(2, 31),
-    rates=st.lists(
-        st.sampled_from([Decimal(0), Decimal("0.15"), Decimal("0.5"), Decimal("0.3333")]),
-        min_size=3,
-        max_size=3,
-    ),
+    discounts=st.lists(app_discounts, min_size=3, max_size=3),
 )
-def test_fee_4_2_property_bill_equals_plain_python_reference(rows, base, change, change_day, rates):
+def test_fee_4_2_property_bill_equals_plain_python_reference(rows, base, change, change_day, discounts):
     with transaction.atomic():
         org_a, org_b = OrganizationFactory(), OrganizationFactory()
         apps = [
@@ -401,11 +416,10 @@ def test_fee_4_2_property_bill_equals_plain_python_reference(rows, base, change,
             )
             apis.append(api)
             prices.append([(dt.date(2025, 1, 1), base[i]), (dt.date(2026, 3, change_day), change[i])])
-        for ai, rate in enumerate(rates):
-            if rate:
-                DiscountFactory(
-                    app=apps[ai], rate=rate, valid_from=dt.date(2026, 3, 10), valid_to=dt.date(2026, 3, 10)
-                )
+        periods = [discount_periods(spec) for spec in discounts]
+        for ai, app_periods in enumerate(periods):
+            for rate, first, last in app_periods:
+                DiscountFactory(app=apps[ai], rate=rate, valid_from=first, valid_to=last)
         start = sh(2026, 3, 1)
         record_usage(
             [
@@ -415,7 +429,7 @@ def test_fee_4_2_property_bill_equals_plain_python_reference(rows, base, change,
         )
         settle()
         got = dict(Bill.objects.filter(year=2026, month=3).values_list("organization_id", "total_fen"))
-        expected = reference_bills(rows, apps, apis, prices, rates)
+        expected = reference_bills(rows, apps, prices, periods)
         assert got == expected
         for org_id, total in expected.items():
             assert ledger_sum(org_id) == -total
