@@ -43,13 +43,41 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
+class ApiPriceForm(forms.ModelForm):
+    class Meta:
+        model = ApiPrice
+        fields = ["effective_from", "price_fen_per_1000"]
+
+    def clean(self):
+        data = super().clean()
+        effective_from = data.get("effective_from")
+        if effective_from:
+            # An API being added has no saved prices yet: check against none.
+            api = self.instance.api if self.instance.api_id else Api()
+            try:
+                svc.api_price_check(api=api, effective_from=effective_from)
+            except DomainError as exc:
+                raise forms.ValidationError(exc.message, code=exc.code) from exc
+        return data
+
+
 class ApiPriceInline(admin.TabularInline):
+    """Price history is append-only: existing rows are shown read-only, new rows are added.
+
+    (Editing a row's date used to save a new row and leave the old one in force.) A price that
+    would change a settled month is refused by the form, naming FEE-4.2.
+    """
+
     model = ApiPrice
+    form = ApiPriceForm
     extra = 1
     can_delete = False
     fields = ["effective_from", "price_fen_per_1000", "created_at"]
     readonly_fields = ["created_at"]
     ordering = ["-effective_from"]
+
+    def has_change_permission(self, request, obj=None):
+        return False  # Django then renders existing rows read-only and ignores edits to them
 
 
 @admin.register(Api)
@@ -105,7 +133,7 @@ class AppAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            obj.save(update_fields=["name"])
+            svc.app_rename(app_id=obj.pk, name=obj.name, actor=request.user)  # audited
             return
         app, raw = svc.app_create_for_organization(
             organization_id=obj.organization_id, name=obj.name, actor=request.user

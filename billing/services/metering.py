@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from billing.models import Api, ApiPrice, App, Discount, OutOfCloudPermission
+from billing.models import Api, ApiPrice, App, Bill, Discount, OutOfCloudPermission, SettlementRun
 from billing.services import gate
 from portal.errors import Conflict, DomainError, NotFound
 from portal.models import Membership
@@ -55,11 +55,52 @@ def api_update(*, api: Api, tier: str | None = None, title: str | None = None, a
     return api
 
 
+def _settled_months() -> set[tuple[int, int]]:
+    """Months whose prices settlement has read: a run was started (any status) or a bill exists."""
+    runs = SettlementRun.objects.values_list("year", "month")
+    bills = Bill.objects.values_list("year", "month").distinct()
+    return set(runs) | set(bills)
+
+
+def api_price_check(*, api: Api, effective_from: dt.date) -> None:
+    """FEE-4.2: settled months never change, so no price may be in force on one of their days.
+
+    A price from ``effective_from`` is in force until the API's next price (or for ever), so a
+    date in an unsettled month still changes a settled month that lies before that next price.
+    """
+    later = None
+    if api.pk is not None:
+        later = (
+            ApiPrice.objects.filter(api_id=api.pk, effective_from__gt=effective_from)
+            .order_by("effective_from")
+            .values_list("effective_from", flat=True)
+            .first()
+        )
+    start = (effective_from.year, effective_from.month)
+    hit = sorted(
+        (y, m)
+        for y, m in _settled_months()
+        if (y, m) >= start and (later is None or dt.date(y, m, 1) < later)
+    )
+    if hit:
+        y, m = hit[0]
+        raise DomainError(
+            "FEE-4.2",
+            gettext("FEE-4.2: %(month)s 已结算, 不可更改; 自 %(date)s 生效的价格会改变它的计价。")
+            % {"month": f"{y}-{m:02d}", "date": effective_from.isoformat()},
+            field="effective_from",
+        )
+
+
 @transaction.atomic
 def api_price_set(*, api: Api, price_fen_per_1000: int, effective_from: dt.date, actor=None) -> ApiPrice:
-    """Add (or correct) the price in force from ``effective_from`` (FEE-2.1 price history)."""
+    """Add (or correct) the price in force from ``effective_from`` (FEE-2.1 price history).
+
+    Refused when it would change the price of a day in a settled month (FEE-4.2).
+    """
     if price_fen_per_1000 < 0:
         raise DomainError("FEE-2.1", gettext("价格不能为负。"), field="price_fen_per_1000")
+    api_price_check(api=api, effective_from=effective_from)
     price, _ = ApiPrice.objects.update_or_create(
         api=api, effective_from=effective_from, defaults={"price_fen_per_1000": price_fen_per_1000}
     )
@@ -110,6 +151,22 @@ def app_create_for_organization(*, organization_id: int, name: str, actor=None) 
     key = app.app_key
     transaction.on_commit(lambda: gate.gate_invalidate_app(app_key=key))
     return app, raw
+
+
+@transaction.atomic
+def app_rename(*, app_id: int, name: str, actor=None) -> App:
+    """Staff rename an app; the old and new names go to the audit trail (a no-op is not one)."""
+    name = (name or "").strip()[:120]
+    if not name:
+        raise DomainError("invalid", gettext("请填写应用名称。"), field="name")
+    # The row lock makes the recorded old name the one this rename replaced.
+    app = App.objects.select_for_update().get(pk=app_id)
+    old = app.name
+    if old != name:
+        app.name = name
+        app.save(update_fields=["name"])
+        _staff_audit(actor, "billing.app_rename", app, {"name": [old, name]})
+    return app
 
 
 @transaction.atomic
