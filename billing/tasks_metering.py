@@ -1,5 +1,7 @@
 """Celery tasks for Billing II: each takes ids, calls one service and is safe to run twice."""
 
+import datetime as dt
+
 from celery import shared_task
 
 from billing.services import settlement, usage
@@ -25,10 +27,13 @@ def settle_month_task(year: int, month: int, actor_id: int | None = None) -> int
 
 
 @shared_task(name="billing.settle_due_months", time_limit=60 * 60, soft_time_limit=55 * 60)
-def settle_due_months_task() -> list[str]:
-    """FEE-4.2 beat job: the previous month, and any missed month since 2023-03."""
+def settle_due_months_task(today: str | None = None) -> list[str]:
+    """FEE-4.2 beat job: the previous month, and any missed month since 2023-03.
+
+    ``today`` (ISO date) is for tests and staff replays; beat passes nothing (today's date)."""
+    day = dt.date.fromisoformat(today) if today else clock.today()
     done = []
-    for year, month in settlement.settlement_due_months(today=clock.today()):
+    for year, month in settlement.settlement_due_months(today=day):
         if settlement.settlement_run_month(year=year, month=month, fan_out=True) is not None:
             done.append(f"{year}-{month:02d}")
     return done

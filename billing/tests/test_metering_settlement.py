@@ -197,29 +197,6 @@ class TestExactlyOnce:
         ]
         assert settlement.settlement_due_months(today=dt.date(2023, 3, 20)) == []
 
-    def test_fee_4_2_beat_task_settles_every_missed_month(self, app, settings):
-        from billing.tasks_metering import settle_due_months_task
-
-        api = paid_api(price_fen_per_1000=1000)
-        record_usage([(app, api, IN, sh(2023, 4, 10), 3), (app, api, IN, sh(2023, 2, 10), 99)])
-        settings.CELERY_TASK_ALWAYS_EAGER = True
-        from portal.celery import app as celery_app
-
-        celery_app.conf.task_always_eager = True
-        try:
-            for y, m in settlement.settlement_due_months(today=dt.date(2023, 6, 5)):
-                settlement.settlement_run_month(year=y, month=m, fan_out=True)
-        finally:
-            celery_app.conf.task_always_eager = False
-        assert settle_due_months_task.name == "billing.settle_due_months"
-        assert set(SettlementRun.objects.values_list("year", "month", "status")) == {
-            (2023, 3, "done"),
-            (2023, 4, "done"),
-            (2023, 5, "done"),
-        }
-        # February 2023's 99 calls are never charged (FEE-4.2).
-        assert list(Bill.objects.values_list("year", "month", "total_fen")) == [(2023, 4, 3)]
-
     def test_fee_4_2_recheck_reports_a_bill_that_no_longer_matches_usage(self, app, admin_user):
         api = paid_api(price_fen_per_1000=1000)
         record_usage([(app, api, IN, sh(2026, 3, 3), 10)])
