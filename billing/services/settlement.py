@@ -93,7 +93,7 @@ LINES_SQL = """
         SELECT d.app_id, d.api_id, d.location, pr.price,
                CASE WHEN pr.price IS NULL THEN 0 ELSE coalesce(dd.rate, 0) END AS rate,
                min(d.day) AS from_day, sum(d.calls) AS calls,
-               array_agg(d.day ORDER BY d.day) FILTER (WHERE pr.price IS NULL) AS unpriced_days
+               array_agg(d.day) FILTER (WHERE pr.price IS NULL) AS unpriced_days  -- sorted when shown
         FROM daily d
         JOIN billing_api x ON x.id = d.api_id AND x.tier <> 'free'
         LEFT JOIN pr ON pr.api_id = d.api_id AND d.day >= pr.from_date
@@ -146,6 +146,7 @@ DISCOUNT_CTES = """
         FROM l
         CROSS JOIN LATERAL jsonb_array_elements(l.prices) AS p
         CROSS JOIN LATERAL jsonb_array_elements(p -> 'discounted') AS d
+        WHERE l.prices @> '[{"discounted": []}]'  -- only lines with a discounted day are expanded
         GROUP BY l.app_id, l.api_id, l.location, 2
     ),
     disc AS (
@@ -171,9 +172,10 @@ APPS_SQL = f"""
 # Staged lines with a usage day that had no price in force (FEE-4.2 refuses those bills).
 UNPRICED_SQL = """
     SELECT l.organization_id, a.app_key, x.code,
-           (SELECT string_agg(d, ', ') FROM jsonb_array_elements_text(p -> 'unpriced_days') AS d)
+           (SELECT string_agg(d, ', ' ORDER BY d) FROM jsonb_array_elements_text(p -> 'unpriced_days') AS d)
     FROM unnest(%(orgs)s::bigint[]) AS o(id)
     JOIN billing_settlementline l ON l.run_id = %(run)s AND l.organization_id = o.id
+        AND l.prices @> '[{"price": null}]'  -- only lines with an unpriced day are expanded
     CROSS JOIN LATERAL jsonb_array_elements(l.prices) AS p
     JOIN billing_app a ON a.id = l.app_id
     JOIN billing_api x ON x.id = l.api_id
