@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from billing.locks_metering import NS_PRICES, advisory_xact_lock
 from billing.models import Api, ApiPrice, App, Bill, Discount, OutOfCloudPermission, SettlementRun
 from billing.services import gate
 from portal.errors import Conflict, DomainError, NotFound
@@ -67,15 +68,23 @@ def api_price_check(*, api: Api, effective_from: dt.date) -> None:
 
     A price from ``effective_from`` is in force until the API's next price (or for ever), so a
     date in an unsettled month still changes a settled month that lies before that next price.
+
+    Except a price that only fills days on which the API had no price at all: settlement
+    refuses to bill an organization for such a day (FEE-4.2 "no price in force"), so no bill
+    priced those days, and staff must be able to add the missing price for the refused
+    organizations to be billed.
     """
     later = None
     if api.pk is not None:
+        prices = ApiPrice.objects.filter(api_id=api.pk)
         later = (
-            ApiPrice.objects.filter(api_id=api.pk, effective_from__gt=effective_from)
+            prices.filter(effective_from__gt=effective_from)
             .order_by("effective_from")
             .values_list("effective_from", flat=True)
             .first()
         )
+        if not prices.filter(effective_from__lte=effective_from).exists():
+            return  # [effective_from, later) had no price in force: nothing billed changes
     start = (effective_from.year, effective_from.month)
     hit = sorted(
         (y, m)
@@ -100,6 +109,9 @@ def api_price_set(*, api: Api, price_fen_per_1000: int, effective_from: dt.date,
     """
     if price_fen_per_1000 < 0:
         raise DomainError("FEE-2.1", gettext("价格不能为负。"), field="price_fen_per_1000")
+    # Waits for a month being planned (it reads prices under the shared lock) and makes a
+    # plan that starts now wait for this price: the check below then sees every run.
+    advisory_xact_lock(NS_PRICES, 0)
     api_price_check(api=api, effective_from=effective_from)
     price, _ = ApiPrice.objects.update_or_create(
         api=api, effective_from=effective_from, defaults={"price_fen_per_1000": price_fen_per_1000}

@@ -36,10 +36,12 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from billing.locks_metering import (
+    NS_PRICES,
     NS_SETTLEMENT_CHUNK,
     NS_SETTLEMENT_MONTH,
     advisory_session_try_lock,
     advisory_xact_lock,
+    advisory_xact_lock_shared,
     month_key,
 )
 from billing.models import FIRST_BILLABLE, Bill, SettlementChunk, SettlementRun
@@ -278,6 +280,9 @@ def settlement_plan_month(
     price gets those organizations re-staged (``_restage_refused``)."""
     with transaction.atomic():
         advisory_xact_lock(NS_SETTLEMENT_MONTH, month_key(year, month))
+        # Prices are read below: a price change (``api_price_set``, exclusive) waits for this
+        # plan and then sees its run, or this plan waits for the change and reads it.
+        advisory_xact_lock_shared(NS_PRICES, 0)
         run, _ = SettlementRun.objects.get_or_create(
             year=year,
             month=month,

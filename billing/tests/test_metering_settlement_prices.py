@@ -5,12 +5,14 @@ and a rerun after staff add the price settles it, exactly once."""
 import datetime as dt
 
 import pytest
+from django.db import OperationalError
 from django.utils import translation
 
 from billing.models import Api, Bill, BillLine, LedgerEntry, SettlementRun
-from billing.services import settlement
-from billing.tests.factories_metering import ApiPriceFactory, AppFactory, paid_api, record_usage, sh
+from billing.services import metering, settlement
+from billing.tests.factories_metering import AppFactory, paid_api, record_usage, sh
 from billing.tests.factories_wallet import ledger_sum
+from portal.errors import DomainError
 
 IN = "in_cloud"
 
@@ -70,8 +72,13 @@ class TestNoPriceInForce:
         run = settle()
         assert run.status == SettlementRun.Status.FAILED and "FEE-4.2" in run.last_error
         assert Bill.objects.count() == 1
-        # when staff add the price in force from March 1st and the month is run again
-        ApiPriceFactory(api=late, price_fen_per_1000=500, effective_from=dt.date(2026, 3, 1))
+        # a price that would change days already billed (from the 10th) is still refused
+        with pytest.raises(DomainError) as refused:
+            metering.api_price_set(api=late, price_fen_per_1000=700, effective_from=dt.date(2026, 3, 10))
+        assert refused.value.code == "FEE-4.2"
+        # when staff add the missing price from March 1st (as in admin: it only fills the days
+        # that had no price, which no bill priced) and the month is run again
+        metering.api_price_set(api=late, price_fen_per_1000=500, effective_from=dt.date(2026, 3, 1))
         run = settle()
         # then A is billed with each day's price (500 then 1000 from the 10th) and charged once
         bill = Bill.objects.get(organization=a.organization)
@@ -114,3 +121,31 @@ class TestNoPriceInForce:
         run = settle()
         assert run.status == SettlementRun.Status.DONE
         assert Bill.objects.get().total_fen == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fee_4_2_a_price_change_waits_for_a_month_being_planned():
+    """Planning reads prices under a shared lock; a price change takes it exclusively, so it
+    cannot slip in between the plan's price read and its run becoming visible."""
+    import psycopg
+    from django.db import connection
+
+    from billing.locks_metering import NS_PRICES
+
+    api = paid_api(price_fen_per_1000=1000)
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(**params) as planner:  # another session, mid-plan
+        planner.execute("SELECT pg_advisory_xact_lock_shared(%s, 0)", [NS_PRICES])
+        with connection.cursor() as cur:
+            cur.execute("SET lock_timeout = '300ms'")
+        try:
+            with pytest.raises(OperationalError, match="lock timeout"):
+                metering.api_price_set(api=api, price_fen_per_1000=900, effective_from=dt.date(2099, 1, 1))
+        finally:
+            with connection.cursor() as cur:
+                cur.execute("RESET lock_timeout")
+        planner.rollback()
+    # once the plan has finished, the change goes through
+    assert metering.api_price_set(api=api, price_fen_per_1000=900, effective_from=dt.date(2099, 1, 1)).pk
