@@ -9,8 +9,8 @@ resolved once, refused when any address is not public, and the TCP connection go
 address (TLS still verifies the certificate against the host name). A second lookup at connect
 time, which a name with a short TTL could answer with an internal address (DNS rebinding), never
 happens. Redirects are not followed: a 3xx is a failed delivery, so a receiver cannot bounce the
-portal to another host either. When the environment sets an HTTP(S) proxy for the URL, the proxy
-connects instead (it is then the egress boundary).
+portal to another host either. When the environment sets an HTTP(S) proxy for the URL, the
+address check still runs first and then the proxy connects.
 """
 
 import hashlib
@@ -58,10 +58,10 @@ def post(*, url: str, secret: str, payload: dict, timeout: float = 10.0, public_
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url!r}")
-    if _proxy_for(parts):
-        return _post_via_proxy(url=url, body=body, headers=headers, timeout=timeout)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     address = _public_address(parts.hostname, port) if public_only else None
+    if _proxy_for(parts):  # checked above all the same: a general egress proxy may reach inside
+        return _post_via_proxy(url=url, body=body, headers=headers, timeout=timeout)
     conn_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
     kwargs = {"context": _tls_context()} if parts.scheme == "https" else {}
     conn = conn_class(parts.hostname, port, timeout=timeout, address=address, **kwargs)

@@ -166,12 +166,30 @@ def _to_localhost(real):
     return lambda address, *a, **k: real(("127.0.0.1", address[1]), *a, **k)
 
 
-def test_grant_11_an_egress_proxy_from_the_environment_does_the_connecting(receiver, monkeypatch):
-    """With HTTP_PROXY set the proxy resolves and connects (it is the egress boundary)."""
+@pytest.fixture
+def proxy_to(monkeypatch):
+    def use(port):
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{port}")
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+
+    return use
+
+
+def test_grant_11_an_egress_proxy_from_the_environment_does_the_connecting(receiver, proxy_to, monkeypatch):
+    """With HTTP_PROXY set the proxy connects; the name is still checked here first."""
     port, calls = receiver
-    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{port}")
-    monkeypatch.delenv("no_proxy", raising=False)
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.setattr(webhooks, "_resolve", lambda host, p: pytest.fail("resolved locally"))
+    proxy_to(port)
+    monkeypatch.setattr(webhooks, "_resolve", lambda host, p: [PUBLIC])
     assert webhooks.post(url="http://hooks.example.com/in", secret="s", payload={}, public_only=True) == 204
     assert calls[0][0] == "http://hooks.example.com/in"  # the absolute form a proxy receives
+
+
+def test_grant_11_a_name_resolving_inside_is_refused_even_through_a_proxy(receiver, proxy_to, monkeypatch):
+    """A general egress proxy can reach the internal network: the check does not rely on it."""
+    port, calls = receiver
+    proxy_to(port)
+    monkeypatch.setattr(webhooks, "_resolve", lambda host, p: ["10.1.2.3"])
+    with pytest.raises(webhooks.InternalAddressRefused):
+        webhooks.post(url="http://intranet.example.com/admin", secret="s", payload={}, public_only=True)
+    assert calls == []
