@@ -231,9 +231,11 @@ class InvoiceAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         if invoice.state != Invoice.State.ISSUED or not invoice.pdf:
             raise Http404
-        return FileResponse(
-            invoice.pdf.open("rb"), content_type="application/pdf", filename=f"{invoice.number}.pdf"
-        )
+        try:
+            pdf = invoice.pdf.open("rb")
+        except FileNotFoundError as exc:  # the row says issued but storage lost the file
+            raise Http404 from exc
+        return FileResponse(pdf, content_type="application/pdf", filename=f"{invoice.number}.pdf")
 
     @admin.action(description=_("开具所选发票 (生成号码和 PDF)"), permissions=["change"])
     def issue(self, request, queryset):

@@ -67,16 +67,14 @@ def deposit_pay_in(
     the key is checked under the account's row lock, so two concurrent submissions queue.
     """
     if not isinstance(amount_fen, int) or amount_fen <= 0:
-        raise errors.BillingError("invalid", "The amount must be positive.", field="amount_fen")
+        raise errors.BillingError("invalid", _("金额必须为正数。"), field="amount_fen")
     key = f"paid_in:{idempotency_key or uuid.uuid4().hex}"
     with transaction.atomic():
         account = locks.deposit_account_lock(organization_id=organization_id)
         done = DepositEntry.objects.filter(idempotency_key=key).first()
         if done is not None:
             if done.account_id != account.pk or done.amount_fen != amount_fen:
-                raise errors.BillingConflict(
-                    "conflict", "This pay-in token was already used for another pay-in."
-                )
+                raise errors.BillingConflict("conflict", _("这个缴纳令牌已用于另一笔缴纳。"))
             return done
         entry = DepositEntry.objects.create(
             account=account,

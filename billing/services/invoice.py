@@ -59,7 +59,7 @@ def invoice_request(
     if not title or not title.strip():
         raise errors.BillingError("invalid", "A title is required.", field="title")
     if not isinstance(amount_fen, int) or amount_fen <= 0:
-        raise errors.BillingError(errors.FEE_4_3, "The amount must be positive.", field="amount_fen")
+        raise errors.BillingError(errors.FEE_4_3, _("金额必须为正数。"), field="amount_fen")
     with transaction.atomic():
         locks.wallet_lock(organization_id=organization_id)
         available = invoiceable_fen(organization_id=organization_id)

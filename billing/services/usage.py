@@ -425,7 +425,7 @@ def _duplicate(batch: UsageBatch, stream: _DigestingStream) -> IngestResult:
     if batch.content_sha256 is not None and batch.content_sha256 != stream.hexdigest():
         raise BillingConflict(
             BATCH_ID_REUSED,
-            "This batch_id was used with a different request body; send new usage under a new batch_id.",
+            gettext("这个 batch_id 已用于不同的请求内容; 新的用量请使用新的 batch_id。"),
             field="batch_id",
         )
     return IngestResult(

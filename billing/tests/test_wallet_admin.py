@@ -344,3 +344,9 @@ def test_admin_invoice_pdf_of_a_pending_invoice_is_404(client, ops, org):
     )
     assert client.get(reverse("admin:billing_invoice_pdf", args=[invoice.pk])).status_code == 404
     assert client.get(reverse("admin:billing_invoice_pdf", args=[999_999])).status_code == 404
+
+
+def test_admin_invoice_pdf_lost_by_storage_is_404_not_500(client, ops, org):
+    invoice = _issued_invoice(org, ops)
+    invoice.pdf.storage.delete(invoice.pdf.name)
+    assert client.get(reverse("admin:billing_invoice_pdf", args=[invoice.pk])).status_code == 404
