@@ -7,7 +7,6 @@ constant time). Staff may also ingest from a signed-in session (CSRF-checked). T
 the gate's body only names the app being checked; it is not a credential.
 """
 
-import datetime as dt
 import hmac
 import json
 
@@ -22,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.models import Api, App, Bill, BillApp, BillLine, Location
+from billing.months import parse_month
 from billing.selectors import metering as sel
 from billing.services import metering as svc
 from billing.services.gate import UnknownTarget, gate_check
@@ -280,25 +280,6 @@ class BillDetailApi(APIView):
 
 
 # --- usage summary, catalog, discount policy ---------------------------------------------------
-
-
-def parse_month(value: str | None, default: tuple[int, int]) -> tuple[int, int]:
-    """``YYYY-MM`` → (year, month); a month outside clock's supported range is refused, not
-    left to overflow a date further down (9999-12 has no next month)."""
-    if not value:
-        return default
-    try:
-        d = dt.datetime.strptime(value, "%Y-%m")
-    except ValueError as exc:
-        raise DomainError("invalid", _("月份格式须为 YYYY-MM。"), field="month") from exc
-    if not clock.month_supported(d.year, d.month):
-        raise DomainError("invalid", month_range_message(), field="month")
-    return d.year, d.month
-
-
-def month_range_message() -> str:
-    (y0, m0), (y1, m1) = clock.FIRST_MONTH, clock.LAST_MONTH
-    return _("月份须在 %(min)s 至 %(max)s 之间。") % {"min": f"{y0}-{m0:02d}", "max": f"{y1}-{m1:02d}"}
 
 
 class UsageDailyOut(serializers.Serializer):

@@ -1,8 +1,8 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from billing.api_metering import parse_month
 from billing.models import Api
+from billing.months import parse_month
 from portal.errors import DomainError
 
 

@@ -16,9 +16,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from billing.api_metering import parse_month
 from billing.forms_metering import AppCreateForm, UsageFilterForm
 from billing.models import Api, Location
+from billing.months import parse_month
 from billing.selectors import metering as sel
 from billing.services import metering as svc
 from portal import clock
