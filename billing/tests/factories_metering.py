@@ -84,3 +84,59 @@ def top_up(organization, amount_fen: int):
         organization=organization, amount_fen=amount_fen, state="paid", paid_at=timezone.now()
     )
     return wallet_credit_top_up(order=order)
+
+
+def race_two_batches(send_a, send_b) -> dict:
+    """Batch A runs ``send_a()`` inside a transaction it holds open; batch B runs ``send_b()``
+    on another connection until it waits on one of A's locks; then A commits. Returns
+    {"a": A's result, "b": B's result, or the code of the BillingConflict B raised}."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from billing.errors import BillingConflict
+
+    a_loaded, a_commit = threading.Event(), threading.Event()
+    pids, results = set(), {}
+
+    def batch_a():
+        try:
+            with transaction.atomic():
+                results["a"] = send_a()
+                a_loaded.set()
+                a_commit.wait(30)
+        finally:
+            connection.close()
+
+    def batch_b():
+        try:
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_backend_pid()")
+                pids.add(cur.fetchone()[0])
+            results["b"] = send_b()
+        except BillingConflict as exc:
+            results["b"] = exc.code
+        finally:
+            connection.close()
+
+    def b_waits_on_a_lock() -> bool:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            return bool(pids & {r[0] for r in cur.fetchall()})
+
+    ta = threading.Thread(target=batch_a)
+    ta.start()
+    assert a_loaded.wait(30), "batch A never loaded"
+    tb = threading.Thread(target=batch_b)
+    tb.start()
+    for _ in range(300):
+        if b_waits_on_a_lock():
+            break
+        threading.Event().wait(0.05)
+    else:
+        a_commit.set()
+        raise AssertionError("batch B never waited for batch A")
+    a_commit.set()
+    ta.join(30)
+    tb.join(30)
+    return results

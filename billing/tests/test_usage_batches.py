@@ -3,17 +3,15 @@ mistaken for it — neither by ``import_usage``'s default batch id nor by a re-u
 
 import hashlib
 import io
-import threading
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, transaction
 
 from billing.errors import BillingConflict
 from billing.models import UsageBatch, UsageHourly
 from billing.services import usage
-from billing.tests.factories_metering import AppFactory, paid_api
+from billing.tests.factories_metering import AppFactory, paid_api, race_two_batches
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/billing/usage"
@@ -216,55 +214,15 @@ class TestBatchIdReusedCommand:
         assert "already ingested" in import_usage(first, "--batch-id", "day-1")
 
 
-def _waiting_on_a_lock(pids: set[int]) -> bool:
-    with connection.cursor() as cur:
-        cur.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-        return bool(pids & {r[0] for r in cur.fetchall()})
-
-
 @pytest.mark.django_db(transaction=True)
 def test_fee_2_3_a_concurrent_send_of_the_id_with_another_body_is_refused(usage_table_cleanup):
     """A holds batch "race" open; B sends the same id with other rows and waits on the unique
     batch id; when A commits, B sees A's digest and is refused, not counted as a duplicate."""
     app, api = AppFactory(), paid_api()
-    a_loaded, a_commit = threading.Event(), threading.Event()
-    pids, results = set(), {}
-
-    def batch_a():
-        try:
-            with transaction.atomic():
-                results["a"] = usage.usage_ingest(data=csv_body(hour_line(app, api, 2, 5)), batch_id="race")
-                a_loaded.set()
-                a_commit.wait(30)
-        finally:
-            connection.close()
-
-    def batch_b():
-        try:
-            with connection.cursor() as cur:
-                cur.execute("SELECT pg_backend_pid()")
-                pids.add(cur.fetchone()[0])
-            usage.usage_ingest(data=csv_body(hour_line(app, api, 3, 8)), batch_id="race")
-            results["b"] = "ingested"
-        except BillingConflict as exc:
-            results["b"] = exc.code
-        finally:
-            connection.close()
-
-    ta = threading.Thread(target=batch_a)
-    ta.start()
-    assert a_loaded.wait(30)
-    tb = threading.Thread(target=batch_b)
-    tb.start()
-    for _ in range(300):  # until B waits for A's uncommitted batch row
-        if _waiting_on_a_lock(pids):
-            break
-        threading.Event().wait(0.05)
-    else:
-        pytest.fail("batch B never waited for batch A")
-    a_commit.set()
-    ta.join(30)
-    tb.join(30)
+    results = race_two_batches(
+        lambda: usage.usage_ingest(data=csv_body(hour_line(app, api, 2, 5)), batch_id="race"),
+        lambda: usage.usage_ingest(data=csv_body(hour_line(app, api, 3, 8)), batch_id="race"),
+    )
     assert results == {"a": results["a"], "b": "BATCH-ID-REUSED"}
     assert [calls for _, calls in calls_of(app, api)] == [5]
     assert UsageBatch.objects.filter(batch_id="race").count() == 1

@@ -1,14 +1,12 @@
 """Usage ingest's two ways into a month (FEE-2.3/2.4): a month's first rows (empty partition:
 key dropped, rows appended, key rebuilt) and the merge into a month that has rows."""
 
-import threading
-
 import pytest
 from django.db import IntegrityError, connection, transaction
 
 from billing.models import UsageHourly
 from billing.services import usage
-from billing.tests.factories_metering import AppFactory, paid_api
+from billing.tests.factories_metering import AppFactory, paid_api, race_two_batches
 
 URL = "/api/v1/billing/usage"
 
@@ -148,12 +146,6 @@ def test_fee_2_3_an_hour_needs_its_utc_offset(app, hour, taken):
         assert result.errors == [{"line": 2, "reason": "hour is not an ISO 8601 time with a UTC offset"}]
 
 
-def _waiting_on_a_lock(pids: set[int]) -> bool:
-    with connection.cursor() as cur:
-        cur.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-        return bool(pids & {r[0] for r in cur.fetchall()})
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("created_ahead", [True, False])
 def test_fee_2_3_a_batch_racing_a_first_load_replaces_what_it_committed(usage_table_cleanup, created_ahead):
@@ -164,40 +156,9 @@ def test_fee_2_3_a_batch_racing_a_first_load_replaces_what_it_committed(usage_ta
     if created_ahead:
         usage.usage_partition_ensure(year=2026, month=3)
     line = f"{app.app_key},{api.code},in_cloud,2026-03-02T10:00:00+08:00,"
-    a_loaded, a_commit = threading.Event(), threading.Event()
-    pids, results = set(), {}
-
-    def batch_a():
-        try:
-            with transaction.atomic():
-                results["a"] = usage.usage_ingest(data=csv_body(line + "5"), batch_id="race-a")
-                a_loaded.set()
-                a_commit.wait(30)
-        finally:
-            connection.close()
-
-    def batch_b():
-        try:
-            with connection.cursor() as cur:
-                cur.execute("SELECT pg_backend_pid()")
-                pids.add(cur.fetchone()[0])
-            results["b"] = usage.usage_ingest(data=csv_body(line + "8"), batch_id="race-b")
-        finally:
-            connection.close()
-
-    ta = threading.Thread(target=batch_a)
-    ta.start()
-    assert a_loaded.wait(30)
-    tb = threading.Thread(target=batch_b)
-    tb.start()
-    for _ in range(300):  # until B waits for A's lock on the partition
-        if _waiting_on_a_lock(pids):
-            break
-        threading.Event().wait(0.05)
-    else:
-        pytest.fail("batch B never waited for batch A")
-    a_commit.set()
-    ta.join(30)
-    tb.join(30)
+    results = race_two_batches(
+        lambda: usage.usage_ingest(data=csv_body(line + "5"), batch_id="race-a"),
+        lambda: usage.usage_ingest(data=csv_body(line + "8"), batch_id="race-b"),
+    )
     assert results["a"].rows_accepted == 1 and results["b"].rows_accepted == 1
     assert [calls for _, _, calls in rows_of(app, api)] == [8]
