@@ -43,6 +43,11 @@ def setup_catalog(*, apps: int, apis: int, apps_per_org: int = 4):
                     "INSERT INTO billing_api (code, title, tier, created_at) VALUES (%s, '', %s, now())",
                     [f"bench.api{i}", tier],
                 )
+                cur.execute(  # its tier history's first row, as billing.services api_create writes it
+                    "INSERT INTO billing_apitierchange (api_id, tier, effective_from, created_at)"
+                    " SELECT id, tier, '2000-01-01', now() FROM billing_api WHERE code = %s",
+                    [f"bench.api{i}"],
+                )
                 cur.execute(
                     "INSERT INTO billing_apiprice (api_id, price_fen_per_1000, effective_from, created_at)"
                     " SELECT id, %s, '2023-01-01', now() FROM billing_api WHERE code = %s",
@@ -79,7 +84,8 @@ def setup_catalog(*, apps: int, apis: int, apps_per_org: int = 4):
                         )
                     )
         cur.execute(
-            "ANALYZE billing_app; ANALYZE billing_api; ANALYZE billing_apiprice; ANALYZE portal_organization"
+            "ANALYZE billing_app; ANALYZE billing_api; ANALYZE billing_apiprice;"
+            " ANALYZE billing_apitierchange; ANALYZE portal_organization"
         )
 
 

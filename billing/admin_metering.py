@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from billing.models import (
     Api,
     ApiPrice,
+    ApiTierChange,
     App,
     Bill,
     BillApp,
@@ -28,6 +29,7 @@ from billing.models import (
     UsageBatch,
 )
 from billing.services import metering as svc
+from portal import clock
 from portal.errors import DomainError
 from portal.money import format_fen
 
@@ -80,12 +82,39 @@ class ApiPriceInline(admin.TabularInline):
         return False  # Django then renders existing rows read-only and ignores edits to them
 
 
+class ApiTierChangeInline(ReadOnlyInline):
+    """The tier history, read-only: a tier is changed on the API itself (``api_update``), which
+    writes the row from today and refuses a settled month (FEE-4.2)."""
+
+    model = ApiTierChange
+    fields = ["effective_from", "tier", "actor", "created_at"]
+    readonly_fields = fields
+    ordering = ["-effective_from"]
+
+
+class ApiForm(forms.ModelForm):
+    class Meta:
+        model = Api
+        fields = ["code", "title", "tier"]
+
+    def clean_tier(self):
+        tier = self.cleaned_data.get("tier")
+        if self.instance.pk and tier and tier != self.instance.tier:
+            # Friendly form error; ``api_update`` checks again under the lock.
+            try:
+                svc.api_tier_check(api=self.instance, effective_from=clock.today())
+            except DomainError as exc:
+                raise forms.ValidationError(exc.message, code=exc.code) from exc
+        return tier
+
+
 @admin.register(Api)
 class ApiAdmin(admin.ModelAdmin):
+    form = ApiForm
     list_display = ["code", "title", "tier", "current_price"]
     list_filter = ["tier"]
     search_fields = ["code", "title"]
-    inlines = [ApiPriceInline]
+    inlines = [ApiTierChangeInline, ApiPriceInline]
 
     def get_readonly_fields(self, request, obj=None):
         # The gate caches by API name; a rename would leave stale entries behind.

@@ -12,7 +12,7 @@ from django.db import connection
 NS_SETTLEMENT_MONTH = 42_001  # one month's run: two beats/workers never run one month together
 NS_SETTLEMENT_CHUNK = 42_002  # one chunk of organizations: a redelivered task waits, then skips
 NS_USAGE_PARTITION = 42_003  # creating a month's partition
-NS_PRICES = 42_004  # price history: a price change (exclusive) vs a month's planning (shared)
+NS_PRICES = 42_004  # price and tier history: a change (exclusive) vs a month's planning (shared)
 
 
 def month_key(year: int, month: int) -> int:

@@ -4,6 +4,10 @@ Design:
 - ``Api`` has a tier (free / basic / value_added, FEE-2.1) and a price history ``ApiPrice``
   (integer fen per 1,000 calls from ``effective_from``; one price per API per day). A usage
   day is priced with the row whose ``effective_from`` is the latest on or before that day.
+- The tier has a history too, ``ApiTierChange`` (one row per API per day): settlement bills a
+  usage day by the tier in force on that day, like its price. ``Api.tier`` is the current tier
+  (the gate reads it); a change writes both in one transaction. An API's first row starts at
+  ``TIER_HISTORY_START``, before any usage, so every usage day has a tier in force.
 - ``App`` belongs to one organization (FEE-3.1; ``org.apps`` tells the dashboard who is a
   developer). Its ``app_key`` is public; only a SHA-256 of the secret is stored.
 - ``OutOfCloudPermission`` (FEE-3.1(1)) and ``Discount`` (FEE-5.1) are staff-set; discounts of
@@ -21,6 +25,7 @@ Design:
   2023-03 are refused by a check constraint, so no retry or race can bill twice or too early.
 """
 
+import datetime as dt
 import hashlib
 import secrets
 
@@ -66,6 +71,39 @@ class Api(models.Model):
     @property
     def is_paid(self) -> bool:
         return self.tier != self.Tier.FREE
+
+
+# An API's first tier row is in force from here: before any usage (none before 2023-03).
+TIER_HISTORY_START = dt.date(2000, 1, 1)
+
+
+class ApiTierChange(models.Model):
+    """FEE-2.1 tier history: ``tier`` is in force from ``effective_from`` until the API's next row."""
+
+    api = models.ForeignKey(Api, on_delete=models.CASCADE, related_name="tier_changes")
+    tier = models.CharField(_("类型"), max_length=20, choices=Api.Tier.choices)
+    effective_from = models.DateField(_("生效日期"))
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("API 类型变更")
+        verbose_name_plural = _("API 类型变更")
+        ordering = ["api", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                name="billing_apitierchange_one_per_day", fields=["api", "effective_from"]
+            ),
+            models.CheckConstraint(
+                name="billing_apitierchange_tier_valid",
+                condition=Q(tier__in=["free", "basic", "value_added"]),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.api} {self.tier} @ {self.effective_from}"
 
 
 class ApiPrice(models.Model):

@@ -14,8 +14,19 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from billing.locks_metering import NS_PRICES, advisory_xact_lock
-from billing.models import Api, ApiPrice, App, Bill, Discount, OutOfCloudPermission, SettlementRun
+from billing.models import (
+    TIER_HISTORY_START,
+    Api,
+    ApiPrice,
+    ApiTierChange,
+    App,
+    Bill,
+    Discount,
+    OutOfCloudPermission,
+    SettlementRun,
+)
 from billing.services import gate
+from portal import clock
 from portal.errors import Conflict, DomainError, NotFound
 from portal.models import Membership
 from portal.services import audit_record
@@ -34,26 +45,55 @@ def api_create(*, code: str, tier: str, title: str = "", actor=None) -> Api:
     if tier not in Api.Tier.values:
         raise DomainError("FEE-2.1", gettext("未知的API类型。"), field="tier")
     api = Api.objects.create(code=code.strip(), tier=tier, title=title)
+    # A new API has no usage yet: its tier is in force from before any (FEE-2.1 tier history).
+    ApiTierChange.objects.create(
+        api=api, tier=tier, effective_from=TIER_HISTORY_START, actor=_user_or_none(actor)
+    )
     _staff_audit(actor, "billing.api_create", api, {"tier": tier})
     transaction.on_commit(lambda: gate.gate_invalidate_api(code=api.code))
     return api
 
 
 @transaction.atomic
-def api_update(*, api: Api, tier: str | None = None, title: str | None = None, actor=None) -> Api:
-    """Change an API's tier or title; the gate sees a tier change on the next call."""
-    old_tier = Api.objects.filter(pk=api.pk).values_list("tier", flat=True).first()
+def api_update(
+    *, api: Api, tier: str | None = None, title: str | None = None, actor=None, today: dt.date | None = None
+) -> Api:
+    """Change an API's tier or title; the gate sees a tier change on the next call.
+
+    A tier change takes effect from ``today`` (Asia/Shanghai): ``Api.tier`` becomes the current
+    tier and the tier history gets a row from that day (a second change that day replaces it).
+    Refused when that day lies in a settled month (FEE-4.2).
+    """
     if tier is not None:
         if tier not in Api.Tier.values:
             raise DomainError("FEE-2.1", gettext("未知的API类型。"), field="tier")
+        # The price lock covers the tier history too: a change waits for a month being planned
+        # (it reads tiers under the shared lock), and a plan starting now waits for this change,
+        # so the check below sees every run. It also serialises two changes of one API, so the
+        # old tier read below is the one this change replaces.
+        advisory_xact_lock(NS_PRICES, 0)
+    old_tier = Api.objects.filter(pk=api.pk).values_list("tier", flat=True).first()
+    details = {"tier": [old_tier, tier if tier is not None else old_tier]}
+    if tier is not None and tier != old_tier:
+        day = today or clock.today()
+        api_tier_check(api=api, effective_from=day)
+        ApiTierChange.objects.update_or_create(
+            api=api, effective_from=day, defaults={"tier": tier, "actor": _user_or_none(actor)}
+        )
+        details["from"] = day.isoformat()
+    if tier is not None:
         api.tier = tier
     if title is not None:
         api.title = title
     api.save()
-    _staff_audit(actor, "billing.api_update", api, {"tier": [old_tier, api.tier]})
+    _staff_audit(actor, "billing.api_update", api, details)
     code = api.code
     transaction.on_commit(lambda: gate.gate_invalidate_api(code=code))
     return api
+
+
+def _user_or_none(actor):
+    return actor if getattr(actor, "is_authenticated", False) else None
 
 
 def _settled_months() -> set[tuple[int, int]]:
@@ -61,6 +101,41 @@ def _settled_months() -> set[tuple[int, int]]:
     runs = SettlementRun.objects.values_list("year", "month")
     bills = Bill.objects.values_list("year", "month").distinct()
     return set(runs) | set(bills)
+
+
+def _first_settled_month(*, effective_from: dt.date, later: dt.date | None) -> tuple[int, int] | None:
+    """The first settled month with a day in [effective_from, later) (``later`` None: for ever)."""
+    start = (effective_from.year, effective_from.month)
+    hit = sorted(
+        (y, m)
+        for y, m in _settled_months()
+        if (y, m) >= start and (later is None or dt.date(y, m, 1) < later)
+    )
+    return hit[0] if hit else None
+
+
+def api_tier_check(*, api: Api, effective_from: dt.date) -> None:
+    """FEE-4.2: settled months never change, so no tier may come into force on one of their days.
+
+    A tier from ``effective_from`` is in force until the API's next tier row (or for ever).
+    """
+    later = None
+    if api.pk is not None:
+        later = (
+            ApiTierChange.objects.filter(api_id=api.pk, effective_from__gt=effective_from)
+            .order_by("effective_from")
+            .values_list("effective_from", flat=True)
+            .first()
+        )
+    hit = _first_settled_month(effective_from=effective_from, later=later)
+    if hit:
+        y, m = hit
+        raise DomainError(
+            "FEE-4.2",
+            gettext("FEE-4.2: %(month)s 已结算, 不可更改; 自 %(date)s 生效的API类型会改变它的计费。")
+            % {"month": f"{y}-{m:02d}", "date": effective_from.isoformat()},
+            field="tier",
+        )
 
 
 def api_price_check(*, api: Api, effective_from: dt.date) -> None:
@@ -85,14 +160,9 @@ def api_price_check(*, api: Api, effective_from: dt.date) -> None:
         )
         if not prices.filter(effective_from__lte=effective_from).exists():
             return  # [effective_from, later) had no price in force: nothing billed changes
-    start = (effective_from.year, effective_from.month)
-    hit = sorted(
-        (y, m)
-        for y, m in _settled_months()
-        if (y, m) >= start and (later is None or dt.date(y, m, 1) < later)
-    )
+    hit = _first_settled_month(effective_from=effective_from, later=later)
     if hit:
-        y, m = hit[0]
+        y, m = hit
         raise DomainError(
             "FEE-4.2",
             gettext("FEE-4.2: %(month)s 已结算, 不可更改; 自 %(date)s 生效的价格会改变它的计价。")

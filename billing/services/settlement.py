@@ -4,10 +4,10 @@ Exactly once per (organization, month), whatever crashes, retries or races happe
 1. ``settlement_run_month`` holds a session-level advisory lock on the month, so two beats or
    workers cannot run one month together (the loser returns at once).
 2. Planning (``settlement_plan_month``, one transaction under a transaction-level month lock)
-   aggregates the month in SQL — GROUP BY over the month's partition, each usage day priced
-   with the price then in force — into ``SettlementLine`` rows, and splits the organizations
-   into ``SettlementChunk`` rows. A rerun reuses the plan, so bills never depend on when a
-   retry happened.
+   aggregates the month in SQL — GROUP BY over the month's partition, each usage day billed
+   by the tier and priced with the price then in force — into ``SettlementLine`` rows, and
+   splits the organizations into ``SettlementChunk`` rows. A rerun reuses the plan, so bills
+   never depend on when a retry happened.
 3. Each chunk (``settlement_settle_chunk``, one transaction under a chunk advisory lock)
    writes Bill / BillApp / BillLine set-based from the staged lines, and charges all its
    organizations at once through Billing I's ``wallet_charge_for_month_batch`` in the same
@@ -53,7 +53,9 @@ log = logging.getLogger(__name__)
 DEFAULT_CHUNK_SIZE = 500
 
 # The month's lines. Prices: each price row is in force from effective_from until the next
-# row of the same API. Free APIs are never billed (FEE-2.1). A paid API's usage day with no
+# row of the same API; tiers likewise (``billing_apitierchange``). A usage day on which its API
+# was free is never billed (FEE-2.1), whatever the API's tier is now: the tier row is filtered
+# after the window, so a free row still ends the paid row before it. A paid usage day with no
 # price in force (before its first price row) is not priced at 0: it stays in ``prices`` as
 # an entry with ``"price": null`` and its ``unpriced_days``, and settlement refuses to bill
 # that organization (FEE-4.2) until staff add the price.
@@ -71,6 +73,11 @@ LINES_SQL = """
         SELECT api_id, price_fen_per_1000 AS price, effective_from AS from_date,
                lead(effective_from) OVER (PARTITION BY api_id ORDER BY effective_from) AS to_date
         FROM billing_apiprice
+    ),
+    tr AS (
+        SELECT api_id, tier, effective_from AS from_date,
+               lead(effective_from) OVER (PARTITION BY api_id ORDER BY effective_from) AS to_date
+        FROM billing_apitierchange
     ),
     disc_day AS (
         SELECT dc.app_id, g.day::date AS day, max(dc.rate) AS rate
@@ -97,7 +104,8 @@ LINES_SQL = """
                min(d.day) AS from_day, sum(d.calls) AS calls,
                array_agg(d.day) FILTER (WHERE pr.price IS NULL) AS unpriced_days  -- sorted when shown
         FROM daily d
-        JOIN billing_api x ON x.id = d.api_id AND x.tier <> 'free'
+        JOIN tr ON tr.api_id = d.api_id AND d.day >= tr.from_date
+               AND (tr.to_date IS NULL OR d.day < tr.to_date) AND tr.tier <> 'free'
         LEFT JOIN pr ON pr.api_id = d.api_id AND d.day >= pr.from_date
                     AND (pr.to_date IS NULL OR d.day < pr.to_date)
         LEFT JOIN disc_day dd ON dd.app_id = d.app_id AND dd.day = d.day
@@ -280,8 +288,9 @@ def settlement_plan_month(
     price gets those organizations re-staged (``_restage_refused``)."""
     with transaction.atomic():
         advisory_xact_lock(NS_SETTLEMENT_MONTH, month_key(year, month))
-        # Prices are read below: a price change (``api_price_set``, exclusive) waits for this
-        # plan and then sees its run, or this plan waits for the change and reads it.
+        # Prices and tiers are read below: a price or tier change (``api_price_set``,
+        # ``api_update``, exclusive) waits for this plan and then sees its run, or this plan
+        # waits for the change and reads it.
         advisory_xact_lock_shared(NS_PRICES, 0)
         run, _ = SettlementRun.objects.get_or_create(
             year=year,

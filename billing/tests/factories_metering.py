@@ -8,7 +8,7 @@ import factory
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from billing.models import Api, ApiPrice, App, Discount
+from billing.models import TIER_HISTORY_START, Api, ApiPrice, ApiTierChange, App, Discount
 from portal.tests.factories import OrganizationFactory
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -17,9 +17,16 @@ SH = ZoneInfo("Asia/Shanghai")
 class ApiFactory(DjangoModelFactory):
     class Meta:
         model = Api
+        skip_postgeneration_save = True
 
     code = factory.Sequence(lambda n: f"api.m{n}")
     tier = Api.Tier.BASIC
+
+    @factory.post_generation
+    def tier_history(obj, create, extracted, **kwargs):
+        """Like ``api_create``: the tier history's first row, in force from before any usage."""
+        if create:
+            ApiTierChange.objects.create(api=obj, tier=obj.tier, effective_from=TIER_HISTORY_START)
 
 
 class ApiPriceFactory(DjangoModelFactory):

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing.models import Api, Bill, BillApp, BillLine, LedgerEntry, SettlementChunk, SettlementRun
-from billing.services import settlement
+from billing.services import metering, settlement
 from billing.services.gate import ARREARS, gate_check
 from billing.tests.factories_metering import (
     ApiPriceFactory,
@@ -309,6 +309,7 @@ usage_rows = st.lists(
 )
 
 RATES = [Decimal("0.15"), Decimal("0.5"), Decimal("0.3333")]
+TIERS = ["free", "basic", "value_added"]
 DAY0 = dt.date(2026, 2, 25)  # discount validity days are offsets from here (some cross months)
 
 # Per app: None, or up to two back-to-back discounts (rate1 on days a..b, rate2 on b+1..c).
@@ -334,8 +335,19 @@ def discount_periods(spec):
     return periods
 
 
-def reference_bills(rows, apps, prices, periods):
-    """Plain Python, written from the rules: each usage day (Asia/Shanghai) priced with the price
+def tier_history(spec):
+    """[(from date, tier)] of one API's generated tier history: its first tier since the
+    beginning, then possibly a change on a day of March."""
+    first, change = spec
+    rows = [(dt.date(2000, 1, 1), first)]
+    if change is not None:
+        rows.append((dt.date(2026, 3, change[0]), change[1]))
+    return rows
+
+
+def reference_bills(rows, apps, prices, periods, tiers):
+    """Plain Python, written from the rules: a usage day (Asia/Shanghai) on which its API was
+    free (the tier in force that day) is not billed; each other usage day is priced with the price
     in force; a line (app, API, location) is round_half_up(sum of calls x price / 1000); a day
     inside a discount's validity is discounted at the highest such rate; per line and rate the
     discountable amount is round_half_up(sum over those days); the app's discount is
@@ -346,6 +358,9 @@ def reference_bills(rows, apps, prices, periods):
     for ai, xi, loc, offset, calls in rows:
         day = (start + dt.timedelta(hours=offset)).date()
         if day.month != 3:
+            continue
+        tier = max((t for t in tiers[xi] if t[0] <= day), key=lambda t: t[0])[1]
+        if tier == "free":
             continue
         price = max((p for p in prices[xi] if p[0] <= day), key=lambda p: p[0])[1]
         amount = Decimal(calls) * price / 1000
@@ -376,8 +391,18 @@ def reference_bills(rows, apps, prices, periods):
     change=st.lists(st.integers(0, 997), min_size=3, max_size=3),
     change_day=st.integers(2, 31),
     discounts=st.lists(app_discounts, min_size=3, max_size=3),
+    tier_specs=st.lists(
+        st.tuples(
+            st.sampled_from(TIERS),
+            st.one_of(st.none(), st.tuples(st.integers(1, 31), st.sampled_from(TIERS))),
+        ),
+        min_size=3,
+        max_size=3,
+    ),
 )
-def test_fee_4_2_property_bill_equals_plain_python_reference(rows, base, change, change_day, discounts):
+def test_fee_4_2_property_bill_equals_plain_python_reference(
+    rows, base, change, change_day, discounts, tier_specs
+):
     with transaction.atomic():
         org_a, org_b = OrganizationFactory(), OrganizationFactory()
         apps = [
@@ -386,8 +411,11 @@ def test_fee_4_2_property_bill_equals_plain_python_reference(rows, base, change,
             AppFactory(organization=org_b),
         ]
         apis, prices = [], []
+        tiers = [tier_history(spec) for spec in tier_specs]
         for i in range(3):
-            api = paid_api(price_fen_per_1000=base[i], since=dt.date(2025, 1, 1))
+            api = paid_api(price_fen_per_1000=base[i], tier=tiers[i][0][1], since=dt.date(2025, 1, 1))
+            for day, tier in tiers[i][1:]:  # a tier change takes effect from the day it is made
+                metering.api_update(api=api, tier=tier, today=day)
             ApiPriceFactory(
                 api=api, price_fen_per_1000=change[i], effective_from=dt.date(2026, 3, change_day)
             )
@@ -406,7 +434,7 @@ def test_fee_4_2_property_bill_equals_plain_python_reference(rows, base, change,
         )
         settle()
         got = dict(Bill.objects.filter(year=2026, month=3).values_list("organization_id", "total_fen"))
-        expected = reference_bills(rows, apps, prices, periods)
+        expected = reference_bills(rows, apps, prices, periods, tiers)
         assert got == expected
         for org_id, total in expected.items():
             assert ledger_sum(org_id) == -total

@@ -10,7 +10,7 @@ from django.utils import translation
 
 from billing.models import Api, Bill, BillLine, LedgerEntry, SettlementRun
 from billing.services import metering, settlement
-from billing.tests.factories_metering import AppFactory, paid_api, record_usage, sh
+from billing.tests.factories_metering import ApiFactory, AppFactory, paid_api, record_usage, sh
 from billing.tests.factories_wallet import ledger_sum
 from portal.errors import DomainError
 
@@ -106,7 +106,7 @@ class TestNoPriceInForce:
 
     def test_fee_2_1_free_api_needs_no_price(self, app):
         # given a free API with no price row at all, next to a priced paid API
-        free = Api.objects.create(code="api.free.noprice", tier=Api.Tier.FREE)
+        free = ApiFactory(code="api.free.noprice", tier=Api.Tier.FREE)
         paid = paid_api(price_fen_per_1000=1000)
         record_usage([(app, free, IN, sh(2026, 3, 3), 9999), (app, paid, IN, sh(2026, 3, 3), 10)])
         # when settled

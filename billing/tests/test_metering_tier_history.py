@@ -1,0 +1,263 @@
+"""FEE-2.1 tier history: settlement bills each usage day by the tier then in force; a tier
+change takes effect from today, is audited, never changes a settled month (FEE-4.2), and the
+gate sees it on the next call."""
+
+import datetime as dt
+
+import pytest
+from django.db import IntegrityError, OperationalError, transaction
+from django.urls import reverse
+
+from billing.models import TIER_HISTORY_START, Api, ApiTierChange, Bill, BillLine, SettlementRun
+from billing.services import metering as svc
+from billing.services import settlement
+from billing.services.gate import OUT_OF_CLOUD, gate_check
+from billing.tests.factories_metering import ApiFactory, paid_api, record_usage, sh
+from portal import clock
+from portal.errors import DomainError
+from portal.models import AuditEntry
+from portal.tests.factories import UserFactory
+
+IN, OUT = "in_cloud", "out_of_cloud"
+MARCH_15 = dt.date(2026, 3, 15)
+
+
+def settle(year=2026, month=3):
+    return settlement.settlement_run_month(year=year, month=month)
+
+
+def history(api):
+    return sorted(api.tier_changes.values_list("effective_from", "tier"))
+
+
+@pytest.mark.django_db
+class TestSettlementByTierInForce:
+    def test_fee_2_1_free_to_basic_on_the_15th_bills_only_the_days_from_the_15th(self, app):
+        # given a free API without any price, made basic on the 15th with a price from that day
+        api = ApiFactory(tier=Api.Tier.FREE)
+        svc.api_update(api=api, tier=Api.Tier.BASIC, today=MARCH_15)
+        svc.api_price_set(api=api, price_fen_per_1000=200, effective_from=MARCH_15)
+        record_usage(
+            [
+                (app, api, IN, sh(2026, 3, 1), 7000),  # free days: not billed, and no price needed
+                (app, api, IN, sh(2026, 3, 14, 23), 3000),
+                (app, api, IN, sh(2026, 3, 15), 1000),  # 00:00 +08 on the 15th: basic
+                (app, api, OUT, sh(2026, 3, 20, 12), 1500),
+            ]
+        )
+        # when the month is settled
+        run = settle()
+        # then it is not refused and only the calls from the 15th are billed at the price in force
+        assert run.status == SettlementRun.Status.DONE and not run.last_error
+        lines = {
+            loc: (calls, amount, prices)
+            for loc, calls, amount, prices in BillLine.objects.values_list(
+                "location", "calls", "amount_fen", "prices"
+            )
+        }
+        assert lines == {
+            IN: (1000, 200, [{"price": 200, "calls": 1000, "from": "2026-03-15"}]),
+            OUT: (1500, 300, [{"price": 200, "calls": 1500, "from": "2026-03-20"}]),
+        }
+        assert Bill.objects.get(organization=app.organization).total_fen == 500
+
+    def test_fee_2_1_basic_to_free_on_the_15th_bills_only_the_days_before(self, app):
+        # given a basic API at 100 fen per 1,000 calls, made free on the 15th
+        api = paid_api(price_fen_per_1000=100)
+        svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_15)
+        record_usage(
+            [
+                (app, api, IN, sh(2026, 3, 2), 1000),
+                (app, api, IN, sh(2026, 3, 14, 23), 2000),
+                (app, api, IN, sh(2026, 3, 15), 50_000),
+                (app, api, IN, sh(2026, 3, 31, 23), 50_000),
+            ]
+        )
+        # when settled, then the paid days are billed and the free days are not
+        settle()
+        line = BillLine.objects.get()
+        assert (line.calls, line.amount_fen) == (3000, 300)
+        assert Bill.objects.get().total_fen == 300
+
+    def test_fee_2_1_value_added_from_the_10th_and_free_again_from_the_20th(self, app):
+        api = ApiFactory(tier=Api.Tier.FREE)
+        svc.api_price_set(api=api, price_fen_per_1000=1000, effective_from=dt.date(2026, 3, 10))
+        svc.api_update(api=api, tier=Api.Tier.VALUE_ADDED, today=dt.date(2026, 3, 10))
+        svc.api_update(api=api, tier=Api.Tier.FREE, today=dt.date(2026, 3, 20))
+        record_usage([(app, api, IN, sh(2026, 3, d), 1000) for d in (9, 10, 19, 20)])
+        settle()
+        assert list(BillLine.objects.values_list("calls", "amount_fen")) == [(2000, 2000)]
+
+    def test_fee_4_2_a_paid_day_without_price_is_still_refused(self, app):
+        # the refusal stays for days that were paid: a basic API whose price starts later
+        api = ApiFactory(tier=Api.Tier.FREE)
+        svc.api_update(api=api, tier=Api.Tier.BASIC, today=MARCH_15)
+        svc.api_price_set(api=api, price_fen_per_1000=200, effective_from=dt.date(2026, 3, 16))
+        record_usage([(app, api, IN, sh(2026, 3, 14), 10), (app, api, IN, sh(2026, 3, 15), 10)])
+        run = settle()
+        assert run.status == SettlementRun.Status.FAILED
+        assert "FEE-4.2" in run.last_error and "2026-03-15" in run.last_error
+        assert "2026-03-14" not in run.last_error
+        assert not Bill.objects.exists()
+
+
+@pytest.mark.django_db
+class TestTierChange:
+    def test_fee_2_1_change_writes_history_from_today_and_is_audited(self):
+        # given a basic API created by staff
+        ops = UserFactory(is_staff=True)
+        api = svc.api_create(code="order.tiered", tier=Api.Tier.BASIC, actor=ops)
+        assert list(api.tier_changes.values_list("effective_from", "tier", "actor")) == [
+            (TIER_HISTORY_START, "basic", ops.pk)
+        ]
+        # when staff make it value-added today
+        svc.api_update(api=api, tier=Api.Tier.VALUE_ADDED, actor=ops)
+        # then the current tier, the history from today and the audit entry agree
+        today = clock.today()
+        api.refresh_from_db()
+        assert api.tier == "value_added"
+        assert history(api) == [(TIER_HISTORY_START, "basic"), (today, "value_added")]
+        assert ApiTierChange.objects.get(api=api, effective_from=today).actor == ops
+        entry = AuditEntry.objects.filter(action="billing.api_update", actor=ops).get()
+        assert entry.details == {"tier": ["basic", "value_added"], "from": today.isoformat()}
+
+    def test_fee_2_1_a_second_change_on_the_same_day_replaces_that_days_row(self):
+        api = ApiFactory(tier=Api.Tier.BASIC)
+        svc.api_update(api=api, tier=Api.Tier.VALUE_ADDED, today=MARCH_15)
+        svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_15)
+        assert history(api) == [(TIER_HISTORY_START, "basic"), (MARCH_15, "free")]
+        assert Api.objects.get(pk=api.pk).tier == "free"
+
+    def test_fee_2_1_title_only_or_same_tier_writes_no_history(self):
+        api = ApiFactory(tier=Api.Tier.BASIC)
+        svc.api_update(api=api, title="新标题", today=MARCH_15)
+        svc.api_update(api=api, tier=Api.Tier.BASIC, today=MARCH_15)
+        assert history(api) == [(TIER_HISTORY_START, "basic")]
+
+    @pytest.mark.parametrize("how", ["run", "bill"])
+    def test_fee_4_2_a_change_in_a_settled_month_is_refused(self, how, org):
+        # given March 2026 settled (a run, or only a bill)
+        if how == "run":
+            SettlementRun.objects.create(year=2026, month=3, status=SettlementRun.Status.DONE)
+        else:
+            Bill.objects.create(organization=org, year=2026, month=3)
+        api = ApiFactory(tier=Api.Tier.BASIC)
+        # when a change would take effect on a day of March
+        with pytest.raises(DomainError) as exc:
+            svc.api_update(api=api, tier=Api.Tier.FREE, today=dt.date(2026, 3, 20))
+        # then it is refused, naming the rule and the field, and nothing changed
+        assert exc.value.code == "FEE-4.2" and exc.value.field == "tier"
+        assert "2026-03" in exc.value.message
+        assert Api.objects.get(pk=api.pk).tier == "basic"
+        assert history(api) == [(TIER_HISTORY_START, "basic")]
+        # while a change from April goes through
+        svc.api_update(api=api, tier=Api.Tier.FREE, today=dt.date(2026, 4, 1))
+        assert history(api) == [(TIER_HISTORY_START, "basic"), (dt.date(2026, 4, 1), "free")]
+
+    def test_fee_2_1_unknown_tier_is_refused(self):
+        api = ApiFactory(tier=Api.Tier.BASIC)
+        with pytest.raises(DomainError) as exc:
+            svc.api_update(api=api, tier="gold", today=MARCH_15)
+        assert (exc.value.code, exc.value.field) == ("FEE-2.1", "tier")
+        assert history(api) == [(TIER_HISTORY_START, "basic")]
+
+    def test_fee_2_1_gate_sees_the_change_on_the_next_call(self, app, django_capture_on_commit_callbacks):
+        api = ApiFactory(tier=Api.Tier.BASIC)
+        assert gate_check(app_key=app.app_key, api=api.code, location=OUT).allow  # cached
+        with django_capture_on_commit_callbacks(execute=True):
+            svc.api_update(api=api, tier=Api.Tier.VALUE_ADDED)
+        decision = gate_check(app_key=app.app_key, api=api.code, location=OUT)
+        assert (decision.allow, decision.code) == (False, OUT_OF_CLOUD)
+
+
+@pytest.mark.django_db
+class TestConstraints:
+    def test_one_tier_row_per_api_per_day(self):
+        api = ApiFactory()
+        with pytest.raises(IntegrityError), transaction.atomic():
+            ApiTierChange.objects.create(api=api, tier="free", effective_from=TIER_HISTORY_START)
+
+    def test_tier_values_are_checked(self):
+        api = ApiFactory()
+        with pytest.raises(IntegrityError), transaction.atomic():
+            ApiTierChange.objects.create(api=api, tier="gold", effective_from=MARCH_15)
+
+
+@pytest.mark.django_db
+class TestAdmin:
+    @pytest.fixture
+    def ops(self, client):
+        from django.contrib.auth.models import Group, Permission
+
+        user = UserFactory(is_staff=True)
+        group, _ = Group.objects.get_or_create(name="billing-ops")
+        group.permissions.add(*Permission.objects.filter(content_type__app_label="billing"))
+        user.groups.add(group)
+        client.force_login(user)
+        return user
+
+    def post(self, client, api, tier):
+        return client.post(
+            reverse("admin:billing_api_change", args=[api.pk]),
+            {
+                "title": api.title,
+                "tier": tier,
+                "prices-TOTAL_FORMS": "0",
+                "prices-INITIAL_FORMS": "0",
+                "tier_changes-TOTAL_FORMS": str(api.tier_changes.count()),
+                "tier_changes-INITIAL_FORMS": str(api.tier_changes.count()),
+                **{
+                    f"tier_changes-{i}-id": pk
+                    for i, pk in enumerate(api.tier_changes.values_list("pk", flat=True))
+                },
+                **{f"tier_changes-{i}-api": api.pk for i in range(api.tier_changes.count())},
+            },
+        )
+
+    def test_fee_2_1_tier_edit_goes_through_the_service_and_history_is_shown(self, client, ops):
+        api = ApiFactory(tier=Api.Tier.BASIC, code="admin.tiered")
+        resp = self.post(client, api, "free")
+        assert resp.status_code == 302, resp.content.decode()[:2000]
+        assert history(api) == [(TIER_HISTORY_START, "basic"), (clock.today(), "free")]
+        assert ApiTierChange.objects.get(api=api, effective_from=clock.today()).actor == ops
+        assert AuditEntry.objects.filter(action="billing.api_update", actor=ops).exists()
+        page = client.get(reverse("admin:billing_api_change", args=[api.pk])).content.decode()
+        assert "tier_changes" in page  # the read-only history inline
+
+    def test_fee_4_2_tier_edit_in_a_settled_month_is_a_form_error(self, client, ops):
+        today = clock.today()
+        SettlementRun.objects.create(year=today.year, month=today.month, status=SettlementRun.Status.DONE)
+        api = ApiFactory(tier=Api.Tier.BASIC)
+        resp = self.post(client, api, "free")
+        assert resp.status_code == 200
+        assert "FEE-4.2" in resp.content.decode()
+        assert Api.objects.get(pk=api.pk).tier == "basic"
+        assert history(api) == [(TIER_HISTORY_START, "basic")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fee_4_2_a_tier_change_waits_for_a_month_being_planned():
+    """Planning reads tiers under the shared price lock; a tier change takes it exclusively."""
+    import psycopg
+    from django.db import connection
+
+    from billing.locks_metering import NS_PRICES
+
+    api = paid_api(price_fen_per_1000=1000)
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(**params) as planner:  # another session, mid-plan
+        planner.execute("SELECT pg_advisory_xact_lock_shared(%s, 0)", [NS_PRICES])
+        with connection.cursor() as cur:
+            cur.execute("SET lock_timeout = '300ms'")
+        try:
+            with pytest.raises(OperationalError, match="lock timeout"):
+                svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_15)
+        finally:
+            with connection.cursor() as cur:
+                cur.execute("RESET lock_timeout")
+        planner.rollback()
+    assert Api.objects.get(pk=api.pk).tier == "basic"
+    svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_15)
+    assert history(api) == [(TIER_HISTORY_START, "basic"), (MARCH_15, "free")]
