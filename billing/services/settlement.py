@@ -104,11 +104,15 @@ LINES_SQL = """
                min(d.day) AS from_day, sum(d.calls) AS calls,
                array_agg(d.day) FILTER (WHERE pr.price IS NULL) AS unpriced_days  -- sorted when shown
         FROM daily d
-        JOIN tr ON tr.api_id = d.api_id AND d.day >= tr.from_date
-               AND (tr.to_date IS NULL OR d.day < tr.to_date) AND tr.tier <> 'free'
+        JOIN billing_api x ON x.id = d.api_id
+        LEFT JOIN tr ON tr.api_id = d.api_id AND d.day >= tr.from_date
+                    AND (tr.to_date IS NULL OR d.day < tr.to_date)
         LEFT JOIN pr ON pr.api_id = d.api_id AND d.day >= pr.from_date
                     AND (pr.to_date IS NULL OR d.day < pr.to_date)
         LEFT JOIN disc_day dd ON dd.app_id = d.app_id AND dd.day = d.day
+        -- the tier in force that day; a day before an API's history (an API created without
+        -- one) takes its current tier, so such usage is billed as before, never dropped
+        WHERE coalesce(tr.tier, x.tier) <> 'free'
         GROUP BY 1, 2, 3, 4, 5
     ),
     priced AS (

@@ -123,7 +123,7 @@ class TestNoPriceInForce:
         assert Bill.objects.get().total_fen == 0
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db  # the other session only holds an advisory lock: no data to commit
 def test_fee_4_2_a_price_change_waits_for_a_month_being_planned():
     """Planning reads prices under a shared lock; a price change takes it exclusively, so it
     cannot slip in between the plan's price read and its run becoming visible."""

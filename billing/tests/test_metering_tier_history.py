@@ -79,6 +79,15 @@ class TestSettlementByTierInForce:
         assert (line.calls, line.amount_fen) == (3000, 300)
         assert Bill.objects.get().total_fen == 300
 
+    def test_fee_4_2_an_api_without_history_is_billed_by_its_current_tier_not_dropped(self, app):
+        # given a paid API whose history rows are missing (inserted around the service)
+        api = paid_api(price_fen_per_1000=100)
+        ApiTierChange.objects.filter(api=api).delete()
+        record_usage([(app, api, IN, sh(2026, 3, 2), 1000)])
+        # when settled, then its usage is billed at its current tier, not silently skipped
+        settle()
+        assert BillLine.objects.get().amount_fen == 100
+
     def test_fee_2_1_value_added_from_the_10th_and_free_again_from_the_20th(self, app):
         api = ApiFactory(tier=Api.Tier.FREE)
         svc.api_price_set(api=api, price_fen_per_1000=1000, effective_from=dt.date(2026, 3, 10))
@@ -235,7 +244,7 @@ class TestAdmin:
         assert history(api) == [(TIER_HISTORY_START, "basic")]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db  # the other session only holds an advisory lock: no data to commit
 def test_fee_4_2_a_tier_change_waits_for_a_month_being_planned():
     """Planning reads tiers under the shared price lock; a tier change takes it exclusively."""
     import psycopg
