@@ -231,12 +231,14 @@ class BillOut(serializers.ModelSerializer):
 
 class BillLineOut(serializers.ModelSerializer):
     api = serializers.CharField(source="api.code")
-    tier = serializers.CharField(source="api.tier")
+    # The tier(s) in force on the billed days (FEE-2.1), not the API's tier today.
+    tier = serializers.CharField(source="tier_codes")
+    tiers = serializers.ListField(child=serializers.CharField())
     prices = serializers.JSONField()
 
     class Meta:
         model = BillLine
-        fields = ["api", "tier", "location", "calls", "amount_fen", "prices"]
+        fields = ["api", "tier", "tiers", "location", "calls", "amount_fen", "prices"]
 
 
 class BillAppOut(serializers.ModelSerializer):

@@ -163,7 +163,7 @@ def bill_csv(request, bill_id: int):
                     g["app"].app_key,
                     g["app"].name,
                     line.api.code,
-                    line.api.tier,
+                    line.tier_codes,  # the tier(s) of the billed days, not today's
                     line.location,
                     line.calls,
                     line.price_label,

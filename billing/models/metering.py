@@ -450,6 +450,21 @@ class BillLine(models.Model):
     def __str__(self):
         return f"{self.bill} {self.api_id} {self.location}"
 
+    # The paid tier(s) in force on the bill's month, oldest first: set by the selector
+    # ``bill_detail_groups`` from the tier history (the API's tier today may differ).
+    tiers: list[str] | None = None
+
     @property
     def price_label(self) -> str:
         return " / ".join(str(p["price"]) for p in self.prices) or "0"
+
+    @property
+    def tier_codes(self) -> str:
+        """The tier(s) of the billed days for the CSV and API, e.g. "basic → value_added"."""
+        return " → ".join(self.tiers or [self.api.tier])
+
+    @property
+    def tier_label(self) -> str:
+        """The same, translated for the bill page (基础API → 增值API)."""
+        labels = dict(Api.Tier.choices)
+        return " → ".join(str(labels.get(t, t)) for t in self.tiers or [self.api.tier])

@@ -6,7 +6,7 @@ from collections import defaultdict
 from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 
-from billing.models import Api, ApiPrice, App, Bill, BillApp, BillLine, Discount
+from billing.models import Api, ApiPrice, ApiTierChange, App, Bill, BillApp, BillLine, Discount
 from portal import clock
 from portal.errors import NotFound
 from portal.models import Membership
@@ -56,10 +56,50 @@ def bill_apps(*, bill: Bill) -> QuerySet[BillApp]:
     return BillApp.objects.filter(bill=bill).select_related("app").order_by("app_id")
 
 
+def bill_tiers_by_api(*, bill: Bill, apis: list[Api]) -> dict[int, list[str]]:
+    """FEE-2.1: per API, the paid tier(s) in force on the bill's month, oldest first.
+
+    Same rule as settlement: a tier history row is in force from its effective_from until the
+    API's next row, and a day before an API's first row takes its current tier. Only the paid
+    tiers are listed, because a day on which the API was free is never billed: an API made
+    basic from the free tier on the 15th bills (and shows) 基础API for the days from the 15th;
+    one moved from basic to value-added shows "basic → value_added". A settled month's tier
+    history never changes (``api_tier_check``), so this reads the same as when it was billed.
+    One query over the history rows (a few per API), none over usage."""
+    first, end = dt.date(bill.year, bill.month, 1), clock.month_range(bill.year, bill.month)[1]
+    end_day = clock.local(end).date()
+    rows = defaultdict(list)
+    for api_id, day, tier in (
+        ApiTierChange.objects.filter(api__in=apis, effective_from__lt=end_day)
+        .order_by("api_id", "effective_from")
+        .values_list("api_id", "effective_from", "tier")
+    ):
+        rows[api_id].append((day, tier))
+    tiers: dict[int, list[str]] = {}
+    for api in apis:
+        history = rows.get(api.pk, [])
+        # (from, tier) periods; before the first row (or with no row) the current tier applies
+        periods = [(dt.date.min, api.tier), *history] if not history or history[0][0] > first else history
+        in_month = [
+            tier
+            for (start, tier), nxt in zip(periods, [*periods[1:], (end_day, None)], strict=True)
+            if nxt[0] > first and start < end_day
+        ]
+        paid = [t for t in dict.fromkeys(in_month) if t != Api.Tier.FREE]
+        tiers[api.pk] = paid or [api.tier]
+    return tiers
+
+
 def bill_detail_groups(*, bill: Bill) -> list[dict]:
-    """Per app: its lines, subtotal, discount and total (the bill page, CSV and PDF)."""
+    """Per app: its lines, subtotal, discount and total (the bill page, CSV, PDF and API).
+
+    Each line gets ``tiers``: the paid tier(s) in force on the month (``bill_tiers_by_api``)."""
     lines = defaultdict(list)
-    for line in bill_lines(bill=bill):
+    all_lines = list(bill_lines(bill=bill))
+    apis = {line.api_id: line.api for line in all_lines}
+    tiers = bill_tiers_by_api(bill=bill, apis=list(apis.values()))
+    for line in all_lines:
+        line.tiers = tiers[line.api_id]
         lines[line.app_id].append(line)
     return [{"app": a.app, "row": a, "lines": lines.get(a.app_id, [])} for a in bill_apps(bill=bill)]
 
@@ -93,6 +133,37 @@ def discount_policy_current(*, today: dt.date | None = None) -> list[dict]:
     return [{"rate": r, "valid_from": f, "valid_to": t, "apps": n} for (r, f, t), n in grouped.items()]
 
 
+# Calls per Asia/Shanghai day of one month, by the tier in force that day and by app: the
+# same rule as settlement (``LINES_SQL``, CTE ``tr``) — each ``billing_apitierchange`` row is in
+# force from its effective_from until the API's next row, and a day before an API's first row
+# takes its current tier (``Api.tier``). Usage is first summed per day, app and API (the
+# month's partition read through its primary key, one organization's apps), then each of those
+# few rows takes its day's tier and is summed again: one statement, no loop over usage rows.
+# ``{filters}``: extra conditions on ``u`` (an app, an API).
+USAGE_DAILY_SQL = """
+    WITH daily AS (
+        SELECT (u.hour AT TIME ZONE 'Asia/Shanghai')::date AS day, u.app_id, a.name AS app_name,
+               u.api_id, sum(u.calls) AS calls
+        FROM billing_usage_hourly u
+        JOIN billing_app a ON a.id = u.app_id
+        WHERE u.hour >= %(start)s AND u.hour < %(end)s AND a.organization_id = %(org)s {filters}
+        GROUP BY 1, 2, 3, 4
+    ),
+    tr AS (
+        SELECT api_id, tier, effective_from AS from_date,
+               lead(effective_from) OVER (PARTITION BY api_id ORDER BY effective_from) AS to_date
+        FROM billing_apitierchange
+        WHERE api_id IN (SELECT DISTINCT api_id FROM daily)
+    )
+    SELECT d.day, coalesce(tr.tier, x.tier) AS tier, d.app_id, d.app_name, sum(d.calls)
+    FROM daily d
+    JOIN billing_api x ON x.id = d.api_id
+    LEFT JOIN tr ON tr.api_id = d.api_id AND d.day >= tr.from_date
+                AND (tr.to_date IS NULL OR d.day < tr.to_date)
+    GROUP BY 1, 2, 3, 4 ORDER BY 1
+"""
+
+
 def usage_daily_for_membership(
     *,
     membership: Membership | None,
@@ -101,27 +172,20 @@ def usage_daily_for_membership(
     app_id: int | None = None,
     api_id: int | None = None,
 ) -> dict:
-    """Calls per Asia/Shanghai day of one month, by tier and by app (GROUP BY in SQL)."""
+    """Calls per Asia/Shanghai day of one month, by the tier in force that day (FEE-2.1, as
+    settlement bills it) and by app (GROUP BY in SQL, ``USAGE_DAILY_SQL``)."""
     org_id = _org_id(membership)
     start, end = clock.month_range(year, month)
-    where = ["u.hour >= %(start)s", "u.hour < %(end)s", "a.organization_id = %(org)s"]
+    filters = []
     params = {"start": start, "end": end, "org": org_id}
     if app_id:
-        where.append("u.app_id = %(app)s")
+        filters.append("AND u.app_id = %(app)s")
         params["app"] = app_id
     if api_id:
-        where.append("u.api_id = %(api)s")
+        filters.append("AND u.api_id = %(api)s")
         params["api"] = api_id
-    sql = f"""
-        SELECT (u.hour AT TIME ZONE 'Asia/Shanghai')::date AS day, x.tier, a.id, a.name, sum(u.calls)
-        FROM billing_usage_hourly u
-        JOIN billing_app a ON a.id = u.app_id
-        JOIN billing_api x ON x.id = u.api_id
-        WHERE {" AND ".join(where)}
-        GROUP BY 1, 2, 3, 4 ORDER BY 1
-    """
     with connection.cursor() as cur:
-        cur.execute(sql, params)
+        cur.execute(USAGE_DAILY_SQL.format(filters=" ".join(filters)), params)
         rows = cur.fetchall()
     ndays = (end - start).days
     days = [dt.date(year, month, 1) + dt.timedelta(days=i) for i in range(ndays)]
