@@ -15,4 +15,10 @@ SCHEDULE = {
         # 5th) and arrears (03:30) jobs; retention is in days, so once a day is enough.
         "schedule": crontab(hour=4, minute=40),
     },
+    "authorization-webhook-deliveries-requeue-stale": {
+        "task": "authorization.tasks.webhook_deliveries_requeue_stale",
+        # Every 5 minutes: a delivery the broker lost is re-queued within 5 minutes of turning
+        # stale (WEBHOOK_DELIVERY_STALE_MINUTES); a sweep with nothing stale is one index read.
+        "schedule": crontab(minute="*/5"),
+    },
 }

@@ -384,7 +384,12 @@ FINISHED_STATUSES = ("delivered", "failed")
 
 class WebhookDelivery(models.Model):
     """One event sent (or being sent) to an organization's webhook: what the settings page
-    lists as recent deliveries. Written by the delivery task on every attempt."""
+    lists as recent deliveries. Written by the delivery task on every attempt.
+
+    A row is queued to Celery after commit; if the broker loses that task it would stay
+    ``pending`` for ever. The sweeper (``webhook_deliveries_requeue_stale``) re-queues such a
+    row at most once per stale period, counting in ``requeues`` and stamping ``requeued_at``
+    under a row lock, and marks it failed after a few re-queues."""
 
     class Status(models.TextChoices):
         PENDING = "pending", _("发送中")
@@ -401,6 +406,8 @@ class WebhookDelivery(models.Model):
     error = models.CharField(_("错误"), max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    requeued_at = models.DateTimeField(_("重新排队时间"), null=True, blank=True)
+    requeues = models.PositiveIntegerField(_("重新排队次数"), default=0)
 
     class Meta:
         verbose_name = _("回调发送记录")
@@ -419,6 +426,13 @@ class WebhookDelivery(models.Model):
                 name="authz_delivery_finished",
                 fields=["finished_at"],
                 condition=Q(status__in=FINISHED_STATUSES),
+            ),
+            # The sweeper finds pending rows by when they were last queued through this
+            # (partial: the pending rows are few; the expression is the one it filters on).
+            models.Index(
+                Coalesce("requeued_at", "created_at"),
+                name="authz_delivery_pending_queued",
+                condition=Q(status="pending"),
             ),
         ]
 

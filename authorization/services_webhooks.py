@@ -10,6 +10,11 @@ all_data grants, so they neither receive nor configure what their revocations an
   happened.
 - ``webhook_deliveries_prune`` (daily beat) deletes finished deliveries older than
   ``settings.WEBHOOK_DELIVERY_RETENTION_DAYS``, in primary-key batches; pending ones stay.
+- ``webhook_deliveries_requeue_stale`` (beat, every few minutes) re-queues deliveries the
+  broker lost (still pending ``settings.WEBHOOK_DELIVERY_STALE_MINUTES`` after they were
+  queued) and fails them after ``REQUEUE_LIMIT`` re-queues: nothing is lost on a crash.
+  ``webhook_delivery_send`` sends nothing for a row already delivered, so a late original
+  task and a re-queue reach the receiver at most once more and never undo a delivered row.
 """
 
 import datetime as dt
@@ -25,7 +30,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from authorization import webhooks
+from authorization import locks, webhooks
 from authorization.models import FINISHED_STATUSES, OrganizationWebhook, WebhookDelivery
 from portal.errors import DomainError, NotFound
 from portal.models import Membership
@@ -33,6 +38,8 @@ from portal.services import audit_record
 
 TEST_EVENT = "webhook.test"
 PRUNE_BATCH_SIZE = 1000
+REQUEUE_BATCH_SIZE = 500
+REQUEUE_LIMIT = 3
 
 
 def _require_main(membership: Membership | None) -> Membership:
@@ -180,15 +187,25 @@ def webhook_delivery_send(
 ) -> int | None:
     """One attempt: POST the payload signed with the webhook's current secret and record the
     outcome on the delivery. Raises ``OSError`` on network errors and HTTP >= 400 (the task
-    retries); returns the HTTP status, or None when the webhook is gone or disabled."""
+    retries); returns the HTTP status, or None when the webhook is gone or disabled, or when
+    the delivery is already delivered (or gone) and nothing is sent.
+
+    Every write is conditional on the row not being delivered: the same delivery may run twice
+    (a task the broker redelivers late after the sweeper re-queued it), and the second run must
+    neither send again once the first has delivered nor turn a delivered row failed. Two runs
+    at the same moment may both send: receivers are idempotent on (grant_id, reason)."""
     hook = OrganizationWebhook.objects.filter(organization_id=organization_id, is_active=True).first()
-    deliveries = WebhookDelivery.objects.filter(pk=delivery_id, organization_id=organization_id)
+    deliveries = WebhookDelivery.objects.filter(pk=delivery_id, organization_id=organization_id).exclude(
+        status=WebhookDelivery.Status.DELIVERED
+    )
     if hook is None:
         deliveries.update(
             status=WebhookDelivery.Status.FAILED, error=_("回调已删除或停用。"), finished_at=timezone.now()
         )
         return None
-    deliveries.update(attempts=F("attempts") + 1, url=hook.url)
+    claimed = deliveries.update(attempts=F("attempts") + 1, url=hook.url)
+    if delivery_id is not None and not claimed:
+        return None  # already delivered (or pruned): the receiver has had it
     try:
         # In production the host is resolved once, refused if any address is internal, and
         # the connection goes to the address that was checked (authorization.webhooks).
@@ -245,3 +262,73 @@ def webhook_deliveries_prune(
         deleted += count
         if len(pks) < batch_size:
             return deleted
+
+
+def webhook_retry_schedule() -> dt.timedelta:
+    """The longest a delivery task can take over all its attempts, from its own retry
+    settings: every attempt at its hard time limit plus every backoff at its maximum
+    (Celery waits ``min(retry_backoff_max, factor * 2**retries)``, less with jitter)."""
+    from authorization.tasks import webhook_deliver as task
+
+    factor = int(task.retry_backoff)  # True means a factor of 1 second
+    waits = sum(min(task.retry_backoff_max, factor * 2**n) for n in range(task.max_retries))
+    return dt.timedelta(seconds=waits + (task.max_retries + 1) * task.time_limit)
+
+
+def webhook_deliveries_requeue_stale(
+    *,
+    now: dt.datetime | None = None,
+    stale_after: dt.timedelta | None = None,
+    max_requeues: int = REQUEUE_LIMIT,
+    batch_size: int = REQUEUE_BATCH_SIZE,
+) -> dict[str, int]:
+    """Re-queue deliveries the broker lost; return how many were re-queued and given up.
+
+    A delivery is queued after commit; a crash between commit and publish, or a flushed Redis,
+    leaves its row ``pending`` with no task to send it. A row still pending ``stale_after``
+    (default ``settings.WEBHOOK_DELIVERY_STALE_MINUTES``) after it was last queued
+    (``requeued_at``, else ``created_at``) is queued again, ``requeues`` counting; one that
+    has already been re-queued ``max_requeues`` times is marked failed instead.
+
+    ``stale_after`` must exceed the task's whole retry schedule, so a row whose task is merely
+    slow is not taken for lost. Rows are locked in batches of ``batch_size`` (FOR UPDATE SKIP
+    LOCKED) and stamped in the same short transaction that queues them on commit: a concurrent
+    sweep skips them, and once committed they are no longer stale, so each is queued at most
+    once per sweep and per stale period. A row the original task delivers meanwhile is not
+    pending any more and is left alone; a late original after a re-queue finds it delivered
+    (``webhook_delivery_send``).
+    """
+    if stale_after is None:
+        stale_after = dt.timedelta(minutes=settings.WEBHOOK_DELIVERY_STALE_MINUTES)
+    if stale_after <= webhook_retry_schedule():
+        raise ImproperlyConfigured(
+            "WEBHOOK_DELIVERY_STALE_MINUTES must exceed the delivery task's retry schedule "
+            f"({webhook_retry_schedule()})."
+        )
+    if max_requeues < 0:
+        raise ValueError("max_requeues must not be negative.")
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1.")
+    now = now or timezone.now()
+    requeued = failed = 0
+    while True:
+        with transaction.atomic():
+            stale = locks.lock_stale_deliveries(queued_before=now - stale_after, limit=batch_size)
+            give_up = [d.pk for d in stale if d.requeues >= max_requeues]
+            again = [d for d in stale if d.requeues < max_requeues]
+            if give_up:
+                WebhookDelivery.objects.filter(pk__in=give_up).update(
+                    status=WebhookDelivery.Status.FAILED,
+                    error=_("发送任务丢失,已重新排队 %(n)d 次仍未发送。已放弃。") % {"n": max_requeues},
+                    finished_at=now,
+                )
+            if again:
+                WebhookDelivery.objects.filter(pk__in=[d.pk for d in again]).update(
+                    requeues=F("requeues") + 1, requeued_at=now
+                )
+            for delivery in again:
+                _queue(delivery)  # after commit, as the first time
+        requeued += len(again)
+        failed += len(give_up)
+        if len(stale) < batch_size:
+            return {"requeued": requeued, "failed": failed}

@@ -49,3 +49,14 @@ def webhook_deliveries_prune() -> int:
     deleted = prune()
     log.info("pruned %s finished webhook deliveries", deleted)
     return deleted
+
+
+@shared_task(time_limit=10 * 60, soft_time_limit=8 * 60)
+def webhook_deliveries_requeue_stale() -> dict:
+    """Re-queue webhook deliveries the broker lost (still pending long after they were
+    queued); fail them after a few re-queues (row locks; rerun-safe)."""
+    from authorization.services_webhooks import webhook_deliveries_requeue_stale as requeue
+
+    result = requeue()
+    log.info("re-queued %(requeued)s lost webhook deliveries, gave up on %(failed)s", result)
+    return result

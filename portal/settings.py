@@ -233,6 +233,10 @@ PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 # Finished grant-webhook deliveries (delivered / failed) older than this many days are deleted
 # by the daily prune (authorization.beat); at least 1, so a delivery still being retried stays.
 WEBHOOK_DELIVERY_RETENTION_DAYS = env.int("WEBHOOK_DELIVERY_RETENTION_DAYS", default=30)
+# A delivery still pending this many minutes after it was (re-)queued is taken as lost by the
+# broker and re-queued by the sweeper (authorization.beat); must exceed the delivery task's
+# whole retry schedule (about 13 minutes), which the sweeper checks.
+WEBHOOK_DELIVERY_STALE_MINUTES = env.int("WEBHOOK_DELIVERY_STALE_MINUTES", default=30)
 
 # --- Billing: the API gateway's shared token for /api/v1/billing/gate and usage ingest ------
 BILLING_GATEWAY_TOKEN = env("BILLING_GATEWAY_TOKEN", default="gateway-dev-token")
