@@ -77,6 +77,10 @@ def api_update(
     if tier is not None and tier != old_tier:
         day = today or clock.today()
         api_tier_check(api=api, effective_from=day)
+        if old_tier is not None and not ApiTierChange.objects.filter(api=api).exists():
+            # An API created around the service has no history: record what it was until now,
+            # or the days before this change would take the new tier (settlement's fallback).
+            ApiTierChange.objects.create(api=api, effective_from=TIER_HISTORY_START, tier=old_tier)
         ApiTierChange.objects.update_or_create(
             api=api, effective_from=day, defaults={"tier": tier, "actor": _user_or_none(actor)}
         )

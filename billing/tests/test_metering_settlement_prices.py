@@ -149,3 +149,37 @@ def test_fee_4_2_a_price_change_waits_for_a_month_being_planned():
         planner.rollback()
     # once the plan has finished, the change goes through
     assert metering.api_price_set(api=api, price_fen_per_1000=900, effective_from=dt.date(2099, 1, 1)).pk
+
+
+def _other_session_can_lock(fn: str) -> bool:
+    """Whether another session gets the price lock at once with ``fn`` (pg_try_advisory_*)."""
+    import psycopg
+    from django.db import connection
+
+    from billing.locks_metering import NS_PRICES
+
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(**params) as other:
+        got = other.execute(f"SELECT {fn}(%s, 0)", [NS_PRICES]).fetchone()[0]
+        other.rollback()
+    return got
+
+
+@pytest.mark.django_db
+def test_fee_4_2_planning_a_month_holds_the_price_lock_until_it_commits(app):
+    """The real planning path: while its transaction is open a price change cannot start
+    (exclusive refused), other plans can (shared granted)."""
+    api = paid_api(price_fen_per_1000=1000)
+    record_usage([(app, api, IN, sh(2026, 3, 3), 10)])
+    settlement.settlement_plan_month(year=2026, month=3)  # the test's transaction stays open
+    assert not _other_session_can_lock("pg_try_advisory_xact_lock")
+    assert _other_session_can_lock("pg_try_advisory_xact_lock_shared")
+
+
+@pytest.mark.django_db
+def test_fee_4_2_a_price_change_holds_the_price_lock_until_it_commits():
+    api = paid_api(price_fen_per_1000=1000)
+    metering.api_price_set(api=api, price_fen_per_1000=900, effective_from=dt.date(2099, 1, 1))
+    assert not _other_session_can_lock("pg_try_advisory_xact_lock_shared")  # a plan would wait

@@ -88,6 +88,19 @@ class TestSettlementByTierInForce:
         settle()
         assert BillLine.objects.get().amount_fen == 100
 
+    def test_fee_2_1_a_change_to_an_api_without_history_keeps_its_past_tier(self, app):
+        # given a free API whose history rows are missing, used on the 2nd
+        api = ApiFactory(tier=Api.Tier.FREE)
+        ApiTierChange.objects.filter(api=api).delete()
+        svc.api_price_set(api=api, price_fen_per_1000=1000, effective_from=dt.date(2026, 3, 1))
+        record_usage([(app, api, IN, sh(2026, 3, 2), 1000), (app, api, IN, sh(2026, 3, 20), 1000)])
+        # when it becomes basic on the 15th
+        svc.api_update(api=api, tier=Api.Tier.BASIC, today=MARCH_15)
+        # then the 2nd stays free (its old tier is recorded first) and only the 20th is billed
+        assert history(api) == [(TIER_HISTORY_START, "free"), (MARCH_15, "basic")]
+        settle()
+        assert BillLine.objects.get().amount_fen == 1000
+
     def test_fee_2_1_value_added_from_the_10th_and_free_again_from_the_20th(self, app):
         api = ApiFactory(tier=Api.Tier.FREE)
         svc.api_price_set(api=api, price_fen_per_1000=1000, effective_from=dt.date(2026, 3, 10))
