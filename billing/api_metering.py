@@ -231,8 +231,9 @@ class BillOut(serializers.ModelSerializer):
 
 class BillLineOut(serializers.ModelSerializer):
     api = serializers.CharField(source="api.code")
-    # The tier(s) in force on the billed days (FEE-2.1), not the API's tier today.
-    tier = serializers.CharField(source="tier_codes")
+    # The tiers in force on the billed days (FEE-2.1), not the API's tier today; ``tier`` stays
+    # one code (the last of them) for clients that read it as before.
+    tier = serializers.CharField()
     tiers = serializers.ListField(child=serializers.CharField())
     prices = serializers.JSONField()
 

@@ -459,6 +459,11 @@ class BillLine(models.Model):
         return " / ".join(str(p["price"]) for p in self.prices) or "0"
 
     @property
+    def tier(self) -> str:
+        """One tier code for API clients: the last paid tier in force in the month."""
+        return (self.tiers or [self.api.tier])[-1]
+
+    @property
     def tier_codes(self) -> str:
         """The tier(s) of the billed days for the CSV and API, e.g. "basic → value_added"."""
         return " → ".join(self.tiers or [self.api.tier])

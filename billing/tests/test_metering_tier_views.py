@@ -164,7 +164,7 @@ class TestBillTierInForce:
         assert [(ln["api"], ln["tier"], ln["tiers"]) for ln in app_row["lines"]] == [
             ("order.tiered", "basic", ["basic"]),
             ("order.tiered", "basic", ["basic"]),
-            ("va.upgraded", "basic → value_added", ["basic", "value_added"]),
+            ("va.upgraded", "value_added", ["basic", "value_added"]),  # tier: one code
         ]
 
     def test_fee_4_2_a_line_before_the_apis_history_takes_its_current_tier(self, client, owner, app):
