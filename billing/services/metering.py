@@ -63,6 +63,11 @@ def api_update(
     A tier change takes effect from ``today`` (Asia/Shanghai): ``Api.tier`` becomes the current
     tier and the tier history gets a row from that day (a second change that day replaces it).
     Refused when that day lies in a settled month (FEE-4.2).
+
+    Billing is per day, so the change applies to the whole day it is made on, including calls
+    made earlier that day under the old tier (the gate switches at the moment of the change).
+    Make tier changes at the start of a day; a scheduled change (effective tomorrow, the gate
+    switching at midnight) is not built yet.
     """
     if tier is not None:
         if tier not in Api.Tier.values:
