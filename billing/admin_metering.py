@@ -84,7 +84,8 @@ class ApiPriceInline(admin.TabularInline):
 
 class ApiTierChangeInline(ReadOnlyInline):
     """The tier history, read-only: a tier is changed on the API itself (``api_update``), which
-    writes the row from today and refuses a settled month (FEE-4.2)."""
+    writes the row from tomorrow and refuses a settled month (FEE-4.2). A row dated after
+    today is the scheduled change."""
 
     model = ApiTierChange
     fields = ["effective_from", "tier", "actor", "created_at"]
@@ -97,12 +98,26 @@ class ApiForm(forms.ModelForm):
         model = Api
         fields = ["code", "title", "tier"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # An existing API's tier field shows (and edits) the tier in force from tomorrow, so
+            # saving the title leaves a scheduled change alone, and choosing today's tier cancels it.
+            self.initial["tier"] = self._tier_tomorrow()
+            self.fields["tier"].help_text = _(
+                "类型变更自明天(北京时间 0 点)起生效; 今天的调用仍按当前类型计费和放行。"
+            )
+
+    def _tier_tomorrow(self):
+        tomorrow = clock.today() + dt.timedelta(days=1)
+        return svc.api_tier_in_force(api=self.instance, day=tomorrow) or self.instance.tier
+
     def clean_tier(self):
         tier = self.cleaned_data.get("tier")
-        if self.instance.pk and tier and tier != self.instance.tier:
+        if self.instance.pk and tier and tier != self._tier_tomorrow():
             # Friendly form error; ``api_update`` checks again under the lock.
             try:
-                svc.api_tier_check(api=self.instance, effective_from=clock.today())
+                svc.api_tier_check(api=self.instance, effective_from=clock.today() + dt.timedelta(days=1))
             except DomainError as exc:
                 raise forms.ValidationError(exc.message, code=exc.code) from exc
         return tier
@@ -127,7 +142,10 @@ class ApiAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            svc.api_update(api=obj, tier=obj.tier, title=obj.title, actor=request.user)
+            scheduled = "tier" in form.changed_data
+            svc.api_update(api=obj, tier=form.cleaned_data["tier"], title=obj.title, actor=request.user)
+            if scheduled:
+                messages.info(request, _("API类型变更已排定, 自明天(北京时间 0 点)起生效。"))
         else:
             created = svc.api_create(code=obj.code, tier=obj.tier, title=obj.title, actor=request.user)
             obj.pk = created.pk

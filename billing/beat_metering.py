@@ -15,4 +15,10 @@ SCHEDULE: dict = {
         "task": "billing.usage_partitions",
         "schedule": crontab(minute=10, hour=1),
     },
+    # FEE-2.1: a tier change takes effect from the next day; at 00:00 each day the gate's
+    # Api.tier is set to the tier in force that day (settlement already bills by the history).
+    "billing-api-tiers-apply-due": {
+        "task": "billing.api_tiers_apply_due",
+        "schedule": crontab(minute=0, hour=0),
+    },
 }

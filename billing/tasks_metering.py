@@ -4,7 +4,7 @@ import datetime as dt
 
 from celery import shared_task
 
-from billing.services import settlement, usage
+from billing.services import metering, settlement, usage
 from portal import clock
 
 
@@ -53,3 +53,11 @@ def recheck_month_task(year: int, month: int, actor_id: int | None = None) -> bo
 def usage_partitions_task() -> list[str]:
     """Create this month's usage partition and the next three ahead."""
     return usage.usage_partitions_ensure_ahead(today=clock.today(), months_ahead=3)
+
+
+@shared_task(name="billing.api_tiers_apply_due", time_limit=10 * 60, soft_time_limit=9 * 60)
+def api_tiers_apply_due_task(today: str | None = None) -> list[str]:
+    """FEE-2.1 beat job at 00:00: the gate's tier becomes the tier in force today (idempotent).
+
+    ``today`` (ISO date) is for tests and staff replays; beat passes nothing (today's date)."""
+    return metering.api_tiers_apply_due(today=dt.date.fromisoformat(today) if today else None)

@@ -10,10 +10,11 @@ import datetime as dt
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from billing.locks_metering import NS_PRICES, advisory_xact_lock
+from billing.locks_metering import NS_PRICES, advisory_xact_lock, advisory_xact_lock_shared
 from billing.models import (
     TIER_HISTORY_START,
     Api,
@@ -58,47 +59,109 @@ def api_create(*, code: str, tier: str, title: str = "", actor=None) -> Api:
 def api_update(
     *, api: Api, tier: str | None = None, title: str | None = None, actor=None, today: dt.date | None = None
 ) -> Api:
-    """Change an API's tier or title; the gate sees a tier change on the next call.
+    """Change an API's title (at once) or schedule a tier change (from tomorrow).
 
-    A tier change takes effect from ``today`` (Asia/Shanghai): ``Api.tier`` becomes the current
-    tier and the tier history gets a row from that day (a second change that day replaces it).
-    Refused when that day lies in a settled month (FEE-4.2).
+    Settlement bills per Asia/Shanghai day by the tier in force that day, so a tier change made
+    on ``today`` (the day it is made; default the business date) takes effect from the next day:
+    the tier history gets a row from ``today + 1`` (a second change that day replaces it) and
+    ``Api.tier``, which the gate reads, is left alone until ``api_tiers_apply_due`` flips it
+    at midnight. Calls made today are billed, and gated, under the tier in force today.
 
-    Billing is per day, so the change applies to the whole day it is made on, including calls
-    made earlier that day under the old tier (the gate switches at the moment of the change).
-    Make tier changes at the start of a day; a scheduled change (effective tomorrow, the gate
-    switching at midnight) is not built yet.
+    The requested tier is compared with the tier in force tomorrow, not ``Api.tier``: asking
+    for the tier in force today while a change is pending cancels that change (its row is
+    removed). Refused when the effective day lies in a settled month (FEE-4.2).
     """
     if tier is not None:
         if tier not in Api.Tier.values:
             raise DomainError("FEE-2.1", gettext("未知的API类型。"), field="tier")
         # The price lock covers the tier history too: a change waits for a month being planned
         # (it reads tiers under the shared lock), and a plan starting now waits for this change,
-        # so the check below sees every run. It also serialises two changes of one API, so the
-        # old tier read below is the one this change replaces.
+        # so the check below sees every run. It also serialises two changes of one API (so the
+        # tier in force read below is the one this change replaces) and orders a change against
+        # the midnight ``api_tiers_apply_due``: the day is read under the lock, so a change that
+        # commits after the job ran is dated from the job's day and is due at the next one.
         advisory_xact_lock(NS_PRICES, 0)
-    old_tier = Api.objects.filter(pk=api.pk).values_list("tier", flat=True).first()
-    details = {"tier": [old_tier, tier if tier is not None else old_tier]}
-    if tier is not None and tier != old_tier:
-        day = today or clock.today()
-        api_tier_check(api=api, effective_from=day)
-        if old_tier is not None and not ApiTierChange.objects.filter(api=api).exists():
-            # An API created around the service has no history: record what it was until now,
-            # or the days before this change would take the new tier (settlement's fallback).
-            ApiTierChange.objects.create(api=api, effective_from=TIER_HISTORY_START, tier=old_tier)
-        ApiTierChange.objects.update_or_create(
-            api=api, effective_from=day, defaults={"tier": tier, "actor": _user_or_none(actor)}
-        )
-        details["from"] = day.isoformat()
+    current_tier = Api.objects.filter(pk=api.pk).values_list("tier", flat=True).first()
+    details = None
     if tier is not None:
-        api.tier = tier
-    if title is not None:
+        day = today or clock.today()
+        effective = day + dt.timedelta(days=1)
+        scheduled = api_tier_in_force(api=api, day=effective)
+        if scheduled is None:
+            scheduled = current_tier  # no history: settlement falls back to Api.tier
+        details = {"tier": [scheduled, tier]}
+        if tier != scheduled:
+            api_tier_check(api=api, effective_from=effective)
+            if current_tier is not None and not ApiTierChange.objects.filter(api=api).exists():
+                # An API created around the service has no history: record what it was until
+                # now, or the days before this change would take the new tier (settlement's
+                # fallback).
+                ApiTierChange.objects.create(api=api, effective_from=TIER_HISTORY_START, tier=current_tier)
+            if api_tier_in_force(api=api, day=day) == tier:
+                # Back to the tier in force the day before: the row from ``effective`` only
+                # repeats it (a pending change cancelled). Removing it changes no day's tier.
+                ApiTierChange.objects.filter(api=api, effective_from=effective).delete()
+            else:
+                ApiTierChange.objects.update_or_create(
+                    api=api, effective_from=effective, defaults={"tier": tier, "actor": _user_or_none(actor)}
+                )
+            details["from"] = effective.isoformat()
+    if title is not None and api.pk is not None:
+        Api.objects.filter(pk=api.pk).update(title=title)
         api.title = title
-    api.save()
-    _staff_audit(actor, "billing.api_update", api, details)
-    code = api.code
-    transaction.on_commit(lambda: gate.gate_invalidate_api(code=code))
+    if current_tier is not None:
+        api.tier = current_tier  # a caller's instance (admin's form) never carries the new tier
+    _staff_audit(actor, "billing.api_update", api, details or {"tier": [current_tier, current_tier]})
     return api
+
+
+def api_tier_in_force(*, api: Api, day: dt.date) -> str | None:
+    """The tier of the API's history row in force on ``day`` (None: no row on or before it)."""
+    return (
+        ApiTierChange.objects.filter(api_id=api.pk, effective_from__lte=day)
+        .order_by("-effective_from")
+        .values_list("tier", flat=True)
+        .first()
+    )
+
+
+@transaction.atomic
+def api_tiers_apply_due(*, today: dt.date | None = None) -> list[str]:
+    """Set ``Api.tier`` to the tier in force today wherever they differ (the midnight job).
+
+    Idempotent: a second run finds nothing to change. Each flip is a conditional update on the
+    tier it read, audited as a system change, and drops the gate's cache entry after commit so
+    the gate sees the new tier on the next call. Returns the codes of the APIs changed.
+    """
+    # Waits for a tier change in flight (see ``api_update``); shared, so planning is not blocked.
+    advisory_xact_lock_shared(NS_PRICES, 0)
+    day = today or clock.today()
+    in_force = (
+        ApiTierChange.objects.filter(api=OuterRef("pk"), effective_from__lte=day)
+        .order_by("-effective_from")
+        .values("tier")[:1]
+    )
+    due = list(
+        Api.objects.annotate(in_force=Subquery(in_force))
+        .filter(in_force__isnull=False)
+        .exclude(tier=F("in_force"))
+        .order_by("pk")
+        .values_list("pk", "code", "tier", "in_force")
+    )
+    changed = []
+    for pk, code, old, new in due:
+        if not Api.objects.filter(pk=pk, tier=old).update(tier=new):
+            continue  # changed meanwhile (another run): that run applied and audited it
+        api = Api(pk=pk, code=code, tier=new)
+        audit_record(
+            actor=None,
+            action="billing.api_tier_apply",
+            obj=api,
+            details={"tier": [old, new], "from": str(day)},
+        )
+        transaction.on_commit(lambda code=code: gate.gate_invalidate_api(code=code))
+        changed.append(code)
+    return changed
 
 
 def _user_or_none(actor):

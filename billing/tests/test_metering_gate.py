@@ -1,5 +1,7 @@
 """The gate (FEE-3.1(1), FEE-6.1): decisions, cache invalidation, the HTTP endpoint."""
 
+import datetime as dt
+
 import pytest
 from django.core.cache import cache
 
@@ -62,12 +64,16 @@ def test_fee_3_1_permission_only_for_value_added_apis(app):
         svc.permission_grant(app=app, api=ApiFactory(tier=Api.Tier.BASIC))
 
 
-def test_fee_2_1_tier_change_is_seen_on_the_next_call(app, oncommit):
+def test_fee_2_1_tier_change_is_seen_on_the_next_call_after_the_midnight_job(app, oncommit):
+    day14, day15, day16 = dt.date(2026, 3, 14), dt.date(2026, 3, 15), dt.date(2026, 3, 16)
     api = ApiFactory(tier=Api.Tier.BASIC)
     assert decide(app, api, "out_of_cloud") == (True, None)
-    oncommit(svc.api_update, api=api, tier=Api.Tier.VALUE_ADDED)
+    oncommit(svc.api_update, api=api, tier=Api.Tier.VALUE_ADDED, today=day14)
+    assert decide(app, api, "out_of_cloud") == (True, None)  # scheduled for the 15th
+    oncommit(svc.api_tiers_apply_due, today=day15)
     assert decide(app, api, "out_of_cloud") == (False, OUT_OF_CLOUD)
-    oncommit(svc.api_update, api=api, tier=Api.Tier.FREE)
+    oncommit(svc.api_update, api=api, tier=Api.Tier.FREE, today=day15)
+    oncommit(svc.api_tiers_apply_due, today=day16)
     assert decide(app, api, "out_of_cloud") == (True, None)
 
 

@@ -414,8 +414,8 @@ def test_fee_4_2_property_bill_equals_plain_python_reference(
         tiers = [tier_history(spec) for spec in tier_specs]
         for i in range(3):
             api = paid_api(price_fen_per_1000=base[i], tier=tiers[i][0][1], since=dt.date(2025, 1, 1))
-            for day, tier in tiers[i][1:]:  # a tier change takes effect from the day it is made
-                metering.api_update(api=api, tier=tier, today=day)
+            for day, tier in tiers[i][1:]:  # a tier change takes effect from the next day
+                metering.api_update(api=api, tier=tier, today=day - dt.timedelta(days=1))
             ApiPriceFactory(
                 api=api, price_fen_per_1000=change[i], effective_from=dt.date(2026, 3, change_day)
             )

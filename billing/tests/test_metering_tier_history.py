@@ -1,6 +1,6 @@
 """FEE-2.1 tier history: settlement bills each usage day by the tier then in force; a tier
-change takes effect from today, is audited, never changes a settled month (FEE-4.2), and the
-gate sees it on the next call."""
+change takes effect from the next day, is audited, never changes a settled month (FEE-4.2),
+and the gate sees it once the midnight job (``api_tiers_apply_due``) has applied it."""
 
 import datetime as dt
 
@@ -19,7 +19,7 @@ from portal.models import AuditEntry
 from portal.tests.factories import UserFactory
 
 IN, OUT = "in_cloud", "out_of_cloud"
-MARCH_15 = dt.date(2026, 3, 15)
+MARCH_14, MARCH_15 = dt.date(2026, 3, 14), dt.date(2026, 3, 15)
 
 
 def settle(year=2026, month=3):
@@ -35,7 +35,7 @@ class TestSettlementByTierInForce:
     def test_fee_2_1_free_to_basic_on_the_15th_bills_only_the_days_from_the_15th(self, app):
         # given a free API without any price, made basic on the 15th with a price from that day
         api = ApiFactory(tier=Api.Tier.FREE)
-        svc.api_update(api=api, tier=Api.Tier.BASIC, today=MARCH_15)
+        svc.api_update(api=api, tier=Api.Tier.BASIC, today=MARCH_14)
         svc.api_price_set(api=api, price_fen_per_1000=200, effective_from=MARCH_15)
         record_usage(
             [
@@ -64,7 +64,7 @@ class TestSettlementByTierInForce:
     def test_fee_2_1_basic_to_free_on_the_15th_bills_only_the_days_before(self, app):
         # given a basic API at 100 fen per 1,000 calls, made free on the 15th
         api = paid_api(price_fen_per_1000=100)
-        svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_15)
+        svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_14)
         record_usage(
             [
                 (app, api, IN, sh(2026, 3, 2), 1000),
@@ -95,7 +95,7 @@ class TestSettlementByTierInForce:
         svc.api_price_set(api=api, price_fen_per_1000=1000, effective_from=dt.date(2026, 3, 1))
         record_usage([(app, api, IN, sh(2026, 3, 2), 1000), (app, api, IN, sh(2026, 3, 20), 1000)])
         # when it becomes basic on the 15th
-        svc.api_update(api=api, tier=Api.Tier.BASIC, today=MARCH_15)
+        svc.api_update(api=api, tier=Api.Tier.BASIC, today=MARCH_14)
         # then the 2nd stays free (its old tier is recorded first) and only the 20th is billed
         assert history(api) == [(TIER_HISTORY_START, "free"), (MARCH_15, "basic")]
         settle()
@@ -104,8 +104,8 @@ class TestSettlementByTierInForce:
     def test_fee_2_1_value_added_from_the_10th_and_free_again_from_the_20th(self, app):
         api = ApiFactory(tier=Api.Tier.FREE)
         svc.api_price_set(api=api, price_fen_per_1000=1000, effective_from=dt.date(2026, 3, 10))
-        svc.api_update(api=api, tier=Api.Tier.VALUE_ADDED, today=dt.date(2026, 3, 10))
-        svc.api_update(api=api, tier=Api.Tier.FREE, today=dt.date(2026, 3, 20))
+        svc.api_update(api=api, tier=Api.Tier.VALUE_ADDED, today=dt.date(2026, 3, 9))
+        svc.api_update(api=api, tier=Api.Tier.FREE, today=dt.date(2026, 3, 19))
         record_usage([(app, api, IN, sh(2026, 3, d), 1000) for d in (9, 10, 19, 20)])
         settle()
         assert list(BillLine.objects.values_list("calls", "amount_fen")) == [(2000, 2000)]
@@ -113,7 +113,7 @@ class TestSettlementByTierInForce:
     def test_fee_4_2_a_paid_day_without_price_is_still_refused(self, app):
         # the refusal stays for days that were paid: a basic API whose price starts later
         api = ApiFactory(tier=Api.Tier.FREE)
-        svc.api_update(api=api, tier=Api.Tier.BASIC, today=MARCH_15)
+        svc.api_update(api=api, tier=Api.Tier.BASIC, today=MARCH_14)
         svc.api_price_set(api=api, price_fen_per_1000=200, effective_from=dt.date(2026, 3, 16))
         record_usage([(app, api, IN, sh(2026, 3, 14), 10), (app, api, IN, sh(2026, 3, 15), 10)])
         run = settle()
@@ -125,7 +125,7 @@ class TestSettlementByTierInForce:
 
 @pytest.mark.django_db
 class TestTierChange:
-    def test_fee_2_1_change_writes_history_from_today_and_is_audited(self):
+    def test_fee_2_1_change_writes_history_from_tomorrow_and_is_audited(self):
         # given a basic API created by staff
         ops = UserFactory(is_staff=True)
         api = svc.api_create(code="order.tiered", tier=Api.Tier.BASIC, actor=ops)
@@ -134,26 +134,27 @@ class TestTierChange:
         ]
         # when staff make it value-added today
         svc.api_update(api=api, tier=Api.Tier.VALUE_ADDED, actor=ops)
-        # then the current tier, the history from today and the audit entry agree
-        today = clock.today()
+        # then the history has the change from tomorrow, the current tier is unchanged today,
+        # and the audit entry names the effective day
+        tomorrow = clock.today() + dt.timedelta(days=1)
         api.refresh_from_db()
-        assert api.tier == "value_added"
-        assert history(api) == [(TIER_HISTORY_START, "basic"), (today, "value_added")]
-        assert ApiTierChange.objects.get(api=api, effective_from=today).actor == ops
+        assert api.tier == "basic"
+        assert history(api) == [(TIER_HISTORY_START, "basic"), (tomorrow, "value_added")]
+        assert ApiTierChange.objects.get(api=api, effective_from=tomorrow).actor == ops
         entry = AuditEntry.objects.filter(action="billing.api_update", actor=ops).get()
-        assert entry.details == {"tier": ["basic", "value_added"], "from": today.isoformat()}
+        assert entry.details == {"tier": ["basic", "value_added"], "from": tomorrow.isoformat()}
 
     def test_fee_2_1_a_second_change_on_the_same_day_replaces_that_days_row(self):
         api = ApiFactory(tier=Api.Tier.BASIC)
-        svc.api_update(api=api, tier=Api.Tier.VALUE_ADDED, today=MARCH_15)
-        svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_15)
+        svc.api_update(api=api, tier=Api.Tier.VALUE_ADDED, today=MARCH_14)
+        svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_14)
         assert history(api) == [(TIER_HISTORY_START, "basic"), (MARCH_15, "free")]
-        assert Api.objects.get(pk=api.pk).tier == "free"
+        assert Api.objects.get(pk=api.pk).tier == "basic"  # until the 15th's job applies it
 
     def test_fee_2_1_title_only_or_same_tier_writes_no_history(self):
         api = ApiFactory(tier=Api.Tier.BASIC)
-        svc.api_update(api=api, title="新标题", today=MARCH_15)
-        svc.api_update(api=api, tier=Api.Tier.BASIC, today=MARCH_15)
+        svc.api_update(api=api, title="新标题", today=MARCH_14)
+        svc.api_update(api=api, tier=Api.Tier.BASIC, today=MARCH_14)
         assert history(api) == [(TIER_HISTORY_START, "basic")]
 
     @pytest.mark.parametrize("how", ["run", "bill"])
@@ -166,28 +167,33 @@ class TestTierChange:
         api = ApiFactory(tier=Api.Tier.BASIC)
         # when a change would take effect on a day of March
         with pytest.raises(DomainError) as exc:
-            svc.api_update(api=api, tier=Api.Tier.FREE, today=dt.date(2026, 3, 20))
+            svc.api_update(api=api, tier=Api.Tier.FREE, today=dt.date(2026, 3, 19))
         # then it is refused, naming the rule and the field, and nothing changed
         assert exc.value.code == "FEE-4.2" and exc.value.field == "tier"
         assert "2026-03" in exc.value.message
         assert Api.objects.get(pk=api.pk).tier == "basic"
         assert history(api) == [(TIER_HISTORY_START, "basic")]
         # while a change from April goes through
-        svc.api_update(api=api, tier=Api.Tier.FREE, today=dt.date(2026, 4, 1))
+        svc.api_update(api=api, tier=Api.Tier.FREE, today=dt.date(2026, 3, 31))
         assert history(api) == [(TIER_HISTORY_START, "basic"), (dt.date(2026, 4, 1), "free")]
 
     def test_fee_2_1_unknown_tier_is_refused(self):
         api = ApiFactory(tier=Api.Tier.BASIC)
         with pytest.raises(DomainError) as exc:
-            svc.api_update(api=api, tier="gold", today=MARCH_15)
+            svc.api_update(api=api, tier="gold", today=MARCH_14)
         assert (exc.value.code, exc.value.field) == ("FEE-2.1", "tier")
         assert history(api) == [(TIER_HISTORY_START, "basic")]
 
-    def test_fee_2_1_gate_sees_the_change_on_the_next_call(self, app, django_capture_on_commit_callbacks):
+    def test_fee_2_1_gate_sees_the_change_on_the_next_call_after_the_job(
+        self, app, django_capture_on_commit_callbacks
+    ):
         api = ApiFactory(tier=Api.Tier.BASIC)
         assert gate_check(app_key=app.app_key, api=api.code, location=OUT).allow  # cached
         with django_capture_on_commit_callbacks(execute=True):
             svc.api_update(api=api, tier=Api.Tier.VALUE_ADDED)
+        assert gate_check(app_key=app.app_key, api=api.code, location=OUT).allow  # still today
+        with django_capture_on_commit_callbacks(execute=True):
+            svc.api_tiers_apply_due(today=clock.today() + dt.timedelta(days=1))
         decision = gate_check(app_key=app.app_key, api=api.code, location=OUT)
         assert (decision.allow, decision.code) == (False, OUT_OF_CLOUD)
 
@@ -240,15 +246,36 @@ class TestAdmin:
         api = ApiFactory(tier=Api.Tier.BASIC, code="admin.tiered")
         resp = self.post(client, api, "free")
         assert resp.status_code == 302, resp.content.decode()[:2000]
-        assert history(api) == [(TIER_HISTORY_START, "basic"), (clock.today(), "free")]
-        assert ApiTierChange.objects.get(api=api, effective_from=clock.today()).actor == ops
+        tomorrow = clock.today() + dt.timedelta(days=1)
+        assert history(api) == [(TIER_HISTORY_START, "basic"), (tomorrow, "free")]
+        assert ApiTierChange.objects.get(api=api, effective_from=tomorrow).actor == ops
+        assert Api.objects.get(pk=api.pk).tier == "basic"  # the gate's tier changes at midnight
         assert AuditEntry.objects.filter(action="billing.api_update", actor=ops).exists()
         page = client.get(reverse("admin:billing_api_change", args=[api.pk])).content.decode()
         assert "tier_changes" in page  # the read-only history inline
 
+    def test_fee_2_1_the_form_shows_the_scheduled_tier_and_saving_keeps_it(self, client, ops):
+        # given a basic API with a change to free pending from tomorrow
+        api = ApiFactory(tier=Api.Tier.BASIC, code="admin.pending")
+        svc.api_update(api=api, tier=Api.Tier.FREE)
+        tomorrow = clock.today() + dt.timedelta(days=1)
+        # when staff open the form, then it shows the tier from tomorrow and says so
+        resp = client.get(reverse("admin:billing_api_change", args=[api.pk]))
+        assert resp.context["adminform"].form.initial["tier"] == "free"
+        assert "类型变更自明天" in resp.content.decode()
+        # when they save it unchanged, then the pending change stays and Api.tier is untouched
+        assert self.post(client, api, "free").status_code == 302
+        assert history(api) == [(TIER_HISTORY_START, "basic"), (tomorrow, "free")]
+        assert Api.objects.get(pk=api.pk).tier == "basic"
+        # when they choose the current tier, then the pending change is cancelled
+        assert self.post(client, api, "basic").status_code == 302
+        assert history(api) == [(TIER_HISTORY_START, "basic")]
+
     def test_fee_4_2_tier_edit_in_a_settled_month_is_a_form_error(self, client, ops):
-        today = clock.today()
-        SettlementRun.objects.create(year=today.year, month=today.month, status=SettlementRun.Status.DONE)
+        tomorrow = clock.today() + dt.timedelta(days=1)  # the day the change would take effect
+        SettlementRun.objects.create(
+            year=tomorrow.year, month=tomorrow.month, status=SettlementRun.Status.DONE
+        )
         api = ApiFactory(tier=Api.Tier.BASIC)
         resp = self.post(client, api, "free")
         assert resp.status_code == 200
@@ -275,11 +302,138 @@ def test_fee_4_2_a_tier_change_waits_for_a_month_being_planned():
             cur.execute("SET lock_timeout = '300ms'")
         try:
             with pytest.raises(OperationalError, match="lock timeout"):
-                svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_15)
+                svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_14)
         finally:
             with connection.cursor() as cur:
                 cur.execute("RESET lock_timeout")
         planner.rollback()
     assert Api.objects.get(pk=api.pk).tier == "basic"
-    svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_15)
+    svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_14)
     assert history(api) == [(TIER_HISTORY_START, "basic"), (MARCH_15, "free")]
+
+
+@pytest.mark.django_db
+class TestScheduledTierChange:
+    """A change made on the 14th is billed and gated from the 15th; the midnight job applies it."""
+
+    def test_fee_2_1_a_change_on_the_14th_leaves_the_14th_under_the_old_tier(
+        self, app, django_capture_on_commit_callbacks
+    ):
+        # given a basic API at 100 fen per 1,000 calls, cached by the gate
+        api = paid_api(price_fen_per_1000=100)
+        assert gate_check(app_key=app.app_key, api=api.code, location=OUT).allow
+        # when staff make it free at 18:00 on the 14th, after calls that morning and that evening
+        with django_capture_on_commit_callbacks(execute=True):
+            svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_14)
+        record_usage(
+            [
+                (app, api, IN, sh(2026, 3, 14, 9), 1000),
+                (app, api, IN, sh(2026, 3, 14, 23), 2000),
+                (app, api, IN, sh(2026, 3, 15), 50_000),
+            ]
+        )
+        # then Api.tier and the gate are unchanged that day
+        assert Api.objects.get(pk=api.pk).tier == "basic"
+        assert history(api) == [(TIER_HISTORY_START, "basic"), (MARCH_15, "free")]
+        assert gate_check(app_key=app.app_key, api=api.code, location=OUT).tier == "basic"
+        # and the whole 14th is billed under the old tier, the 15th under the new one
+        settle()
+        line = BillLine.objects.get()
+        assert (line.calls, line.amount_fen) == (3000, 300)
+
+    def test_fee_2_1_the_job_on_the_15th_flips_the_tier_once(self, app, django_capture_on_commit_callbacks):
+        # given a basic API made value-added on the 14th (from the 15th), cached by the gate
+        api = ApiFactory(tier=Api.Tier.BASIC)
+        other = ApiFactory(tier=Api.Tier.FREE)
+        svc.api_update(api=api, tier=Api.Tier.VALUE_ADDED, today=MARCH_14)
+        assert gate_check(app_key=app.app_key, api=api.code, location=OUT).allow
+        # when the job runs on the 14th: nothing is due yet
+        assert svc.api_tiers_apply_due(today=MARCH_14) == []
+        assert Api.objects.get(pk=api.pk).tier == "basic"
+        # when the job runs on the 15th
+        with django_capture_on_commit_callbacks(execute=True):
+            assert svc.api_tiers_apply_due(today=MARCH_15) == [api.code]
+        # then Api.tier is the tier in force, the gate sees it on the next call, and it is audited
+        assert Api.objects.get(pk=api.pk).tier == "value_added"
+        assert Api.objects.get(pk=other.pk).tier == "free"
+        decision = gate_check(app_key=app.app_key, api=api.code, location=OUT)
+        assert (decision.allow, decision.code) == (False, OUT_OF_CLOUD)
+        entry = AuditEntry.objects.get(action="billing.api_tier_apply")
+        assert entry.actor is None and entry.object_id == str(api.pk)
+        assert entry.details == {"tier": ["basic", "value_added"], "from": "2026-03-15"}
+        # and running it again changes nothing
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            assert svc.api_tiers_apply_due(today=MARCH_15) == []
+        assert callbacks == []
+        assert Api.objects.get(pk=api.pk).tier == "value_added"
+        assert AuditEntry.objects.filter(action="billing.api_tier_apply").count() == 1
+
+    def test_fee_2_1_the_job_finds_due_apis_in_one_query(self, django_assert_num_queries):
+        for _ in range(3):
+            ApiFactory(tier=Api.Tier.BASIC)
+        with django_assert_num_queries(4):  # savepoint, advisory lock, the one query, release
+            svc.api_tiers_apply_due(today=MARCH_15)
+
+    def test_fee_2_1_re_requesting_the_current_tier_cancels_a_pending_change(self):
+        # given a basic API with a change to free pending from the 15th
+        api = ApiFactory(tier=Api.Tier.BASIC)
+        svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_14)
+        assert history(api) == [(TIER_HISTORY_START, "basic"), (MARCH_15, "free")]
+        # when basic is asked for again the same day
+        svc.api_update(api=api, tier=Api.Tier.BASIC, today=MARCH_14)
+        # then nothing is pending: basic stays in force on the 15th and the job has nothing to do
+        assert history(api) == [(TIER_HISTORY_START, "basic")]
+        assert svc.api_tiers_apply_due(today=MARCH_15) == []
+        assert Api.objects.get(pk=api.pk).tier == "basic"
+
+    def test_fee_2_1_a_change_to_an_api_without_history_is_scheduled_too(self):
+        api = ApiFactory(tier=Api.Tier.BASIC)
+        ApiTierChange.objects.filter(api=api).delete()
+        svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_14)
+        assert history(api) == [(TIER_HISTORY_START, "basic"), (MARCH_15, "free")]
+        assert Api.objects.get(pk=api.pk).tier == "basic"
+
+    def test_fee_4_2_the_settled_check_applies_to_the_effective_day(self):
+        # March settled: a change made on 31 March takes effect on 1 April and goes through
+        SettlementRun.objects.create(year=2026, month=3, status=SettlementRun.Status.DONE)
+        api = ApiFactory(tier=Api.Tier.BASIC)
+        svc.api_update(api=api, tier=Api.Tier.FREE, today=dt.date(2026, 3, 31))
+        assert history(api) == [(TIER_HISTORY_START, "basic"), (dt.date(2026, 4, 1), "free")]
+        # a change made on 30 March would take effect on the 31st: refused
+        with pytest.raises(DomainError) as exc:
+            svc.api_update(api=api, tier=Api.Tier.VALUE_ADDED, today=dt.date(2026, 3, 30))
+        assert exc.value.code == "FEE-4.2" and "2026-03-31" in exc.value.message
+
+
+@pytest.mark.django_db
+def test_fee_2_1_beat_applies_due_tiers_daily_at_midnight_shanghai():
+    from django_celery_beat.models import PeriodicTask
+    from django_celery_beat.schedulers import DatabaseScheduler
+
+    from billing.tasks_metering import api_tiers_apply_due_task
+    from portal.celery import app as celery_app
+
+    entry = celery_app.conf.beat_schedule["billing-api-tiers-apply-due"]
+    assert entry["task"] == api_tiers_apply_due_task.name == "billing.api_tiers_apply_due"
+    for name, fields in celery_app.conf.beat_schedule.items():
+        DatabaseScheduler.Entry.from_entry(name, app=celery_app, **fields)
+    task = PeriodicTask.objects.get(name="billing-api-tiers-apply-due")
+    cron = task.crontab
+    assert (cron.minute, cron.hour, cron.day_of_month, cron.month_of_year, cron.day_of_week) == (
+        "0",
+        "0",
+        "*",
+        "*",
+        "*",
+    )
+    assert str(cron.timezone) == "Asia/Shanghai"
+
+
+@pytest.mark.django_db
+def test_fee_2_1_the_task_calls_the_service():
+    from billing.tasks_metering import api_tiers_apply_due_task
+
+    api = ApiFactory(tier=Api.Tier.BASIC)
+    svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_14)
+    assert api_tiers_apply_due_task("2026-03-15") == [api.code]
+    assert Api.objects.get(pk=api.pk).tier == "free"

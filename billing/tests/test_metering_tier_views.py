@@ -22,14 +22,14 @@ from portal import clock
 pytestmark = pytest.mark.django_db
 
 IN, OUT = "in_cloud", "out_of_cloud"
-MARCH_15 = dt.date(2026, 3, 15)
+MARCH_14, MARCH_15 = dt.date(2026, 3, 14), dt.date(2026, 3, 15)
 USAGE_API = "/api/v1/billing/usage/daily"
 
 
 def free_then_basic_on_the_15th(app) -> Api:
     """A free API made basic on 15 March 2026 (priced from then), used on both sides of the change."""
     api = ApiFactory(tier=Api.Tier.FREE, code="order.tiered")
-    svc.api_update(api=api, tier=Api.Tier.BASIC, today=MARCH_15)
+    svc.api_update(api=api, tier=Api.Tier.BASIC, today=MARCH_14)
     svc.api_price_set(api=api, price_fen_per_1000=1000, effective_from=MARCH_15)
     record_usage(
         [
@@ -77,8 +77,8 @@ class TestUsageChartByTierInForce:
 
     def test_fee_2_1_basic_to_value_added_then_free(self, client, owner, app):
         api = paid_api(code="va.tiered")
-        svc.api_update(api=api, tier=Api.Tier.VALUE_ADDED, today=dt.date(2026, 3, 10))
-        svc.api_update(api=api, tier=Api.Tier.FREE, today=dt.date(2026, 3, 20))
+        svc.api_update(api=api, tier=Api.Tier.VALUE_ADDED, today=dt.date(2026, 3, 9))
+        svc.api_update(api=api, tier=Api.Tier.FREE, today=dt.date(2026, 3, 19))
         record_usage([(app, api, IN, sh(2026, 3, d), d) for d in (9, 10, 19, 20)])
         client.force_login(owner.user)
         by_tier = client.get(USAGE_API, {"month": "2026-03"}).json()["by_tier"]
@@ -133,11 +133,11 @@ class TestBillTierInForce:
         (on the 10th); both are free today, after March."""
         tiered = free_then_basic_on_the_15th(app)
         upgraded = paid_api(price_fen_per_1000=2000, code="va.upgraded")
-        svc.api_update(api=upgraded, tier=Api.Tier.VALUE_ADDED, today=dt.date(2026, 3, 10))
+        svc.api_update(api=upgraded, tier=Api.Tier.VALUE_ADDED, today=dt.date(2026, 3, 9))
         record_usage([(app, upgraded, IN, sh(2026, 3, 2), 1000), (app, upgraded, IN, sh(2026, 3, 12), 1000)])
         settlement_run_month(year=2026, month=3)
         for api in (tiered, upgraded):
-            svc.api_update(api=api, tier=Api.Tier.FREE, today=dt.date(2026, 4, 2))
+            svc.api_update(api=api, tier=Api.Tier.FREE, today=dt.date(2026, 4, 1))
         return Bill.objects.get(organization=app.organization)
 
     def test_fee_2_1_csv_shows_the_tiers_of_the_billed_days(self, client, owner, bill):
