@@ -140,6 +140,16 @@ class ApiAdmin(admin.ModelAdmin):
         price = obj.prices.filter(effective_from__lte=dt.date.today()).order_by("-effective_from").first()
         return price.price_fen_per_1000 if price else "—"
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # The forms check FEE-4.2 before saving, outside the services' lock; a month planned in
+        # between makes the service refuse on save. Django has rolled the save back by then:
+        # show the rule on the same page instead of a 500.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as exc:
+            self.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
+            return redirect(request.get_full_path())
+
     def save_model(self, request, obj, form, change):
         if change:
             scheduled = "tier" in form.changed_data

@@ -283,6 +283,22 @@ class TestAdmin:
         assert Api.objects.get(pk=api.pk).tier == "basic"
         assert history(api) == [(TIER_HISTORY_START, "basic")]
 
+    def test_fee_4_2_a_refusal_after_the_forms_check_is_an_error_message_not_a_500(
+        self, client, ops, monkeypatch
+    ):
+        """A month planned between the form's check and the save: the service refuses."""
+        api = ApiFactory(tier=Api.Tier.BASIC)
+
+        def refuse(**kwargs):
+            raise DomainError("FEE-4.2", "settled meanwhile")
+
+        monkeypatch.setattr(svc, "api_update", refuse)
+        resp = self.post(client, api, "free")
+        assert resp.status_code == 302
+        page = client.get(resp.url).content.decode()
+        assert "FEE-4.2: settled meanwhile" in page
+        assert Api.objects.get(pk=api.pk).tier == "basic"
+
 
 @pytest.mark.django_db  # the other session only holds an advisory lock: no data to commit
 def test_fee_4_2_a_tier_change_waits_for_a_month_being_planned():
