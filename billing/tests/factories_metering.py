@@ -1,5 +1,6 @@
 """Factories and helpers for the metering side (Billing II)."""
 
+import contextlib
 import datetime as dt
 import uuid
 from zoneinfo import ZoneInfo
@@ -147,3 +148,36 @@ def race_two_batches(send_a, send_b) -> dict:
     ta.join(30)
     tb.join(30)
     return results
+
+
+@contextlib.contextmanager
+def other_session():
+    """A second PostgreSQL session beside the test's own (its transaction rolled back at exit)."""
+    import psycopg
+    from django.db import connection
+
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(**params) as other:
+        yield other
+        other.rollback()
+
+
+@contextlib.contextmanager
+def while_a_month_is_planned(lock_timeout: str = "300ms"):
+    """Another session holds the planning side (shared) of the price lock; lock waits in this
+    session give up after ``lock_timeout`` instead of hanging the test."""
+    from django.db import connection
+
+    from billing.locks_metering import NS_PRICES
+
+    with other_session() as planner:
+        planner.execute("SELECT pg_advisory_xact_lock_shared(%s, 0)", [NS_PRICES])
+        with connection.cursor() as cur:
+            cur.execute("SET lock_timeout = %s", [lock_timeout])
+        try:
+            yield
+        finally:
+            with connection.cursor() as cur:
+                cur.execute("RESET lock_timeout")

@@ -10,7 +10,15 @@ from django.utils import translation
 
 from billing.models import Api, Bill, BillLine, LedgerEntry, SettlementRun
 from billing.services import metering, settlement
-from billing.tests.factories_metering import ApiFactory, AppFactory, paid_api, record_usage, sh
+from billing.tests.factories_metering import (
+    ApiFactory,
+    AppFactory,
+    other_session,
+    paid_api,
+    record_usage,
+    sh,
+    while_a_month_is_planned,
+)
 from billing.tests.factories_wallet import ledger_sum
 from portal.errors import DomainError
 
@@ -127,44 +135,19 @@ class TestNoPriceInForce:
 def test_fee_4_2_a_price_change_waits_for_a_month_being_planned():
     """Planning reads prices under a shared lock; a price change takes it exclusively, so it
     cannot slip in between the plan's price read and its run becoming visible."""
-    import psycopg
-    from django.db import connection
-
-    from billing.locks_metering import NS_PRICES
-
     api = paid_api(price_fen_per_1000=1000)
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    with psycopg.connect(**params) as planner:  # another session, mid-plan
-        planner.execute("SELECT pg_advisory_xact_lock_shared(%s, 0)", [NS_PRICES])
-        with connection.cursor() as cur:
-            cur.execute("SET lock_timeout = '300ms'")
-        try:
-            with pytest.raises(OperationalError, match="lock timeout"):
-                metering.api_price_set(api=api, price_fen_per_1000=900, effective_from=dt.date(2099, 1, 1))
-        finally:
-            with connection.cursor() as cur:
-                cur.execute("RESET lock_timeout")
-        planner.rollback()
+    with while_a_month_is_planned(), pytest.raises(OperationalError, match="lock timeout"):
+        metering.api_price_set(api=api, price_fen_per_1000=900, effective_from=dt.date(2099, 1, 1))
     # once the plan has finished, the change goes through
     assert metering.api_price_set(api=api, price_fen_per_1000=900, effective_from=dt.date(2099, 1, 1)).pk
 
 
 def _other_session_can_lock(fn: str) -> bool:
     """Whether another session gets the price lock at once with ``fn`` (pg_try_advisory_*)."""
-    import psycopg
-    from django.db import connection
-
     from billing.locks_metering import NS_PRICES
 
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    with psycopg.connect(**params) as other:
-        got = other.execute(f"SELECT {fn}(%s, 0)", [NS_PRICES]).fetchone()[0]
-        other.rollback()
-    return got
+    with other_session() as other:
+        return other.execute(f"SELECT {fn}(%s, 0)", [NS_PRICES]).fetchone()[0]
 
 
 @pytest.mark.django_db

@@ -12,7 +12,7 @@ from billing.models import TIER_HISTORY_START, Api, ApiTierChange, Bill, BillLin
 from billing.services import metering as svc
 from billing.services import settlement
 from billing.services.gate import OUT_OF_CLOUD, gate_check
-from billing.tests.factories_metering import ApiFactory, paid_api, record_usage, sh
+from billing.tests.factories_metering import ApiFactory, paid_api, record_usage, sh, while_a_month_is_planned
 from portal import clock
 from portal.errors import DomainError
 from portal.models import AuditEntry
@@ -303,26 +303,9 @@ class TestAdmin:
 @pytest.mark.django_db  # the other session only holds an advisory lock: no data to commit
 def test_fee_4_2_a_tier_change_waits_for_a_month_being_planned():
     """Planning reads tiers under the shared price lock; a tier change takes it exclusively."""
-    import psycopg
-    from django.db import connection
-
-    from billing.locks_metering import NS_PRICES
-
     api = paid_api(price_fen_per_1000=1000)
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    with psycopg.connect(**params) as planner:  # another session, mid-plan
-        planner.execute("SELECT pg_advisory_xact_lock_shared(%s, 0)", [NS_PRICES])
-        with connection.cursor() as cur:
-            cur.execute("SET lock_timeout = '300ms'")
-        try:
-            with pytest.raises(OperationalError, match="lock timeout"):
-                svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_14)
-        finally:
-            with connection.cursor() as cur:
-                cur.execute("RESET lock_timeout")
-        planner.rollback()
+    with while_a_month_is_planned(), pytest.raises(OperationalError, match="lock timeout"):
+        svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_14)
     assert Api.objects.get(pk=api.pk).tier == "basic"
     svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_14)
     assert history(api) == [(TIER_HISTORY_START, "basic"), (MARCH_15, "free")]

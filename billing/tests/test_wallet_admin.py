@@ -70,16 +70,7 @@ def test_non_staff_cannot_open_the_admin(client, owner):
 
 
 def test_fee_4_3_review_queue_lists_pending_requests_and_issue_is_audited(client, ops, org):
-    paid(org.id, 10_000)
-    wallet_charge_for_month(organization_id=org.id, year=2024, month=1, amount_fen=10_000)
-    invoice = invoice_request(
-        organization_id=org.id,
-        amount_fen=5_000,
-        title="星河软件",
-        taxpayer_id=USCC,
-        kind="special_vat",
-        email="a@b.cn",
-    )
+    invoice = _requested_invoice(org, kind="special_vat")
     html = client.get(reverse("admin:billing_invoice_changelist")).content.decode()
     assert "星河软件" in html
     action(client, "invoice", "issue", [invoice.pk])
@@ -295,20 +286,24 @@ def test_deposit_add_needs_the_permission(client, org):
     assert not DepositAccount.objects.filter(organization=org).exists()
 
 
-def _issued_invoice(org, staff):
-    from billing.services.invoice import invoice_issue
-
+def _requested_invoice(org, *, kind: str):
+    """A ¥50 invoice request against a paid ¥100 charge."""
     paid(org.id, 10_000)
     wallet_charge_for_month(organization_id=org.id, year=2024, month=1, amount_fen=10_000)
-    invoice = invoice_request(
+    return invoice_request(
         organization_id=org.id,
         amount_fen=5_000,
         title="星河软件",
         taxpayer_id=USCC,
-        kind="general",
+        kind=kind,
         email="a@b.cn",
     )
-    return invoice_issue(invoice_id=invoice.pk, actor=staff)
+
+
+def _issued_invoice(org, staff):
+    from billing.services.invoice import invoice_issue
+
+    return invoice_issue(invoice_id=_requested_invoice(org, kind="general").pk, actor=staff)
 
 
 def test_fee_4_3_staff_open_the_issued_invoice_pdf_from_its_admin_page(client, ops, org):
