@@ -1,8 +1,15 @@
 """Usage metering: monthly partitions and bulk ingest of hourly rollups (FEE-2.3/2.4, FEE-4.2).
 
-Ingest is set-based. The batch is COPYed into a temp table (a typed one for CSV; a
-one-text-column one, numbered by an identity column, when a line is malformed or for NDJSON),
-then loaded month by month into the month's partition:
+Ingest is set-based. The usual batch (CSV, every row good, one month, a month's first rows)
+goes **straight into the month's partition** in one COPY: on its way there each line's app_key
+and api are swapped for their ids (two dict lookups in Python, pipelined with the server's COPY)
+and its hour is checked for a UTC offset; the partition's own constraints check the rest. Any
+line this cannot take (unknown key, malformed, another month, a duplicate key…) aborts that
+attempt (savepoint) and the batch is replayed from its spool through the general path:
+
+The general path COPYs the batch into a temp table (a typed one for CSV; a one-text-column one,
+numbered by an identity column, when a line is malformed or for NDJSON), then loads it month by
+month into the month's partition:
 
 - **Fast path** (every row good, one month — the usual batch): one ``INSERT ... SELECT`` parses,
   validates (joins to app and API) and writes in a single pass; no intermediate table, no error
@@ -457,46 +464,12 @@ def _ingest_in_transaction(*, stream, batch_id, fmt, source, started) -> IngestR
         cur.execute(f"SET LOCAL maintenance_work_mem = '{LOAD_MAINTENANCE_WORK_MEM}'")
         # Dropped explicitly too: an outer transaction (a caller's, a test's) outlives ON COMMIT.
         cur.execute(f"DROP TABLE IF EXISTS {_TEMP_TABLES}")
-        parse_kind, skip, total = _stage(cur, stream, fmt, spool)
-        taken, fast_month = 0, None
-        first = _first_month(cur, parse_kind, skip) if total else None
-        if first is not None and first not in settled and clock.month_supported(*first):
-            parse, hour_expr = _parse_sql(parse_kind, safe=False)
-            good = _GOOD.format(parse=parse, has_offset=_HAS_OFFSET, hour_expr=hour_expr)
-            try:
-                with transaction.atomic():
-                    taken = _load_month(
-                        cur, year=first[0], month=first[1], source=good, params={"skip": skip}
-                    )
-                fast_month = first
-            except (DataError, IntegrityError):
-                # A value the fast casts refuse (the checked path casts per row), or a line
-                # breaking a constraint of the partition (the checked path reports it).
-                taken = 0
-        rejected, errors = 0, []
-        if taken != total:  # a line was refused, or is of another month: check every line
-            _check(cur, parse_kind, skip, settled)
-            cur.execute("SELECT count(*) FROM billing_usage_checked WHERE error IS NOT NULL")
-            rejected = cur.fetchone()[0]
-            cur.execute(
-                "SELECT DISTINCT extract(year FROM local)::int, extract(month FROM local)::int"
-                " FROM (SELECT hour AT TIME ZONE 'Asia/Shanghai' AS local FROM billing_usage_checked"
-                " WHERE error IS NULL) h ORDER BY 1, 2"
-            )
-            for year, month in cur.fetchall():  # each month in order: partitions locked in order
-                if (year, month) != fast_month:
-                    _load_month(cur, year=year, month=month, source=_GOOD_CHECKED, params={})
-            cur.execute(
-                "SELECT line, error FROM billing_usage_checked WHERE error IS NOT NULL"
-                " ORDER BY line LIMIT %s",
-                [MAX_REPORTED_ERRORS],
-            )
-            errors = [{"line": line, "reason": reason} for line, reason in cur.fetchall()]
+        total, rejected, errors = _load(cur, stream, fmt, spool, settled)
         cur.execute(f"DROP TABLE IF EXISTS {_TEMP_TABLES}")
     batch.rows_total, batch.rows_rejected = total, rejected
     batch.rows_accepted = total - rejected
     batch.errors = errors
-    batch.content_sha256 = stream.hexdigest()  # _stage read the body to its end
+    batch.content_sha256 = stream.hexdigest()  # the load read the body to its end
     batch.seconds = round(time.monotonic() - started, 3)
     batch.save(
         update_fields=["rows_total", "rows_accepted", "rows_rejected", "errors", "content_sha256", "seconds"]
@@ -511,14 +484,195 @@ def _ingest_in_transaction(*, stream, batch_id, fmt, source, started) -> IngestR
     )
 
 
-def _stage(cur, data, fmt: str, spool) -> tuple[str, int, int]:
+def _load(cur, stream, fmt: str, spool, settled) -> tuple[int, int, list[dict]]:
+    """The batch into its months' partitions: (lines, lines refused, the first refusals)."""
+    rest, spooled = stream, False
+    if fmt == "csv":
+        direct, rest, spooled = _load_direct(cur, stream, spool, settled)
+        if direct is not None:
+            return direct, 0, []
+    parse_kind, skip, total = _stage(cur, rest, fmt, spool, spooled=spooled)
+    taken, fast_month = 0, None
+    first = _first_month(cur, parse_kind, skip) if total else None
+    if first is not None and first not in settled and clock.month_supported(*first):
+        parse, hour_expr = _parse_sql(parse_kind, safe=False)
+        good = _GOOD.format(parse=parse, has_offset=_HAS_OFFSET, hour_expr=hour_expr)
+        try:
+            with transaction.atomic():
+                taken = _load_month(cur, year=first[0], month=first[1], source=good, params={"skip": skip})
+            fast_month = first
+        except (DataError, IntegrityError):
+            # A value the fast casts refuse (the checked path casts per row), or a line
+            # breaking a constraint of the partition (the checked path reports it).
+            taken = 0
+    rejected, errors = 0, []
+    if taken != total:  # a line was refused, or is of another month: check every line
+        _check(cur, parse_kind, skip, settled)
+        cur.execute("SELECT count(*) FROM billing_usage_checked WHERE error IS NOT NULL")
+        rejected = cur.fetchone()[0]
+        cur.execute(
+            "SELECT DISTINCT extract(year FROM local)::int, extract(month FROM local)::int"
+            " FROM (SELECT hour AT TIME ZONE 'Asia/Shanghai' AS local FROM billing_usage_checked"
+            " WHERE error IS NULL) h ORDER BY 1, 2"
+        )
+        for year, month in cur.fetchall():  # each month in order: partitions locked in order
+            if (year, month) != fast_month:
+                _load_month(cur, year=year, month=month, source=_GOOD_CHECKED, params={})
+        cur.execute(
+            "SELECT line, error FROM billing_usage_checked WHERE error IS NOT NULL ORDER BY line LIMIT %s",
+            [MAX_REPORTED_ERRORS],
+        )
+        errors = [{"line": line, "reason": reason} for line, reason in cur.fetchall()]
+    return total, rejected, errors
+
+
+def _replay(spool) -> Iterator[bytes]:
+    """The spooled body from its start, in 1 MiB reads."""
+    spool.seek(0)
+    return iter(lambda: spool.read(1 << 20), b"")
+
+
+def _no_write(_chunk: bytes) -> None:
+    pass
+
+
+# --- the direct path: CSV straight into an empty month's partition ------------------------------
+
+
+class _NotDirect(Exception):
+    """A line the direct path does not take; the batch goes through the general path."""
+
+
+def _hour_has_offset(hour: bytes) -> bool:
+    """``_HAS_OFFSET`` in Python: a date, T or space, a time, then Z or ±HH[[:]MM]."""
+    return (
+        len(hour) >= 17
+        and hour[10:11] in (b"T", b" ")
+        and (
+            hour[-1:] in (b"Z", b"z")
+            or hour[-6:-5] in (b"+", b"-")
+            or hour[-5:-4] in (b"+", b"-")
+            or hour[-3:-2] in (b"+", b"-")
+        )
+    )
+
+
+def _csv_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Whole lines of the body, in blocks (each ends with a newline)."""
+    rest = b""
+    for chunk in chunks:
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1
+        rest = data[cut:]
+        if cut:
+            yield data[:cut]
+    if rest:
+        yield rest + b"\n"
+
+
+def _csv_with_ids(blocks: Iterable[bytes], apps: dict, apis: dict) -> Iterator[bytes]:
+    """``app_key,api,location,hour,calls`` lines as ``app_id,api_id,location,hour,calls``.
+
+    Only what the partition cannot check is checked here: a known app and API and a UTC offset
+    on the hour (a time without one would be read in the session's zone). Quoted fields and
+    carriage returns are left to the general path, so each field is its raw bytes, as the
+    typed COPY would read it. Hours repeat (a month has 744), so each is checked once.
+    """
+    hours_ok = set()
+    for block in blocks:
+        if b'"' in block or b"\r" in block:
+            raise _NotDirect
+        try:
+            rows = [line.split(b",", 2) for line in block.split(b"\n") if line]
+            for _key, _api, rest in rows:
+                hour = rest[rest.find(b",") + 1 : rest.rfind(b",")]
+                if hour not in hours_ok:
+                    if not _hour_has_offset(hour):
+                        raise _NotDirect
+                    hours_ok.add(hour)
+            yield b"\n".join([apps[key] + apis[api] + rest for key, api, rest in rows]) + b"\n"
+        except (ValueError, KeyError) as exc:  # not three fields; an unknown app_key or api
+            raise _NotDirect from exc
+
+
+def _direct_head(stream) -> tuple[bytes, int, tuple[int, int] | None]:
+    """Read the body up to its second line: (what was read, header length, the first month)."""
+    head = b""
+    for chunk in stream:
+        head += chunk
+        if head.count(b"\n") >= 2:
+            break
+    lines = head.split(b"\n", 2)
+    header = lines[0].replace(b" ", b"").lower().startswith(b"app_key,")
+    skip = len(lines[0]) + 1 if header else 0
+    fields = lines[1 if header else 0].split(b",")
+    if len(lines) < 2 or len(fields) != 5 or not _hour_has_offset(fields[3]):
+        return head, skip, None
+    try:
+        local = clock.local(dt.datetime.fromisoformat(fields[3].decode()))
+    except (UnicodeDecodeError, ValueError):
+        return head, skip, None
+    return head, skip, (local.year, local.month)
+
+
+def _load_direct(cur, stream, spool, settled) -> tuple[int | None, Iterable[bytes], bool]:
+    """A CSV batch straight into its month's partition when that month has no rows yet.
+
+    Returns (rows loaded, None when the batch is not for this path: the partition has rows,
+    the month is settled, a line it does not take…; the body still to stage; whether ``spool``
+    already holds the body's start). Whatever it wrote to the database is undone.
+    """
+    head, skip, month = _direct_head(stream)
+    untouched = (None, itertools.chain([head], stream), False)
+    if month is None or month in settled or not clock.month_supported(*month):
+        return untouched
+    usage_partition_ensure(year=month[0], month=month[1])
+    name = usage_partition_name(*month)
+
+    def body():
+        spool.write(head)
+        yield head[skip:]  # the header line is not data
+        for chunk in stream:
+            spool.write(chunk)
+            yield chunk
+
+    try:
+        with transaction.atomic():
+            if not _partition_is_empty_locked(cur, name):
+                return untouched
+            cur.execute("SELECT app_key, id FROM billing_app")
+            apps = {key.encode(): b"%d," % pk for key, pk in cur.fetchall()}
+            cur.execute("SELECT code, id FROM billing_api")
+            apis = {code.encode(): b"%d," % pk for code, pk in cur.fetchall()}
+            pk = _partition_pk_name(cur, name)
+            if pk:
+                cur.execute(f"ALTER TABLE {name} DROP CONSTRAINT {pk}")
+            with cur.cursor.copy(f"COPY {name} ({_COLUMNS}) FROM STDIN (FORMAT csv)") as copy:
+                for block in _csv_with_ids(_csv_lines(body()), apps, apis):
+                    copy.write(block)
+            rows = cur.cursor.rowcount
+            cur.execute(usage_partition_pk_sql(name))  # a key twice in the batch fails here
+            return rows, (), True
+    except (_NotDirect, psycopg.Error, DataError, IntegrityError):
+        return None, stream, True
+
+
+def _stage(cur, data, fmt: str, spool, *, spooled: bool = False) -> tuple[str, int, int]:
     """COPY the batch into a temp table; returns (parse kind, lines to skip, rows to ingest).
+
+    ``spooled``: the direct attempt already copied the first part of ``data`` to ``spool``;
+    the rest is appended to it and the whole batch is read back from it.
 
     CSV first goes through a typed COPY (PostgreSQL's C parser, as fast as a bare COPY). Any
     malformed line makes that COPY fail as a whole; the batch is then replayed from the spool
     into a one-text-column table and parsed in SQL, so every bad line is found and reported by
     its number. NDJSON always takes the text path.
     """
+    if spooled:
+        for chunk in data:  # the rest of the body
+            spool.write(chunk)
+        data = _replay(spool)
+    write = _no_write if spooled else spool.write  # the spool holds each chunk once
     chunks = _chunks(data)
     first = next(chunks, b"")
     header = fmt == "csv" and first.lstrip()[:8].replace(b" ", b"").lower().startswith(b"app_key,")
@@ -536,15 +690,13 @@ def _stage(cur, data, fmt: str, spool) -> tuple[str, int, int]:
                 ) as copy,
             ):
                 for chunk in itertools.chain([first], chunks):
-                    spool.write(chunk)
+                    write(chunk)
                     copy.write(chunk)
             return "typed", 1 if header else 0, cur.cursor.rowcount  # the header took file line 1
         except (DataError, psycopg.DataError):
             for chunk in chunks:  # the rest of the stream, for the replay
-                spool.write(chunk)
-            spool.seek(0)
-            replay = iter(lambda: spool.read(1 << 20), b"")
-            first, chunks = b"", replay
+                write(chunk)
+            first, chunks = b"", _replay(spool)
     # CSV mode with delimiter and quote bytes that never occur in the data: one line → one
     # text field, no escaping. Parsing happens in SQL, where every line keeps its number.
     cur.execute(
