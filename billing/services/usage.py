@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 import psycopg
 from django.db import DataError, IntegrityError, connection, transaction
 from django.utils.translation import gettext
+from psycopg.copy import QueuedLibpqWriter
 
 from billing.errors import BillingConflict
 from billing.locks_metering import NS_USAGE_PARTITION, advisory_xact_lock, month_key
@@ -211,7 +212,8 @@ _CHECK = """
                 THEN 'location must be in_cloud or out_of_cloud'
             WHEN t.hour IS NULL THEN 'hour is not an ISO 8601 time with a UTC offset'
             WHEN t.hour < %(hour_min)s OR t.hour >= %(hour_max)s THEN 'hour outside 2000-01..2999-12'
-            WHEN extract(epoch FROM t.hour) %% 3600 <> 0 THEN 'hour is not on the hour'
+            WHEN date_bin('1 hour', t.hour, TIMESTAMPTZ '2000-01-01 00:00:00+00') <> t.hour
+                THEN 'hour is not on the hour'
             WHEN t.calls < 0 THEN 'negative calls'
             WHEN t.calls IS NULL THEN 'calls is not a whole number'
             WHEN {settled_condition} THEN 'month already settled (FEE-4.2)'
@@ -584,12 +586,10 @@ def _csv_with_ids(blocks: Iterable[bytes], apps: dict, apis: dict) -> Iterator[b
             raise _NotDirect
         try:
             rows = [line.split(b",", 2) for line in block.split(b"\n") if line]
-            for _key, _api, rest in rows:
-                hour = rest[rest.find(b",") + 1 : rest.rfind(b",")]
-                if hour not in hours_ok:
-                    if not _hour_has_offset(hour):
-                        raise _NotDirect
-                    hours_ok.add(hour)
+            hours = {rest[rest.find(b",") + 1 : rest.rfind(b",")] for _key, _api, rest in rows}
+            if not all(_hour_has_offset(hour) for hour in hours - hours_ok):
+                raise _NotDirect
+            hours_ok |= hours
             yield b"\n".join([apps[key] + apis[api] + rest for key, api, rest in rows]) + b"\n"
         except (ValueError, KeyError) as exc:  # not three fields; an unknown app_key or api
             raise _NotDirect from exc
@@ -647,7 +647,9 @@ def _load_direct(cur, stream, spool, settled) -> tuple[int | None, Iterable[byte
             pk = _partition_pk_name(cur, name)
             if pk:
                 cur.execute(f"ALTER TABLE {name} DROP CONSTRAINT {pk}")
-            with cur.cursor.copy(f"COPY {name} ({_COLUMNS}) FROM STDIN (FORMAT csv)") as copy:
+            # Sent from a second thread: Python prepares the next block while the server copies.
+            copy_sql = f"COPY {name} ({_COLUMNS}) FROM STDIN (FORMAT csv)"
+            with cur.cursor.copy(copy_sql, writer=QueuedLibpqWriter(cur.cursor)) as copy:
                 for block in _csv_with_ids(_csv_lines(body()), apps, apis):
                     copy.write(block)
             rows = cur.cursor.rowcount
