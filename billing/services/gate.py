@@ -4,7 +4,10 @@ Hot path. Static facts are cached in Redis with explicit invalidation by the ser
 change them (admin goes through those services too):
 - ``billing:gate:app:<app_key>`` → [app_id, organization_id] (or 0 for an unknown key);
   dropped when an app is created, rotated or deleted;
-- ``billing:gate:api:<code>`` → [api_id, tier] (or 0); dropped when a tier changes;
+- ``billing:gate:api:<code>`` → [api_id, tier in force today, end] (or 0); dropped when a tier
+  changes; ``end`` is the epoch second of the next scheduled tier change (00:00 Asia/Shanghai of
+  its day) or null: from then on the entry is read again, so a change made "from tomorrow" is
+  gated from midnight even when the midnight job that updates ``Api.tier`` runs late;
 - ``billing:gate:perm:<app_key>:<code>`` → 1/0; dropped when a permission is granted or
   revoked. Keyed by the request's own names so all three facts come in one MGET.
 All four facts (with Billing I's arrears key; the organization of an app key is memoised
@@ -17,13 +20,16 @@ Arrears are read through Billing I's ``wallet_in_arrears`` selector, which cache
 or a top-up is seen on the next call. Free APIs always pass and never touch the wallet.
 """
 
+import datetime as dt
+import time
 from dataclasses import dataclass
 
 from django.core.cache import cache
+from django.db.models import OuterRef, Subquery
 from django.utils.translation import gettext as _
 
-from billing.models import Api, App, Location, OutOfCloudPermission
-from portal import hotcache
+from billing.models import Api, ApiTierChange, App, Location, OutOfCloudPermission
+from portal import clock, hotcache
 
 CACHE_SECONDS = 24 * 60 * 60  # invalidation is explicit; the TTL only bounds stale memory
 OUT_OF_CLOUD = "FEE-3.1-OUT-OF-CLOUD"
@@ -74,9 +80,39 @@ class UnknownTarget(Exception):
 _app_org: dict[str, int] = {}
 
 
-def _facts(app_key: str, api_code: str) -> tuple[list | int, list | int, int | None, object]:
+def _api_fact(api_code: str, now: float) -> list | int:
+    """[api_id, tier in force today, epoch second of its next scheduled change or None], or 0.
+
+    The tier in force is the API's latest tier-history row from today or before (``Api.tier``
+    when it has none: an API from before the history), as settlement reads it.
+    """
+    today = clock.today(dt.datetime.fromtimestamp(now, dt.UTC))
+    changes = ApiTierChange.objects.filter(api=OuterRef("pk"))
+    row = (
+        Api.objects.filter(code=api_code)
+        .annotate(
+            in_force=Subquery(
+                changes.filter(effective_from__lte=today).order_by("-effective_from").values("tier")[:1]
+            ),
+            next_change=Subquery(
+                changes.filter(effective_from__gt=today)
+                .order_by("effective_from")
+                .values("effective_from")[:1]
+            ),
+        )
+        .values_list("id", "tier", "in_force", "next_change")
+        .first()
+    )
+    if row is None:
+        return 0
+    api_id, tier, in_force, next_change = row
+    return [api_id, in_force or tier, clock.start_of_day(next_change).timestamp() if next_change else None]
+
+
+def _facts(app_key: str, api_code: str, now: float) -> tuple[list | int, list | int, int | None, object]:
     """(app, api, permission, cached arrears or None) from one MGET; misses are read from the
-    database and cached (arrears misses are left to Billing I's selector)."""
+    database and cached (arrears misses are left to Billing I's selector). An API entry whose
+    tier has a scheduled change that is now in force counts as a miss."""
     from billing.selectors.wallet import arrears_cache_key
 
     keys = [app_cache_key(app_key), api_cache_key(api_code), perm_cache_key(app_key, api_code)]
@@ -91,9 +127,8 @@ def _facts(app_key: str, api_code: str) -> tuple[list | int, list | int, int | N
         row = App.objects.filter(app_key=app_key).values_list("id", "organization_id").first()
         app = list(row) if row else 0
         missing[keys[0]] = app
-    if api is None:
-        row = Api.objects.filter(code=api_code).values_list("id", "tier").first()
-        api = list(row) if row else 0
+    if api is None or (api and len(api) > 2 and api[2] is not None and now >= api[2]):
+        api = _api_fact(api_code, now)
         missing[keys[1]] = api
     if perm is None and app and api:
         perm = int(OutOfCloudPermission.objects.filter(app_id=app[0], api_id=api[0]).exists())
@@ -115,17 +150,18 @@ def _in_arrears(organization_id: int, cached) -> bool:
     return wallet_in_arrears(organization_id=organization_id)
 
 
-def gate_check(*, app_key: str, api: str, location: str) -> GateDecision:
-    """Decide one call. Raises ``UnknownTarget`` for an unknown app key or API."""
+def gate_check(*, app_key: str, api: str, location: str, now: dt.datetime | None = None) -> GateDecision:
+    """Decide one call (at ``now``, default the current time). Raises ``UnknownTarget`` for an
+    unknown app key or API."""
     if location not in Location.values:
         raise ValueError("location")
-    app, api_row, perm, arrears = _facts(app_key, api)
+    app, api_row, perm, arrears = _facts(app_key, api, now.timestamp() if now else time.time())
     if not app:
         raise UnknownTarget("app_key")
     if not api_row:
         raise UnknownTarget("api")
     _app_id, org_id = app
-    _api_id, tier = api_row
+    tier = api_row[1]
     if tier == Api.Tier.FREE:
         return GateDecision(True, tier=tier)
     if tier == Api.Tier.VALUE_ADDED and location == Location.OUT_OF_CLOUD and not perm:

@@ -106,6 +106,8 @@ def api_update(
                     api=api, effective_from=effective, defaults={"tier": tier, "actor": _user_or_none(actor)}
                 )
             details["from"] = effective.isoformat()
+            # The gate caches the tier in force with the moment of its next change: re-read it.
+            transaction.on_commit(lambda: gate.gate_invalidate_api(code=api.code))
     if title is not None and api.pk is not None:
         Api.objects.filter(pk=api.pk).update(title=title)
         api.title = title

@@ -1,6 +1,7 @@
 """The gate (FEE-3.1(1), FEE-6.1): decisions, cache invalidation, the HTTP endpoint."""
 
 import datetime as dt
+import time
 
 import pytest
 from django.core.cache import cache
@@ -9,14 +10,14 @@ from billing.models import Api, OutOfCloudPermission
 from billing.services import metering as svc
 from billing.services.gate import ARREARS, OUT_OF_CLOUD, UnknownTarget, app_cache_key, gate_check
 from billing.services.wallet import wallet_charge_for_month
-from billing.tests.factories_metering import ApiFactory, top_up
+from billing.tests.factories_metering import ApiFactory, sh, top_up
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/billing/gate"
 
 
-def decide(app, api, location="in_cloud"):
-    d = gate_check(app_key=app.app_key, api=api.code, location=location)
+def decide(app, api, location="in_cloud", now=None):
+    d = gate_check(app_key=app.app_key, api=api.code, location=location, now=now)
     return d.allow, d.code
 
 
@@ -66,15 +67,16 @@ def test_fee_3_1_permission_only_for_value_added_apis(app):
 
 def test_fee_2_1_tier_change_is_seen_on_the_next_call_after_the_midnight_job(app, oncommit):
     day14, day15, day16 = dt.date(2026, 3, 14), dt.date(2026, 3, 15), dt.date(2026, 3, 16)
+    noon = {day: sh(day.year, day.month, day.day, 12) for day in (day14, day15, day16)}
     api = ApiFactory(tier=Api.Tier.BASIC)
-    assert decide(app, api, "out_of_cloud") == (True, None)
+    assert decide(app, api, "out_of_cloud", noon[day14]) == (True, None)
     oncommit(svc.api_update, api=api, tier=Api.Tier.VALUE_ADDED, today=day14)
-    assert decide(app, api, "out_of_cloud") == (True, None)  # scheduled for the 15th
+    assert decide(app, api, "out_of_cloud", noon[day14]) == (True, None)  # scheduled for the 15th
     oncommit(svc.api_tiers_apply_due, today=day15)
-    assert decide(app, api, "out_of_cloud") == (False, OUT_OF_CLOUD)
+    assert decide(app, api, "out_of_cloud", noon[day15]) == (False, OUT_OF_CLOUD)
     oncommit(svc.api_update, api=api, tier=Api.Tier.FREE, today=day15)
     oncommit(svc.api_tiers_apply_due, today=day16)
-    assert decide(app, api, "out_of_cloud") == (True, None)
+    assert decide(app, api, "out_of_cloud", noon[day16]) == (True, None)
 
 
 def test_fee_6_1_arrears_deny_paid_apis_and_a_top_up_lifts_them_on_the_next_call(app, va, oncommit):
@@ -93,7 +95,7 @@ def test_fee_6_1_arrears_deny_paid_apis_and_a_top_up_lifts_them_on_the_next_call
 def test_gate_caches_static_facts_and_a_new_app_is_seen_at_once(org, oncommit):
     from billing.services.gate import _facts
 
-    assert _facts("ak-not-yet", "x")[0] == 0  # a cached "unknown app"
+    assert _facts("ak-not-yet", "x", time.time())[0] == 0  # a cached "unknown app"
     basic = ApiFactory(tier=Api.Tier.BASIC)
     app, _raw = oncommit(svc.app_create_for_organization, organization_id=org.id, name="n")
     assert cache.get(app_cache_key(app.app_key)) is None

@@ -192,9 +192,15 @@ class TestTierChange:
         with django_capture_on_commit_callbacks(execute=True):
             svc.api_update(api=api, tier=Api.Tier.VALUE_ADDED)
         assert gate_check(app_key=app.app_key, api=api.code, location=OUT).allow  # still today
+        tomorrow = clock.today() + dt.timedelta(days=1)
         with django_capture_on_commit_callbacks(execute=True):
-            svc.api_tiers_apply_due(today=clock.today() + dt.timedelta(days=1))
-        decision = gate_check(app_key=app.app_key, api=api.code, location=OUT)
+            svc.api_tiers_apply_due(today=tomorrow)
+        decision = gate_check(
+            app_key=app.app_key,
+            api=api.code,
+            location=OUT,
+            now=clock.start_of_day(tomorrow) + dt.timedelta(hours=9),
+        )
         assert (decision.allow, decision.code) == (False, OUT_OF_CLOUD)
 
 
@@ -320,7 +326,8 @@ class TestScheduledTierChange:
     ):
         # given a basic API at 100 fen per 1,000 calls, cached by the gate
         api = paid_api(price_fen_per_1000=100)
-        assert gate_check(app_key=app.app_key, api=api.code, location=OUT).allow
+        evening = sh(2026, 3, 14, 18)
+        assert gate_check(app_key=app.app_key, api=api.code, location=OUT, now=evening).allow
         # when staff make it free at 18:00 on the 14th, after calls that morning and that evening
         with django_capture_on_commit_callbacks(execute=True):
             svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_14)
@@ -334,7 +341,7 @@ class TestScheduledTierChange:
         # then Api.tier and the gate are unchanged that day
         assert Api.objects.get(pk=api.pk).tier == "basic"
         assert history(api) == [(TIER_HISTORY_START, "basic"), (MARCH_15, "free")]
-        assert gate_check(app_key=app.app_key, api=api.code, location=OUT).tier == "basic"
+        assert gate_check(app_key=app.app_key, api=api.code, location=OUT, now=evening).tier == "basic"
         # and the whole 14th is billed under the old tier, the 15th under the new one
         settle()
         line = BillLine.objects.get()
@@ -345,7 +352,7 @@ class TestScheduledTierChange:
         api = ApiFactory(tier=Api.Tier.BASIC)
         other = ApiFactory(tier=Api.Tier.FREE)
         svc.api_update(api=api, tier=Api.Tier.VALUE_ADDED, today=MARCH_14)
-        assert gate_check(app_key=app.app_key, api=api.code, location=OUT).allow
+        assert gate_check(app_key=app.app_key, api=api.code, location=OUT, now=sh(2026, 3, 14, 18)).allow
         # when the job runs on the 14th: nothing is due yet
         assert svc.api_tiers_apply_due(today=MARCH_14) == []
         assert Api.objects.get(pk=api.pk).tier == "basic"
@@ -355,7 +362,7 @@ class TestScheduledTierChange:
         # then Api.tier is the tier in force, the gate sees it on the next call, and it is audited
         assert Api.objects.get(pk=api.pk).tier == "value_added"
         assert Api.objects.get(pk=other.pk).tier == "free"
-        decision = gate_check(app_key=app.app_key, api=api.code, location=OUT)
+        decision = gate_check(app_key=app.app_key, api=api.code, location=OUT, now=sh(2026, 3, 15, 9))
         assert (decision.allow, decision.code) == (False, OUT_OF_CLOUD)
         entry = AuditEntry.objects.get(action="billing.api_tier_apply")
         assert entry.actor is None and entry.object_id == str(api.pk)
@@ -366,6 +373,33 @@ class TestScheduledTierChange:
         assert callbacks == []
         assert Api.objects.get(pk=api.pk).tier == "value_added"
         assert AuditEntry.objects.filter(action="billing.api_tier_apply").count() == 1
+
+    def test_fee_2_1_the_gate_applies_a_scheduled_change_at_midnight_even_before_the_job(
+        self, app, django_capture_on_commit_callbacks
+    ):
+        # given a basic API cached by the gate, made value-added today (from tomorrow)
+        api = ApiFactory(tier=Api.Tier.BASIC)
+        today = clock.today()
+        midnight = clock.start_of_day(today + dt.timedelta(days=1))
+        assert gate_check(app_key=app.app_key, api=api.code, location=OUT).allow
+        with django_capture_on_commit_callbacks(execute=True):
+            svc.api_update(api=api, tier=Api.Tier.VALUE_ADDED, today=today)
+        # then the gate keeps the old tier until midnight
+        before = gate_check(
+            app_key=app.app_key, api=api.code, location=OUT, now=midnight - dt.timedelta(seconds=1)
+        )
+        assert (before.allow, before.tier) == (True, "basic")
+        # and applies the new one from midnight, while the midnight job has not run yet
+        after = gate_check(app_key=app.app_key, api=api.code, location=OUT, now=midnight)
+        assert (after.allow, after.code, after.tier) == (False, OUT_OF_CLOUD, "value_added")
+        assert Api.objects.get(pk=api.pk).tier == "basic"
+        # and the job, when it runs, changes nothing the gate sees
+        with django_capture_on_commit_callbacks(execute=True):
+            svc.api_tiers_apply_due(today=today + dt.timedelta(days=1))
+        later = gate_check(
+            app_key=app.app_key, api=api.code, location=OUT, now=midnight + dt.timedelta(hours=1)
+        )
+        assert (later.allow, later.tier) == (False, "value_added")
 
     def test_fee_2_1_the_job_finds_due_apis_in_one_query(self, django_assert_num_queries):
         for _ in range(3):
