@@ -1,0 +1,3 @@
+SELECT nextval('oseq') AS n \gset
+\set w random(1, 1000)
+UPDATE bench_bare_balance SET balance = balance + 100 WHERE id = :w;

@@ -1,0 +1,3 @@
+-- DIAGNOSTIC ONLY (drops correctness guards): measure the per-execution cost of CHECK constraints
+ALTER TABLE billing_ledgerentry DROP CONSTRAINT billing_ledgerentry_charge_not_positive, DROP CONSTRAINT billing_ledgerentry_credit_positive, DROP CONSTRAINT billing_ledgerentry_deposit_positive, DROP CONSTRAINT billing_ledgerentry_kind_valid, DROP CONSTRAINT billing_ledgerentry_period_month_check, DROP CONSTRAINT billing_ledgerentry_period_year_check;
+ALTER TABLE billing_topuporder DROP CONSTRAINT billing_topuporder_amount_range, DROP CONSTRAINT billing_topuporder_paid_has_time, DROP CONSTRAINT billing_topuporder_state_valid;
