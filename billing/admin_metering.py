@@ -10,6 +10,7 @@ import datetime as dt
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -126,19 +127,49 @@ class ApiForm(forms.ModelForm):
 @admin.register(Api)
 class ApiAdmin(admin.ModelAdmin):
     form = ApiForm
-    list_display = ["code", "title", "tier", "current_price"]
+    list_display = ["code", "title", "tier", "scheduled_tier", "current_price"]
     list_filter = ["tier"]
     search_fields = ["code", "title"]
     inlines = [ApiTierChangeInline, ApiPriceInline]
+
+    def get_queryset(self, request):
+        # Today's price and the next scheduled tier change, in the list's one query (no query
+        # per row); "today" is the business date (Asia/Shanghai), as settlement prices days.
+        today = clock.today()
+        prices = ApiPrice.objects.filter(api=OuterRef("pk"), effective_from__lte=today).order_by(
+            "-effective_from"
+        )
+        upcoming = ApiTierChange.objects.filter(api=OuterRef("pk"), effective_from__gt=today).order_by(
+            "effective_from"
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                price_today=Subquery(prices.order_by("-effective_from").values("price_fen_per_1000")[:1]),
+                next_tier=Subquery(upcoming.order_by("effective_from").values("tier")[:1]),
+                next_tier_from=Subquery(upcoming.order_by("effective_from").values("effective_from")[:1]),
+            )
+        )
 
     def get_readonly_fields(self, request, obj=None):
         # The gate caches by API name; a rename would leave stale entries behind.
         return ["code"] if obj else []
 
-    @admin.display(description=_("当前单价(分/千次)"))
+    @admin.display(description=_("当前单价(分/千次)"), ordering="price_today")
     def current_price(self, obj):
-        price = obj.prices.filter(effective_from__lte=dt.date.today()).order_by("-effective_from").first()
-        return price.price_fen_per_1000 if price else "—"
+        return "—" if obj.price_today is None else obj.price_today
+
+    @admin.display(description=_("已排定的类型变更"))
+    def scheduled_tier(self, obj):
+        """The tier column is the tier in force today; a change made today shows here until
+        the midnight job applies it."""
+        if not obj.next_tier:
+            return "—"
+        return _("%(tier)s, 自 %(day)s 起") % {
+            "tier": Api.Tier(obj.next_tier).label,
+            "day": obj.next_tier_from,
+        }
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         # The forms check FEE-4.2 before saving, outside the services' lock; a month planned in

@@ -151,3 +151,27 @@ def test_price_history_is_ordered_newest_first(client, ops):
     ApiPrice.objects.create(api=api, price_fen_per_1000=200, effective_from=dt.date(2026, 1, 1))
     html = client.get(reverse("admin:billing_api_change", args=[api.pk])).content.decode()
     assert html.index("2026-01-01") < html.index("2025-01-01")
+
+
+def test_fee_2_1_api_list_shows_todays_price_and_a_scheduled_tier_change(
+    client, ops, django_assert_max_num_queries
+):
+    from billing.services import metering as svc
+    from portal import clock
+
+    today = clock.today()
+    changing = paid_api(price_fen_per_1000=120)
+    ApiPrice.objects.create(api=changing, price_fen_per_1000=999, effective_from=today + dt.timedelta(days=3))
+    svc.api_update(api=changing, tier=Api.Tier.VALUE_ADDED, today=today)
+    steady = paid_api(price_fen_per_1000=80)
+    ApiFactory.create_batch(5)
+    with django_assert_max_num_queries(12):  # one list query, not one per row
+        page = client.get(reverse("admin:billing_api_changelist")).content.decode()
+    rows = {
+        api.code: page[page.index(api.code) : page.index("</tr>", page.index(api.code))]
+        for api in (changing, steady)
+    }
+    tomorrow = (today + dt.timedelta(days=1)).isoformat()
+    assert "120" in rows[changing.code] and "999" not in rows[changing.code]  # the price in force today
+    assert f"{Api.Tier.VALUE_ADDED.label}, 自 {tomorrow} 起" in rows[changing.code]
+    assert "80" in rows[steady.code] and "自" not in rows[steady.code]
