@@ -26,6 +26,9 @@ from django.utils.translation import gettext_lazy as _
 
 class User(AbstractUser):
     display_name = models.CharField(_("显示名称"), max_length=100, blank=True)
+    # The language the user picked with the switch (empty: the portal's default). Pages follow
+    # it once the user signs in, on any browser; emails to the user are written in it.
+    language = models.CharField(_("语言"), max_length=10, blank=True, choices=settings.LANGUAGES)
 
     def __str__(self):
         return self.display_name or self.username

@@ -77,12 +77,14 @@ def notification_send(
             return None
         raise
     if email:
-        recipients = _emails_for(user=user, organization=organization)
-        if recipients:
+        for language, recipients in _emails_by_language(user=user, organization=organization).items():
+            with translation.override(language):
+                subject = notification_text_render(title, params)
+                text = notification_text_render(body, params)
             transaction.on_commit(
-                lambda: send_mail(
-                    title_text,
-                    f"{body_text}\n\n{settings.PORTAL_BASE_URL}{url}",
+                lambda subject=subject, text=text, recipients=recipients: send_mail(
+                    subject,
+                    f"{text}\n\n{settings.PORTAL_BASE_URL}{url}",
                     None,
                     recipients,
                     fail_silently=True,
@@ -91,17 +93,35 @@ def notification_send(
     return note
 
 
-def _emails_for(*, user, organization) -> list[str]:
+def _emails_by_language(*, user, organization) -> dict[str, list[str]]:
+    """Recipients grouped by the language their email is written in: a user's stored language,
+    else the portal's default (also for the organization's contact address)."""
+    default = settings.LANGUAGE_CODE
     if user is not None:
-        return [user.email] if user.email else []
-    emails = list(
-        Membership.objects.filter(organization=organization)
-        .exclude(user__email="")
-        .values_list("user__email", flat=True)
-    )
-    if organization.contact_email:
-        emails.append(organization.contact_email)
-    return sorted(set(emails))
+        pairs = [(user.email, user.language)]
+    else:
+        pairs = list(
+            Membership.objects.filter(organization=organization)
+            .exclude(user__email="")
+            .values_list("user__email", "user__language")
+        )
+        pairs.append((organization.contact_email, ""))
+    by_language: dict[str, set[str]] = {}
+    taken = set()
+    for address, language in sorted(pairs, key=lambda pair: pair[1] == ""):  # a stated language first
+        if address and address not in taken:
+            taken.add(address)
+            by_language.setdefault(language or default, set()).add(address)
+    return {language: sorted(addresses) for language, addresses in sorted(by_language.items())}
+
+
+def user_language_set(*, user, language: str) -> None:
+    """Store the language a signed-in user picked with the switch (pages and emails follow it)."""
+    if language not in dict(settings.LANGUAGES):
+        raise DomainError("LANGUAGE", "Unknown language.", field="language")
+    if user.language != language:
+        user.language = language
+        user.save(update_fields=["language"])
 
 
 def notification_mark_read(*, user, notification_id: int) -> None:

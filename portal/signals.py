@@ -7,12 +7,15 @@ its keys reloads them (and a deactivated user's key is refused) instead of actin
 main account until the entry's TTL.
 """
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_in
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from portal.api_auth import key_cache_forget_organization
+from portal.middleware import LANGUAGE_SESSION_KEY
 from portal.models import Membership
 
 
@@ -28,9 +31,25 @@ def _membership_changed(sender, instance: Membership, **kwargs):
 
 @receiver(post_save, sender=get_user_model(), dispatch_uid="portal.apikey.user_saved")
 def _user_changed(sender, instance, created=False, update_fields=None, **kwargs):
-    if created or (update_fields is not None and set(update_fields) <= {"last_login"}):
-        return  # a new user is nobody's main account yet; a login changes nothing cached
+    if created or (update_fields is not None and set(update_fields) <= {"last_login", "language"}):
+        return  # a new user is nobody's main account yet; a login or a language changes nothing cached
     for organization_id in Membership.objects.filter(user=instance, role=Membership.Role.MAIN).values_list(
         "organization_id", flat=True
     ):
         _forget_after_commit(organization_id)
+
+
+@receiver(user_logged_in, dispatch_uid="portal.language.logged_in")
+def _language_at_sign_in(sender, request, user, **kwargs):
+    """Pages follow the user's stored language from sign-in on, on any browser. A user with
+    none yet keeps (and stores) the one this browser's switch picked."""
+    if request is None or not hasattr(request, "session"):
+        return
+    if not user.language:
+        chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
+        if chosen not in dict(settings.LANGUAGES):
+            return
+        from portal.services import user_language_set
+
+        user_language_set(user=user, language=chosen)
+    request.session[LANGUAGE_SESSION_KEY] = user.language

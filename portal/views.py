@@ -1,9 +1,11 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.views import i18n as i18n_views
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -12,7 +14,7 @@ from portal.errors import DomainError
 from portal.extensions import collect
 from portal.forms import ApiKeyCreateForm
 from portal.health import health_report
-from portal.middleware import ACTIVE_ORG_SESSION_KEY
+from portal.middleware import ACTIVE_ORG_SESSION_KEY, LANGUAGE_SESSION_KEY
 
 
 @login_required
@@ -64,6 +66,18 @@ def api_key_create(request):
 
 
 @never_cache
+@require_POST
+def set_language(request):
+    """Django's language switch (sets the cookie), and for a signed-in user also the stored
+    language: pages on every browser and the user's emails follow it."""
+    response = i18n_views.set_language(request)
+    code = request.POST.get("language")
+    if request.user.is_authenticated and code in dict(settings.LANGUAGES):
+        services.user_language_set(user=request.user, language=code)
+        request.session[LANGUAGE_SESSION_KEY] = code
+    return response
+
+
 def healthz(request):
     healthy, checks = health_report()
     down = [name for name, value in checks.items() if value != "ok"]
