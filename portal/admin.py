@@ -38,7 +38,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(User)
 class UserAdmin(AuditedModelAdmin, BaseUserAdmin):
-    fieldsets = (*BaseUserAdmin.fieldsets, ("Portal", {"fields": ("display_name",)}))
+    fieldsets = (*BaseUserAdmin.fieldsets, ("Portal", {"fields": ("display_name", "language")}))
     list_display = ("username", "display_name", "email", "is_staff", "is_active")
 
 
