@@ -37,4 +37,12 @@ def test_demo_developer_tops_up_100_yuan_through_the_sandbox_cashier(page, live_
     page.goto(f"{live_server.url}/billing/wallet/")
     assert _yuan(page.get_by_test_id("balance").inner_text()) == before + 10_000
     assert page.locator('tr[data-kind="top_up_credit"]').count() == credits_before + 1
+    # the balance chart ends at the new balance, on a time axis labelled with Shanghai dates
+    chart = page.wait_for_function(
+        "() => { const c = document.querySelector('canvas[data-chart=\"balance-chart\"]').chart;"
+        " return c && c.scales.x.ticks.length && {labels: c.scales.x.ticks.map(t => t.label),"
+        " last: c.data.datasets[0].data.at(-1).y}; }"
+    ).json_value()
+    assert round(chart["last"] * 100) == before + 10_000
+    assert chart["labels"] and all(re.fullmatch(r"\d{4}/\d{2}/\d{2}", label) for label in chart["labels"])
     assert LedgerEntry.objects.filter(kind="top_up_credit", amount_fen=10_000).count() == 1

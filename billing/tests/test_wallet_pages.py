@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 from django.urls import reverse
 
-from billing.models import ClosureRequest, Invoice, TopUpOrder
+from billing.models import ClosureRequest, Invoice, LedgerEntry, TopUpOrder
 from billing.services.invoice import invoice_issue, invoice_request
 from billing.services.topup import top_up_create
 from billing.services.wallet import wallet_charge_for_month
@@ -53,7 +53,11 @@ def test_wallet_page_has_a_constant_query_count(client, owner, django_assert_max
     with django_assert_max_num_queries(20):
         resp = client.get(reverse("billing:wallet"))
     assert resp.status_code == 200
-    assert resp.context["chart_config"]["data"]["datasets"][0]["data"][-1] == -0.09
+    points = resp.context["chart_config"]["data"]["datasets"][0]["data"]
+    assert points[-1]["y"] == -0.09
+    # a time axis: x is the entry's time (epoch ms), so uneven gaps keep their width
+    times = [e.created_at for e in LedgerEntry.objects.filter(wallet__organization_id=owner.organization_id)]
+    assert [p["x"] for p in points] == sorted(int(t.timestamp() * 1000) for t in times)
 
 
 def test_ledger_filters_by_kind_and_date(client, owner):

@@ -20,11 +20,33 @@ function tick() {
 }
 setInterval(tick, 1000);
 document.addEventListener("DOMContentLoaded", tick);
-// Charts: <canvas data-chart="json-script-id"> whose JSON is a Chart.js config.
+// Charts: <canvas data-chart="json-script-id"> whose JSON is a Chart.js config. With
+// data-time-axis="x" the x values are epoch milliseconds, shown as Asia/Shanghai dates (the
+// JSON cannot carry the formatting functions, and Chart.js's own time axis needs an adapter).
+function shanghaiTime(ms, withTime) {
+  const options = { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit" };
+  if (withTime) Object.assign(options, { hour: "2-digit", minute: "2-digit", hour12: false });
+  return new Date(ms).toLocaleString(document.documentElement.lang || "zh-CN", options);
+}
 document.addEventListener("DOMContentLoaded", () => {
   if (!window.Chart) return;
   document.querySelectorAll("canvas[data-chart]").forEach((canvas) => {
     const source = document.getElementById(canvas.dataset.chart);
-    if (source) new window.Chart(canvas, JSON.parse(source.textContent));
+    if (!source) return;
+    const config = JSON.parse(source.textContent);
+    const axis = canvas.dataset.timeAxis;
+    if (axis) {
+      const scales = (config.options.scales = config.options.scales || {});
+      scales[axis] = Object.assign({ type: "linear" }, scales[axis]);
+      scales[axis].ticks = Object.assign({}, scales[axis].ticks, {
+        callback: (value) => shanghaiTime(value, false),
+        maxTicksLimit: 8,
+      });
+      const plugins = (config.options.plugins = config.options.plugins || {});
+      plugins.tooltip = Object.assign({}, plugins.tooltip, {
+        callbacks: { title: (items) => (items.length ? shanghaiTime(items[0].parsed[axis], true) : "") },
+      });
+    }
+    canvas.chart = new window.Chart(canvas, config);
   });
 });
