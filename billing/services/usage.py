@@ -629,8 +629,11 @@ def _load_direct(cur, stream, spool, settled) -> tuple[int | None, Iterable[byte
     usage_partition_ensure(year=month[0], month=month[1])
     name = usage_partition_name(*month)
 
+    read = []  # the body's start went to the spool (what is read from here on is spooled)
+
     def body():
         spool.write(head)
+        read.append(True)
         yield head[skip:]  # the header line is not data
         for chunk in stream:
             spool.write(chunk)
@@ -656,7 +659,7 @@ def _load_direct(cur, stream, spool, settled) -> tuple[int | None, Iterable[byte
             cur.execute(usage_partition_pk_sql(name))  # a key twice in the batch fails here
             return rows, (), True
     except (_NotDirect, psycopg.Error, DataError, IntegrityError):
-        return None, stream, True
+        return (None, stream, True) if read else untouched
 
 
 def _stage(cur, data, fmt: str, spool, *, spooled: bool = False) -> tuple[str, int, int]:

@@ -185,3 +185,21 @@ def test_fee_2_3_a_month_with_rows_is_merged_not_loaded_directly(app, general_pa
     usage.usage_ingest(data=f"{HEADER}\n{line}7\n".encode(), batch_id="again")
     assert general_path_calls == [1]  # the second batch: the month had rows
     assert [calls for _, _, calls in rows_of(app, api)] == [7]
+
+
+@pytest.mark.django_db
+def test_fee_2_3_a_failure_before_the_copy_starts_loses_no_line(app, general_path_calls, monkeypatch):
+    """The direct attempt fails after reading the body's first lines but before copying any:
+    the general path still gets every line, the first ones included."""
+    api = paid_api()
+
+    def refuse(_blocks):
+        raise usage._NotDirect
+
+    monkeypatch.setattr(usage, "_csv_lines", refuse)
+    line = f"{app.app_key},{api.code},in_cloud,2026-03-05T1{{}}:00:00+08:00,{{}}"
+    body = f"{HEADER}\n{line.format(0, 1)}\n{line.format(1, 2)}\n{line.format(2, 3)}\n".encode()
+    result = usage.usage_ingest(data=pieces(body, 8), batch_id="early")
+    assert (general_path_calls, result.rows_total, result.rows_accepted) == ([1], 3, 3)
+    assert [calls for _, _, calls in rows_of(app, api)] == [1, 2, 3]
+    assert UsageBatch.objects.get(batch_id="early").content_sha256 == hashlib.sha256(body).hexdigest()
