@@ -488,6 +488,7 @@ def _ingest_in_transaction(*, stream, batch_id, fmt, source, started) -> IngestR
 
 def _load(cur, stream, fmt: str, spool, settled) -> tuple[int, int, list[dict]]:
     """The batch into its months' partitions: (lines, lines refused, the first refusals)."""
+    stream = _without_bom(stream)
     rest, spooled = stream, False
     if fmt == "csv":
         direct, rest, spooled = _load_direct(cur, stream, spool, settled)
@@ -526,6 +527,34 @@ def _load(cur, stream, fmt: str, spool, settled) -> tuple[int, int, list[dict]]:
         )
         errors = [{"line": line, "reason": reason} for line, reason in cur.fetchall()]
     return total, rejected, errors
+
+
+def _without_bom(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The body without a leading UTF-8 byte-order mark (spreadsheets write one)."""
+    chunks = iter(chunks)
+    first = b""
+    for chunk in chunks:
+        first += chunk
+        if len(first) >= 3:
+            break
+    yield first.removeprefix(b"\xef\xbb\xbf")
+    yield from chunks
+
+
+def _is_header(start: bytes) -> bool:
+    """The body starts with the CSV header line (both paths decide alike)."""
+    return start.lstrip()[:8].replace(b" ", b"").lower().startswith(b"app_key,")
+
+
+def _lf_endings(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """CRLF line ends as LF, also across chunk boundaries: a body mixing the two is still one
+    line per line for COPY (which takes the first line's ending for all)."""
+    carry = b""
+    for chunk in chunks:
+        data = carry + chunk
+        carry = b"\r" if data.endswith(b"\r") else b""
+        yield (data[:-1] if carry else data).replace(b"\r\n", b"\n")
+    yield carry
 
 
 def _replay(spool) -> Iterator[bytes]:
@@ -603,12 +632,15 @@ def _direct_head(stream) -> tuple[bytes, int, tuple[int, int] | None]:
         if head.count(b"\n") >= 2:
             break
     lines = head.split(b"\n", 2)
-    header = lines[0].replace(b" ", b"").lower().startswith(b"app_key,")
+    header = _is_header(head)
     skip = len(lines[0]) + 1 if header else 0
+    if len(lines) < 2 or b"\r" in head:  # no data line yet; CRLF: the general path
+        return head, skip, None
     fields = lines[1 if header else 0].split(b",")
-    if len(lines) < 2 or len(fields) != 5 or not _hour_has_offset(fields[3]):
+    if len(fields) != 5 or not _hour_has_offset(fields[3]):
         return head, skip, None
     try:
+        lines[0].decode()  # a header COPY never sees must still be text the general path takes
         local = clock.local(dt.datetime.fromisoformat(fields[3].decode()))
     except (UnicodeDecodeError, ValueError):
         return head, skip, None
@@ -680,7 +712,9 @@ def _stage(cur, data, fmt: str, spool, *, spooled: bool = False) -> tuple[str, i
     write = _no_write if spooled else spool.write  # the spool holds each chunk once
     chunks = _chunks(data)
     first = next(chunks, b"")
-    header = fmt == "csv" and first.lstrip()[:8].replace(b" ", b"").lower().startswith(b"app_key,")
+    while b"\n" not in first and (more := next(chunks, None)) is not None:
+        first += more  # the whole first line, to tell a header however the body was cut
+    header = fmt == "csv" and _is_header(first)
     if fmt == "csv":
         cur.execute(
             "CREATE TEMP TABLE billing_usage_typed (line bigint GENERATED ALWAYS AS IDENTITY,"
@@ -708,11 +742,19 @@ def _stage(cur, data, fmt: str, spool, *, spooled: bool = False) -> tuple[str, i
         "CREATE TEMP TABLE billing_usage_stage (line bigint GENERATED ALWAYS AS IDENTITY, raw text)"
         " ON COMMIT DROP"
     )
-    with cur.cursor.copy(
-        "COPY billing_usage_stage (raw) FROM STDIN (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')"
-    ) as copy:
-        for chunk in itertools.chain([first], chunks):
-            copy.write(chunk)
+    try:
+        with (
+            transaction.atomic(),
+            cur.cursor.copy(
+                "COPY billing_usage_stage (raw) FROM STDIN (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')"
+            ) as copy,
+        ):
+            for chunk in _lf_endings(itertools.chain([first], chunks)):
+                copy.write(chunk)
+    except (DataError, psycopg.DataError) as exc:  # not UTF-8, or a carriage return inside a line
+        raise DomainError(
+            "invalid", gettext("用量数据必须是 UTF-8 文本, 每行以换行符 (LF 或 CRLF) 结尾。"), field="body"
+        ) from exc
     skip = 1 if header else 0
     cur.execute(
         "SELECT count(*) FROM billing_usage_stage"

@@ -203,3 +203,79 @@ def test_fee_2_3_a_failure_before_the_copy_starts_loses_no_line(app, general_pat
     assert (general_path_calls, result.rows_total, result.rows_accepted) == ([1], 3, 3)
     assert [calls for _, _, calls in rows_of(app, api)] == [1, 2, 3]
     assert UsageBatch.objects.get(batch_id="early").content_sha256 == hashlib.sha256(body).hexdigest()
+
+
+# Bodies at the edges of CSV: the answer must not depend on whether the month is empty (the
+# direct path may take the batch) or has rows (the general path does). {k} and {x} are filled in.
+GOOD = "{k},{x},in_cloud,2026-03-05T10:00:00+08:00,1"
+EDGE_BODIES = {
+    "a header only, no newline": HEADER,
+    "a header ending CRLF, data lines LF": f"{HEADER}\r\n{GOOD}\n",
+    "CRLF and LF mixed in the data": f"{HEADER}\n{GOOD}\r\n" + GOOD.replace("10:00", "11:00") + "\n",
+    "a header with a space inside": "app_key ,api,location,hour,calls\n" + GOOD + "\n",
+    "a UTF-8 BOM before the header": "\ufeff" + HEADER + "\n" + GOOD + "\n",
+}
+
+
+def answer(result):
+    if isinstance(result, Exception):
+        return type(result).__name__, getattr(result, "code", None), getattr(result, "field", None)
+    return result.rows_total, result.rows_accepted, result.rows_rejected, result.errors
+
+
+def ingest(body: bytes, batch_id: str, size: int):
+    try:
+        return usage.usage_ingest(data=pieces(body, size), batch_id=batch_id)
+    except Exception as exc:
+        return exc
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", EDGE_BODIES)
+@pytest.mark.parametrize("size", [1, 1 << 20])
+def test_fee_2_3_edge_bodies_get_the_same_answer_in_an_empty_and_a_filled_month(case, size):
+    from billing.tests.factories_metering import AppFactory
+
+    api = paid_api()
+    first, second = AppFactory(), AppFactory()
+    body = EDGE_BODIES[case]
+    in_empty = ingest(body.format(k=first.app_key, x=api.code).encode(), "empty", size)
+    usage.usage_ingest(  # March now has rows
+        data=f"{HEADER}\n{GOOD.format(k=second.app_key, x=api.code).replace('10:00', '20:00')}\n".encode(),
+        batch_id="fill",
+    )
+    in_filled = ingest(body.format(k=second.app_key, x=api.code).encode(), "filled", size)
+    assert answer(in_empty) == answer(in_filled)
+    if case == "a UTF-8 BOM before the header":
+        assert answer(in_empty) == (1, 1, 0, [])
+    assert not isinstance(in_empty, Exception) or in_empty.__class__.__name__ == "DomainError"
+    assert [c for _, _, c in rows_of(first, api)] == [
+        c
+        for _, hour, c in rows_of(second, api)
+        if hour.hour != 12  # 20:00 +08:00 is the filler
+    ]
+
+
+@pytest.mark.django_db
+def test_fee_2_3_a_body_that_is_not_utf8_is_refused_naming_the_body(app):
+    api = paid_api()
+    body = (
+        f"{HEADER}\n{app.app_key},{api.code},in_cloud,2026-03-05T10:00:00+08:00,1\n".encode() + b"\xff,\xfe\n"
+    )
+    with pytest.raises(usage.DomainError) as exc:
+        usage.usage_ingest(data=body, batch_id="latin")
+    assert (exc.value.code, exc.value.field) == ("invalid", "body")
+    assert not UsageBatch.objects.filter(batch_id="latin").exists()  # nothing recorded: resend it fixed
+
+
+@pytest.mark.django_db
+def test_fee_2_3_the_api_answers_400_naming_the_body_for_a_body_that_is_not_utf8(client, app, gateway_token):
+    body = HEADER.encode() + b"\n\xff,\xfe,in_cloud,2026-03-05T10:00:00+08:00,1\n"
+    resp = client.post(
+        "/api/v1/billing/usage?batch_id=latin",
+        body,
+        content_type="text/csv",
+        HTTP_AUTHORIZATION=f"Bearer {gateway_token}",
+    )
+    assert resp.status_code == 400
+    assert resp.json()["field"] == "body" and "UTF-8" in resp.json()["message"]
