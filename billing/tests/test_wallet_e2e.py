@@ -46,3 +46,21 @@ def test_demo_developer_tops_up_100_yuan_through_the_sandbox_cashier(page, live_
     assert round(chart["last"] * 100) == before + 10_000
     assert chart["labels"] and all(re.fullmatch(r"\d{4}/\d{2}/\d{2}", label) for label in chart["labels"])
     assert LedgerEntry.objects.filter(kind="top_up_credit", amount_fen=10_000).count() == 1
+
+
+def test_a_balance_chart_over_a_few_minutes_labels_its_ticks_with_the_time(page, live_server, login):
+    from billing.tests.factories_metering import top_up
+    from portal.tests.factories import main_member
+
+    owner = main_member(kind="service_provider")
+    owner.user.set_password("Chart-pass-1")
+    owner.user.save()
+    top_up(owner.organization, 500)
+    top_up(owner.organization, 700)
+    login(page, owner.user.username, "Chart-pass-1")
+    page.goto(f"{live_server.url}/billing/wallet/")
+    labels = page.wait_for_function(
+        "() => { const c = document.querySelector('canvas[data-chart=\"balance-chart\"]').chart;"
+        " return c && c.scales.x.ticks.length && c.scales.x.ticks.map(t => t.label); }"
+    ).json_value()
+    assert labels and all(re.fullmatch(r"\d{4}/\d{2}/\d{2} \d{2}:\d{2}", label) for label in labels), labels

@@ -39,7 +39,10 @@ document.addEventListener("DOMContentLoaded", () => {
       const scales = (config.options.scales = config.options.scales || {});
       scales[axis] = Object.assign({ type: "linear" }, scales[axis]);
       scales[axis].ticks = Object.assign({}, scales[axis].ticks, {
-        callback: (value) => shanghaiTime(value, false),
+        // Under three days shown, dates alone would repeat: add the time.
+        callback(value) {
+          return shanghaiTime(value, this.max - this.min < 3 * 86400000);
+        },
         maxTicksLimit: 8,
       });
       const plugins = (config.options.plugins = config.options.plugins || {});
