@@ -214,6 +214,9 @@ EDGE_BODIES = {
     "CRLF and LF mixed in the data": f"{HEADER}\n{GOOD}\r\n" + GOOD.replace("10:00", "11:00") + "\n",
     "a header with a space inside": "app_key ,api,location,hour,calls\n" + GOOD + "\n",
     "a UTF-8 BOM before the header": "\ufeff" + HEADER + "\n" + GOOD + "\n",
+    "a location with trailing spaces": f"{HEADER}\n{GOOD}\n"
+    + GOOD.replace("in_cloud", "out_of_cloud   ").replace("10:00", "11:00")
+    + "\n",
 }
 
 
@@ -248,6 +251,13 @@ def test_fee_2_3_edge_bodies_get_the_same_answer_in_an_empty_and_a_filled_month(
     assert answer(in_empty) == answer(in_filled)
     if case == "a UTF-8 BOM before the header":
         assert answer(in_empty) == (1, 1, 0, [])
+    if case == "a location with trailing spaces":
+        assert answer(in_empty) == (
+            2,
+            1,
+            1,
+            [{"line": 3, "reason": "location must be in_cloud or out_of_cloud"}],
+        )
     assert not isinstance(in_empty, Exception) or in_empty.__class__.__name__ == "DomainError"
     assert [c for _, _, c in rows_of(first, api)] == [
         c
