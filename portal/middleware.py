@@ -48,22 +48,20 @@ class DomainErrorMiddleware:
         return None
 
 
-LANGUAGE_SESSION_KEY = "portal_language"  # the signed-in user's stored language (User.language)
-
-
 class ChosenLanguageMiddleware(LocaleMiddleware):
     """zh-hans for everyone unless the user picked another language with the switch.
 
     Django's LocaleMiddleware would follow the browser's Accept-Language; the portal is
     zh-hans first (DOMAIN.md), so only a choice made with the switch counts: the signed-in
-    user's stored language (put in the session at sign-in), else the switch's cookie.
+    user's stored language (``User.language``, read on every request, so a change made on
+    another browser or in admin applies at once), else the switch's cookie. Placed after
+    AuthenticationMiddleware; a request without a session (API keys, the gate) loads no user.
     """
 
     def process_request(self, request):
-        session = getattr(request, "session", None)
-        code = (session.get(LANGUAGE_SESSION_KEY) if session is not None else None) or request.COOKIES.get(
-            settings.LANGUAGE_COOKIE_NAME
-        )
+        user = getattr(request, "user", None)
+        stored = user.language if user is not None and user.is_authenticated else ""
+        code = stored or request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
         if code not in dict(settings.LANGUAGES) or not translation.check_for_language(code):
             code = settings.LANGUAGE_CODE
         translation.activate(code)

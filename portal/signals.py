@@ -15,7 +15,6 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from portal.api_auth import key_cache_forget_organization
-from portal.middleware import LANGUAGE_SESSION_KEY
 from portal.models import Membership
 
 
@@ -41,15 +40,12 @@ def _user_changed(sender, instance, created=False, update_fields=None, **kwargs)
 
 @receiver(user_logged_in, dispatch_uid="portal.language.logged_in")
 def _language_at_sign_in(sender, request, user, **kwargs):
-    """Pages follow the user's stored language from sign-in on, on any browser. A user with
-    none yet keeps (and stores) the one this browser's switch picked."""
-    if request is None or not hasattr(request, "session"):
+    """A user with no stored language yet keeps (and stores) the one this browser's switch
+    picked; from then on pages follow ``User.language`` on any browser."""
+    if user.language or request is None:
         return
-    if not user.language:
-        chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
-        if chosen not in dict(settings.LANGUAGES):
-            return
+    chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
+    if chosen in dict(settings.LANGUAGES):
         from portal.services import user_language_set
 
         user_language_set(user=user, language=chosen)
-    request.session[LANGUAGE_SESSION_KEY] = user.language

@@ -14,7 +14,7 @@ from portal.errors import DomainError
 from portal.extensions import collect
 from portal.forms import ApiKeyCreateForm
 from portal.health import health_report
-from portal.middleware import ACTIVE_ORG_SESSION_KEY, LANGUAGE_SESSION_KEY
+from portal.middleware import ACTIVE_ORG_SESSION_KEY
 
 
 @login_required
@@ -74,7 +74,6 @@ def set_language(request):
     code = request.POST.get("language")
     if request.user.is_authenticated and code in dict(settings.LANGUAGES):
         services.user_language_set(user=request.user, language=code)
-        request.session[LANGUAGE_SESSION_KEY] = code
     return response
 
 

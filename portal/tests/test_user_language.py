@@ -89,3 +89,17 @@ def test_an_organizations_email_goes_out_once_per_language(django_capture_on_com
         notification_send(kind="t", title=NOTICE, params=PARAMS, organization=org, email=True)
     sent = sorted((m.subject, tuple(m.to)) for m in mail.outbox)
     assert sent == [(EN, ("main@example.com",)), (ZH, ("office@example.com", "sub@example.com"))]
+
+
+def test_a_language_changed_elsewhere_applies_to_an_open_session_at_once(client):
+    user = UserFactory()
+    client.force_login(user)
+    assert 'lang="zh-hans"' in dashboard(client)
+    user.language = "en"  # e.g. staff in admin, or the user on another browser
+    user.save(update_fields=["language"])
+    assert 'lang="en"' in dashboard(client)
+
+
+def test_an_api_call_without_a_session_loads_no_user_for_the_language(client, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert client.get("/api/schema/", HTTP_ACCEPT="application/json").status_code in (200, 401, 403, 404)
