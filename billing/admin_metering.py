@@ -127,30 +127,37 @@ class ApiForm(forms.ModelForm):
 @admin.register(Api)
 class ApiAdmin(admin.ModelAdmin):
     form = ApiForm
-    list_display = ["code", "title", "tier", "scheduled_tier", "current_price"]
+    list_display = ["code", "title", "tier_in_force", "scheduled_tier", "current_price"]
     list_filter = ["tier"]
     search_fields = ["code", "title"]
     inlines = [ApiTierChangeInline, ApiPriceInline]
 
     def get_queryset(self, request):
-        # Today's price and the next scheduled tier change, in the list's one query (no query
-        # per row); "today" is the business date (Asia/Shanghai), as settlement prices days.
+        # Today's tier and price and the next scheduled tier change, in the list's one query (no
+        # query per row); "today" is the business date (Asia/Shanghai), as settlement reads it.
         today = clock.today()
         prices = ApiPrice.objects.filter(api=OuterRef("pk"), effective_from__lte=today).order_by(
             "-effective_from"
         )
-        upcoming = ApiTierChange.objects.filter(api=OuterRef("pk"), effective_from__gt=today).order_by(
-            "effective_from"
-        )
+        tiers = ApiTierChange.objects.filter(api=OuterRef("pk"))
+        in_force = tiers.filter(effective_from__lte=today).order_by("-effective_from")
+        upcoming = tiers.filter(effective_from__gt=today).order_by("effective_from")
         return (
             super()
             .get_queryset(request)
             .annotate(
-                price_today=Subquery(prices.order_by("-effective_from").values("price_fen_per_1000")[:1]),
-                next_tier=Subquery(upcoming.order_by("effective_from").values("tier")[:1]),
-                next_tier_from=Subquery(upcoming.order_by("effective_from").values("effective_from")[:1]),
+                price_today=Subquery(prices.values("price_fen_per_1000")[:1]),
+                tier_today=Subquery(in_force.values("tier")[:1]),
+                next_tier=Subquery(upcoming.values("tier")[:1]),
+                next_tier_from=Subquery(upcoming.values("effective_from")[:1]),
             )
         )
+
+    @admin.display(description=_("类型"), ordering="tier")
+    def tier_in_force(self, obj):
+        """The tier in force today (its history), also between midnight and the job that copies
+        it to ``Api.tier``; an API without history shows ``Api.tier``, as settlement reads it."""
+        return Api.Tier(obj.tier_today or obj.tier).label
 
     def get_readonly_fields(self, request, obj=None):
         # The gate caches by API name; a rename would leave stale entries behind.
@@ -162,8 +169,7 @@ class ApiAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("已排定的类型变更"))
     def scheduled_tier(self, obj):
-        """The tier column is the tier in force today; a change made today shows here until
-        the midnight job applies it."""
+        """A change made today is in force from tomorrow: it shows here until then."""
         if not obj.next_tier:
             return "—"
         return _("%(tier)s, 自 %(day)s 起") % {

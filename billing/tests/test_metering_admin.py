@@ -175,3 +175,18 @@ def test_fee_2_1_api_list_shows_todays_price_and_a_scheduled_tier_change(
     assert "120" in rows[changing.code] and "999" not in rows[changing.code]  # the price in force today
     assert f"{Api.Tier.VALUE_ADDED.label}, 自 {tomorrow} 起" in rows[changing.code]
     assert "80" in rows[steady.code] and "自" not in rows[steady.code]
+
+
+def test_fee_2_1_api_list_shows_the_tier_in_force_before_the_midnight_job_applies_it(client, ops):
+    from billing.models import ApiTierChange
+    from portal import clock
+
+    # given a basic API whose change to value-added is due today, the midnight job not run yet
+    api = paid_api(price_fen_per_1000=120)
+    ApiTierChange.objects.create(api=api, tier=Api.Tier.VALUE_ADDED, effective_from=clock.today())
+    assert Api.objects.get(pk=api.pk).tier == Api.Tier.BASIC
+    # then the list shows the tier in force today, and no scheduled change
+    page = client.get(reverse("admin:billing_api_changelist")).content.decode()
+    row = page[page.index(api.code) : page.index("</tr>", page.index(api.code))]
+    assert str(Api.Tier.VALUE_ADDED.label) in row and str(Api.Tier.BASIC.label) not in row
+    assert "自" not in row
