@@ -10,7 +10,6 @@ import datetime as dt
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, Subquery
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -29,6 +28,7 @@ from billing.models import (
     SettlementRun,
     UsageBatch,
 )
+from billing.selectors import metering as sel
 from billing.services import metering as svc
 from portal import clock
 from portal.errors import DomainError
@@ -133,25 +133,9 @@ class ApiAdmin(admin.ModelAdmin):
     inlines = [ApiTierChangeInline, ApiPriceInline]
 
     def get_queryset(self, request):
-        # Today's tier and price and the next scheduled tier change, in the list's one query (no
-        # query per row); "today" is the business date (Asia/Shanghai), as settlement reads it.
-        today = clock.today()
-        prices = ApiPrice.objects.filter(api=OuterRef("pk"), effective_from__lte=today).order_by(
-            "-effective_from"
-        )
-        tiers = ApiTierChange.objects.filter(api=OuterRef("pk"))
-        in_force = tiers.filter(effective_from__lte=today).order_by("-effective_from")
-        upcoming = tiers.filter(effective_from__gt=today).order_by("effective_from")
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                price_today=Subquery(prices.values("price_fen_per_1000")[:1]),
-                tier_today=Subquery(in_force.values("tier")[:1]),
-                next_tier=Subquery(upcoming.values("tier")[:1]),
-                next_tier_from=Subquery(upcoming.values("effective_from")[:1]),
-            )
-        )
+        # Today's tier and price and the next scheduled change, in the list's one query; "today"
+        # is the business date (Asia/Shanghai), as settlement reads it.
+        return super().get_queryset(request).annotate(**sel.api_day_annotations(clock.today()))
 
     @admin.display(description=_("类型"), ordering="tier")
     def tier_in_force(self, obj):

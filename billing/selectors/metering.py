@@ -104,15 +104,29 @@ def bill_detail_groups(*, bill: Bill) -> list[dict]:
     return [{"app": a.app, "row": a, "lines": lines.get(a.app_id, [])} for a in bill_apps(bill=bill)]
 
 
+def api_day_annotations(day: dt.date) -> dict:
+    """Annotations of an ``Api`` queryset for ``day`` (one query, no query per API):
+
+    - ``price_today``: the price in force that day (fen per 1,000 calls; None for none);
+    - ``tier_today``: the tier of the history row in force that day (None: no row on or before
+      it, so settlement and the gate fall back to ``Api.tier``);
+    - ``next_tier`` / ``next_tier_from``: the first scheduled tier change after that day.
+    """
+    prices = ApiPrice.objects.filter(api=OuterRef("pk"), effective_from__lte=day).order_by("-effective_from")
+    tiers = ApiTierChange.objects.filter(api=OuterRef("pk"))
+    in_force = tiers.filter(effective_from__lte=day).order_by("-effective_from")
+    upcoming = tiers.filter(effective_from__gt=day).order_by("effective_from")
+    return {
+        "price_today": Subquery(prices.values("price_fen_per_1000")[:1]),
+        "tier_today": Subquery(in_force.values("tier")[:1]),
+        "next_tier": Subquery(upcoming.values("tier")[:1]),
+        "next_tier_from": Subquery(upcoming.values("effective_from")[:1]),
+    }
+
+
 def catalog_list(*, today: dt.date | None = None) -> QuerySet[Api]:
     """Every API with the price in force today (fen per 1,000 calls; None for none)."""
-    today = today or clock.today()
-    current = (
-        ApiPrice.objects.filter(api=OuterRef("pk"), effective_from__lte=today)
-        .order_by("-effective_from")
-        .values("price_fen_per_1000")[:1]
-    )
-    return Api.objects.annotate(price_today=Subquery(current)).order_by("tier", "code")
+    return Api.objects.annotate(**api_day_annotations(today or clock.today())).order_by("tier", "code")
 
 
 def discount_list_for_membership(*, membership: Membership | None) -> QuerySet[Discount]:

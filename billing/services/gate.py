@@ -25,10 +25,10 @@ import time
 from dataclasses import dataclass
 
 from django.core.cache import cache
-from django.db.models import OuterRef, Subquery
 from django.utils.translation import gettext as _
 
-from billing.models import Api, ApiTierChange, App, Location, OutOfCloudPermission
+from billing.models import Api, App, Location, OutOfCloudPermission
+from billing.selectors.metering import api_day_annotations
 from portal import clock, hotcache
 
 CACHE_SECONDS = 24 * 60 * 60  # invalidation is explicit; the TTL only bounds stale memory
@@ -87,20 +87,10 @@ def _api_fact(api_code: str, now: float) -> list | int:
     when it has none: an API from before the history), as settlement reads it.
     """
     today = clock.today(dt.datetime.fromtimestamp(now, dt.UTC))
-    changes = ApiTierChange.objects.filter(api=OuterRef("pk"))
     row = (
         Api.objects.filter(code=api_code)
-        .annotate(
-            in_force=Subquery(
-                changes.filter(effective_from__lte=today).order_by("-effective_from").values("tier")[:1]
-            ),
-            next_change=Subquery(
-                changes.filter(effective_from__gt=today)
-                .order_by("effective_from")
-                .values("effective_from")[:1]
-            ),
-        )
-        .values_list("id", "tier", "in_force", "next_change")
+        .annotate(**api_day_annotations(today))
+        .values_list("id", "tier", "tier_today", "next_tier_from")
         .first()
     )
     if row is None:

@@ -10,7 +10,7 @@ import datetime as dt
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -26,6 +26,7 @@ from billing.models import (
     OutOfCloudPermission,
     SettlementRun,
 )
+from billing.selectors.metering import api_day_annotations
 from billing.services import gate
 from portal import clock
 from portal.errors import Conflict, DomainError, NotFound
@@ -138,17 +139,12 @@ def api_tiers_apply_due(*, today: dt.date | None = None) -> list[str]:
     # Waits for a tier change in flight (see ``api_update``); shared, so planning is not blocked.
     advisory_xact_lock_shared(NS_PRICES, 0)
     day = today or clock.today()
-    in_force = (
-        ApiTierChange.objects.filter(api=OuterRef("pk"), effective_from__lte=day)
-        .order_by("-effective_from")
-        .values("tier")[:1]
-    )
     due = list(
-        Api.objects.annotate(in_force=Subquery(in_force))
-        .filter(in_force__isnull=False)
-        .exclude(tier=F("in_force"))
+        Api.objects.annotate(**api_day_annotations(day))
+        .filter(tier_today__isnull=False)
+        .exclude(tier=F("tier_today"))
         .order_by("pk")
-        .values_list("pk", "code", "tier", "in_force")
+        .values_list("pk", "code", "tier", "tier_today")
     )
     changed = []
     for pk, code, old, new in due:
