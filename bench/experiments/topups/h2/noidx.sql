@@ -1,2 +1,0 @@
-DROP INDEX billing_ledger_wallet_time;
-ALTER TABLE billing_paymentevent DROP CONSTRAINT billing_paymentevent_pkey;
