@@ -541,6 +541,16 @@ def _without_bom(chunks: Iterable[bytes]) -> Iterator[bytes]:
     yield from chunks
 
 
+def _read_lines(chunks: Iterator[bytes], lines: int) -> bytes:
+    """The body's start, read from ``chunks`` up to its first ``lines`` newlines (or its end)."""
+    start = b""
+    for chunk in chunks:
+        start += chunk
+        if start.count(b"\n") >= lines:
+            break
+    return start
+
+
 def _is_header(start: bytes) -> bool:
     """The body starts with the CSV header line (both paths decide alike)."""
     return start.lstrip()[:8].replace(b" ", b"").lower().startswith(b"app_key,")
@@ -626,11 +636,7 @@ def _csv_with_ids(blocks: Iterable[bytes], apps: dict, apis: dict) -> Iterator[b
 
 def _direct_head(stream) -> tuple[bytes, int, tuple[int, int] | None]:
     """Read the body up to its second line: (what was read, header length, the first month)."""
-    head = b""
-    for chunk in stream:
-        head += chunk
-        if head.count(b"\n") >= 2:
-            break
+    head = _read_lines(stream, 2)
     lines = head.split(b"\n", 2)
     header = _is_header(head)
     skip = len(lines[0]) + 1 if header else 0
@@ -711,9 +717,7 @@ def _stage(cur, data, fmt: str, spool, *, spooled: bool = False) -> tuple[str, i
         data = _replay(spool)
     write = _no_write if spooled else spool.write  # the spool holds each chunk once
     chunks = _chunks(data)
-    first = next(chunks, b"")
-    while b"\n" not in first and (more := next(chunks, None)) is not None:
-        first += more  # the whole first line, to tell a header however the body was cut
+    first = _read_lines(chunks, 1)  # the whole first line, to tell a header however the body was cut
     header = fmt == "csv" and _is_header(first)
     if fmt == "csv":
         cur.execute(
