@@ -10,11 +10,17 @@ What is timed, with ``--clients`` worker processes sharing ``--ops`` operations:
   the order paid, moves the wallet balance (row lock) and appends the ledger credit; the
   arrears cache key is deleted (Redis) only when the wallet was in arrears (none are here).
 - full webhook: ``payment_webhook_handle`` — the same plus JSON parsing and the HMAC check.
-  Orders are created before the clock starts.
+  Orders are created before the clock starts. One client per process, as gunicorn's sync
+  workers serve: every credit is written alone.
+- full webhook, group commit: the same ``--clients`` as threads of ``--processes`` processes, as
+  gunicorn's gthread workers serve (``--workers 2 --threads 4``): concurrent callbacks of one
+  process are written by one statement (``billing.services.credit_group``); the mean batch is
+  printed.
 - bare loop: ``UPDATE bench_bare_balance SET balance = balance + x WHERE id = ...`` in
   autocommit on the same server, same driver, same clients, same wallet distribution.
-Each on one wallet (every client contends for one row) and across ``--wallets`` wallets; the bare
-loop runs before and after the credit runs and its mean is the reference.
+Each on one wallet (every client contends for one row) and across ``--wallets`` wallets. The bare
+loop runs in processes before and after the credit runs (their mean), and in threads of
+``--processes`` processes; every ratio is to the faster of the two.
 """
 
 import argparse
@@ -96,24 +102,65 @@ def _bare_worker(wallet_ids, start_evt, done_q):
     done_q.put((len(wallet_ids), time.perf_counter() - t0))
 
 
-def _run(worker, shares) -> float:
-    """Start one process per share, release them together, return ops/second (wall clock)."""
+def _threads_worker(worker, shares, start_evt, done_q):
+    """One process whose threads each run ``worker`` on one share (own connection each), as a
+    gunicorn gthread worker serves concurrent requests; reports one (ops, seconds) per thread."""
+    import queue
+    import threading
+
+    from django.db import connection
+
+    from billing.services import credit_group
+
+    local_q = queue.Queue()
+
+    def run(share):
+        try:
+            worker(share, start_evt, local_q)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(share,)) for share in shares]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    group = credit_group.current()
+    batches = (group.batches, group.items)
+    for i, _ in enumerate(shares):
+        ok, seconds = local_q.get()
+        done_q.put((ok, seconds, batches if i == 0 else (0, 0)))  # the process's counts, once
+
+
+def _run(worker, shares, *, processes=0) -> float:
+    """Start one process per share (``processes``: that many processes, each running its part of
+    the shares in threads), release them together, return ops/second (wall clock) and the number
+    of operations."""
     from django.db import connections
 
     connections.close_all()  # never fork an open connection
     ctx = mp.get_context("fork")
     start_evt, done_q = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=worker, args=(share, start_evt, done_q)) for share in shares]
+    if processes:
+        procs = [
+            ctx.Process(target=_threads_worker, args=(worker, shares[i::processes], start_evt, done_q))
+            for i in range(processes)
+        ]
+    else:
+        procs = [ctx.Process(target=worker, args=(share, start_evt, done_q)) for share in shares]
     for p in procs:
         p.start()
     time.sleep(1.0)  # let every worker load its data and connect
     t0 = time.perf_counter()
     start_evt.set()
-    results = [done_q.get() for _ in procs]
+    results = [done_q.get() for _ in shares]
     wall = time.perf_counter() - t0
     for p in procs:
         p.join()
     total = sum(r[0] for r in results)
+    batches, items = (sum(r[2][i] for r in results if len(r) > 2) for i in (0, 1))
+    if batches:
+        print(f"  group commit: {items} credits in {batches} statements (mean batch {items / batches:.1f})")
     return total / wall, total
 
 
@@ -122,6 +169,9 @@ def main():
     parser.add_argument("--wallets", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--ops", type=int, default=2000)
+    parser.add_argument(
+        "--processes", type=int, default=2, help="group commit: clients are threads of this many processes"
+    )
     args = parser.parse_args()
     _setup()
     import random
@@ -179,8 +229,19 @@ def main():
         assert credited == args.ops, f"credited {credited} of {args.ops}"
         webhook_rate, credited = _run(_credit_worker, split(orders_for(targets)))
         assert credited == args.ops, f"credited {credited} of {args.ops}"
+        grouped_rate, credited = _run(_credit_worker, split(orders_for(targets)), processes=args.processes)
+        assert credited == args.ops, f"credited {credited} of {args.ops}"
+        bare_threads_rate, _ = _run(_bare_worker, split(bare_ids), processes=args.processes)
         bare_rate2, _ = _run(_bare_worker, split(bare_ids))
-        report[label] = (service_rate, webhook_rate, (bare_rate + bare_rate2) / 2)
+        bare = max((bare_rate + bare_rate2) / 2, bare_threads_rate)  # the faster bare loop
+        report[label] = (
+            service_rate,
+            webhook_rate,
+            grouped_rate,
+            (bare_rate + bare_rate2) / 2,
+            bare_threads_rate,
+            bare,
+        )
 
     call_command("verify_ledger")
     with connection.cursor() as cur:
@@ -190,15 +251,17 @@ def main():
         version = cur.fetchone()[0].split(",")[0]
     print(f"{version}; synchronous_commit={sync}; clients={args.clients}; ops per scenario={args.ops}")
     print(
-        "| scenario | credit service (top-ups/s) | full webhook (top-ups/s) | bare UPDATE loop (updates/s)"
-        " | ratio service/bare | ratio webhook/bare |"
+        "| scenario | credit service, 1 per process (top-ups/s) | full webhook, 1 per process"
+        " | full webhook, group commit (clients as threads) | bare UPDATE, processes (updates/s)"
+        " | bare UPDATE, threads | ratio service/bare | ratio webhook/bare | ratio group commit/bare |"
     )
-    print("|---|---|---|---|---|---|")
-    for label, (service, webhook, bare) in report.items():
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, (service, webhook, grouped, bare_procs, bare_threads, bare) in report.items():
         print(
-            f"| {label} | {service:,.0f} | {webhook:,.0f} | {bare:,.0f}"
-            f" | {service / bare:.2f} | {webhook / bare:.2f} |"
+            f"| {label} | {service:,.0f} | {webhook:,.0f} | {grouped:,.0f} | {bare_procs:,.0f}"
+            f" | {bare_threads:,.0f} | {service / bare:.2f} | {webhook / bare:.2f} | {grouped / bare:.2f} |"
         )
+    print("(ratios are to the faster of the two bare loops)")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ from django.db import connection, transaction
 from billing import errors, locks
 from billing.models import TOP_UP_MAX_FEN, TOP_UP_MIN_FEN, IdempotencyKey, PaymentEvent, TopUpOrder
 from billing.payments import get_provider
-from billing.services.wallet import wallet_credit_paid_event
+from billing.services import credit_group
+from billing.services.wallet import PaidEvent, wallet_credit_paid_event
 from portal import clock
 
 log = logging.getLogger(__name__)
@@ -77,14 +78,15 @@ def payment_webhook_handle(
     and kept as an event row.
 
     Hot path (bench/bench_topups.py): a "paid" callback is applied by one SQL statement
-    (``billing.services.wallet.wallet_credit_paid_event``) with the same layers; "failed"
-    callbacks take the ORM path below.
+    (``billing.services.wallet.wallet_credit_paid_event``) with the same layers, written
+    together with the process's other concurrent "paid" callbacks (``credit_group``) unless
+    the caller is inside a transaction; "failed" callbacks take the ORM path below.
     """
     now = now or clock.now()
     provider = get_provider(provider_name)
     event = provider.verify_webhook(headers=headers, body=body, now=now)
     if event.status == "paid":
-        outcome, _org, _credited = wallet_credit_paid_event(
+        paid = PaidEvent(
             provider=provider.name,
             event_id=event.event_id,
             out_trade_no=event.out_trade_no,
@@ -92,8 +94,11 @@ def payment_webhook_handle(
             currency=event.currency,
             provider_trade_no=event.provider_trade_no,
             payload=event.payload,
-            now=now,
         )
+        if credit_group.applies():
+            outcome, _org, _credited = credit_group.credit(paid, now=now)
+        else:
+            outcome, _org, _credited = wallet_credit_paid_event(**vars(paid), now=now)
         if outcome is None:
             log.warning("payment webhook replay refused: %s %s", provider.name, event.event_id)
             return WebhookResult(409, "replay", code=errors.WEBHOOK_REPLAY, message="Event already received.")

@@ -10,6 +10,7 @@ negative entry other than the settlement charge.
 import json
 import logging
 import time
+from dataclasses import dataclass
 
 import psycopg
 from django.db import connection, transaction
@@ -265,11 +266,92 @@ SELECT (SELECT outcome FROM e), (SELECT organization_id FROM o), (SELECT count(*
 """
 
 
+# The same callback applied to several orders at once (group commit, ``billing.services.
+# credit_group``): one statement, one commit, one pass over each table's CHECKs for the whole
+# batch. The caller guarantees that no event id and no order appears twice in one batch, so
+# each item's outcome is what the one-at-a-time statement would give. Orders and wallets are
+# locked in id / organization order, so two concurrent batches cannot deadlock on them. A
+# wallet credited twice in one batch gets one UPDATE and a ledger entry per credit whose
+# balance_after runs in item order (ledger ids follow the same order).
+_CREDIT_PAID_EVENTS_SQL = """
+WITH req AS (
+    SELECT (r.ord - 1)::int4 AS idx, r.item ->> 0 AS event_id, r.item ->> 1 AS out_trade_no,
+           (r.item ->> 2)::int8 AS amount_fen, r.item ->> 3 AS currency,
+           r.item ->> 4 AS provider_trade_no, r.item -> 5 AS payload, (r.item ->> 6)::timestamptz AS now
+    FROM jsonb_array_elements(%(items)s::jsonb) WITH ORDINALITY AS r(item, ord)
+), o AS (
+    SELECT id, organization_id, amount_fen, currency, state, out_trade_no
+    FROM billing_topuporder
+    WHERE out_trade_no IN (SELECT out_trade_no FROM req) AND provider = %(provider)s
+    ORDER BY id
+    FOR UPDATE
+), verdict AS (
+    SELECT r.idx, r.event_id, r.amount_fen, r.currency, r.provider_trade_no, r.payload, r.now,
+           o.id AS order_id, o.organization_id,
+           CASE
+               WHEN o.id IS NULL THEN 'unknown_order'
+               WHEN o.amount_fen <> r.amount_fen OR o.currency <> r.currency THEN 'rejected_mismatch'
+               WHEN o.state = 'paid' THEN 'already_paid'
+               ELSE 'credited'
+           END AS outcome
+    FROM req r LEFT JOIN o ON o.out_trade_no = r.out_trade_no
+), e AS (
+    INSERT INTO billing_paymentevent
+        (provider, event_id, order_id, status, amount_fen, currency, outcome, payload, received_at)
+    SELECT %(provider)s, event_id, order_id, 'paid', amount_fen, currency, outcome, payload, now
+    FROM verdict
+    ORDER BY idx
+    ON CONFLICT (provider, event_id) DO NOTHING
+    RETURNING event_id, outcome
+), paid AS (
+    UPDATE billing_topuporder t
+    SET state = 'paid', paid_at = v.now, finished_at = v.now, provider_trade_no = v.provider_trade_no
+    FROM verdict v JOIN e ON e.event_id = v.event_id
+    WHERE t.id = v.order_id AND e.outcome = 'credited'
+    RETURNING v.idx, v.now, t.id, t.organization_id, t.amount_fen, t.out_trade_no
+), per_wallet AS (
+    SELECT organization_id, sum(amount_fen)::int8 AS total, max(now) AS now FROM paid GROUP BY organization_id
+), w AS (
+    INSERT INTO billing_wallet (organization_id, balance_fen, created_at, updated_at)
+    SELECT organization_id, total, now, now FROM per_wallet ORDER BY organization_id
+    ON CONFLICT (organization_id) DO UPDATE
+        SET balance_fen = billing_wallet.balance_fen + EXCLUDED.balance_fen, updated_at = EXCLUDED.updated_at
+    RETURNING id, organization_id, balance_fen
+), l AS (
+    INSERT INTO billing_ledgerentry
+        (wallet_id, kind, amount_fen, balance_after_fen, top_up_order_id, reference, created_at)
+    SELECT w.id, 'top_up_credit', paid.amount_fen,
+           w.balance_fen - pw.total
+               + sum(paid.amount_fen) OVER (PARTITION BY paid.organization_id ORDER BY paid.idx),
+           paid.id, 'top-up ' || paid.out_trade_no, paid.now
+    FROM paid
+    JOIN w ON w.organization_id = paid.organization_id
+    JOIN per_wallet pw ON pw.organization_id = paid.organization_id
+    ORDER BY paid.idx
+    RETURNING top_up_order_id, amount_fen, balance_after_fen
+)
+SELECT v.idx, e.outcome, v.organization_id, l.balance_after_fen, l.amount_fen
+FROM verdict v
+LEFT JOIN e ON e.event_id = v.event_id
+LEFT JOIN l ON l.top_up_order_id = v.order_id
+ORDER BY v.idx
+"""
+
+
 _ONLY_WHEN_ASKED = 2**31 - 1  # psycopg's automatic preparation after N runs: never
 
 
 def _execute_prepared_one(sql: str, params: dict) -> tuple:
-    """Run one hot-path statement as a server-side prepared statement; return its one row.
+    return _execute_prepared(sql, params, fetch="one")
+
+
+def _execute_prepared_all(sql: str, params: dict) -> list[tuple]:
+    return _execute_prepared(sql, params, fetch="all")
+
+
+def _execute_prepared(sql: str, params: dict, *, fetch: str):
+    """Run one hot-path statement as a server-side prepared statement; return its one row
+    (``fetch="one"``) or all its rows.
 
     Django's psycopg backend binds parameters on the client and turns prepared statements off
     (``prepare_threshold=None``, for transaction-mode poolers), so the server parses and plans
@@ -292,10 +374,10 @@ def _execute_prepared_one(sql: str, params: dict) -> tuple:
     start = time.monotonic()
     with connection.wrap_database_errors, psycopg.Cursor(raw) as cur:
         cur.execute(sql, params, prepare=True)
-        row = cur.fetchone()
+        result = cur.fetchone() if fetch == "one" else cur.fetchall()
     if connection.queries_logged:
         connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - start:.3f}"})
-    return row
+    return result
 
 
 def wallet_credit_paid_event(
@@ -339,6 +421,70 @@ def wallet_credit_paid_event(
         # trip on almost every top-up.
         _forget_arrears_on_commit(organization_id)
     return outcome, organization_id, credited
+
+
+@dataclass(frozen=True)
+class PaidEvent:
+    """A verified "paid" callback, as ``wallet_credit_paid_event`` takes it."""
+
+    provider: str
+    event_id: str
+    out_trade_no: str
+    amount_fen: int
+    currency: str
+    provider_trade_no: str
+    payload: dict
+
+
+def wallet_credit_paid_events(
+    events: list[PaidEvent], *, now: list
+) -> list[tuple[str | None, int | None, bool]]:
+    """``wallet_credit_paid_event`` for several callbacks of one provider in one statement
+    (``now[i]`` is the time event i was received).
+
+    Returns one (outcome, organization id, credited) per event, in order, each what the
+    one-at-a-time call would have returned had the events come one after the other. The caller
+    (``billing.services.credit_group``) never puts the same event id or order in one batch; a
+    batch that breaks this is refused before anything is written.
+    """
+    if not events:
+        return []
+    provider = events[0].provider
+    if any(e.provider != provider for e in events):
+        raise ValueError("one provider per batch")
+    if len({e.event_id for e in events}) < len(events) or len({e.out_trade_no for e in events}) < len(events):
+        raise ValueError("an event id or an order appears twice in one batch")
+    rows = _execute_prepared_all(
+        _CREDIT_PAID_EVENTS_SQL,
+        {
+            "provider": provider,
+            "items": json.dumps(
+                [
+                    [
+                        e.event_id,
+                        e.out_trade_no,
+                        e.amount_fen,
+                        e.currency,
+                        e.provider_trade_no,
+                        e.payload,
+                        n.isoformat(),
+                    ]
+                    for e, n in zip(events, now, strict=True)
+                ]
+            ),
+        },
+    )
+    results, back_in_black = [], []
+    for idx, outcome, organization_id, balance_after, amount in rows:
+        credited = outcome == "credited"
+        if credited != (balance_after is not None) or idx != len(results):  # cannot happen
+            raise RuntimeError(f"top-up batch item {idx}: outcome {outcome}, balance {balance_after}")
+        if credited and balance_after - amount < 0:
+            back_in_black.append(organization_id)  # in arrears before: see wallet_credit_paid_event
+        results.append((outcome, organization_id, credited))
+    if back_in_black:
+        _forget_arrears_many_on_commit(back_in_black)
+    return results
 
 
 def wallet_credit_deposit_transfer(*, wallet: Wallet, deposit_entry: DepositEntry) -> LedgerEntry:

@@ -1,0 +1,239 @@
+"""Top-up group commit (billing.services.credit_group): concurrent "paid" callbacks written by
+one statement must give each request exactly what the one-at-a-time path gives (FEE-4.1: the
+same payment credited once, never lost), on PostgreSQL with real threads."""
+
+import threading
+import time
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+from billing.models import LedgerEntry, PaymentEvent, TopUpOrder, Wallet
+from billing.payments import sandbox
+from billing.selectors.wallet import wallet_in_arrears
+from billing.services import credit_group
+from billing.services.topup import payment_webhook_handle, top_up_create
+from billing.services.wallet import wallet_charge_for_month
+from billing.tests.factories_wallet import ledger_sum
+from billing.tests.test_wallet_concurrency import signed
+from portal.tests.factories import OrganizationFactory
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+@pytest.fixture(autouse=True)
+def _group_commit_on(settings):
+    settings.BILLING_TOPUP_GROUP_COMMIT = True
+
+
+def deliver(body: bytes):
+    return payment_webhook_handle(provider_name="sandbox", headers=signed(body), body=body)
+
+
+@contextmanager
+def order_row_locked(order):
+    """Another session holds ``order``'s row lock: a batch that contains it waits."""
+    params = connection.settings_dict
+    with psycopg.connect(
+        dbname=params["NAME"], user=params["USER"], host=params["HOST"], port=params["PORT"] or 5432
+    ) as other:
+        other.execute("SELECT 1 FROM billing_topuporder WHERE id = %s FOR UPDATE", [order.pk])
+        yield
+        other.commit()
+
+
+def wait_until(condition, seconds=10):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def one_batch(first_body: bytes, bodies: list[bytes], first_order) -> list:
+    """Deliver ``first_body`` (its order locked elsewhere, so the writer waits on it), queue
+    ``bodies`` meanwhile, release: the queued callbacks are written as the next batch(es).
+    Returns the results in the order of ``[first_body, *bodies]``."""
+    results: list = [None] * (len(bodies) + 1)
+
+    def run(i, body):
+        try:
+            results[i] = deliver(body)
+        except Exception as exc:
+            results[i] = exc
+        finally:
+            connection.close()
+
+    with order_row_locked(first_order):
+        first = threading.Thread(target=run, args=(0, first_body))
+        first.start()
+        group = credit_group.current()
+        wait_until(lambda: not group._queue)  # the writer took it and waits on the lock
+        threads = [threading.Thread(target=run, args=(i + 1, b)) for i, b in enumerate(bodies)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: len(group._queue) == len(bodies))
+    for t in [first, *threads]:
+        t.join(30)
+    return results
+
+
+def test_fee_4_1_queued_callbacks_are_written_as_one_batch_with_the_one_at_a_time_outcomes(
+    django_capture_on_commit_callbacks,
+):
+    # Given: a first order whose callback keeps the writer busy, and then, queued together,
+    # two credits on one wallet, a credit that ends arrears, an amount mismatch, an unknown
+    # order, an order already paid, and a replay of an event already stored.
+    rich, poor = OrganizationFactory(), OrganizationFactory()
+    wallet_charge_for_month(organization_id=poor.id, year=2024, month=1, amount_fen=300)
+    assert wallet_in_arrears(organization_id=poor.id) is True
+    blocker = top_up_create(organization_id=rich.id, amount_fen=100)
+    a, b = (top_up_create(organization_id=rich.id, amount_fen=amt) for amt in (1_000, 2_000))
+    lift = top_up_create(organization_id=poor.id, amount_fen=500)
+    mismatch = top_up_create(organization_id=poor.id, amount_fen=700)
+    paid_before, replay_of = (top_up_create(organization_id=rich.id, amount_fen=amt) for amt in (900, 150))
+    assert deliver(sandbox.event_body(order=paid_before, status="paid")).outcome == "credited"
+    replayed = sandbox.event_body(order=replay_of, status="paid")
+    assert deliver(replayed).outcome == "credited"
+    unknown = TopUpOrder(out_trade_no="T-NOT-OURS", amount_fen=100, currency="CNY")
+    bodies = [
+        sandbox.event_body(order=a, status="paid"),
+        sandbox.event_body(order=lift, status="paid"),
+        sandbox.event_body(order=b, status="paid"),
+        sandbox.event_body(order=mismatch, status="paid", amount_fen=1),
+        sandbox.event_body(order=unknown, status="paid"),
+        sandbox.event_body(order=paid_before, status="paid"),
+        replayed,
+    ]
+    group_before = credit_group.current()
+    batches_before = group_before.batches
+
+    # When they are delivered while the writer is busy with the first.
+    results = one_batch(sandbox.event_body(order=blocker, status="paid"), bodies, blocker)
+
+    # Then the seven queued callbacks went out in one statement...
+    assert group_before.batches - batches_before == 2
+    # ...and each request got what it would have got alone.
+    assert [(r.status, r.outcome) for r in results] == [
+        (200, "credited"),
+        (200, "credited"),
+        (200, "credited"),
+        (200, "credited"),
+        (400, "rejected_mismatch"),
+        (404, "unknown_order"),
+        (200, "already_paid"),
+        (409, "replay"),
+    ]
+    assert (
+        Wallet.objects.get(organization=rich).balance_fen
+        == 900 + 150 + 100 + 1_000 + 2_000
+        == ledger_sum(rich.id)
+    )
+    assert Wallet.objects.get(organization=poor).balance_fen == 200 == ledger_sum(poor.id)
+    # balance_after runs unbroken through the two credits of one wallet in one statement.
+    running = 0
+    for entry in LedgerEntry.objects.filter(wallet__organization=rich).order_by("id"):
+        running += entry.amount_fen
+        assert entry.balance_after_fen == running
+    assert [
+        o.state for o in TopUpOrder.objects.filter(pk__in=[a.pk, b.pk, lift.pk, mismatch.pk]).order_by("pk")
+    ] == [
+        "paid",
+        "paid",
+        "paid",
+        "pending",
+    ]
+    # Every event is stored once (the replay is not stored again; the unknown order's is).
+    assert PaymentEvent.objects.count() == 2 + 1 + len(bodies) - 1
+    # FEE-6.1: the credit that ended arrears lifted the measures as soon as it committed.
+    assert wallet_in_arrears(organization_id=poor.id) is False
+
+
+def test_fee_4_1_a_second_delivery_queued_beside_the_first_waits_for_it():
+    # Given one payment delivered twice with the same event id and once with another id, all
+    # queued behind a busy writer.
+    org = OrganizationFactory()
+    blocker = top_up_create(organization_id=org.id, amount_fen=100)
+    order = top_up_create(organization_id=org.id, amount_fen=5_000)
+    body = sandbox.event_body(order=order, status="paid")
+    other = sandbox.event_body(order=order, status="paid", event_id="evt_second_id")
+
+    results = one_batch(sandbox.event_body(order=blocker, status="paid"), [body, body, other], blocker)
+
+    # Then the payment is credited once; the copies see it committed, as they would alone.
+    assert sorted(r.outcome for r in results[1:]) == ["already_paid", "credited", "replay"]
+    assert LedgerEntry.objects.filter(top_up_order=order).count() == 1
+    assert Wallet.objects.get(organization=org).balance_fen == 5_100 == ledger_sum(org.id)
+
+
+def concurrent_deliveries_while_busy(orders) -> list:
+    """Deliver a paid callback for each order; all but the first queue behind the first."""
+    return one_batch(
+        sandbox.event_body(order=orders[0], status="paid"),
+        [sandbox.event_body(order=o, status="paid") for o in orders[1:]],
+        orders[0],
+    )
+
+
+def test_fee_4_1_a_batch_statement_that_fails_is_written_item_by_item(monkeypatch):
+    # Given a batch statement that fails in the database (so it wrote nothing).
+    def broken(events, *, now):
+        raise DatabaseError("batch statement failed")
+
+    monkeypatch.setattr(credit_group, "wallet_credit_paid_events", broken)
+    org = OrganizationFactory()
+    orders = [top_up_create(organization_id=org.id, amount_fen=1_000 + i) for i in range(6)]
+
+    # When five callbacks are queued together behind a first one.
+    results = concurrent_deliveries_while_busy(orders)
+
+    # Then each was still credited, once, by the one-at-a-time path.
+    assert [r.outcome for r in results] == ["credited"] * 6
+    expected = sum(1_000 + i for i in range(6))
+    assert Wallet.objects.get(organization=org).balance_fen == expected == ledger_sum(org.id)
+
+
+def test_any_other_failure_of_a_batch_answers_every_request_in_it(monkeypatch):
+    # Given a batch that fails outside the database.
+    def broken(events, *, now):
+        raise RuntimeError("outcomes do not check out")
+
+    monkeypatch.setattr(credit_group, "wallet_credit_paid_events", broken)
+    org = OrganizationFactory()
+    orders = [top_up_create(organization_id=org.id, amount_fen=1_000 + i) for i in range(4)]
+
+    # When three callbacks are queued together behind a first one.
+    results = concurrent_deliveries_while_busy(orders)
+
+    # Then the first (written alone) is credited and each of the three gets the error (a 500:
+    # the provider retries) instead of waiting forever.
+    assert results[0].outcome == "credited"
+    assert [type(r) for r in results[1:]] == [RuntimeError] * 3
+
+
+def test_a_callback_inside_a_transaction_is_credited_by_that_transaction():
+    # Given a caller's transaction (the credit must commit or roll back with it).
+    org = OrganizationFactory()
+    order = top_up_create(organization_id=org.id, amount_fen=800)
+    body = sandbox.event_body(order=order, status="paid")
+
+    # When the callback is handled inside it and the transaction rolls back.
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert credit_group.applies() is False
+        assert deliver(body).outcome == "credited"
+        raise RuntimeError("caller fails after the credit")
+
+    # Then nothing was credited, and a later delivery credits it.
+    assert not LedgerEntry.objects.filter(top_up_order=order).exists()
+    assert deliver(body).outcome == "credited"
+
+
+def test_group_commit_can_be_turned_off(settings):
+    settings.BILLING_TOPUP_GROUP_COMMIT = False
+    assert credit_group.applies() is False
+    written_by_group = credit_group.current().items
+    org = OrganizationFactory()
+    order = top_up_create(organization_id=org.id, amount_fen=800)
+    assert deliver(sandbox.event_body(order=order, status="paid")).outcome == "credited"
+    assert credit_group.current().items == written_by_group  # written on the request's own path
