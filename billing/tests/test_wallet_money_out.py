@@ -149,9 +149,11 @@ def test_fee_4_1_only_the_wallet_service_appends_ledger_entries():
     assert writers == {"services/wallet.py"}
     # And within it, the only negative append is the settlement charge.
     source = (root / "services" / "wallet.py").read_text(encoding="utf-8")
-    # Two set-based appends: the top-up credit (amount_fen > 0, DB check) and the batch
-    # settlement charge, whose only kind is 'settlement_charge' (amount_fen <= 0, DB check).
-    assert source.count("INSERT INTO billing_ledgerentry") == 2
+    # Three set-based appends: the top-up credit, alone and in a group-commit batch (kind
+    # 'top_up_credit', amount_fen > 0, DB check), and the batch settlement charge, whose only
+    # kind is 'settlement_charge' (amount_fen <= 0, DB check).
+    assert source.count("INSERT INTO billing_ledgerentry") == 3
+    assert source.count("SELECT w.id, 'top_up_credit', paid.amount_fen") == 2
     assert source.count("SELECT w.id, 'settlement_charge', -v.amount_fen") == 1
     assert source.count("amount_fen=-") == 1  # -deposit_entry.amount_fen (> 0)
     assert (
