@@ -408,6 +408,10 @@ class WebhookDelivery(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     requeued_at = models.DateTimeField(_("重新排队时间"), null=True, blank=True)
     requeues = models.PositiveIntegerField(_("重新排队次数"), default=0)
+    # Set by the run that is POSTing the delivery right now, for at most the task's hard time
+    # limit; another run of the same delivery (a late original, a re-queue) sends nothing
+    # while it is in the future. Cleared when the attempt's outcome is recorded.
+    sending_until = models.DateTimeField(_("发送租约到期"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("回调发送记录")

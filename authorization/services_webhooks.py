@@ -13,8 +13,9 @@ all_data grants, so they neither receive nor configure what their revocations an
 - ``webhook_deliveries_requeue_stale`` (beat, every few minutes) re-queues deliveries the
   broker lost (still pending ``settings.WEBHOOK_DELIVERY_STALE_MINUTES`` after they were
   queued) and fails them after ``REQUEUE_LIMIT`` re-queues: nothing is lost on a crash.
-  ``webhook_delivery_send`` sends nothing for a row already delivered, so a late original
-  task and a re-queue reach the receiver at most once more and never undo a delivered row.
+  ``webhook_delivery_send`` sends nothing for a row already delivered, nor while another run
+  holds the row's sending lease, so a late original task and a re-queue never POST at the same
+  time, never send a delivered row again and never undo a delivered row.
 """
 
 import datetime as dt
@@ -26,7 +27,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -192,20 +193,30 @@ def webhook_delivery_send(
 
     Every write is conditional on the row not being delivered: the same delivery may run twice
     (a task the broker redelivers late after the sweeper re-queued it), and the second run must
-    neither send again once the first has delivered nor turn a delivered row failed. Two runs
-    at the same moment may both send: receivers are idempotent on (grant_id, reason)."""
+    neither send again once the first has delivered nor turn a delivered row failed. A run
+    claims the row before it POSTs (``sending_until``, a lease as long as the task's hard time
+    limit), so two runs at the same moment send once: the other finds the lease held and sends
+    nothing. A run that dies mid-POST holds the lease only until its time limit; the task's
+    retry or the sweeper then sends. Receivers stay idempotent on (grant_id, reason): a POST
+    whose answer was lost is sent again."""
     hook = OrganizationWebhook.objects.filter(organization_id=organization_id, is_active=True).first()
     deliveries = WebhookDelivery.objects.filter(pk=delivery_id, organization_id=organization_id).exclude(
         status=WebhookDelivery.Status.DELIVERED
     )
     if hook is None:
         deliveries.update(
-            status=WebhookDelivery.Status.FAILED, error=_("回调已删除或停用。"), finished_at=timezone.now()
+            status=WebhookDelivery.Status.FAILED,
+            error=_("回调已删除或停用。"),
+            finished_at=timezone.now(),
+            sending_until=None,
         )
         return None
-    claimed = deliveries.update(attempts=F("attempts") + 1, url=hook.url)
+    now = timezone.now()
+    claimed = deliveries.filter(Q(sending_until__isnull=True) | Q(sending_until__lt=now)).update(
+        attempts=F("attempts") + 1, url=hook.url, sending_until=now + sending_lease()
+    )
     if delivery_id is not None and not claimed:
-        return None  # already delivered (or pruned): the receiver has had it
+        return None  # delivered, pruned, or being sent by another run right now: nothing to send
     try:
         # In production the host is resolved once, refused if any address is internal, and
         # the connection goes to the address that was checked (authorization.webhooks).
@@ -215,6 +226,7 @@ def webhook_delivery_send(
             status=WebhookDelivery.Status.FAILED,
             error=_("回调地址(url)解析到本机或内网地址。已拒绝发送。"),
             finished_at=timezone.now(),
+            sending_until=None,
         )
         return None  # not a transient failure: no retry
     except OSError as exc:
@@ -223,12 +235,25 @@ def webhook_delivery_send(
             response_status=getattr(exc, "code", None),
             error=str(exc)[:300],
             finished_at=timezone.now(),
+            sending_until=None,
         )
         raise
     deliveries.update(
-        status=WebhookDelivery.Status.DELIVERED, response_status=status, error="", finished_at=timezone.now()
+        status=WebhookDelivery.Status.DELIVERED,
+        response_status=status,
+        error="",
+        finished_at=timezone.now(),
+        sending_until=None,
     )
     return status
+
+
+def sending_lease() -> dt.timedelta:
+    """How long a run holds a delivery while it POSTs: the task's hard time limit, after which
+    the run is dead for certain."""
+    from authorization.tasks import webhook_deliver as task
+
+    return dt.timedelta(seconds=task.time_limit)
 
 
 def webhook_deliveries_prune(

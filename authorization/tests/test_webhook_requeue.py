@@ -353,3 +353,76 @@ def test_grant_11_beat_runs_the_sweep_every_five_minutes():
     assert entry["task"] == "authorization.tasks.webhook_deliveries_requeue_stale"
     assert entry["task"] in app.tasks
     assert entry["schedule"] == crontab(minute="*/5")
+
+
+# --- two runs at the same moment: the sending lease ------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_grant_11_two_runs_at_the_same_moment_send_once(shop, hooked, monkeypatch):
+    # given a delivery whose first run is in the middle of its POST
+    delivery = pending(dt.timedelta(hours=1), organization=shop)
+    sent, posting, answer = [], threading.Event(), threading.Event()
+
+    def slow_post(**kwargs):
+        sent.append(kwargs["payload"])
+        posting.set()
+        answer.wait(timeout=10)
+        return 204
+
+    monkeypatch.setattr(webhooks, "post", slow_post)
+    first = {}
+
+    def run_first():
+        try:
+            first["status"] = send(delivery)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run_first)
+    thread.start()
+    assert posting.wait(timeout=10)
+
+    # when a second run (a late original, or a re-queue) starts meanwhile
+    second = send(delivery)
+    answer.set()
+    thread.join(timeout=10)
+
+    # then only the first POSTed; the row is delivered after one attempt, its lease released
+    assert (first["status"], second) == (204, None)
+    assert sent == [delivery.payload]
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.sending_until) == ("delivered", 1, None)
+
+
+@pytest.mark.django_db
+def test_grant_11_a_lease_left_by_a_run_that_died_expires(shop, hooked, monkeypatch):
+    # given a run that claimed the delivery and died mid-POST, longer ago than the time limit
+    from django.utils import timezone
+
+    dead_until = timezone.now() - dt.timedelta(seconds=1)
+    delivery = pending(dt.timedelta(hours=1), organization=shop)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(attempts=1, sending_until=dead_until)
+    monkeypatch.setattr(webhooks, "post", lambda **kwargs: 204)
+
+    # when the task's retry (or the sweeper's re-queue) runs, it sends
+    assert send(delivery) == 204
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.sending_until) == ("delivered", 2, None)
+
+
+@pytest.mark.django_db
+def test_grant_11_a_failed_attempt_releases_the_lease_for_the_retry(shop, hooked, monkeypatch):
+    delivery = pending(dt.timedelta(hours=1), organization=shop)
+
+    def down(**kwargs):
+        raise ConnectionRefusedError("down")
+
+    monkeypatch.setattr(webhooks, "post", down)
+    with pytest.raises(OSError):
+        send(delivery)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.sending_until) == ("failed", None)
+
+    monkeypatch.setattr(webhooks, "post", lambda **kwargs: 204)
+    assert send(delivery) == 204  # the task's retry is not blocked by its own earlier attempt
