@@ -1,30 +1,57 @@
 """Small CJK-capable PDF helper (reportlab) for invoices and statements.
 
-Chinese text is set in reportlab's built-in CID font ``STSong-Light`` (Adobe's Asian font
-pack name, resolved by the PDF viewer), so no font file ships with the portal.
+Chinese text is set in a TrueType CJK font embedded in the PDF (only the glyphs used, as a
+subset), so the document reads the same in any viewer: ``PDF_CJK_FONT_FILE``, else the first of
+``CJK_FONT_FILES`` found (Debian's ``fonts-wqy-microhei``, which ``scripts/run`` and
+``scripts/test`` install). With no such file, it falls back to reportlab's built-in CID font
+``STSong-Light``: not embedded, so the viewer must supply it (Adobe's Asian font pack name).
 """
 
 import io
 from collections.abc import Sequence
+from pathlib import Path
 
+from django.conf import settings
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-CJK_FONT = "STSong-Light"
-_registered = False
+CJK_FONT_FILES = (
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+)
+EMBEDDED_FONT = "PortalCJK"
+CID_FONT = "STSong-Light"
+_registered: dict[str, str] = {}
+
+
+def cjk_font_file() -> str | None:
+    """The TrueType CJK font to embed, or None (then the CID fallback)."""
+    configured = getattr(settings, "PDF_CJK_FONT_FILE", "")
+    for candidate in (configured,) if configured else CJK_FONT_FILES:
+        if Path(candidate).is_file():
+            return candidate
+    return None
 
 
 def _font() -> str:
-    global _registered
-    if not _registered:
-        pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
-        _registered = True
-    return CJK_FONT
+    """The registered font name for the current font file (registered once per file)."""
+    path = cjk_font_file()
+    key = path or CID_FONT
+    if key not in _registered:
+        if path is None:
+            pdfmetrics.registerFont(UnicodeCIDFont(CID_FONT))
+            _registered[key] = CID_FONT
+        else:
+            name = f"{EMBEDDED_FONT}-{len(_registered)}"
+            pdfmetrics.registerFont(TTFont(name, path, subfontIndex=0))
+            _registered[key] = name
+    return _registered[key]
 
 
 def _escape(text) -> str:

@@ -241,6 +241,9 @@ WEBHOOK_DELIVERY_STALE_MINUTES = env.int("WEBHOOK_DELIVERY_STALE_MINUTES", defau
 
 # --- Billing: the API gateway's shared token for /api/v1/billing/gate and usage ingest ------
 BILLING_GATEWAY_TOKEN = env("BILLING_GATEWAY_TOKEN", default="gateway-dev-token")
+# A TrueType CJK font embedded in invoice PDFs (billing.pdf); empty: the first Debian WenQuanYi
+# font found, else a non-embedded CID font.
+PDF_CJK_FONT_FILE = env("PDF_CJK_FONT_FILE", default="")
 # Concurrent "paid" callbacks in one process share one statement and commit
 # (billing.services.credit_group); off: each callback is written on its own.
 BILLING_TOPUP_GROUP_COMMIT = env.bool("BILLING_TOPUP_GROUP_COMMIT", default=True)
