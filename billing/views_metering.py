@@ -155,7 +155,8 @@ def bill_csv(request, bill_id: int):
     resp["Content-Disposition"] = f'attachment; filename="bill-{bill.year}-{bill.month:02d}.csv"'
     resp.write("\ufeff")  # Excel opens UTF-8 Chinese correctly with a BOM
     w = csv.writer(resp)
-    w.writerow(["app_key", "app", "api", "tier", "location", "calls", "price_fen_per_1000", "amount_fen"])
+    header = ["app_key", "app", "api", "tier", "location", "calls", "price_fen_per_1000", "amount_fen"]
+    w.writerow([*header, "discounted_calls"])
     for g in sel.bill_detail_groups(bill=bill):
         for line in g["lines"]:
             w.writerow(
@@ -168,6 +169,8 @@ def bill_csv(request, bill_id: int):
                     line.calls,
                     line.price_label,
                     line.amount_fen,
+                    # FEE-5.1: calls on discounted days, "rate:calls" per rate (e.g. 0.2:3000)
+                    " ".join(f"{rate}:{calls}" for rate, calls in line.discounted_calls),
                 ]
             )
         row = g["row"]
@@ -194,7 +197,7 @@ def bill_pdf(request, bill_id: int):
     from billing.pdf import build_pdf
 
     bill = sel.bill_get_for_membership(membership=_membership(request), bill_id=bill_id)
-    table = [[_("应用"), "API", _("调用位置"), _("调用次数"), _("单价(分/千次)"), _("金额")]]
+    table = [[_("应用"), "API", _("调用位置"), _("调用次数"), _("折扣日调用"), _("单价(分/千次)"), _("金额")]]
     for g in sel.bill_detail_groups(bill=bill):
         for line in g["lines"]:
             table.append(
@@ -203,17 +206,19 @@ def bill_pdf(request, bill_id: int):
                     line.api.code,
                     _location_label(line.location),
                     f"{line.calls:,}",
+                    line.discounted_label or "—",
                     line.price_label,
                     format_fen(line.amount_fen),
                 ]
             )
         row = g["row"]
-        table.append([g["app"].name, _("小计"), "", "", "", format_fen(row.subtotal_fen)])
+        table.append([g["app"].name, _("小计"), "", "", "", "", format_fen(row.subtotal_fen)])
         if row.discount_fen:
             table.append(
                 [
                     g["app"].name,
                     _("折扣") + f" {row.discount_rate:.2%}",
+                    "",
                     "",
                     "",
                     "",

@@ -28,6 +28,7 @@ Design:
 import datetime as dt
 import hashlib
 import secrets
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
@@ -457,6 +458,23 @@ class BillLine(models.Model):
     @property
     def price_label(self) -> str:
         return " / ".join(str(p["price"]) for p in self.prices) or "0"
+
+    @property
+    def discounted_calls(self) -> list[tuple[Decimal, int]]:
+        """FEE-5.1: (rate, calls) of this line's calls that fell on days of an app discount,
+        by rate (settlement records them per price under ``prices[].discounted``)."""
+        by_rate: dict[Decimal, int] = {}
+        for price in self.prices:
+            for part in price.get("discounted", ()):
+                rate = Decimal(str(part["rate"]))
+                by_rate[rate] = by_rate.get(rate, 0) + int(part["calls"])
+        return sorted(by_rate.items())
+
+    @property
+    def discounted_label(self) -> str:
+        """The same for the page and PDF: "3,000 @ 20%" per rate, or "" if none."""
+        parts = self.discounted_calls
+        return " / ".join(f"{calls:,} @ {(rate * 100).normalize():f}%" for rate, calls in parts)
 
     @property
     def tier(self) -> str:

@@ -9,6 +9,7 @@ from django.urls import reverse
 from billing.models import App, Bill
 from billing.services.settlement import settlement_run_month
 from billing.tests.factories_metering import AppFactory, DiscountFactory, paid_api, record_usage, sh
+from billing.tests.test_wallet_pdf import pdf_text
 
 pytestmark = pytest.mark.django_db
 
@@ -91,6 +92,8 @@ class TestBills:
         assert (billed.subtotal_fen, billed.discount_fen, billed.total_fen) == (250, 50, 200)
         assert "order.list" in html and "va.data" in html and "抖店云外" in html and "¥2.00" in html
         assert html.count('data-testid="bill-line"') == 2
+        # FEE-5.1: each line says how many of its calls fell on discounted days, at which rate
+        assert "100 @ 20%" in html and "50 @ 20%" in html
 
     def test_bill_list_and_query_count(self, client, owner, billed, django_assert_max_num_queries):
         client.force_login(owner.user)
@@ -105,13 +108,15 @@ class TestBills:
         assert resp["Content-Type"].startswith("text/csv")
         rows = [r.split(",") for r in text.strip().splitlines()]
         assert rows[0][:3] == ["app_key", "app", "api"]
-        assert rows[1][2:] == ["order.list", "basic", "in_cloud", "100", "1000", "100"]
+        assert rows[1][2:] == ["order.list", "basic", "in_cloud", "100", "1000", "100", "0.2:100"]
         assert rows[-1][-1] == "200"
 
     def test_pdf_statement(self, client, owner, teammate, billed):
         client.force_login(teammate.user)
         resp = client.get(reverse("billing:bill-pdf", args=[billed.pk]))
         assert resp.status_code == 200 and resp.content.startswith(b"%PDF")
+        text = pdf_text(resp.content)
+        assert "order.list" in text and "100 @ 20%" in text and "50 @ 20%" in text
 
     def test_other_tenant_gets_404_on_every_bill_url(self, client, outsider, billed):
         client.force_login(outsider.user)
