@@ -21,8 +21,10 @@ the one-at-a-time path.
 Each outcome is the one-at-a-time outcome: an item whose event id or order is already in the
 batch being formed waits for the next batch, so a repeated delivery still sees the first one
 committed (replay / already paid). If a batch statement fails, nothing of it was written, and
-each of its items is written alone (``wallet_credit_paid_event``), so only a bad item fails,
-and only its own request.
+each request of it writes its own item alone (``wallet_credit_paid_event``), side by side on
+its own connection, so only a bad item fails, and only its own request. A batch waits at most
+a second for a row lock held elsewhere (a settlement chunk on one of its wallets, say) before
+it fails so: one busy row does not hold up the unrelated credits queued with it for longer.
 
 Used only where the caller is not inside a transaction (the webhook view runs in autocommit):
 a caller's transaction must contain its own credit. ``BILLING_TOPUP_GROUP_COMMIT`` turns it
@@ -57,6 +59,7 @@ class _Item:
     event: PaidEvent
     now: dt.datetime
     done: bool = False
+    alone: bool = False  # its batch failed: its own request writes it alone
     result: tuple | None = None
     error: BaseException | None = None
 
@@ -74,6 +77,7 @@ class CreditGroup:
         self._last = 0  # callbacks in the last batch
         self.batches = 0  # statements written, and callbacks in them (the benchmark reports both)
         self.items = 0
+        self.fallbacks = 0  # batches whose statement failed and were written one at a time
 
     def credit(self, event: PaidEvent, now: dt.datetime) -> tuple[str | None, int | None, bool]:
         item = _Item(event, now)
@@ -84,26 +88,35 @@ class CreditGroup:
                 self._queued.notify()
         while True:
             with self._answered:
-                while not item.done and (self._writing or not self._queue):
-                    if not self._answered.wait(timeout=deadline - time.monotonic()) and not item.done:
-                        if item in self._queue:
-                            self._queue.remove(item)  # never written after its request gave up
+                while not (item.done or item.alone) and (self._writing or not self._queue):
+                    answered = self._answered.wait(timeout=max(0.0, deadline - time.monotonic()))
+                    if not answered and not item.done and item in self._queue:
+                        # Still queued after WAIT_SECONDS: never written after its request gave
+                        # up. An item already taken into a batch waits for that batch's answer,
+                        # so a 500 never stands for a credit that then commits.
+                        self._queue.remove(item)
                         raise GroupCommitTimeout(f"top-up {event.out_trade_no}: waited {WAIT_SECONDS} s")
-                if item.done:
-                    if item.error is not None:
-                        raise item.error
-                    return item.result
-                self._writing = True
-                if self._last > 1:
-                    self._gathering = True
-                    self._queued.wait_for(lambda: len(self._queue) >= self._last, timeout=GATHER_SECONDS)
-                    self._gathering = False
-                batch = self._take()
-                self._last = len(batch)
+                lead = not (item.done or item.alone)
+                if lead:
+                    self._writing = True
+            if not lead:
+                if item.alone:  # its batch failed: written alone, on this request's connection
+                    self._write_alone(item)
+                if item.error is not None:
+                    raise item.error
+                return item.result
             try:
+                with self._answered:
+                    if self._last > 1:
+                        self._gathering = True
+                        self._queued.wait_for(lambda: len(self._queue) >= self._last, timeout=GATHER_SECONDS)
+                        self._gathering = False
+                    batch = self._take()
+                    self._last = len(batch)
                 self._write(batch)
             finally:
                 with self._answered:
+                    self._gathering = False
                     self._writing = False
                     self._answered.notify_all()
 
@@ -112,7 +125,7 @@ class CreditGroup:
         another provider in the batch (they stay first in the queue for the next batch).
         Called with the lock held."""
         batch, later, events, orders = [], [], set(), set()
-        provider = self._queue[0].event.provider
+        provider = self._queue[0].event.provider if self._queue else None
         while self._queue and len(batch) < MAX_BATCH:
             item = self._queue.popleft()
             event = item.event
@@ -126,7 +139,18 @@ class CreditGroup:
         return batch
 
     def _write(self, batch: list[_Item]) -> None:
-        """Write ``batch`` and fill in each item's answer (never raises)."""
+        """Write ``batch`` and give every item an answer, whatever happens."""
+        try:
+            self._write_batch(batch)
+        finally:
+            for item in batch:
+                if not (item.done or item.alone):
+                    item.error = item.error or RuntimeError("top-up group commit: the batch was not written")
+                    item.done = True
+
+    def _write_batch(self, batch: list[_Item]) -> None:
+        if not batch:
+            return
         self.batches += 1
         self.items += len(batch)
         if len(batch) == 1:
@@ -135,14 +159,15 @@ class CreditGroup:
         events, now = [item.event for item in batch], [item.now for item in batch]
         try:
             results = wallet_credit_paid_events(events, now=now)
-        except DatabaseError:  # the statement failed: nothing was written
+        except DatabaseError:  # the statement failed (a lock held too long, say): nothing written
+            self.fallbacks += 1
             connection.close_if_unusable_or_obsolete()
-            for item in batch:
-                self._write_alone(item)
+            for item in batch:  # each request writes its own, at once and side by side
+                item.alone = True
             return
         except Exception as exc:  # every waiting request must get an answer
             for item in batch:
-                item.error, item.done = exc, True
+                item.error, item.done = RuntimeError(f"top-up group commit: {exc!r}"), True
             return
         for item, result in zip(batch, results, strict=True):
             item.result, item.done = result, True

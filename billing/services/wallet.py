@@ -269,16 +269,21 @@ SELECT (SELECT outcome FROM e), (SELECT organization_id FROM o), (SELECT count(*
 # The same callback applied to several orders at once (group commit, ``billing.services.
 # credit_group``): one statement, one commit, one pass over each table's CHECKs for the whole
 # batch. The caller guarantees that no event id and no order appears twice in one batch, so
-# each item's outcome is what the one-at-a-time statement would give. Orders and wallets are
-# locked in id / organization order, so two concurrent batches cannot deadlock on them. A
-# wallet credited twice in one batch gets one UPDATE and a ledger entry per credit whose
-# balance_after runs in item order (ledger ids follow the same order).
+# each item's outcome is what the one-at-a-time statement would give. Orders and then wallets
+# are locked in id order, the order settlement locks wallets in (``locks.wallets_lock_rows``),
+# so a batch cannot deadlock with another batch or a settlement chunk. A lock held elsewhere
+# longer than ``lock_timeout`` (set for this statement's transaction only) fails the batch
+# (nothing written) and the caller writes its items one at a time, so one busy row does not
+# hold up the unrelated credits queued with it. A wallet credited twice in one batch gets one
+# UPDATE and a ledger entry per credit whose balance_after runs in item order (ledger ids
+# follow the same order).
 _CREDIT_PAID_EVENTS_SQL = """
 WITH req AS (
     SELECT (r.ord - 1)::int4 AS idx, r.item ->> 0 AS event_id, r.item ->> 1 AS out_trade_no,
            (r.item ->> 2)::int8 AS amount_fen, r.item ->> 3 AS currency,
            r.item ->> 4 AS provider_trade_no, r.item -> 5 AS payload, (r.item ->> 6)::timestamptz AS now
-    FROM jsonb_array_elements(%(items)s::jsonb) WITH ORDINALITY AS r(item, ord)
+    FROM (SELECT set_config('lock_timeout', %(lock_timeout)s, true)) AS cfg(lock_timeout),
+         jsonb_array_elements(%(items)s::jsonb) WITH ORDINALITY AS r(item, ord)
 ), o AS (
     SELECT id, organization_id, amount_fen, currency, state, out_trade_no
     FROM billing_topuporder
@@ -310,10 +315,13 @@ WITH req AS (
     WHERE t.id = v.order_id AND e.outcome = 'credited'
     RETURNING v.idx, v.now, t.id, t.organization_id, t.amount_fen, t.out_trade_no
 ), per_wallet AS (
-    SELECT organization_id, sum(amount_fen)::int8 AS total, max(now) AS now FROM paid GROUP BY organization_id
+    SELECT organization_id, sum(amount_fen)::int8 AS total, min(now) AS first, max(now) AS last
+    FROM paid GROUP BY organization_id
 ), w AS (
     INSERT INTO billing_wallet (organization_id, balance_fen, created_at, updated_at)
-    SELECT organization_id, total, now, now FROM per_wallet ORDER BY organization_id
+    SELECT pw.organization_id, pw.total, pw.first, pw.last
+    FROM per_wallet pw LEFT JOIN billing_wallet b ON b.organization_id = pw.organization_id
+    ORDER BY b.id NULLS LAST, pw.organization_id
     ON CONFLICT (organization_id) DO UPDATE
         SET balance_fen = billing_wallet.balance_fen + EXCLUDED.balance_fen, updated_at = EXCLUDED.updated_at
     RETURNING id, organization_id, balance_fen
@@ -423,6 +431,9 @@ def wallet_credit_paid_event(
     return outcome, organization_id, credited
 
 
+BATCH_LOCK_TIMEOUT = "1s"  # see _CREDIT_PAID_EVENTS_SQL
+
+
 @dataclass(frozen=True)
 class PaidEvent:
     """A verified "paid" callback, as ``wallet_credit_paid_event`` takes it."""
@@ -458,6 +469,7 @@ def wallet_credit_paid_events(
         _CREDIT_PAID_EVENTS_SQL,
         {
             "provider": provider,
+            "lock_timeout": BATCH_LOCK_TIMEOUT,
             "items": json.dumps(
                 [
                     [

@@ -14,6 +14,7 @@ from billing.models import LedgerEntry, PaymentEvent, TopUpOrder, Wallet
 from billing.payments import sandbox
 from billing.selectors.wallet import wallet_in_arrears
 from billing.services import credit_group
+from billing.services import wallet as wallet_svc
 from billing.services.topup import payment_webhook_handle, top_up_create
 from billing.services.wallet import wallet_charge_for_month
 from billing.tests.factories_wallet import ledger_sum
@@ -30,6 +31,14 @@ def _group_commit_on(settings):
 
 def deliver(body: bytes):
     return payment_webhook_handle(provider_name="sandbox", headers=signed(body), body=body)
+
+
+def deliver_and_close(body: bytes):
+    """``deliver`` from a thread of its own, closing that thread's connection."""
+    try:
+        return deliver(body)
+    finally:
+        connection.close()
 
 
 @contextmanager
@@ -69,7 +78,7 @@ def one_batch(first_body: bytes, bodies: list[bytes], first_order) -> list:
         first = threading.Thread(target=run, args=(0, first_body))
         first.start()
         group = credit_group.current()
-        wait_until(lambda: not group._queue)  # the writer took it and waits on the lock
+        wait_until(lambda: group._writing and not group._queue)  # it leads, waiting on the lock
         threads = [threading.Thread(target=run, args=(i + 1, b)) for i, b in enumerate(bodies)]
         for t in threads:
             t.start()
@@ -79,9 +88,7 @@ def one_batch(first_body: bytes, bodies: list[bytes], first_order) -> list:
     return results
 
 
-def test_fee_4_1_queued_callbacks_are_written_as_one_batch_with_the_one_at_a_time_outcomes(
-    django_capture_on_commit_callbacks,
-):
+def test_fee_4_1_queued_callbacks_are_written_as_one_batch_with_the_one_at_a_time_outcomes():
     # Given: a first order whose callback keeps the writer busy, and then, queued together,
     # two credits on one wallet, a credit that ends arrears, an amount mismatch, an unknown
     # order, an order already paid, and a replay of an event already stored.
@@ -107,13 +114,14 @@ def test_fee_4_1_queued_callbacks_are_written_as_one_batch_with_the_one_at_a_tim
         replayed,
     ]
     group_before = credit_group.current()
-    batches_before = group_before.batches
+    batches_before, fallbacks_before = group_before.batches, group_before.fallbacks
 
     # When they are delivered while the writer is busy with the first.
     results = one_batch(sandbox.event_body(order=blocker, status="paid"), bodies, blocker)
 
-    # Then the seven queued callbacks went out in one statement...
+    # Then the seven queued callbacks went out in one statement, which did not fail...
     assert group_before.batches - batches_before == 2
+    assert group_before.fallbacks == fallbacks_before
     # ...and each request got what it would have got alone.
     assert [(r.status, r.outcome) for r in results] == [
         (200, "credited"),
@@ -237,3 +245,124 @@ def test_group_commit_can_be_turned_off(settings):
     order = top_up_create(organization_id=org.id, amount_fen=800)
     assert deliver(sandbox.event_body(order=order, status="paid")).outcome == "credited"
     assert credit_group.current().items == written_by_group  # written on the request's own path
+
+
+def test_fee_4_1_a_batch_locks_wallets_in_the_order_settlement_does_no_deadlock():
+    # Given two organizations whose wallets were created in the opposite order (so wallet id
+    # order differs from organization order), each with a pending top-up...
+    first_org, second_org = OrganizationFactory(), OrganizationFactory()
+    for org in (second_org, first_org):
+        wallet_charge_for_month(organization_id=org.id, year=2024, month=1, amount_fen=1)
+    wallets = Wallet.objects.filter(organization__in=[first_org, second_org]).order_by("id")
+    assert [w.organization_id for w in wallets] == [second_org.id, first_org.id]
+    orders = [top_up_create(organization_id=o.id, amount_fen=500) for o in (first_org, second_org)]
+    blocker = top_up_create(organization_id=first_org.id, amount_fen=100)
+    params = connection.settings_dict
+    settlement = psycopg.connect(
+        dbname=params["NAME"], user=params["USER"], host=params["HOST"], port=params["PORT"] or 5432
+    )
+    outcome: dict = {}
+
+    def lock_the_second_wallet():
+        # a settlement chunk takes wallet row locks in wallet id order: the lower id first...
+        settlement.execute("SELECT 1 FROM billing_wallet WHERE id = %s FOR UPDATE", [wallets[0].pk])
+
+    def then_the_other():
+        try:
+            settlement.execute("SET lock_timeout = '5s'")
+            settlement.execute("SELECT 1 FROM billing_wallet WHERE id = %s FOR UPDATE", [wallets[1].pk])
+            outcome["settlement"] = "locked both"
+        except psycopg.Error as exc:
+            outcome["settlement"] = type(exc).__name__
+        finally:
+            settlement.commit()
+
+    # When a batch crediting both wallets runs while that chunk holds the first wallet...
+    lock_the_second_wallet()
+    results: list = [None, None]
+
+    def deliver_in_batch(i):
+        try:
+            results[i] = deliver(sandbox.event_body(order=orders[i], status="paid"))
+        finally:
+            connection.close()
+
+    with order_row_locked(blocker):
+        first = threading.Thread(
+            target=deliver_and_close, args=(sandbox.event_body(order=blocker, status="paid"),)
+        )
+        first.start()
+        group = credit_group.current()
+        fallbacks_before = group.fallbacks
+        wait_until(lambda: group._writing and not group._queue)
+        threads = [threading.Thread(target=deliver_in_batch, args=(i,)) for i in (0, 1)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: len(group._queue) == 2)
+    first.join(10)
+    time.sleep(0.3)  # the batch of two is now waiting for the chunk's first wallet...
+    then_the_other()  # ...which takes its second wallet: no cycle, so no deadlock
+    for t in threads:
+        t.join(10)
+    settlement.close()
+
+    # Then both sides finished: the chunk got both locks, and both top-ups were credited by the
+    # batch itself (no deadlock or lock timeout made it fall back).
+    assert outcome["settlement"] == "locked both"
+    assert group.fallbacks == fallbacks_before
+    assert [r.outcome for r in results] == ["credited", "credited"]
+    for org in (first_org, second_org):
+        assert Wallet.objects.get(organization=org).balance_fen == ledger_sum(org.id)
+
+
+def test_fee_4_1_a_row_held_elsewhere_does_not_hold_up_the_rest_of_the_batch(monkeypatch):
+    # Given a batch of three whose first order is locked by another session for 3 s
+    monkeypatch.setattr(wallet_svc, "BATCH_LOCK_TIMEOUT", "200ms")
+    org = OrganizationFactory()
+    blocker = top_up_create(organization_id=org.id, amount_fen=100)
+    busy, free_a, free_b = (
+        top_up_create(organization_id=org.id, amount_fen=a) for a in (1_000, 2_000, 3_000)
+    )
+    group = credit_group.current()
+    fallbacks_before = group.fallbacks
+    done_at: dict = {}
+    params = connection.settings_dict
+    other = psycopg.connect(
+        dbname=params["NAME"], user=params["USER"], host=params["HOST"], port=params["PORT"] or 5432
+    )
+    other.execute("SELECT 1 FROM billing_topuporder WHERE id = %s FOR UPDATE", [busy.pk])
+
+    def run(order):
+        try:
+            done_at[order.pk] = (
+                deliver(sandbox.event_body(order=order, status="paid")).outcome,
+                time.monotonic(),
+            )
+        finally:
+            connection.close()
+
+    # When the three are queued together
+    with order_row_locked(blocker):
+        first = threading.Thread(target=run, args=(blocker,))
+        first.start()
+        wait_until(lambda: group._writing and not group._queue)
+        threads = [threading.Thread(target=run, args=(o,)) for o in (busy, free_a, free_b)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: len(group._queue) == 3)
+    started = time.monotonic()
+    released = threading.Timer(3.0, other.commit)
+    released.start()
+    for t in [first, *threads]:
+        t.join(15)
+    other.close()
+
+    # Then the batch gave up on the busy row and the two free orders were credited long before
+    # the lock was released; the busy one was credited once it was.
+    assert group.fallbacks == fallbacks_before + 1
+    assert {pk: outcome for pk, (outcome, _) in done_at.items()} == dict.fromkeys(
+        (blocker.pk, busy.pk, free_a.pk, free_b.pk), "credited"
+    )
+    assert done_at[free_a.pk][1] - started < 2.0 and done_at[free_b.pk][1] - started < 2.0
+    assert done_at[busy.pk][1] - started >= 2.5
+    assert Wallet.objects.get(organization=org).balance_fen == 6_100 == ledger_sum(org.id)
