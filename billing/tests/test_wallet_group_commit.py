@@ -41,13 +41,18 @@ def deliver_and_close(body: bytes):
         connection.close()
 
 
+def other_session() -> psycopg.Connection:
+    """A connection of its own to the test database (another process, as far as locks go)."""
+    params = connection.settings_dict
+    return psycopg.connect(
+        dbname=params["NAME"], user=params["USER"], host=params["HOST"], port=params["PORT"] or 5432
+    )
+
+
 @contextmanager
 def order_row_locked(order):
     """Another session holds ``order``'s row lock: a batch that contains it waits."""
-    params = connection.settings_dict
-    with psycopg.connect(
-        dbname=params["NAME"], user=params["USER"], host=params["HOST"], port=params["PORT"] or 5432
-    ) as other:
+    with other_session() as other:
         other.execute("SELECT 1 FROM billing_topuporder WHERE id = %s FOR UPDATE", [order.pk])
         yield
         other.commit()
@@ -184,14 +189,22 @@ def concurrent_deliveries_while_busy(orders) -> list:
     )
 
 
-def test_fee_4_1_a_batch_statement_that_fails_is_written_item_by_item(monkeypatch):
-    # Given a batch statement that fails in the database (so it wrote nothing).
+def batch_statement_raising(monkeypatch, exc: Exception) -> None:
     def broken(events, *, now):
-        raise DatabaseError("batch statement failed")
+        raise exc
 
     monkeypatch.setattr(credit_group, "wallet_credit_paid_events", broken)
+
+
+def pending_orders(org, n: int) -> list:
+    return [top_up_create(organization_id=org.id, amount_fen=1_000 + i) for i in range(n)]
+
+
+def test_fee_4_1_a_batch_statement_that_fails_is_written_item_by_item(monkeypatch):
+    # Given a batch statement that fails in the database (so it wrote nothing).
+    batch_statement_raising(monkeypatch, DatabaseError("batch statement failed"))
     org = OrganizationFactory()
-    orders = [top_up_create(organization_id=org.id, amount_fen=1_000 + i) for i in range(6)]
+    orders = pending_orders(org, 6)
 
     # When five callbacks are queued together behind a first one.
     results = concurrent_deliveries_while_busy(orders)
@@ -204,12 +217,8 @@ def test_fee_4_1_a_batch_statement_that_fails_is_written_item_by_item(monkeypatc
 
 def test_any_other_failure_of_a_batch_answers_every_request_in_it(monkeypatch):
     # Given a batch that fails outside the database.
-    def broken(events, *, now):
-        raise RuntimeError("outcomes do not check out")
-
-    monkeypatch.setattr(credit_group, "wallet_credit_paid_events", broken)
-    org = OrganizationFactory()
-    orders = [top_up_create(organization_id=org.id, amount_fen=1_000 + i) for i in range(4)]
+    batch_statement_raising(monkeypatch, RuntimeError("outcomes do not check out"))
+    orders = pending_orders(OrganizationFactory(), 4)
 
     # When three callbacks are queued together behind a first one.
     results = concurrent_deliveries_while_busy(orders)
@@ -257,10 +266,7 @@ def test_fee_4_1_a_batch_locks_wallets_in_the_order_settlement_does_no_deadlock(
     assert [w.organization_id for w in wallets] == [second_org.id, first_org.id]
     orders = [top_up_create(organization_id=o.id, amount_fen=500) for o in (first_org, second_org)]
     blocker = top_up_create(organization_id=first_org.id, amount_fen=100)
-    params = connection.settings_dict
-    settlement = psycopg.connect(
-        dbname=params["NAME"], user=params["USER"], host=params["HOST"], port=params["PORT"] or 5432
-    )
+    settlement = other_session()
     outcome: dict = {}
 
     def lock_the_second_wallet():
@@ -326,10 +332,7 @@ def test_fee_4_1_a_row_held_elsewhere_does_not_hold_up_the_rest_of_the_batch(mon
     group = credit_group.current()
     fallbacks_before = group.fallbacks
     done_at: dict = {}
-    params = connection.settings_dict
-    other = psycopg.connect(
-        dbname=params["NAME"], user=params["USER"], host=params["HOST"], port=params["PORT"] or 5432
-    )
+    other = other_session()
     other.execute("SELECT 1 FROM billing_topuporder WHERE id = %s FOR UPDATE", [busy.pk])
 
     def run(order):
