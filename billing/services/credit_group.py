@@ -34,6 +34,7 @@ batch is a batch of one, written by the one-at-a-time statement.
 """
 
 import datetime as dt
+import logging
 import os
 import threading
 import time
@@ -44,6 +45,8 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 
 from billing.services.wallet import PaidEvent, wallet_credit_paid_event, wallet_credit_paid_events
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH = 64
 GATHER_SECONDS = 0.001
@@ -159,13 +162,19 @@ class CreditGroup:
         events, now = [item.event for item in batch], [item.now for item in batch]
         try:
             results = wallet_credit_paid_events(events, now=now)
-        except DatabaseError:  # the statement failed (a lock held too long, say): nothing written
+        except DatabaseError as exc:  # the statement failed (a lock held too long, say): nothing written
             self.fallbacks += 1
+            log.warning(
+                "top-up group commit: batch of %d not written (%s); each request writes its own",
+                len(batch),
+                exc,
+            )
             connection.close_if_unusable_or_obsolete()
             for item in batch:  # each request writes its own, at once and side by side
                 item.alone = True
             return
         except Exception as exc:  # every waiting request must get an answer
+            log.exception("top-up group commit: batch of %d failed", len(batch))
             for item in batch:
                 item.error, item.done = RuntimeError(f"top-up group commit: {exc!r}"), True
             return

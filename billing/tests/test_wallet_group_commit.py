@@ -200,7 +200,7 @@ def pending_orders(org, n: int) -> list:
     return [top_up_create(organization_id=org.id, amount_fen=1_000 + i) for i in range(n)]
 
 
-def test_fee_4_1_a_batch_statement_that_fails_is_written_item_by_item(monkeypatch):
+def test_fee_4_1_a_batch_statement_that_fails_is_written_item_by_item(monkeypatch, caplog):
     # Given a batch statement that fails in the database (so it wrote nothing).
     batch_statement_raising(monkeypatch, DatabaseError("batch statement failed"))
     org = OrganizationFactory()
@@ -209,8 +209,9 @@ def test_fee_4_1_a_batch_statement_that_fails_is_written_item_by_item(monkeypatc
     # When five callbacks are queued together behind a first one.
     results = concurrent_deliveries_while_busy(orders)
 
-    # Then each was still credited, once, by the one-at-a-time path.
+    # Then each was still credited, once, by the one-at-a-time path, and operators were told.
     assert [r.outcome for r in results] == ["credited"] * 6
+    assert "batch of 5 not written (batch statement failed)" in caplog.text
     expected = sum(1_000 + i for i in range(6))
     assert Wallet.objects.get(organization=org).balance_fen == expected == ledger_sum(org.id)
 
