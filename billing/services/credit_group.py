@@ -92,11 +92,12 @@ class CreditGroup:
         while True:
             with self._answered:
                 while not (item.done or item.alone) and (self._writing or not self._queue):
-                    answered = self._answered.wait(timeout=max(0.0, deadline - time.monotonic()))
-                    if not answered and not item.done and item in self._queue:
-                        # Still queued after WAIT_SECONDS: never written after its request gave
-                        # up. An item already taken into a batch waits for that batch's answer,
-                        # so a 500 never stands for a credit that then commits.
+                    # An item already taken into a batch waits for that batch's answer, however
+                    # long, so a 500 never stands for a credit that then commits; one still
+                    # queued after WAIT_SECONDS gives up and is never written.
+                    queued = item in self._queue
+                    timeout = max(0.0, deadline - time.monotonic()) if queued else None
+                    if not self._answered.wait(timeout=timeout) and item in self._queue:
                         self._queue.remove(item)
                         raise GroupCommitTimeout(f"top-up {event.out_trade_no}: waited {WAIT_SECONDS} s")
                 lead = not (item.done or item.alone)

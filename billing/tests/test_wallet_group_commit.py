@@ -370,3 +370,49 @@ def test_fee_4_1_a_row_held_elsewhere_does_not_hold_up_the_rest_of_the_batch(mon
     assert done_at[free_a.pk][1] - started < 2.0 and done_at[free_b.pk][1] - started < 2.0
     assert done_at[busy.pk][1] - started >= 2.5
     assert Wallet.objects.get(organization=org).balance_fen == 6_100 == ledger_sum(org.id)
+
+
+def test_a_queued_callback_gives_up_after_wait_seconds_but_one_being_written_waits_for_its_answer(
+    monkeypatch,
+):
+    # Given WAIT_SECONDS of 1 s, and a batch of two (B, C) stuck for 2 s on C's order, locked
+    # elsewhere, while D queues behind it.
+    monkeypatch.setattr(credit_group, "WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(wallet_svc, "BATCH_LOCK_TIMEOUT", "10s")
+    org = OrganizationFactory()
+    a, b, c, d = pending_orders(org, 4)
+    group = credit_group.current()
+    results: dict = {}
+
+    def run(order):
+        try:
+            results[order.pk] = deliver(sandbox.event_body(order=order, status="paid")).outcome
+        except credit_group.GroupCommitTimeout as exc:
+            results[order.pk] = exc
+        finally:
+            connection.close()
+
+    threads = {o.pk: threading.Thread(target=run, args=(o,)) for o in (a, b, c, d)}
+    with other_session() as holder:
+        holder.execute("SELECT 1 FROM billing_topuporder WHERE id = %s FOR UPDATE", [c.pk])
+        with order_row_locked(a):
+            threads[a.pk].start()
+            wait_until(lambda: group._writing and not group._queue)
+            threads[b.pk].start()
+            threads[c.pk].start()
+            wait_until(lambda: len(group._queue) == 2)
+        threads[a.pk].join(10)  # A written; B and C now form a batch that waits on C's lock
+        wait_until(lambda: group._writing and not group._queue)
+        threads[d.pk].start()
+        time.sleep(2.0)  # past everyone's WAIT_SECONDS
+        holder.commit()
+    for t in threads.values():
+        t.join(10)
+
+    # Then D, still queued, gave up and was never written; B and C, being written, waited for
+    # their answer and were credited.
+    assert isinstance(results[d.pk], credit_group.GroupCommitTimeout)
+    assert [results[o.pk] for o in (a, b, c)] == ["credited"] * 3
+    d.refresh_from_db()
+    assert d.state == "pending" and not LedgerEntry.objects.filter(top_up_order=d).exists()
+    assert Wallet.objects.get(organization=org).balance_fen == 1_000 + 1_001 + 1_002 == ledger_sum(org.id)
