@@ -169,8 +169,7 @@ def bill_csv(request, bill_id: int):
                     line.calls,
                     line.price_label,
                     line.amount_fen,
-                    # FEE-5.1: calls on discounted days, "rate:calls" per rate (e.g. 0.2:3000)
-                    " ".join(f"{rate}:{calls}" for rate, calls in line.discounted_calls),
+                    line.discounted_codes,  # FEE-5.1: calls on discounted days, by rate
                 ]
             )
         row = g["row"]

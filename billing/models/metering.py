@@ -477,6 +477,11 @@ class BillLine(models.Model):
         return " / ".join(f"{calls:,} @ {(rate * 100).normalize():f}%" for rate, calls in parts)
 
     @property
+    def discounted_codes(self) -> str:
+        """The same for the CSV: "rate:calls" per rate, e.g. "0.2:3000"."""
+        return " ".join(f"{rate}:{calls}" for rate, calls in self.discounted_calls)
+
+    @property
     def tier(self) -> str:
         """One tier code for API clients: the last paid tier in force in the month."""
         return (self.tiers or [self.api.tier])[-1]

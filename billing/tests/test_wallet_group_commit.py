@@ -65,6 +65,24 @@ def wait_until(condition, seconds=10):
         time.sleep(0.01)
 
 
+def leading(group) -> bool:
+    """A request is writing a batch and nothing is queued behind it yet."""
+    return group._writing and not group._queue
+
+
+def queue_behind(blocker, first: threading.Thread, rest: list[threading.Thread]) -> None:
+    """Start ``first`` (a callback for ``blocker``, whose row another session holds: it leads a
+    batch that waits on that lock), then ``rest``, wait until all of ``rest`` are queued behind
+    it, and release the lock: they are written as the next batch(es). Nothing is joined."""
+    group = credit_group.current()
+    with order_row_locked(blocker):
+        first.start()
+        wait_until(lambda: leading(group))
+        for t in rest:
+            t.start()
+        wait_until(lambda: len(group._queue) == len(rest))
+
+
 def one_batch(first_body: bytes, bodies: list[bytes], first_order) -> list:
     """Deliver ``first_body`` (its order locked elsewhere, so the writer waits on it), queue
     ``bodies`` meanwhile, release: the queued callbacks are written as the next batch(es).
@@ -79,15 +97,9 @@ def one_batch(first_body: bytes, bodies: list[bytes], first_order) -> list:
         finally:
             connection.close()
 
-    with order_row_locked(first_order):
-        first = threading.Thread(target=run, args=(0, first_body))
-        first.start()
-        group = credit_group.current()
-        wait_until(lambda: group._writing and not group._queue)  # it leads, waiting on the lock
-        threads = [threading.Thread(target=run, args=(i + 1, b)) for i, b in enumerate(bodies)]
-        for t in threads:
-            t.start()
-        wait_until(lambda: len(group._queue) == len(bodies))
+    first = threading.Thread(target=run, args=(0, first_body))
+    threads = [threading.Thread(target=run, args=(i + 1, b)) for i, b in enumerate(bodies)]
+    queue_behind(first_order, first, threads)
     for t in [first, *threads]:
         t.join(30)
     return results
@@ -294,18 +306,13 @@ def test_fee_4_1_a_batch_locks_wallets_in_the_order_settlement_does_no_deadlock(
         finally:
             connection.close()
 
-    with order_row_locked(blocker):
-        first = threading.Thread(
-            target=deliver_and_close, args=(sandbox.event_body(order=blocker, status="paid"),)
-        )
-        first.start()
-        group = credit_group.current()
-        fallbacks_before = group.fallbacks
-        wait_until(lambda: group._writing and not group._queue)
-        threads = [threading.Thread(target=deliver_in_batch, args=(i,)) for i in (0, 1)]
-        for t in threads:
-            t.start()
-        wait_until(lambda: len(group._queue) == 2)
+    group = credit_group.current()
+    fallbacks_before = group.fallbacks
+    first = threading.Thread(
+        target=deliver_and_close, args=(sandbox.event_body(order=blocker, status="paid"),)
+    )
+    threads = [threading.Thread(target=deliver_in_batch, args=(i,)) for i in (0, 1)]
+    queue_behind(blocker, first, threads)
     first.join(10)
     time.sleep(0.3)  # the batch of two is now waiting for the chunk's first wallet...
     then_the_other()  # ...which takes its second wallet: no cycle, so no deadlock
@@ -346,14 +353,9 @@ def test_fee_4_1_a_row_held_elsewhere_does_not_hold_up_the_rest_of_the_batch(mon
             connection.close()
 
     # When the three are queued together
-    with order_row_locked(blocker):
-        first = threading.Thread(target=run, args=(blocker,))
-        first.start()
-        wait_until(lambda: group._writing and not group._queue)
-        threads = [threading.Thread(target=run, args=(o,)) for o in (busy, free_a, free_b)]
-        for t in threads:
-            t.start()
-        wait_until(lambda: len(group._queue) == 3)
+    first = threading.Thread(target=run, args=(blocker,))
+    threads = [threading.Thread(target=run, args=(o,)) for o in (busy, free_a, free_b)]
+    queue_behind(blocker, first, threads)
     started = time.monotonic()
     released = threading.Timer(3.0, other.commit)
     released.start()
@@ -395,14 +397,9 @@ def test_a_queued_callback_gives_up_after_wait_seconds_but_one_being_written_wai
     threads = {o.pk: threading.Thread(target=run, args=(o,)) for o in (a, b, c, d)}
     with other_session() as holder:
         holder.execute("SELECT 1 FROM billing_topuporder WHERE id = %s FOR UPDATE", [c.pk])
-        with order_row_locked(a):
-            threads[a.pk].start()
-            wait_until(lambda: group._writing and not group._queue)
-            threads[b.pk].start()
-            threads[c.pk].start()
-            wait_until(lambda: len(group._queue) == 2)
+        queue_behind(a, threads[a.pk], [threads[b.pk], threads[c.pk]])
         threads[a.pk].join(10)  # A written; B and C now form a batch that waits on C's lock
-        wait_until(lambda: group._writing and not group._queue)
+        wait_until(lambda: leading(group))
         threads[d.pk].start()
         time.sleep(2.0)  # past everyone's WAIT_SECONDS
         holder.commit()

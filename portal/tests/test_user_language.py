@@ -30,18 +30,21 @@ def dashboard(client) -> str:
     return client.get(reverse("dashboard")).content.decode()
 
 
+def switch(browser, user, language: str) -> str:
+    """Use the language switch signed in as ``user``; return the language stored for them."""
+    browser.force_login(user)
+    browser.post(reverse("set_language"), {"language": language, "next": "/"})
+    user.refresh_from_db()
+    return user.language
+
+
 def test_the_switch_stores_a_signed_in_users_language_and_a_new_browser_follows_it(client):
     user = UserFactory()
-    client.force_login(user)
-    client.post(reverse("set_language"), {"language": "en", "next": "/"})
-    user.refresh_from_db()
-    assert user.language == "en"
+    assert switch(client, user, "en") == "en"
     other_browser = Client()  # no language cookie
     other_browser.force_login(user)
     assert 'lang="en"' in dashboard(other_browser)
-    other_browser.post(reverse("set_language"), {"language": "zh-hans", "next": "/"})
-    user.refresh_from_db()
-    assert user.language == "zh-hans"
+    assert switch(other_browser, user, "zh-hans") == "zh-hans"
     assert 'lang="zh-hans"' in dashboard(other_browser)
 
 
@@ -65,11 +68,7 @@ def test_the_stored_language_wins_over_another_browsers_cookie():
 
 
 def test_an_unknown_language_is_not_stored(client):
-    user = UserFactory()
-    client.force_login(user)
-    client.post(reverse("set_language"), {"language": "xx", "next": "/"})
-    user.refresh_from_db()
-    assert user.language == ""
+    assert switch(client, UserFactory(), "xx") == ""
 
 
 def test_a_users_email_is_written_in_the_users_language(django_capture_on_commit_callbacks):
