@@ -48,7 +48,16 @@ def _wallet_context(org_id: int) -> dict:
 
 
 def _chart_config(org_id: int) -> dict:
-    points = sel.balance_series_for_organization(organization_id=org_id)
+    points = [
+        (int(t.timestamp() * 1000), b / 100)
+        for t, b in sel.balance_series_for_organization(organization_id=org_id)
+    ]
+    radius = [2] * len(points)
+    now = int(clock.now().timestamp() * 1000)
+    if points and now > points[-1][0]:
+        # The balance holds until now: the line runs on to today, with no dot (no entry there).
+        points.append((now, points[-1][1]))
+        radius.append(0)
     return {
         "type": "line",
         "data": {
@@ -58,10 +67,10 @@ def _chart_config(org_id: int) -> dict:
                     # On a time axis (epoch milliseconds; the page's script formats the ticks in
                     # Asia/Shanghai), so a quiet month takes the room a month takes. Chart.js
                     # needs numbers; yuan as a float is for drawing only (money stays fen).
-                    "data": [{"x": int(t.timestamp() * 1000), "y": b / 100} for t, b in points],
+                    "data": [{"x": x, "y": y} for x, y in points],
                     "stepped": True,
                     "borderColor": "#2563eb",
-                    "pointRadius": 2,
+                    "pointRadius": radius,
                 }
             ],
         },

@@ -53,11 +53,25 @@ def test_wallet_page_has_a_constant_query_count(client, owner, django_assert_max
     with django_assert_max_num_queries(20):
         resp = client.get(reverse("billing:wallet"))
     assert resp.status_code == 200
-    points = resp.context["chart_config"]["data"]["datasets"][0]["data"]
-    assert points[-1]["y"] == -0.09
+    dataset = resp.context["chart_config"]["data"]["datasets"][0]
+    points, entries = dataset["data"], dataset["data"][:-1]
     # a time axis: x is the entry's time (epoch ms), so uneven gaps keep their width
     times = [e.created_at for e in LedgerEntry.objects.filter(wallet__organization_id=owner.organization_id)]
-    assert [p["x"] for p in points] == sorted(int(t.timestamp() * 1000) for t in times)
+    assert [p["x"] for p in entries] == sorted(int(t.timestamp() * 1000) for t in times)
+    assert entries[-1]["y"] == -0.09
+    # the balance holds until now: the line runs on to today at the current balance, and that
+    # last point has no dot (it is not an entry)
+    assert points[-1] == {"x": points[-1]["x"], "y": -0.09}
+    assert points[-1]["x"] > entries[-1]["x"]
+    assert abs(points[-1]["x"] - clock.now().timestamp() * 1000) < 60_000
+    assert dataset["pointRadius"] == [2] * len(entries) + [0]
+
+
+def test_an_empty_wallet_has_no_balance_line(client, owner):
+    client.force_login(owner.user)
+    resp = client.get(reverse("billing:wallet"))
+    dataset = resp.context["chart_config"]["data"]["datasets"][0]
+    assert dataset["data"] == [] and dataset["pointRadius"] == []
 
 
 def test_ledger_filters_by_kind_and_date(client, owner):
