@@ -4,6 +4,7 @@ ids so reseeding counts once), a discount, an out-of-cloud permission, and the t
 months before this one settled (bills + charges) on their real settlement dates."""
 
 import datetime as dt
+import hashlib
 import random
 
 from django.db import transaction
@@ -93,11 +94,13 @@ def seed() -> None:
     now = clock.now()
     months = _months_back(clock.today(), 2)
     for year, month in months:
+        data = _usage_csv(apps, apis, year, month, now.replace(minute=0, second=0, microsecond=0))
+        # Named by its content: the current month's batch grows every three hours, so a re-seed
+        # later sends a new batch (its re-sent hours replace, never add: FEE-2.3) instead of
+        # reusing the id for another body, which ingest refuses (BATCH-ID-REUSED).
+        digest = hashlib.sha256(data).hexdigest()[:16]
         usage_ingest(
-            data=_usage_csv(apps, apis, year, month, now.replace(minute=0, second=0, microsecond=0)),
-            batch_id=f"demo-usage-{year}-{month:02d}-{clock.today() if (year, month) == months[-1] else ''}",
-            fmt="csv",
-            source="command",
+            data=data, batch_id=f"demo-usage-{year}-{month:02d}-{digest}", fmt="csv", source="command"
         )
     for year, month in months[:-1]:
         # On its real date (02:00 on the 5th after the month), so the charges it writes sit in

@@ -22,3 +22,27 @@ def test_seed_demo_twice_gives_the_same_data(capsys):
     call_command("seed_demo")
     assert _counts() == first
     assert first["portal.Organization"] >= 4 and first["portal.Creator"] >= 2
+
+
+def test_seed_demo_again_hours_later_adds_the_new_hours_instead_of_failing(monkeypatch):
+    # Given a demo seeded three hours ago (the data of `scripts/run` is kept across runs)
+    import datetime as dt
+
+    from django.db.models import Max
+    from django.utils import timezone
+
+    from billing.models import UsageHourly
+
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() - dt.timedelta(hours=3))
+    call_command("seed_demo")
+    last_before = UsageHourly.objects.aggregate(last=Max("hour"))["last"]
+    calls_before = {u.pk: u.calls for u in UsageHourly.objects.all()}
+    monkeypatch.setattr(timezone, "now", real_now)
+    # When it is seeded again now, its current month's usage batch has more hours in it: that
+    # body must not reuse the earlier batch id (FEE-2.3 ingest refuses that: BATCH-ID-REUSED)
+    call_command("seed_demo")
+    # Then the usage runs up to the new hour, and the hours sent again were replaced, not added
+    assert UsageHourly.objects.aggregate(last=Max("hour"))["last"] > last_before
+    calls_after = {u.pk: u.calls for u in UsageHourly.objects.all()}
+    assert {pk: calls_after[pk] for pk in calls_before} == calls_before
