@@ -46,3 +46,18 @@ def test_seed_demo_again_hours_later_adds_the_new_hours_instead_of_failing(monke
     assert UsageHourly.objects.aggregate(last=Max("hour"))["last"] > last_before
     calls_after = {u.pk: u.calls for u in UsageHourly.objects.all()}
     assert {pk: calls_after[pk] for pk in calls_before} == calls_before
+
+
+def test_seed_demo_again_a_month_later_runs_and_keeps_the_ledger_in_agreement(monkeypatch):
+    # Given a demo seeded 40 days ago (another month: other usage months, other settlements)
+    import datetime as dt
+
+    from django.utils import timezone
+
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() - dt.timedelta(days=40))
+    call_command("seed_demo")
+    monkeypatch.setattr(timezone, "now", real_now)
+    # When it is seeded again today, then it runs, and every wallet agrees with its ledger
+    call_command("seed_demo")
+    call_command("verify_ledger")
