@@ -78,7 +78,10 @@ def _chart_config(org_id: int) -> dict:
             "responsive": True,
             "maintainAspectRatio": False,
             "plugins": {"legend": {"display": False}},
-            "scales": {"x": {"type": "linear"}},
+            # From the first entry to now: no blank stretch of future months after the line.
+            "scales": {
+                "x": {"type": "linear", **({"min": points[0][0], "max": points[-1][0]} if points else {})}
+            },
         },
     }
 

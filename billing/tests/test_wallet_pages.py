@@ -53,7 +53,14 @@ def test_wallet_page_has_a_constant_query_count(client, owner, django_assert_max
     with django_assert_max_num_queries(20):
         resp = client.get(reverse("billing:wallet"))
     assert resp.status_code == 200
-    dataset = resp.context["chart_config"]["data"]["datasets"][0]
+
+
+def test_the_balance_chart_runs_from_the_first_entry_to_now_at_the_current_balance(client, owner):
+    for month in range(3, 12):
+        wallet_charge_for_month(organization_id=owner.organization_id, year=2024, month=month, amount_fen=1)
+    client.force_login(owner.user)
+    config = client.get(reverse("billing:wallet")).context["chart_config"]
+    dataset = config["data"]["datasets"][0]
     points, entries = dataset["data"], dataset["data"][:-1]
     # a time axis: x is the entry's time (epoch ms), so uneven gaps keep their width
     times = [e.created_at for e in LedgerEntry.objects.filter(wallet__organization_id=owner.organization_id)]
@@ -65,6 +72,11 @@ def test_wallet_page_has_a_constant_query_count(client, owner, django_assert_max
     assert points[-1]["x"] > entries[-1]["x"]
     assert abs(points[-1]["x"] - clock.now().timestamp() * 1000) < 60_000
     assert dataset["pointRadius"] == [2] * len(entries) + [0]
+    # the axis spans exactly that: no blank future months after the line
+    assert (config["options"]["scales"]["x"]["min"], config["options"]["scales"]["x"]["max"]) == (
+        points[0]["x"],
+        points[-1]["x"],
+    )
 
 
 def test_an_empty_wallet_has_no_balance_line(client, owner):
