@@ -65,3 +65,13 @@ except Exception:
     sys.exit(1)
 PY
 }
+
+CJK_FONT_FILE=/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+ensure_cjk_font() {  # Debian's WenQuanYi font, embedded in invoice PDFs (billing.pdf); returns 1 if missing
+  [ -f "$CJK_FONT_FILE" ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "==> installing Debian's WenQuanYi font (embedded in invoice PDFs)"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null
+  fi
+  [ -f "$CJK_FONT_FILE" ]
+}

@@ -349,14 +349,6 @@ ORDER BY v.idx
 _ONLY_WHEN_ASKED = 2**31 - 1  # psycopg's automatic preparation after N runs: never
 
 
-def _execute_prepared_one(sql: str, params: dict) -> tuple:
-    return _execute_prepared(sql, params, fetch="one")
-
-
-def _execute_prepared_all(sql: str, params: dict) -> list[tuple]:
-    return _execute_prepared(sql, params, fetch="all")
-
-
 def _execute_prepared(sql: str, params: dict, *, fetch: str):
     """Run one hot-path statement as a server-side prepared statement; return its one row
     (``fetch="one"``) or all its rows.
@@ -406,7 +398,7 @@ def wallet_credit_paid_event(
     ``already_paid`` (another event for the same payment), ``rejected_mismatch`` (amount or
     currency differs from the order; stored, nothing credited), ``unknown_order``.
     """
-    outcome, organization_id, credits, balance_after, amount = _execute_prepared_one(
+    outcome, organization_id, credits, balance_after, amount = _execute_prepared(
         _CREDIT_PAID_EVENT_SQL,
         {
             "provider": provider,
@@ -418,6 +410,7 @@ def wallet_credit_paid_event(
             "payload": json.dumps(payload),
             "now": now,
         },
+        fetch="one",
     )
     credited = outcome == "credited"
     if credited != (credits == 1):  # cannot happen: the upsert always yields the wallet row
@@ -465,7 +458,7 @@ def wallet_credit_paid_events(
         raise ValueError("one provider per batch")
     if len({e.event_id for e in events}) < len(events) or len({e.out_trade_no for e in events}) < len(events):
         raise ValueError("an event id or an order appears twice in one batch")
-    rows = _execute_prepared_all(
+    rows = _execute_prepared(
         _CREDIT_PAID_EVENTS_SQL,
         {
             "provider": provider,
@@ -485,6 +478,7 @@ def wallet_credit_paid_events(
                 ]
             ),
         },
+        fetch="all",
     )
     results, back_in_black = [], []
     for idx, outcome, organization_id, balance_after, amount in rows:
