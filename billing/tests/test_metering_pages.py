@@ -10,6 +10,7 @@ from billing.models import App, Bill
 from billing.services.settlement import settlement_run_month
 from billing.tests.factories_metering import AppFactory, DiscountFactory, paid_api, record_usage, sh
 from billing.tests.test_wallet_pdf import pdf_text
+from portal.tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -188,6 +189,19 @@ class TestUsageAndPolicy:
         rows = client.get("/api/v1/billing/catalog").json()["results"]
         assert {"code": "catalog.api", "title": "", "tier": "basic", "price_today": 123} in rows
         assert "catalog.api" in client.get(reverse("billing:catalog")).content.decode()
+
+    @pytest.mark.parametrize("page", ["billing:catalog", "billing:discount-policy"])
+    def test_public_pages_link_apps_usage_and_bills_only_for_organization_members(self, client, owner, page):
+        """A creator or staff member has no organization: its apps, usage and bills pages answer
+        404, so the catalog and the discount policy must not offer links to them."""
+        links = [reverse(name) for name in ("billing:apps", "billing:usage", "billing:bills")]
+        client.force_login(UserFactory())
+        html = client.get(reverse(page)).content.decode()
+        assert not any(f'href="{link}"' in html for link in links)
+        assert all(client.get(link).status_code == 404 for link in links)
+        client.force_login(owner.user)
+        html = client.get(reverse(page)).content.decode()
+        assert all(f'href="{link}"' in html for link in links)
 
     def test_pages_need_login(self, client):
         for name in ("billing:apps", "billing:usage", "billing:bills"):
