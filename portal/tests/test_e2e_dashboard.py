@@ -1,4 +1,4 @@
-"""Browser journey: the demo developer signs in and sees the dashboard."""
+"""Browser journeys: the demo developer signs in and sees the dashboard; pages fit a phone's screen."""
 
 import pytest
 from django.core.management import call_command
@@ -15,3 +15,35 @@ def test_demo_developer_signs_in_and_sees_the_dashboard(page, live_server, login
     with page.expect_navigation():
         page.select_option("#language-select", "en")
     assert page.locator("nav.mainnav >> text=Dashboard").is_visible()
+
+
+PAGE_OVERFLOW_JS = "() => document.documentElement.scrollWidth - window.innerWidth"
+TEXT_HEIGHT_JS = """(cell, text) => {
+  const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  let node = walker.nextNode();
+  while (node && !node.textContent.includes(text)) node = walker.nextNode();
+  const range = document.createRange();
+  range.selectNodeContents(node);
+  return [range.getBoundingClientRect().height, parseFloat(getComputedStyle(node.parentElement).fontSize)];
+}"""
+NAV_ROWS_JS = "() => new Set([...document.querySelectorAll('nav.mainnav a')].map(a => a.offsetTop)).size"
+
+
+@pytest.mark.parametrize(
+    ("username", "path", "column"),
+    [("dev", "/billing/wallet/", "结算扣费"), ("creator", "/authorization/creator/", "商家/店铺")],
+)
+def test_on_a_phone_pages_fit_the_screen_and_wide_tables_scroll_inside_their_card(
+    page, live_server, login, username, path, column
+):
+    call_command("seed_demo")
+    page.set_viewport_size({"width": 390, "height": 844})
+    login(page, username)
+    page.goto(f"{live_server.url}{path}")
+    assert page.evaluate(PAGE_OVERFLOW_JS) <= 0, "the page is wider than the phone's screen"
+    assert page.evaluate(NAV_ROWS_JS) == 1, "the main navigation is one row that scrolls sideways"
+    cell = page.locator("table.table td", has_text=column).first
+    card = cell.locator("xpath=ancestor::*[contains(concat(' ', @class, ' '), ' card ')][1]")
+    assert card.evaluate("c => c.scrollWidth > c.clientWidth"), "the table scrolls inside its card"
+    height, size = cell.evaluate(TEXT_HEIGHT_JS, column)
+    assert height < 2 * size, f"{column!r} is broken over several lines"
