@@ -47,3 +47,20 @@ def test_on_a_phone_pages_fit_the_screen_and_wide_tables_scroll_inside_their_car
     assert card.evaluate("c => c.scrollWidth > c.clientWidth"), "the table scrolls inside its card"
     height, size = cell.evaluate(TEXT_HEIGHT_JS, column)
     assert height < 2 * size, f"{column!r} is broken over several lines"
+
+
+def _middle(box):
+    return box["y"] + box["height"] / 2
+
+
+def test_each_top_up_preset_sits_on_the_line_of_its_amount(page, live_server, login):
+    call_command("seed_demo")
+    login(page, "dev")
+    page.goto(f"{live_server.url}/billing/top-up/")
+    radios = page.locator("#topup-form input[type=radio]")
+    assert radios.count() == 5
+    for i in range(radios.count()):
+        radio = radios.nth(i).bounding_box()
+        label = page.locator(f"label[for='{radios.nth(i).get_attribute('id')}']").bounding_box()
+        assert abs(_middle(radio) - _middle(label)) < label["height"] / 2
+        assert radio["x"] < label["x"]
