@@ -64,7 +64,9 @@ class GrantState(models.TextChoices):
 
 
 class LiveRoom(models.Model):
-    creator = models.ForeignKey(Creator, on_delete=models.CASCADE, related_name="live_rooms")
+    creator = models.ForeignKey(
+        Creator, on_delete=models.CASCADE, related_name="live_rooms", verbose_name=_("达人")
+    )
     title = models.CharField(_("直播间标题"), max_length=200)
     started_at = models.DateTimeField(_("开播时间"))
     ended_at = models.DateTimeField(_("下播时间"), null=True, blank=True)
@@ -81,7 +83,9 @@ class LiveRoom(models.Model):
 class CreatorDailySales(models.Model):
     """A creator's sales per business day: what an ``all_data`` grant unlocks."""
 
-    creator = models.ForeignKey(Creator, on_delete=models.CASCADE, related_name="daily_sales")
+    creator = models.ForeignKey(
+        Creator, on_delete=models.CASCADE, related_name="daily_sales", verbose_name=_("达人")
+    )
     date = models.DateField(_("日期"))
     gmv_fen = models.BigIntegerField(_("成交金额(分)"))
     orders = models.IntegerField(_("订单数"))
@@ -105,7 +109,9 @@ class CreatorDailySales(models.Model):
 class LiveRoomSales(models.Model):
     """A live room's sales per hour: what a ``live_room`` grant unlocks."""
 
-    live_room = models.ForeignKey(LiveRoom, on_delete=models.CASCADE, related_name="sales")
+    live_room = models.ForeignKey(
+        LiveRoom, on_delete=models.CASCADE, related_name="sales", verbose_name=_("直播间")
+    )
     hour_at = models.DateTimeField(_("时段"))
     gmv_fen = models.BigIntegerField(_("成交金额(分)"))
     orders = models.IntegerField(_("订单数"))
@@ -129,28 +135,47 @@ class LiveRoomSales(models.Model):
 
 
 class Grant(models.Model):
-    creator = models.ForeignKey(Creator, on_delete=models.PROTECT, related_name="grants")
-    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="grants_received")
+    creator = models.ForeignKey(
+        Creator, on_delete=models.PROTECT, related_name="grants", verbose_name=_("达人")
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="grants_received", verbose_name=_("组织")
+    )
     scope = models.CharField(_("授权范围"), max_length=20, choices=Scope.choices)
     live_room = models.ForeignKey(
-        LiveRoom, null=True, blank=True, on_delete=models.PROTECT, related_name="grants"
+        LiveRoom,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="grants",
+        verbose_name=_("直播间"),
     )
     start_date = models.DateField(_("开始日期"))
     # Null only for live_room grants: they last until revoked.
     end_date = models.DateField(_("截止日期"), null=True, blank=True)
     # The row the lists show for its (creator, organization[, room]): the newest one.
-    is_current = models.BooleanField(default=True)
+    is_current = models.BooleanField(_("当前记录"), default=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("创建人"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     revoked_at = models.DateTimeField(_("解除授权时间"), null=True, blank=True)
     revoked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("解除授权人"),
     )
     revoke_reason = models.CharField(_("解除原因"), max_length=300, blank=True)
     # Bookkeeping of the daily job (the end date whose expiry it recorded); never decides access.
-    expiry_recorded_for = models.DateField(null=True, blank=True)
+    expiry_recorded_for = models.DateField(_("已记录到期日"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("数据授权")
@@ -257,17 +282,24 @@ class GrantEvent(models.Model):
         RENEW = "renew", _("续约")
         EXPIRE = "expire", _("到期")
 
-    grant = models.ForeignKey(Grant, on_delete=models.PROTECT, related_name="events")
+    grant = models.ForeignKey(
+        Grant, on_delete=models.PROTECT, related_name="events", verbose_name=_("数据授权")
+    )
     operation = models.CharField(_("操作"), max_length=20, choices=Operation.choices)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("操作人"),
     )
-    old_start_date = models.DateField(null=True, blank=True)
-    old_end_date = models.DateField(null=True, blank=True)
-    new_start_date = models.DateField(null=True, blank=True)
-    new_end_date = models.DateField(null=True, blank=True)
-    reason = models.CharField(max_length=300, blank=True)
-    at = models.DateTimeField(default=timezone.now)
+    old_start_date = models.DateField(_("原开始日期"), null=True, blank=True)
+    old_end_date = models.DateField(_("原截止日期"), null=True, blank=True)
+    new_start_date = models.DateField(_("新开始日期"), null=True, blank=True)
+    new_end_date = models.DateField(_("新截止日期"), null=True, blank=True)
+    reason = models.CharField(_("原因"), max_length=300, blank=True)
+    at = models.DateTimeField(_("时间"), default=timezone.now)
 
     class Meta:
         verbose_name = _("授权记录")
@@ -302,20 +334,33 @@ class LiveRoomRequest(models.Model):
         EXPIRED = "expired", _("已过期")
 
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="live_room_requests"
+        Organization, on_delete=models.CASCADE, related_name="live_room_requests", verbose_name=_("组织")
     )
-    live_room = models.ForeignKey(LiveRoom, on_delete=models.CASCADE, related_name="requests")
+    live_room = models.ForeignKey(
+        LiveRoom, on_delete=models.CASCADE, related_name="requests", verbose_name=_("直播间")
+    )
     # = live_room.creator, kept here so the creator's pending list is one index range.
-    creator = models.ForeignKey(Creator, on_delete=models.CASCADE, related_name="live_room_requests")
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    decided_at = models.DateTimeField(null=True, blank=True)
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    creator = models.ForeignKey(
+        Creator, on_delete=models.CASCADE, related_name="live_room_requests", verbose_name=_("达人")
     )
-    grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("申请人")
+    )
+    created_at = models.DateTimeField(_("申请时间"), default=timezone.now)
+    expires_at = models.DateTimeField(_("过期时间"))
+    status = models.CharField(_("状态"), max_length=20, choices=Status.choices, default=Status.PENDING)
+    decided_at = models.DateTimeField(_("处理时间"), null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("处理人"),
+    )
+    grant = models.ForeignKey(
+        Grant, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("数据授权")
+    )
 
     class Meta:
         verbose_name = _("直播间授权申请")
@@ -361,12 +406,14 @@ class OrganizationWebhook(models.Model):
     generated, and deliveries always sign with the secret current at send time.
     """
 
-    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="grant_webhook")
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, related_name="grant_webhook", verbose_name=_("组织")
+    )
     url = models.URLField(_("回调地址"), max_length=500)
     secret = models.CharField(_("签名密钥"), max_length=200)
     is_active = models.BooleanField(_("启用"), default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
     secret_rotated_at = models.DateTimeField(_("密钥生成时间"), null=True, blank=True)
 
     class Meta:
@@ -396,16 +443,18 @@ class WebhookDelivery(models.Model):
         DELIVERED = "delivered", _("已送达")
         FAILED = "failed", _("失败")
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", verbose_name=_("组织")
+    )
     event = models.CharField(_("事件"), max_length=50)
-    payload = models.JSONField()
+    payload = models.JSONField(_("消息内容"))
     url = models.URLField(_("回调地址"), max_length=500, blank=True)
     status = models.CharField(_("状态"), max_length=20, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(_("尝试次数"), default=0)
     response_status = models.PositiveIntegerField(_("响应状态码"), null=True, blank=True)
     error = models.CharField(_("错误"), max_length=300, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("创建时间"), default=timezone.now)
+    finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
     requeued_at = models.DateTimeField(_("重新排队时间"), null=True, blank=True)
     requeues = models.PositiveIntegerField(_("重新排队次数"), default=0)
     # Set by the run that is POSTing the delivery right now, for at most the task's hard time

@@ -84,7 +84,7 @@ class GiftCategory(models.Model):
     is_prohibited = models.BooleanField(_("禁售"), default=False, help_text="GIFT-2.2")
     licence_required = models.BooleanField(_("需要资质"), default=False, help_text="GIFT-2.3")
     licence_type = models.CharField(_("资质类型"), max_length=100, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("赠品类目")
@@ -143,20 +143,27 @@ class Gift(models.Model):
     fair_value_overrides_declared = models.BooleanField(_("公允价值取代声明价值"), default=False)
     fair_value_reason = models.TextField(_("公允价值依据"), blank=True)
     fair_value_set_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("公允价值核定人"),
     )
-    fair_value_set_at = models.DateTimeField(null=True, blank=True)
+    fair_value_set_at = models.DateTimeField(_("公允价值核定时间"), null=True, blank=True)
     near_expiry = models.BooleanField(_("临保商品"), default=False)
     expiry_date = models.DateField(_("到期日期"), null=True, blank=True)
     is_lottery = models.BooleanField(_("抽奖赠品"), default=False)
     state = models.CharField(_("状态"), max_length=30, choices=State.choices, default=State.DRAFT)
     state_reason = models.TextField(_("状态说明"), blank=True)
     domestic_shipping_approved = models.BooleanField(_("国内发货已批准"), default=False)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("创建人")
+    )
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     submitted_at = models.DateTimeField(_("提交时间"), null=True, blank=True, db_index=True)
-    decided_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    decided_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
 
     class Meta:
         verbose_name = _("赠品")
@@ -255,7 +262,7 @@ class Product(models.Model):
     promised_ship_hours = models.PositiveIntegerField(_("承诺发货时长（小时）"), default=48)
     state = models.CharField(_("状态"), max_length=20, choices=State.choices, default=State.DRAFT)
     gifts = models.ManyToManyField(Gift, through="ProductGift", related_name="products")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("商品")
@@ -294,10 +301,16 @@ class Product(models.Model):
     ),
 )
 class ProductGift(models.Model):
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="gift_links")
-    gift = models.ForeignKey(Gift, on_delete=models.PROTECT, related_name="product_links")
-    attached_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    attached_at = models.DateTimeField(auto_now_add=True)
+    product = models.ForeignKey(
+        Product, on_delete=models.CASCADE, related_name="gift_links", verbose_name=_("商品")
+    )
+    gift = models.ForeignKey(
+        Gift, on_delete=models.PROTECT, related_name="product_links", verbose_name=_("赠品")
+    )
+    attached_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("操作人")
+    )
+    attached_at = models.DateTimeField(_("附赠时间"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("商品赠品")
@@ -320,20 +333,27 @@ class Qualification(models.Model):
         Organization, on_delete=models.PROTECT, related_name="gift_qualifications", verbose_name=_("店铺")
     )
     licence_type = models.CharField(_("资质类型"), max_length=100)
-    storage_name = models.CharField(max_length=300, unique=True)
+    storage_name = models.CharField(_("存储文件名"), max_length=300, unique=True)
     original_name = models.CharField(_("文件名"), max_length=255)
-    content_type = models.CharField(max_length=100)
-    size_bytes = models.PositiveIntegerField()
-    sha256 = models.CharField(max_length=64)
-    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    content_type = models.CharField(_("文件类型"), max_length=100)
+    size_bytes = models.PositiveIntegerField(_("文件大小（字节）"))
+    sha256 = models.CharField("SHA-256", max_length=64)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("上传人")
+    )
     uploaded_at = models.DateTimeField(_("上传时间"), auto_now_add=True, db_index=True)
     state = models.CharField(_("状态"), max_length=20, choices=State.choices, default=State.PENDING)
     licence_number = models.CharField(_("许可证编号"), max_length=100, blank=True)
     valid_until = models.DateField(_("有效期至"), null=True, blank=True)
     reviewed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("审核人"),
     )
-    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
     reject_reason = models.TextField(_("驳回原因"), blank=True)
 
     class Meta:
@@ -372,16 +392,25 @@ class DocumentRequest(models.Model):
         FULFILLED = "fulfilled", _("已提供")
         EXPIRED = "expired", _("已超时")
 
-    gift = models.ForeignKey(Gift, on_delete=models.PROTECT, related_name="document_requests")
+    gift = models.ForeignKey(
+        Gift, on_delete=models.PROTECT, related_name="document_requests", verbose_name=_("赠品")
+    )
     reason = models.TextField(_("原因"))
     deadline_at = models.DateTimeField(_("截止时间"))
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    requested_at = models.DateTimeField(auto_now_add=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("索取人")
+    )
+    requested_at = models.DateTimeField(_("索取时间"), auto_now_add=True)
     state = models.CharField(_("状态"), max_length=20, choices=State.choices, default=State.OPEN)
     fulfilled_by = models.ForeignKey(
-        Qualification, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Qualification,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("提供的资质"),
     )
-    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(_("关闭时间"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("资质索取")
@@ -417,7 +446,9 @@ class Order(models.Model):
     shop = models.ForeignKey(
         Organization, on_delete=models.PROTECT, related_name="gift_orders", verbose_name=_("店铺")
     )
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="orders")
+    product = models.ForeignKey(
+        Product, on_delete=models.PROTECT, related_name="orders", verbose_name=_("商品")
+    )
     paid_amount_fen = models.BigIntegerField(_("实付金额（分）"))
     paid_at = models.DateTimeField(_("付款时间"))
     ship_by_at = models.DateTimeField(_("承诺发货时间"))
@@ -428,7 +459,7 @@ class Order(models.Model):
         choices=ProductDisputeState.choices,
         default=ProductDisputeState.NONE,
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("订单")
@@ -452,17 +483,19 @@ class GiftShipment(models.Model):
         NONE = "", _("无")
         CUSTOMS_UNREGISTERED = "customs_unregistered", _("未向海关报备导致清关异常")
 
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="gift_shipments")
-    gift = models.ForeignKey(Gift, on_delete=models.PROTECT, related_name="shipments")
-    quantity = models.PositiveIntegerField(default=1)
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="gift_shipments", verbose_name=_("订单")
+    )
+    gift = models.ForeignKey(Gift, on_delete=models.PROTECT, related_name="shipments", verbose_name=_("赠品"))
+    quantity = models.PositiveIntegerField(_("数量"), default=1)
     # GIFT-4.2: the product's promised time unless merchant and consumer agreed otherwise.
     agreed_ship_by_at = models.DateTimeField(_("约定发货时间"), null=True, blank=True)
     shipped_at = models.DateTimeField(_("发货时间"), null=True, blank=True)
     tracking_no = models.CharField(_("运单号"), max_length=64, blank=True)
     late_cause = models.CharField(_("延迟原因"), max_length=30, choices=LateCause.choices, blank=True)
     fake_shipping = models.BooleanField(_("虚假发货"), default=False)
-    judged_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    judged_at = models.DateTimeField(_("判定时间"), null=True, blank=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("赠品发货")
@@ -499,11 +532,25 @@ class Violation(models.Model):
         Organization, on_delete=models.PROTECT, related_name="gift_violations", verbose_name=_("店铺")
     )
     rule_id = models.CharField(_("规则"), max_length=20)
-    rule_version = models.ForeignKey(RuleVersion, on_delete=models.PROTECT, related_name="violations")
+    rule_version = models.ForeignKey(
+        RuleVersion, on_delete=models.PROTECT, related_name="violations", verbose_name=_("规则版本")
+    )
     violation_type = models.CharField(_("违规类型"), max_length=60)
-    gift = models.ForeignKey(Gift, null=True, blank=True, on_delete=models.PROTECT, related_name="violations")
+    gift = models.ForeignKey(
+        Gift,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="violations",
+        verbose_name=_("赠品"),
+    )
     product = models.ForeignKey(
-        Product, null=True, blank=True, on_delete=models.PROTECT, related_name="violations"
+        Product,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="violations",
+        verbose_name=_("商品"),
     )
     evidence = models.JSONField(_("证据"), default=dict, blank=True)
     penalty_note = models.TextField(_("处理说明"), blank=True)
@@ -511,11 +558,16 @@ class Violation(models.Model):
     gift_value_fen = models.BigIntegerField(_("赠品价值（分）"), null=True, blank=True)
     weight = models.PositiveSmallIntegerField(_("权重"), default=1)
     occurred_at = models.DateTimeField(_("违规时间"))
-    recorded_at = models.DateTimeField(auto_now_add=True)
+    recorded_at = models.DateTimeField(_("记录时间"), auto_now_add=True)
     recorded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("记录人"),
     )
-    source_key = models.CharField(max_length=120, unique=True)
+    source_key = models.CharField(_("来源键"), max_length=120, unique=True)
 
     class Meta:
         verbose_name = _("违规记录")
@@ -544,13 +596,22 @@ class SpotCheck(models.Model):
         NOT_AS_DESCRIBED = "not_as_described", _("实物与描述不符")
         MISSING_INFO = "missing_info", _("未说明必须说明的信息")
 
-    gift = models.ForeignKey(Gift, on_delete=models.PROTECT, related_name="spot_checks")
+    gift = models.ForeignKey(
+        Gift, on_delete=models.PROTECT, related_name="spot_checks", verbose_name=_("赠品")
+    )
     outcome = models.CharField(_("结果"), max_length=30, choices=Outcome.choices)
     notes = models.TextField(_("说明"), blank=True)
-    checked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    checked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("抽检人")
+    )
     checked_at = models.DateTimeField(_("抽检时间"))
     violation = models.OneToOneField(
-        Violation, null=True, blank=True, on_delete=models.PROTECT, related_name="spot_check"
+        Violation,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="spot_check",
+        verbose_name=_("违规记录"),
     )
 
     class Meta:
@@ -603,8 +664,10 @@ class GiftDispute(models.Model):
     # GIFT-5.5: these are left to merchant and consumer (协商处理).
     SETTLE_KINDS = ("return_merchant_fault", "gift_not_returnable")
 
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="gift_disputes")
-    gift = models.ForeignKey(Gift, on_delete=models.PROTECT, related_name="disputes")
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="gift_disputes", verbose_name=_("订单")
+    )
+    gift = models.ForeignKey(Gift, on_delete=models.PROTECT, related_name="disputes", verbose_name=_("赠品"))
     shop = models.ForeignKey(
         Organization, on_delete=models.PROTECT, related_name="gift_disputes", verbose_name=_("店铺")
     )
@@ -614,19 +677,29 @@ class GiftDispute(models.Model):
     opened_at = models.DateTimeField(_("发起时间"), db_index=True)
     response_deadline_at = models.DateTimeField(_("举证截止时间"))
     merchant_response = models.TextField(_("商家说明"), blank=True)
-    responded_at = models.DateTimeField(null=True, blank=True)
+    responded_at = models.DateTimeField(_("举证时间"), null=True, blank=True)
     decision = models.CharField(_("裁决"), max_length=20, choices=Decision.choices, blank=True)
     decision_note = models.TextField(_("裁决说明"), blank=True)
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("裁决人"),
     )
-    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(_("裁决时间"), null=True, blank=True)
     compensation_fen = models.BigIntegerField(_("赔付金额（分）"), null=True, blank=True)
     refund_deduction_fen = models.BigIntegerField(_("退款扣除（分）"), null=True, blank=True)
     return_shipping_payer = models.CharField(_("退货运费承担方"), max_length=20, blank=True)
     calculation = models.JSONField(_("计算依据"), default=dict, blank=True)
     opened_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("发起人"),
     )
 
     class Meta:
@@ -675,14 +748,18 @@ class GiftDispute(models.Model):
 
 
 class DisputeEvidence(models.Model):
-    dispute = models.ForeignKey(GiftDispute, on_delete=models.PROTECT, related_name="evidence")
-    storage_name = models.CharField(max_length=300, unique=True)
+    dispute = models.ForeignKey(
+        GiftDispute, on_delete=models.PROTECT, related_name="evidence", verbose_name=_("赠品争议")
+    )
+    storage_name = models.CharField(_("存储文件名"), max_length=300, unique=True)
     original_name = models.CharField(_("文件名"), max_length=255)
-    content_type = models.CharField(max_length=100)
-    size_bytes = models.PositiveIntegerField()
-    sha256 = models.CharField(max_length=64)
-    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    uploaded_at = models.DateTimeField(auto_now_add=True)
+    content_type = models.CharField(_("文件类型"), max_length=100)
+    size_bytes = models.PositiveIntegerField(_("文件大小（字节）"))
+    sha256 = models.CharField("SHA-256", max_length=64)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("上传人")
+    )
+    uploaded_at = models.DateTimeField(_("上传时间"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("争议证据")
@@ -705,26 +782,48 @@ class DisputeEvidence(models.Model):
 class GiftEvent(models.Model):
     """Every state change of a gift, qualification, document request or dispute. Append-only."""
 
-    shop = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
-    gift = models.ForeignKey(Gift, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    shop = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+", verbose_name=_("店铺"))
+    gift = models.ForeignKey(
+        Gift, null=True, blank=True, on_delete=models.PROTECT, related_name="events", verbose_name=_("赠品")
+    )
     qualification = models.ForeignKey(
-        Qualification, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+        Qualification,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="events",
+        verbose_name=_("资质文件"),
     )
     dispute = models.ForeignKey(
-        GiftDispute, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+        GiftDispute,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="events",
+        verbose_name=_("赠品争议"),
     )
     product = models.ForeignKey(
-        Product, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+        Product,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="events",
+        verbose_name=_("商品"),
     )
-    kind = models.CharField(max_length=60)
-    from_state = models.CharField(max_length=30, blank=True)
-    to_state = models.CharField(max_length=30, blank=True)
-    rule_id = models.CharField(max_length=20, blank=True)
-    details = models.JSONField(default=dict, blank=True)
+    kind = models.CharField(_("事件"), max_length=60)
+    from_state = models.CharField(_("原状态"), max_length=30, blank=True)
+    to_state = models.CharField(_("新状态"), max_length=30, blank=True)
+    rule_id = models.CharField(_("规则"), max_length=20, blank=True)
+    details = models.JSONField(_("详情"), default=dict, blank=True)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("操作人"),
     )
-    at = models.DateTimeField(db_index=True)
+    at = models.DateTimeField(_("时间"), db_index=True)
 
     class Meta:
         verbose_name = _("赠品事件")

@@ -43,7 +43,7 @@ class Organization(models.Model):
     name = models.CharField(_("名称"), max_length=200)
     kind = models.CharField(_("类型"), max_length=20, choices=Kind.choices)
     contact_email = models.EmailField(_("联系邮箱"), blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("组织")
@@ -69,10 +69,14 @@ class Membership(models.Model):
         MAIN = "main", _("主账号")
         SUB = "sub", _("子账号")
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("用户")
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("组织")
+    )
     role = models.CharField(_("角色"), max_length=10, choices=Role.choices)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("成员")
@@ -101,7 +105,9 @@ class Membership(models.Model):
 
 
 class Creator(models.Model):
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="creator")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="creator", verbose_name=_("用户")
+    )
     nickname = models.CharField(_("昵称"), max_length=100)
     douyin_id = models.CharField(_("抖音号"), max_length=64, unique=True)
     avatar_url = models.CharField(_("头像"), max_length=300, blank=True)
@@ -123,12 +129,18 @@ class Creator(models.Model):
 class AuditEntry(models.Model):
     """Who did what to which object, and when. Append-only."""
 
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
-    action = models.CharField(max_length=100)
-    object_type = models.CharField(max_length=100)
-    object_id = models.CharField(max_length=64)
-    details = models.JSONField(default=dict, blank=True)
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("操作人"),
+    )
+    action = models.CharField(_("操作"), max_length=100)
+    object_type = models.CharField(_("对象类型"), max_length=100)
+    object_id = models.CharField(_("对象 ID"), max_length=64)
+    details = models.JSONField(_("详情"), default=dict, blank=True)
+    at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
 
     class Meta:
         verbose_name = _("审计记录")
@@ -148,25 +160,31 @@ class Notification(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="notifications",
+        verbose_name=_("用户"),
     )
     organization = models.ForeignKey(
-        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+        Organization,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        verbose_name=_("组织"),
     )
-    kind = models.CharField(max_length=60)
+    kind = models.CharField(_("通知类型"), max_length=60)
     # The text as rendered when sent, in the portal's default language: what the email
     # carries, what admin lists, and all a row written before title_msgid existed has.
-    title = models.CharField(max_length=200)
-    body = models.TextField(blank=True)
+    title = models.CharField(_("标题"), max_length=200)
+    body = models.TextField(_("内容"), blank=True)
     # The untranslated source msgids (Chinese, with %(name)s placeholders) and their values.
     # Translated when shown, so one row sent to an organization reads in each member's language.
-    title_msgid = models.CharField(max_length=200, blank=True, default="")
-    body_msgid = models.TextField(blank=True, default="")
-    params = models.JSONField(default=dict, blank=True)
-    url = models.CharField(max_length=300, blank=True)
+    title_msgid = models.CharField(_("标题原文"), max_length=200, blank=True, default="")
+    body_msgid = models.TextField(_("内容原文"), blank=True, default="")
+    params = models.JSONField(_("参数"), default=dict, blank=True)
+    url = models.CharField(_("链接"), max_length=300, blank=True)
     # Idempotency for jobs that notify ("grant 5 ends in 7 days" is sent once).
-    dedupe_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    read_at = models.DateTimeField(null=True, blank=True)
+    dedupe_key = models.CharField(_("去重键"), max_length=200, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(_("发送时间"), auto_now_add=True, db_index=True)
+    read_at = models.DateTimeField(_("已读时间"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("通知")
@@ -212,15 +230,21 @@ class ApiKey(models.Model):
 
     PREFIX_LEN = 8
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
-    name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=PREFIX_LEN, unique=True)
-    key_hash = models.CharField(max_length=64)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="api_keys", verbose_name=_("组织")
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    name = models.CharField(_("名称"), max_length=100)
+    prefix = models.CharField(_("前缀"), max_length=PREFIX_LEN, unique=True)
+    key_hash = models.CharField(_("密钥哈希"), max_length=64)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("创建人"),
+    )
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    revoked_at = models.DateTimeField(_("停用时间"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("API 密钥")

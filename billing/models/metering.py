@@ -54,7 +54,7 @@ class Api(models.Model):
     code = models.CharField(_("API 名称"), max_length=120, unique=True, help_text="e.g. order.list")
     title = models.CharField(_("说明"), max_length=200, blank=True)
     tier = models.CharField(_("类型"), max_length=20, choices=Tier.choices)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("API")
@@ -81,12 +81,17 @@ TIER_HISTORY_START = dt.date(2000, 1, 1)
 class ApiTierChange(models.Model):
     """FEE-2.1 tier history: ``tier`` is in force from ``effective_from`` until the API's next row."""
 
-    api = models.ForeignKey(Api, on_delete=models.CASCADE, related_name="tier_changes")
+    api = models.ForeignKey(Api, on_delete=models.CASCADE, related_name="tier_changes", verbose_name=_("API"))
     tier = models.CharField(_("类型"), max_length=20, choices=Api.Tier.choices)
     effective_from = models.DateField(_("生效日期"))
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("操作人"),
     )
 
     class Meta:
@@ -108,10 +113,10 @@ class ApiTierChange(models.Model):
 
 
 class ApiPrice(models.Model):
-    api = models.ForeignKey(Api, on_delete=models.CASCADE, related_name="prices")
+    api = models.ForeignKey(Api, on_delete=models.CASCADE, related_name="prices", verbose_name=_("API"))
     price_fen_per_1000 = models.BigIntegerField(_("单价(分/千次)"))
     effective_from = models.DateField(_("生效日期"))
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("API 价格")
@@ -134,9 +139,9 @@ class App(models.Model):
     )
     name = models.CharField(_("应用名称"), max_length=120)
     app_key = models.CharField(_("App Key"), max_length=40, unique=True)
-    secret_hash = models.CharField(max_length=64)
-    secret_rotated_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    secret_hash = models.CharField(_("密钥哈希"), max_length=64)
+    secret_rotated_at = models.DateTimeField(_("密钥重置时间"), null=True, blank=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("应用")
@@ -162,12 +167,18 @@ class App(models.Model):
 class OutOfCloudPermission(models.Model):
     """FEE-3.1(1): staff allow an app to call one value-added API from outside the cloud."""
 
-    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="out_of_cloud_permissions")
-    api = models.ForeignKey(Api, on_delete=models.CASCADE, related_name="+")
-    granted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    app = models.ForeignKey(
+        App, on_delete=models.CASCADE, related_name="out_of_cloud_permissions", verbose_name=_("应用")
     )
-    granted_at = models.DateTimeField(auto_now_add=True)
+    api = models.ForeignKey(Api, on_delete=models.CASCADE, related_name="+", verbose_name=_("API"))
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("授权人"),
+    )
+    granted_at = models.DateTimeField(_("授权时间"), auto_now_add=True)
     note = models.CharField(_("备注"), max_length=200, blank=True)
 
     class Meta:
@@ -198,9 +209,13 @@ class Discount(models.Model):
     valid_to = models.DateField(_("截止日期"))
     reason = models.CharField(_("原因"), max_length=200, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("创建人"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("折扣")
@@ -233,11 +248,15 @@ class UsageHourly(models.Model):
     The composite key mirrors each partition's primary key (the parent declares none)."""
 
     pk = models.CompositePrimaryKey("app_id", "api_id", "location", "hour")
-    app = models.ForeignKey(App, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
-    api = models.ForeignKey(Api, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
-    location = models.CharField(max_length=12, choices=Location.choices)
-    hour = models.DateTimeField()
-    calls = models.BigIntegerField()
+    app = models.ForeignKey(
+        App, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+", verbose_name=_("应用")
+    )
+    api = models.ForeignKey(
+        Api, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+", verbose_name=_("API")
+    )
+    location = models.CharField(_("调用位置"), max_length=12, choices=Location.choices)
+    hour = models.DateTimeField(_("时段"))
+    calls = models.BigIntegerField(_("调用次数"))
 
     class Meta:
         managed = False
@@ -263,13 +282,13 @@ class UsageBatch(models.Model):
         COMMAND = "command", _("命令")
 
     batch_id = models.CharField(_("批次号"), max_length=100, unique=True)
-    source = models.CharField(max_length=10, choices=Source.choices)
-    rows_total = models.PositiveIntegerField(default=0)
-    rows_accepted = models.PositiveIntegerField(default=0)
-    rows_rejected = models.PositiveIntegerField(default=0)
-    errors = models.JSONField(default=list, blank=True)
-    received_at = models.DateTimeField(auto_now_add=True)
-    seconds = models.FloatField(default=0)
+    source = models.CharField(_("来源"), max_length=10, choices=Source.choices)
+    rows_total = models.PositiveIntegerField(_("总行数"), default=0)
+    rows_accepted = models.PositiveIntegerField(_("接受行数"), default=0)
+    rows_rejected = models.PositiveIntegerField(_("拒绝行数"), default=0)
+    errors = models.JSONField(_("错误"), default=list, blank=True)
+    received_at = models.DateTimeField(_("接收时间"), auto_now_add=True)
+    seconds = models.FloatField(_("耗时(秒)"), default=0)
     content_sha256 = models.CharField("SHA-256", max_length=64, null=True, blank=True)
 
     class Meta:
@@ -288,15 +307,19 @@ class SettlementRun(models.Model):
         DONE = "done", _("已完成")
         FAILED = "failed", _("失败")
 
-    year = models.PositiveSmallIntegerField()
-    month = models.PositiveSmallIntegerField()
+    year = models.PositiveSmallIntegerField(_("年"))
+    month = models.PositiveSmallIntegerField(_("月"))
     status = models.CharField(_("状态"), max_length=10, choices=Status.choices, default=Status.PLANNED)
     orgs_total = models.PositiveIntegerField(_("组织总数"), default=0)
     orgs_done = models.PositiveIntegerField(_("已完成组织"), default=0)
     chunks_total = models.PositiveIntegerField(_("分片数"), default=0)
     lines_total = models.PositiveIntegerField(_("账单行数"), default=0)
     started_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("操作人"),
     )
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
@@ -330,10 +353,12 @@ class SettlementRun(models.Model):
 
 
 class SettlementChunk(models.Model):
-    run = models.ForeignKey(SettlementRun, on_delete=models.CASCADE, related_name="chunks")
-    index = models.PositiveIntegerField()
-    organization_ids = ArrayField(models.BigIntegerField())
-    done_at = models.DateTimeField(null=True, blank=True)
+    run = models.ForeignKey(
+        SettlementRun, on_delete=models.CASCADE, related_name="chunks", verbose_name=_("结算批次")
+    )
+    index = models.PositiveIntegerField(_("序号"))
+    organization_ids = ArrayField(models.BigIntegerField(), verbose_name=_("组织 ID 列表"))
+    done_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("结算分片")
@@ -349,14 +374,16 @@ class SettlementChunk(models.Model):
 class SettlementLine(models.Model):
     """A month's line computed once by the planning SQL; bills are built from these rows."""
 
-    run = models.ForeignKey(SettlementRun, on_delete=models.CASCADE, related_name="lines")
-    organization_id = models.BigIntegerField()
-    app_id = models.BigIntegerField()
-    api_id = models.BigIntegerField()
-    location = models.CharField(max_length=12)
-    calls = models.BigIntegerField()
-    amount_fen = models.BigIntegerField()
-    prices = models.JSONField(default=list)
+    run = models.ForeignKey(
+        SettlementRun, on_delete=models.CASCADE, related_name="lines", verbose_name=_("结算批次")
+    )
+    organization_id = models.BigIntegerField(_("组织 ID"))
+    app_id = models.BigIntegerField(_("应用 ID"))
+    api_id = models.BigIntegerField("API ID")
+    location = models.CharField(_("调用位置"), max_length=12)
+    calls = models.BigIntegerField(_("调用次数"))
+    amount_fen = models.BigIntegerField(_("金额(分)"))
+    prices = models.JSONField(_("单价明细"), default=list)
 
     class Meta:
         indexes = [models.Index(name="billing_setline_run_org", fields=["run", "organization_id"])]
@@ -368,15 +395,19 @@ class SettlementLine(models.Model):
 class Bill(models.Model):
     """One bill per organization per natural month (FEE-4.2), charged in the same transaction."""
 
-    organization = models.ForeignKey("portal.Organization", on_delete=models.PROTECT, related_name="bills")
-    year = models.PositiveSmallIntegerField()
-    month = models.PositiveSmallIntegerField()
-    run = models.ForeignKey(SettlementRun, null=True, on_delete=models.SET_NULL, related_name="bills")
-    subtotal_fen = models.BigIntegerField(default=0)
-    discount_fen = models.BigIntegerField(default=0)
-    total_fen = models.BigIntegerField(default=0)
-    ledger_entry_id = models.BigIntegerField(null=True, blank=True)
-    settled_at = models.DateTimeField(auto_now_add=True)
+    organization = models.ForeignKey(
+        "portal.Organization", on_delete=models.PROTECT, related_name="bills", verbose_name=_("组织")
+    )
+    year = models.PositiveSmallIntegerField(_("年"))
+    month = models.PositiveSmallIntegerField(_("月"))
+    run = models.ForeignKey(
+        SettlementRun, null=True, on_delete=models.SET_NULL, related_name="bills", verbose_name=_("结算批次")
+    )
+    subtotal_fen = models.BigIntegerField(_("小计(分)"), default=0)
+    discount_fen = models.BigIntegerField(_("折扣(分)"), default=0)
+    total_fen = models.BigIntegerField(_("应付合计(分)"), default=0)
+    ledger_entry_id = models.BigIntegerField(_("流水 ID"), null=True, blank=True)
+    settled_at = models.DateTimeField(_("结算时间"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("账单")
@@ -405,12 +436,12 @@ class Bill(models.Model):
 
 
 class BillApp(models.Model):
-    bill = models.ForeignKey(Bill, on_delete=models.CASCADE, related_name="apps")
-    app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="+")
-    subtotal_fen = models.BigIntegerField()
-    discount_rate = models.DecimalField(max_digits=5, decimal_places=4, default=0)
-    discount_fen = models.BigIntegerField(default=0)
-    total_fen = models.BigIntegerField()
+    bill = models.ForeignKey(Bill, on_delete=models.CASCADE, related_name="apps", verbose_name=_("账单"))
+    app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="+", verbose_name=_("应用"))
+    subtotal_fen = models.BigIntegerField(_("小计(分)"))
+    discount_rate = models.DecimalField(_("折扣率"), max_digits=5, decimal_places=4, default=0)
+    discount_fen = models.BigIntegerField(_("折扣(分)"), default=0)
+    total_fen = models.BigIntegerField(_("应付合计(分)"))
 
     class Meta:
         ordering = ["bill", "app_id"]
@@ -427,15 +458,15 @@ class BillApp(models.Model):
 
 
 class BillLine(models.Model):
-    bill = models.ForeignKey(Bill, on_delete=models.CASCADE, related_name="lines")
-    app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="+")
-    api = models.ForeignKey(Api, on_delete=models.PROTECT, related_name="+")
-    location = models.CharField(max_length=12, choices=Location.choices)
-    calls = models.BigIntegerField()
-    amount_fen = models.BigIntegerField()
+    bill = models.ForeignKey(Bill, on_delete=models.CASCADE, related_name="lines", verbose_name=_("账单"))
+    app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="+", verbose_name=_("应用"))
+    api = models.ForeignKey(Api, on_delete=models.PROTECT, related_name="+", verbose_name=_("API"))
+    location = models.CharField(_("调用位置"), max_length=12, choices=Location.choices)
+    calls = models.BigIntegerField(_("调用次数"))
+    amount_fen = models.BigIntegerField(_("金额(分)"))
     # [{"price": fen per 1000, "calls": n, "from": "YYYY-MM-DD"}] — several when the price
     # changed during the month (each usage day is priced with the price then in force).
-    prices = models.JSONField(default=list)
+    prices = models.JSONField(_("单价明细"), default=list)
 
     class Meta:
         ordering = ["bill", "app_id", "api_id", "location"]

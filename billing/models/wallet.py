@@ -33,8 +33,8 @@ class Wallet(models.Model):
         Organization, on_delete=models.PROTECT, related_name="wallet", verbose_name=_("组织")
     )
     balance_fen = models.BigIntegerField(_("余额(分)"), default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
 
     class Meta:
         verbose_name = _("钱包")
@@ -59,17 +59,24 @@ class LedgerEntry(models.Model):
 
     # Indexes are kept to what reads need: every credit inserts into each of them (hot path).
     # The wallet's lookups use billing_ledger_wallet_time, which leads with wallet_id.
-    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="entries", db_index=False)
+    wallet = models.ForeignKey(
+        Wallet, on_delete=models.PROTECT, related_name="entries", db_index=False, verbose_name=_("钱包")
+    )
     kind = models.CharField(_("类型"), max_length=20, choices=Kind.choices)
     amount_fen = models.BigIntegerField(_("金额(分)"))
     # The wallet balance right after this entry (written under the wallet lock): the
     # balance-over-time chart reads it without summing the ledger.
     balance_after_fen = models.BigIntegerField(_("余额(分)"))
     top_up_order = models.OneToOneField(
-        "billing.TopUpOrder", null=True, blank=True, on_delete=models.PROTECT, related_name="credit"
+        "billing.TopUpOrder",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="credit",
+        verbose_name=_("充值订单"),
     )
-    period_year = models.PositiveSmallIntegerField(null=True, blank=True)
-    period_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    period_year = models.PositiveSmallIntegerField(_("账期(年)"), null=True, blank=True)
+    period_month = models.PositiveSmallIntegerField(_("账期(月)"), null=True, blank=True)
     # One entry per deposit transfer: a partial unique index (below), so the top-ups and charges
     # (deposit_entry NULL, nearly every row) add no entry to it.
     deposit_entry = models.ForeignKey(
@@ -79,6 +86,7 @@ class LedgerEntry(models.Model):
         on_delete=models.PROTECT,
         related_name="ledger_entries",
         db_index=False,
+        verbose_name=_("保证金流水"),
     )
     reference = models.CharField(_("备注"), max_length=200, blank=True)
     created_at = models.DateTimeField(_("时间"), auto_now_add=True)
@@ -133,24 +141,33 @@ class TopUpOrder(models.Model):
 
     # Served by billing_topup_org_time (leads with organization_id); no second index.
     organization = models.ForeignKey(
-        Organization, on_delete=models.PROTECT, related_name="top_up_orders", db_index=False
+        Organization,
+        on_delete=models.PROTECT,
+        related_name="top_up_orders",
+        db_index=False,
+        verbose_name=_("组织"),
     )
     # Unique by a constraint, not ``unique=True``: that would add a second (LIKE) index that
     # every insert and every paid update writes to and no query uses.
     out_trade_no = models.CharField(_("订单号"), max_length=40)
     amount_fen = models.BigIntegerField(_("金额(分)"))
-    currency = models.CharField(max_length=3, default="CNY")
+    currency = models.CharField(_("币种"), max_length=3, default="CNY")
     provider = models.CharField(_("支付渠道"), max_length=20)
     state = models.CharField(_("状态"), max_length=10, choices=State.choices, default=State.PENDING)
-    provider_trade_no = models.CharField(max_length=64, blank=True)
-    failure_reason = models.CharField(max_length=200, blank=True)
+    provider_trade_no = models.CharField(_("渠道交易号"), max_length=64, blank=True)
+    failure_reason = models.CharField(_("失败原因"), max_length=200, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("创建人"),
     )
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     expires_at = models.DateTimeField(_("过期时间"))
     paid_at = models.DateTimeField(_("支付时间"), null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("充值订单")
@@ -190,17 +207,22 @@ class PaymentEvent(models.Model):
     """Every signed provider callback we accepted for processing. The unique event id makes a
     replayed event fail in the database, whatever the timing of the deliveries."""
 
-    provider = models.CharField(max_length=20)
-    event_id = models.CharField(max_length=64)
+    provider = models.CharField(_("支付渠道"), max_length=20)
+    event_id = models.CharField(_("事件 ID"), max_length=64)
     order = models.ForeignKey(
-        TopUpOrder, null=True, on_delete=models.PROTECT, related_name="events", db_index=False
+        TopUpOrder,
+        null=True,
+        on_delete=models.PROTECT,
+        related_name="events",
+        db_index=False,
+        verbose_name=_("充值订单"),
     )
-    status = models.CharField(max_length=20)
-    amount_fen = models.BigIntegerField(null=True)
-    currency = models.CharField(max_length=3, blank=True)
-    outcome = models.CharField(max_length=40)
-    payload = models.JSONField(default=dict)
-    received_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(_("状态"), max_length=20)
+    amount_fen = models.BigIntegerField(_("金额(分)"), null=True)
+    currency = models.CharField(_("币种"), max_length=3, blank=True)
+    outcome = models.CharField(_("处理结果"), max_length=40)
+    payload = models.JSONField(_("消息内容"), default=dict)
+    received_at = models.DateTimeField(_("接收时间"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("支付回调")
@@ -216,13 +238,15 @@ class PaymentEvent(models.Model):
 class IdempotencyKey(models.Model):
     """API ``Idempotency-Key``: the first response is stored and replayed for the same body."""
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    scope = models.CharField(max_length=40)
-    key = models.CharField(max_length=100)
-    fingerprint = models.CharField(max_length=64)
-    response_status = models.PositiveSmallIntegerField(null=True)
-    response_body = models.JSONField(null=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", verbose_name=_("组织")
+    )
+    scope = models.CharField(_("范围"), max_length=40)
+    key = models.CharField(_("幂等键"), max_length=100)
+    fingerprint = models.CharField(_("请求指纹"), max_length=64)
+    response_status = models.PositiveSmallIntegerField(_("响应状态码"), null=True)
+    response_body = models.JSONField(_("响应内容"), null=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
 
     class Meta:
         constraints = [
@@ -245,7 +269,9 @@ class Invoice(models.Model):
         ISSUED = "issued", _("已开具")
         REJECTED = "rejected", _("已驳回")
 
-    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="invoices")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="invoices", verbose_name=_("组织")
+    )
     amount_fen = models.BigIntegerField(_("金额(分)"))
     title = models.CharField(_("发票抬头"), max_length=200)
     taxpayer_id = models.CharField(_("纳税人识别号"), max_length=18)
@@ -253,14 +279,22 @@ class Invoice(models.Model):
     email = models.EmailField(_("接收邮箱"))
     state = models.CharField(_("状态"), max_length=10, choices=State.choices, default=State.REQUESTED)
     number = models.CharField(_("发票号码"), max_length=40, null=True, blank=True, unique=True)
-    pdf = models.FileField(upload_to="invoices/", blank=True)
+    pdf = models.FileField("PDF", upload_to="invoices/", blank=True)
     reject_reason = models.CharField(_("驳回原因"), max_length=300, blank=True)
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("申请人"),
     )
     requested_at = models.DateTimeField(_("申请时间"), auto_now_add=True)
     reviewed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("审核人"),
     )
     reviewed_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
 
@@ -291,10 +325,10 @@ class DepositAccount(models.Model):
     """服务市场保证金 (FEE-6.3). Its balance never goes below zero (database check)."""
 
     organization = models.OneToOneField(
-        Organization, on_delete=models.PROTECT, related_name="deposit_account"
+        Organization, on_delete=models.PROTECT, related_name="deposit_account", verbose_name=_("组织")
     )
     balance_fen = models.BigIntegerField(_("保证金余额(分)"), default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("保证金账户")
@@ -318,15 +352,21 @@ class DepositEntry(models.Model):
         ARREARS_TRANSFER = "arrears_transfer", _("抵扣欠费")
         RETURNED = "returned", _("退还保证金")
 
-    account = models.ForeignKey(DepositAccount, on_delete=models.PROTECT, related_name="entries")
+    account = models.ForeignKey(
+        DepositAccount, on_delete=models.PROTECT, related_name="entries", verbose_name=_("保证金账户")
+    )
     kind = models.CharField(_("类型"), max_length=20, choices=Kind.choices)
     amount_fen = models.BigIntegerField(_("金额(分)"))
     # Idempotency of jobs and staff actions: e.g. "arrears:<org>:<date>" — one per day.
-    idempotency_key = models.CharField(max_length=100, unique=True)
+    idempotency_key = models.CharField(_("幂等键"), max_length=100, unique=True)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("操作人"),
     )
-    note = models.CharField(max_length=200, blank=True)
+    note = models.CharField(_("备注"), max_length=200, blank=True)
     created_at = models.DateTimeField(_("时间"), auto_now_add=True)
 
     class Meta:
@@ -354,18 +394,28 @@ class ClosureRequest(models.Model):
         APPROVED = "approved", _("已注销")
         REJECTED = "rejected", _("已驳回")
 
-    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="closure_requests")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="closure_requests", verbose_name=_("组织")
+    )
     state = models.CharField(_("状态"), max_length=10, choices=State.choices, default=State.PENDING)
     reason = models.CharField(_("注销原因"), max_length=300, blank=True)
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("申请人"),
     )
     requested_at = models.DateTimeField(_("申请时间"), auto_now_add=True)
     reviewed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("审核人"),
     )
-    reviewed_at = models.DateTimeField(null=True, blank=True)
-    review_note = models.CharField(max_length=300, blank=True)
+    reviewed_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
+    review_note = models.CharField(_("审核备注"), max_length=300, blank=True)
 
     class Meta:
         verbose_name = _("注销申请")
