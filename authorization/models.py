@@ -33,6 +33,7 @@ from django.db.models import F, Func, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from portal.models import Creator, Organization
 
@@ -72,7 +73,7 @@ class LiveRoom(models.Model):
     ended_at = models.DateTimeField(_("下播时间"), null=True, blank=True)
 
     class Meta:
-        verbose_name = _("直播间")
+        verbose_name = pgettext_lazy("singular", "直播间")
         verbose_name_plural = _("直播间")
         indexes = [models.Index(name="authz_room_creator", fields=["creator", "-started_at"])]
 
@@ -92,7 +93,7 @@ class CreatorDailySales(models.Model):
     viewers = models.IntegerField(_("观看人数"))
 
     class Meta:
-        verbose_name = _("达人每日数据")
+        verbose_name = pgettext_lazy("singular", "达人每日数据")
         verbose_name_plural = _("达人每日数据")
         constraints = [
             models.UniqueConstraint(name="authorization_dailysales_one_per_day", fields=["creator", "date"]),
@@ -110,7 +111,10 @@ class LiveRoomSales(models.Model):
     """A live room's sales per hour: what a ``live_room`` grant unlocks."""
 
     live_room = models.ForeignKey(
-        LiveRoom, on_delete=models.CASCADE, related_name="sales", verbose_name=_("直播间")
+        LiveRoom,
+        on_delete=models.CASCADE,
+        related_name="sales",
+        verbose_name=pgettext_lazy("singular", "直播间"),
     )
     hour_at = models.DateTimeField(_("时段"))
     gmv_fen = models.BigIntegerField(_("成交金额(分)"))
@@ -118,7 +122,7 @@ class LiveRoomSales(models.Model):
     viewers = models.IntegerField(_("观看人数"))
 
     class Meta:
-        verbose_name = _("直播间数据")
+        verbose_name = pgettext_lazy("singular", "直播间数据")
         verbose_name_plural = _("直播间数据")
         constraints = [
             models.UniqueConstraint(
@@ -148,7 +152,7 @@ class Grant(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="grants",
-        verbose_name=_("直播间"),
+        verbose_name=pgettext_lazy("singular", "直播间"),
     )
     start_date = models.DateField(_("开始日期"))
     # Null only for live_room grants: they last until revoked.
@@ -178,7 +182,7 @@ class Grant(models.Model):
     expiry_recorded_for = models.DateField(_("已记录到期日"), null=True, blank=True)
 
     class Meta:
-        verbose_name = _("数据授权")
+        verbose_name = pgettext_lazy("singular", "数据授权")
         verbose_name_plural = _("数据授权")
         constraints = [
             models.CheckConstraint(
@@ -283,7 +287,10 @@ class GrantEvent(models.Model):
         EXPIRE = "expire", _("到期")
 
     grant = models.ForeignKey(
-        Grant, on_delete=models.PROTECT, related_name="events", verbose_name=_("数据授权")
+        Grant,
+        on_delete=models.PROTECT,
+        related_name="events",
+        verbose_name=pgettext_lazy("singular", "数据授权"),
     )
     operation = models.CharField(_("操作"), max_length=20, choices=Operation.choices)
     actor = models.ForeignKey(
@@ -302,7 +309,7 @@ class GrantEvent(models.Model):
     at = models.DateTimeField(_("时间"), default=timezone.now)
 
     class Meta:
-        verbose_name = _("授权记录")
+        verbose_name = pgettext_lazy("singular", "授权记录")
         verbose_name_plural = _("授权记录")
         indexes = [models.Index(name="authz_event_grant", fields=["grant", "at"])]
         constraints = [
@@ -337,7 +344,10 @@ class LiveRoomRequest(models.Model):
         Organization, on_delete=models.CASCADE, related_name="live_room_requests", verbose_name=_("组织")
     )
     live_room = models.ForeignKey(
-        LiveRoom, on_delete=models.CASCADE, related_name="requests", verbose_name=_("直播间")
+        LiveRoom,
+        on_delete=models.CASCADE,
+        related_name="requests",
+        verbose_name=pgettext_lazy("singular", "直播间"),
     )
     # = live_room.creator, kept here so the creator's pending list is one index range.
     creator = models.ForeignKey(
@@ -359,11 +369,16 @@ class LiveRoomRequest(models.Model):
         verbose_name=_("处理人"),
     )
     grant = models.ForeignKey(
-        Grant, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("数据授权")
+        Grant,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=pgettext_lazy("singular", "数据授权"),
     )
 
     class Meta:
-        verbose_name = _("直播间授权申请")
+        verbose_name = pgettext_lazy("singular", "直播间授权申请")
         verbose_name_plural = _("直播间授权申请")
         constraints = [
             models.CheckConstraint(
@@ -418,7 +433,7 @@ class OrganizationWebhook(models.Model):
 
     class Meta:
         verbose_name = _("授权变更回调")
-        verbose_name_plural = _("授权变更回调")
+        verbose_name_plural = pgettext_lazy("plural", "授权变更回调")
 
     def __str__(self):
         return f"{self.organization} → {self.url}"
@@ -463,7 +478,7 @@ class WebhookDelivery(models.Model):
     sending_until = models.DateTimeField(_("发送租约到期"), null=True, blank=True)
 
     class Meta:
-        verbose_name = _("回调发送记录")
+        verbose_name = pgettext_lazy("singular", "回调发送记录")
         verbose_name_plural = _("回调发送记录")
         constraints = [
             models.CheckConstraint(

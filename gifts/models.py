@@ -57,7 +57,7 @@ class RuleVersion(models.Model):
 
     class Meta:
         verbose_name = _("规则版本")
-        verbose_name_plural = _("规则版本")
+        verbose_name_plural = pgettext_lazy("plural", "规则版本")
         ordering = ["code", "effective_from"]
         constraints = [
             models.UniqueConstraint(name="gifts_ruleversion_unique_version", fields=["code", "version"]),
@@ -88,7 +88,7 @@ class GiftCategory(models.Model):
 
     class Meta:
         verbose_name = _("赠品类目")
-        verbose_name_plural = _("赠品类目")
+        verbose_name_plural = pgettext_lazy("plural", "赠品类目")
         ordering = ["name"]
         constraints = [
             # GIFT-2.3: a licence-required category names the licence it needs.
@@ -166,7 +166,7 @@ class Gift(models.Model):
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
 
     class Meta:
-        verbose_name = _("赠品")
+        verbose_name = pgettext_lazy("singular", "赠品")
         verbose_name_plural = _("赠品")
         ordering = ["-id"]
         indexes = [models.Index(name="gifts_gift_shop_state", fields=["shop", "state"])]
@@ -266,7 +266,7 @@ class Product(models.Model):
 
     class Meta:
         verbose_name = _("商品")
-        verbose_name_plural = _("商品")
+        verbose_name_plural = pgettext_lazy("plural", "商品")
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(
@@ -305,7 +305,10 @@ class ProductGift(models.Model):
         Product, on_delete=models.CASCADE, related_name="gift_links", verbose_name=_("商品")
     )
     gift = models.ForeignKey(
-        Gift, on_delete=models.PROTECT, related_name="product_links", verbose_name=_("赠品")
+        Gift,
+        on_delete=models.PROTECT,
+        related_name="product_links",
+        verbose_name=pgettext_lazy("singular", "赠品"),
     )
     attached_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("操作人")
@@ -314,7 +317,7 @@ class ProductGift(models.Model):
 
     class Meta:
         verbose_name = _("商品赠品")
-        verbose_name_plural = _("商品赠品")
+        verbose_name_plural = pgettext_lazy("plural", "商品赠品")
         constraints = [models.UniqueConstraint(name="gifts_productgift_once", fields=["product", "gift"])]
 
     def __str__(self):
@@ -357,7 +360,7 @@ class Qualification(models.Model):
     reject_reason = models.TextField(_("驳回原因"), blank=True)
 
     class Meta:
-        verbose_name = _("资质文件")
+        verbose_name = pgettext_lazy("singular", "资质文件")
         verbose_name_plural = _("资质文件")
         ordering = ["-id"]
         constraints = [
@@ -393,7 +396,10 @@ class DocumentRequest(models.Model):
         EXPIRED = "expired", _("已超时")
 
     gift = models.ForeignKey(
-        Gift, on_delete=models.PROTECT, related_name="document_requests", verbose_name=_("赠品")
+        Gift,
+        on_delete=models.PROTECT,
+        related_name="document_requests",
+        verbose_name=pgettext_lazy("singular", "赠品"),
     )
     reason = models.TextField(_("原因"))
     deadline_at = models.DateTimeField(_("截止时间"))
@@ -414,7 +420,7 @@ class DocumentRequest(models.Model):
 
     class Meta:
         verbose_name = _("资质索取")
-        verbose_name_plural = _("资质索取")
+        verbose_name_plural = pgettext_lazy("plural", "资质索取")
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
@@ -463,7 +469,7 @@ class Order(models.Model):
 
     class Meta:
         verbose_name = _("订单")
-        verbose_name_plural = _("订单")
+        verbose_name_plural = pgettext_lazy("plural", "订单")
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(name="gifts_order_paid_non_negative", condition=Q(paid_amount_fen__gte=0)),
@@ -486,7 +492,12 @@ class GiftShipment(models.Model):
     order = models.ForeignKey(
         Order, on_delete=models.PROTECT, related_name="gift_shipments", verbose_name=_("订单")
     )
-    gift = models.ForeignKey(Gift, on_delete=models.PROTECT, related_name="shipments", verbose_name=_("赠品"))
+    gift = models.ForeignKey(
+        Gift,
+        on_delete=models.PROTECT,
+        related_name="shipments",
+        verbose_name=pgettext_lazy("singular", "赠品"),
+    )
     quantity = models.PositiveIntegerField(_("数量"), default=1)
     # GIFT-4.2: the product's promised time unless merchant and consumer agreed otherwise.
     agreed_ship_by_at = models.DateTimeField(_("约定发货时间"), null=True, blank=True)
@@ -499,7 +510,7 @@ class GiftShipment(models.Model):
 
     class Meta:
         verbose_name = _("赠品发货")
-        verbose_name_plural = _("赠品发货")
+        verbose_name_plural = pgettext_lazy("plural", "赠品发货")
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(name="gifts_giftshipment_once_per_order", fields=["order", "gift"]),
@@ -542,7 +553,7 @@ class Violation(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="violations",
-        verbose_name=_("赠品"),
+        verbose_name=pgettext_lazy("singular", "赠品"),
     )
     product = models.ForeignKey(
         Product,
@@ -570,7 +581,7 @@ class Violation(models.Model):
     source_key = models.CharField(_("来源键"), max_length=120, unique=True)
 
     class Meta:
-        verbose_name = _("违规记录")
+        verbose_name = pgettext_lazy("singular", "违规记录")
         verbose_name_plural = _("违规记录")
         ordering = ["-occurred_at", "-id"]
         constraints = [
@@ -597,7 +608,10 @@ class SpotCheck(models.Model):
         MISSING_INFO = "missing_info", _("未说明必须说明的信息")
 
     gift = models.ForeignKey(
-        Gift, on_delete=models.PROTECT, related_name="spot_checks", verbose_name=_("赠品")
+        Gift,
+        on_delete=models.PROTECT,
+        related_name="spot_checks",
+        verbose_name=pgettext_lazy("singular", "赠品"),
     )
     outcome = models.CharField(_("结果"), max_length=30, choices=Outcome.choices)
     notes = models.TextField(_("说明"), blank=True)
@@ -611,12 +625,12 @@ class SpotCheck(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="spot_check",
-        verbose_name=_("违规记录"),
+        verbose_name=pgettext_lazy("singular", "违规记录"),
     )
 
     class Meta:
         verbose_name = _("抽检")
-        verbose_name_plural = _("抽检")
+        verbose_name_plural = pgettext_lazy("plural", "抽检")
         ordering = ["-checked_at"]
         constraints = [
             models.CheckConstraint(
@@ -667,7 +681,12 @@ class GiftDispute(models.Model):
     order = models.ForeignKey(
         Order, on_delete=models.PROTECT, related_name="gift_disputes", verbose_name=_("订单")
     )
-    gift = models.ForeignKey(Gift, on_delete=models.PROTECT, related_name="disputes", verbose_name=_("赠品"))
+    gift = models.ForeignKey(
+        Gift,
+        on_delete=models.PROTECT,
+        related_name="disputes",
+        verbose_name=pgettext_lazy("singular", "赠品"),
+    )
     shop = models.ForeignKey(
         Organization, on_delete=models.PROTECT, related_name="gift_disputes", verbose_name=_("店铺")
     )
@@ -703,7 +722,7 @@ class GiftDispute(models.Model):
     )
 
     class Meta:
-        verbose_name = _("赠品争议")
+        verbose_name = pgettext_lazy("singular", "赠品争议")
         verbose_name_plural = _("赠品争议")
         ordering = ["-opened_at"]
         constraints = [
@@ -749,7 +768,10 @@ class GiftDispute(models.Model):
 
 class DisputeEvidence(models.Model):
     dispute = models.ForeignKey(
-        GiftDispute, on_delete=models.PROTECT, related_name="evidence", verbose_name=_("赠品争议")
+        GiftDispute,
+        on_delete=models.PROTECT,
+        related_name="evidence",
+        verbose_name=pgettext_lazy("singular", "赠品争议"),
     )
     storage_name = models.CharField(_("存储文件名"), max_length=300, unique=True)
     original_name = models.CharField(_("文件名"), max_length=255)
@@ -762,7 +784,7 @@ class DisputeEvidence(models.Model):
     uploaded_at = models.DateTimeField(_("上传时间"), auto_now_add=True)
 
     class Meta:
-        verbose_name = _("争议证据")
+        verbose_name = pgettext_lazy("singular", "争议证据")
         verbose_name_plural = _("争议证据")
         ordering = ["id"]
         constraints = [
@@ -784,7 +806,12 @@ class GiftEvent(models.Model):
 
     shop = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+", verbose_name=_("店铺"))
     gift = models.ForeignKey(
-        Gift, null=True, blank=True, on_delete=models.PROTECT, related_name="events", verbose_name=_("赠品")
+        Gift,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="events",
+        verbose_name=pgettext_lazy("singular", "赠品"),
     )
     qualification = models.ForeignKey(
         Qualification,
@@ -792,7 +819,7 @@ class GiftEvent(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="events",
-        verbose_name=_("资质文件"),
+        verbose_name=pgettext_lazy("singular", "资质文件"),
     )
     dispute = models.ForeignKey(
         GiftDispute,
@@ -800,7 +827,7 @@ class GiftEvent(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="events",
-        verbose_name=_("赠品争议"),
+        verbose_name=pgettext_lazy("singular", "赠品争议"),
     )
     product = models.ForeignKey(
         Product,
@@ -827,7 +854,7 @@ class GiftEvent(models.Model):
 
     class Meta:
         verbose_name = _("赠品事件")
-        verbose_name_plural = _("赠品事件")
+        verbose_name_plural = pgettext_lazy("plural", "赠品事件")
         ordering = ["-at", "-id"]
         constraints = [
             models.CheckConstraint(

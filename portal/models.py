@@ -20,7 +20,7 @@ from django.contrib.auth.models import AbstractUser
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models.functions import Upper
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 
@@ -47,7 +47,7 @@ class Organization(models.Model):
 
     class Meta:
         verbose_name = _("组织")
-        verbose_name_plural = _("组织")
+        verbose_name_plural = pgettext_lazy("plural", "组织")
         indexes = [
             # Name search stays fast at 50,000 organizations: Django's icontains compiles to
             # UPPER(name) LIKE UPPER(%s), so the trigram GIN index is on UPPER(name).
@@ -80,7 +80,7 @@ class Membership(models.Model):
 
     class Meta:
         verbose_name = _("成员")
-        verbose_name_plural = _("成员")
+        verbose_name_plural = pgettext_lazy("plural", "成员")
         constraints = [
             models.UniqueConstraint(
                 name="portal_membership_one_per_user_org", fields=["user", "organization"]
@@ -114,7 +114,7 @@ class Creator(models.Model):
 
     class Meta:
         verbose_name = _("达人")
-        verbose_name_plural = _("达人")
+        verbose_name_plural = pgettext_lazy("plural", "达人")
         indexes = [
             GinIndex(OpClass(Upper("nickname"), name="gin_trgm_ops"), name="portal_creator_nick_upper_trgm")
         ]
@@ -143,7 +143,7 @@ class AuditEntry(models.Model):
     at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
 
     class Meta:
-        verbose_name = _("审计记录")
+        verbose_name = pgettext_lazy("singular", "审计记录")
         verbose_name_plural = _("审计记录")
         indexes = [models.Index(name="portal_audit_object", fields=["object_type", "object_id"])]
 
@@ -187,7 +187,7 @@ class Notification(models.Model):
     read_at = models.DateTimeField(_("已读时间"), null=True, blank=True)
 
     class Meta:
-        verbose_name = _("通知")
+        verbose_name = pgettext_lazy("singular", "通知")
         verbose_name_plural = _("通知")
         constraints = [
             models.CheckConstraint(
@@ -247,7 +247,7 @@ class ApiKey(models.Model):
     revoked_at = models.DateTimeField(_("停用时间"), null=True, blank=True)
 
     class Meta:
-        verbose_name = _("API 密钥")
+        verbose_name = pgettext_lazy("singular", "API 密钥")
         verbose_name_plural = _("API 密钥")
 
     def __str__(self):

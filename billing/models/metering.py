@@ -36,6 +36,7 @@ from django.contrib.postgres.fields import ArrayField, DateRangeField, RangeOper
 from django.db import models
 from django.db.models import Func, Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 FIRST_BILLABLE = (2023, 3)  # FEE-4.2: months before 2023-03 are never charged
 
@@ -95,7 +96,7 @@ class ApiTierChange(models.Model):
     )
 
     class Meta:
-        verbose_name = _("API 类型变更")
+        verbose_name = pgettext_lazy("singular", "API 类型变更")
         verbose_name_plural = _("API 类型变更")
         ordering = ["api", "-effective_from"]
         constraints = [
@@ -119,7 +120,7 @@ class ApiPrice(models.Model):
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
 
     class Meta:
-        verbose_name = _("API 价格")
+        verbose_name = pgettext_lazy("singular", "API 价格")
         verbose_name_plural = _("API 价格")
         ordering = ["api", "-effective_from"]
         constraints = [
@@ -145,7 +146,7 @@ class App(models.Model):
 
     class Meta:
         verbose_name = _("应用")
-        verbose_name_plural = _("应用")
+        verbose_name_plural = pgettext_lazy("plural", "应用")
         ordering = ["organization_id", "id"]
 
     def __str__(self):
@@ -183,7 +184,7 @@ class OutOfCloudPermission(models.Model):
 
     class Meta:
         verbose_name = _("云外调用权限")
-        verbose_name_plural = _("云外调用权限")
+        verbose_name_plural = pgettext_lazy("plural", "云外调用权限")
         constraints = [
             models.UniqueConstraint(name="billing_oocperm_one_per_app_api", fields=["app", "api"]),
         ]
@@ -219,7 +220,7 @@ class Discount(models.Model):
 
     class Meta:
         verbose_name = _("折扣")
-        verbose_name_plural = _("折扣")
+        verbose_name_plural = pgettext_lazy("plural", "折扣")
         ordering = ["-valid_from"]
         constraints = [
             models.CheckConstraint(
@@ -261,7 +262,7 @@ class UsageHourly(models.Model):
     class Meta:
         managed = False
         db_table = "billing_usage_hourly"
-        verbose_name = _("小时用量")
+        verbose_name = pgettext_lazy("singular", "小时用量")
         verbose_name_plural = _("小时用量")
 
     def __str__(self):
@@ -292,7 +293,7 @@ class UsageBatch(models.Model):
     content_sha256 = models.CharField("SHA-256", max_length=64, null=True, blank=True)
 
     class Meta:
-        verbose_name = _("用量批次")
+        verbose_name = pgettext_lazy("singular", "用量批次")
         verbose_name_plural = _("用量批次")
         ordering = ["-received_at"]
 
@@ -327,7 +328,7 @@ class SettlementRun(models.Model):
     recheck = models.JSONField(_("复核结果"), default=dict, blank=True)
 
     class Meta:
-        verbose_name = _("结算批次")
+        verbose_name = pgettext_lazy("singular", "结算批次")
         verbose_name_plural = _("结算批次")
         ordering = ["-year", "-month"]
         constraints = [
@@ -354,14 +355,17 @@ class SettlementRun(models.Model):
 
 class SettlementChunk(models.Model):
     run = models.ForeignKey(
-        SettlementRun, on_delete=models.CASCADE, related_name="chunks", verbose_name=_("结算批次")
+        SettlementRun,
+        on_delete=models.CASCADE,
+        related_name="chunks",
+        verbose_name=pgettext_lazy("singular", "结算批次"),
     )
     index = models.PositiveIntegerField(_("序号"))
     organization_ids = ArrayField(models.BigIntegerField(), verbose_name=_("组织 ID 列表"))
     done_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
 
     class Meta:
-        verbose_name = _("结算分片")
+        verbose_name = pgettext_lazy("singular", "结算分片")
         verbose_name_plural = _("结算分片")
         constraints = [
             models.UniqueConstraint(name="billing_settlementchunk_unique", fields=["run", "index"])
@@ -375,7 +379,10 @@ class SettlementLine(models.Model):
     """A month's line computed once by the planning SQL; bills are built from these rows."""
 
     run = models.ForeignKey(
-        SettlementRun, on_delete=models.CASCADE, related_name="lines", verbose_name=_("结算批次")
+        SettlementRun,
+        on_delete=models.CASCADE,
+        related_name="lines",
+        verbose_name=pgettext_lazy("singular", "结算批次"),
     )
     organization_id = models.BigIntegerField(_("组织 ID"))
     app_id = models.BigIntegerField(_("应用 ID"))
@@ -401,7 +408,11 @@ class Bill(models.Model):
     year = models.PositiveSmallIntegerField(_("年"))
     month = models.PositiveSmallIntegerField(_("月"))
     run = models.ForeignKey(
-        SettlementRun, null=True, on_delete=models.SET_NULL, related_name="bills", verbose_name=_("结算批次")
+        SettlementRun,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="bills",
+        verbose_name=pgettext_lazy("singular", "结算批次"),
     )
     subtotal_fen = models.BigIntegerField(_("小计(分)"), default=0)
     discount_fen = models.BigIntegerField(_("折扣(分)"), default=0)
@@ -410,7 +421,7 @@ class Bill(models.Model):
     settled_at = models.DateTimeField(_("结算时间"), auto_now_add=True)
 
     class Meta:
-        verbose_name = _("账单")
+        verbose_name = pgettext_lazy("singular", "账单")
         verbose_name_plural = _("账单")
         ordering = ["-year", "-month", "organization_id"]
         constraints = [
@@ -436,7 +447,9 @@ class Bill(models.Model):
 
 
 class BillApp(models.Model):
-    bill = models.ForeignKey(Bill, on_delete=models.CASCADE, related_name="apps", verbose_name=_("账单"))
+    bill = models.ForeignKey(
+        Bill, on_delete=models.CASCADE, related_name="apps", verbose_name=pgettext_lazy("singular", "账单")
+    )
     app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="+", verbose_name=_("应用"))
     subtotal_fen = models.BigIntegerField(_("小计(分)"))
     discount_rate = models.DecimalField(_("折扣率"), max_digits=5, decimal_places=4, default=0)
@@ -458,7 +471,9 @@ class BillApp(models.Model):
 
 
 class BillLine(models.Model):
-    bill = models.ForeignKey(Bill, on_delete=models.CASCADE, related_name="lines", verbose_name=_("账单"))
+    bill = models.ForeignKey(
+        Bill, on_delete=models.CASCADE, related_name="lines", verbose_name=pgettext_lazy("singular", "账单")
+    )
     app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="+", verbose_name=_("应用"))
     api = models.ForeignKey(Api, on_delete=models.PROTECT, related_name="+", verbose_name=_("API"))
     location = models.CharField(_("调用位置"), max_length=12, choices=Location.choices)

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from portal.models import Organization
 
@@ -38,7 +39,7 @@ class Wallet(models.Model):
 
     class Meta:
         verbose_name = _("钱包")
-        verbose_name_plural = _("钱包")
+        verbose_name_plural = pgettext_lazy("plural", "钱包")
 
     def __str__(self):
         return f"{self.organization} ({self.balance_fen} fen)"
@@ -73,7 +74,7 @@ class LedgerEntry(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="credit",
-        verbose_name=_("充值订单"),
+        verbose_name=pgettext_lazy("singular", "充值订单"),
     )
     period_year = models.PositiveSmallIntegerField(_("账期(年)"), null=True, blank=True)
     period_month = models.PositiveSmallIntegerField(_("账期(月)"), null=True, blank=True)
@@ -86,13 +87,13 @@ class LedgerEntry(models.Model):
         on_delete=models.PROTECT,
         related_name="ledger_entries",
         db_index=False,
-        verbose_name=_("保证金流水"),
+        verbose_name=pgettext_lazy("singular", "保证金流水"),
     )
     reference = models.CharField(_("备注"), max_length=200, blank=True)
     created_at = models.DateTimeField(_("时间"), auto_now_add=True)
 
     class Meta:
-        verbose_name = _("流水")
+        verbose_name = pgettext_lazy("singular", "流水")
         verbose_name_plural = _("流水")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(name="billing_ledger_wallet_time", fields=["wallet", "created_at", "id"])]
@@ -170,7 +171,7 @@ class TopUpOrder(models.Model):
     finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
 
     class Meta:
-        verbose_name = _("充值订单")
+        verbose_name = pgettext_lazy("singular", "充值订单")
         verbose_name_plural = _("充值订单")
         ordering = ["-created_at", "-id"]
         indexes = [
@@ -215,7 +216,7 @@ class PaymentEvent(models.Model):
         on_delete=models.PROTECT,
         related_name="events",
         db_index=False,
-        verbose_name=_("充值订单"),
+        verbose_name=pgettext_lazy("singular", "充值订单"),
     )
     status = models.CharField(_("状态"), max_length=20)
     amount_fen = models.BigIntegerField(_("金额(分)"), null=True)
@@ -225,7 +226,7 @@ class PaymentEvent(models.Model):
     received_at = models.DateTimeField(_("接收时间"), auto_now_add=True)
 
     class Meta:
-        verbose_name = _("支付回调")
+        verbose_name = pgettext_lazy("singular", "支付回调")
         verbose_name_plural = _("支付回调")
         constraints = [
             models.UniqueConstraint(name="billing_paymentevent_unique_event", fields=["provider", "event_id"])
@@ -299,7 +300,7 @@ class Invoice(models.Model):
     reviewed_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
 
     class Meta:
-        verbose_name = _("发票")
+        verbose_name = pgettext_lazy("singular", "发票")
         verbose_name_plural = _("发票")
         ordering = ["-requested_at", "-id"]
         constraints = [
@@ -331,7 +332,7 @@ class DepositAccount(models.Model):
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
 
     class Meta:
-        verbose_name = _("保证金账户")
+        verbose_name = pgettext_lazy("singular", "保证金账户")
         verbose_name_plural = _("保证金账户")
         constraints = [
             models.CheckConstraint(
@@ -353,7 +354,10 @@ class DepositEntry(models.Model):
         RETURNED = "returned", _("退还保证金")
 
     account = models.ForeignKey(
-        DepositAccount, on_delete=models.PROTECT, related_name="entries", verbose_name=_("保证金账户")
+        DepositAccount,
+        on_delete=models.PROTECT,
+        related_name="entries",
+        verbose_name=pgettext_lazy("singular", "保证金账户"),
     )
     kind = models.CharField(_("类型"), max_length=20, choices=Kind.choices)
     amount_fen = models.BigIntegerField(_("金额(分)"))
@@ -370,7 +374,7 @@ class DepositEntry(models.Model):
     created_at = models.DateTimeField(_("时间"), auto_now_add=True)
 
     class Meta:
-        verbose_name = _("保证金流水")
+        verbose_name = pgettext_lazy("singular", "保证金流水")
         verbose_name_plural = _("保证金流水")
         ordering = ["-created_at", "-id"]
         constraints = [
@@ -418,7 +422,7 @@ class ClosureRequest(models.Model):
     review_note = models.CharField(_("审核备注"), max_length=300, blank=True)
 
     class Meta:
-        verbose_name = _("注销申请")
+        verbose_name = pgettext_lazy("singular", "注销申请")
         verbose_name_plural = _("注销申请")
         ordering = ["-requested_at", "-id"]
         constraints = [

@@ -54,3 +54,49 @@ def test_every_admin_column_and_form_label_reads_in_english_for_an_english_user(
         "add them to the English catalogue (manage.py catalog_check --json DIR, then "
         "scripts/po_add.py):\n  " + "\n  ".join(untranslated)
     )
+
+
+def _models():
+    for app in APPS:
+        yield from apps.get_app_config(app).get_models()
+
+
+def test_every_model_reads_singular_for_one_object_and_plural_for_the_list_in_english():
+    # given every model's names in English, where Chinese uses one word for both (same msgid)
+    with translation.override("en"):
+        names = {
+            model._meta.label: (str(model._meta.verbose_name), str(model._meta.verbose_name_plural))
+            for model in _models()
+        }
+    # then "Add …" and "The … was added" name one object, the changelist title names many
+    same = [
+        f"{label}: {singular!r} / {plural!r}"
+        for label, (singular, plural) in names.items()
+        if singular.casefold() == plural.casefold()
+    ]
+    assert not same, (
+        f"{len(same)} model(s) read the same in English for one object and for many; give the "
+        "form the plain msgid does not translate a context of its own, e.g. verbose_name = "
+        'pgettext_lazy("singular", "赠品") when "赠品" reads "Gifts", or verbose_name_plural = '
+        'pgettext_lazy("plural", "商品") when "商品" reads "Product", and translate it in the '
+        "English catalogue:\n  " + "\n  ".join(same)
+    )
+
+
+def test_every_relation_to_one_object_is_labelled_in_the_singular_in_english():
+    # given every foreign key and one-to-one field, in English
+    with translation.override("en"):
+        plural = []
+        for label, field in _labelled_fields():
+            if not (field.many_to_one or field.one_to_one):
+                continue
+            text = str(field.verbose_name).casefold()
+            target = field.related_model._meta
+            # then its column header names the one object it holds: the target's singular, or a
+            # label of its own ("Shop", "Created by"), never the target's plural
+            if text == str(target.verbose_name_plural).casefold() != str(target.verbose_name).casefold():
+                plural.append(f"{label}: {field.verbose_name!s} (the plural of {target.label})")
+    assert not plural, (
+        f"{len(plural)} field(s) holding one object are labelled in the plural in English; use "
+        'verbose_name=pgettext_lazy("singular", "<msgid>"):\n  ' + "\n  ".join(plural)
+    )
