@@ -96,6 +96,15 @@ class TestBills:
         # FEE-5.1: each line says how many of its calls fell on discounted days, at which rate
         assert "100 @ 20%" in html and "50 @ 20%" in html
 
+    def test_in_english_one_bill_is_a_bill_and_the_list_is_bills(self, client, owner, billed):
+        owner.user.language = "en"
+        owner.user.save(update_fields=["language"])
+        client.force_login(owner.user)
+        detail = client.get(reverse("billing:bill", args=[billed.pk])).content.decode()
+        listing = client.get(reverse("billing:bills")).content.decode()
+        assert "<h1>Bill 2026-03</h1>" in detail
+        assert "<h1>Bills</h1>" in listing
+
     def test_bill_list_and_query_count(self, client, owner, billed, django_assert_max_num_queries):
         client.force_login(owner.user)
         with django_assert_max_num_queries(12):
