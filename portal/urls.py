@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.utils.csp import CSP
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csp import csp_override
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
@@ -46,5 +47,5 @@ urlpatterns = [
 handler404 = "portal.views_errors.not_found"
 handler500 = "portal.views_errors.server_error"
 
-admin.site.site_header = "开放平台运营后台 Open platform back office"
-admin.site.site_title = "开放平台运营后台"
+admin.site.site_header = _("开放平台运营后台")
+admin.site.site_title = _("开放平台运营后台")

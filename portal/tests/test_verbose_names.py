@@ -2,11 +2,14 @@
 without one shows its raw English name ("organization", "created at") to staff reading the
 admin in Chinese, and a Chinese one left out of the English catalogue stays Chinese in English."""
 
+import pytest
 from django.apps import apps
 from django.conf import settings
+from django.urls import reverse
 from django.utils import translation
 
 from portal.management.commands.catalog_check import CJK
+from portal.tests.factories import UserFactory
 
 APPS = ("portal", "billing", "authorization", "gifts")
 
@@ -100,3 +103,18 @@ def test_every_relation_to_one_object_is_labelled_in_the_singular_in_english():
         f"{len(plural)} field(s) holding one object are labelled in the plural in English; use "
         'verbose_name=pgettext_lazy("singular", "<msgid>"):\n  ' + "\n  ".join(plural)
     )
+
+
+ADMIN_NAMES = {
+    "zh-hans": ["开放平台运营后台", "计费", "门户", "全球购赠品", "数据授权"],
+    "en": ["Open platform back office", "Billing", "Portal", "Cross-border gifts", "Data grants"],
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("language", "other"), [("zh-hans", "en"), ("en", "zh-hans")])
+def test_the_admin_names_itself_and_its_sections_in_the_staff_members_language(client, language, other):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True, language=language))
+    html = client.get(reverse("admin:index")).content.decode()
+    assert [text for text in ADMIN_NAMES[language] if text not in html] == []
+    assert [text for text in ADMIN_NAMES[other] if text in html] == []
