@@ -1,6 +1,7 @@
 """Shop pages: owner, sub-account and another shop (404)."""
 
 import datetime as dt
+import re
 
 import pytest
 from django.urls import reverse
@@ -55,6 +56,17 @@ def test_gift_2_1_shop_registers_and_submits_a_gift_on_the_page(client, owner):
     assert resp.status_code == 302 and gift.state == "submitted" and gift.declared_value_fen == 8800
     page = client.get(reverse("gifts:gift-detail", args=[gift.pk])).content.decode()
     assert "面霜小样" in page and 'data-state="submitted"' in page
+
+
+def test_the_gift_forms_help_texts_are_read_out_with_their_fields(client, owner):
+    """A field with help text points at it (aria-describedby), so the element must exist."""
+    login(client, owner)
+    gift = GiftFactory(shop=owner.organization)
+    for url in (reverse("gifts:gift-create"), reverse("gifts:gift-edit", args=[gift.pk])):
+        html = client.get(url).content.decode()
+        described = re.findall(r'aria-describedby="([^"]+)"', html)
+        assert "id_brand_helptext" in described
+        assert [ref for ref in described if f'id="{ref}"' not in html] == []
 
 
 def test_gift_detail_event_log_shows_labels_not_state_codes(client, owner, settings):
