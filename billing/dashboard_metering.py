@@ -2,6 +2,7 @@
 
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from billing.models import App, Bill
 from portal.models import Organization
@@ -44,7 +45,7 @@ def nav(request) -> list[dict]:
     membership = getattr(request, "active_membership", None)
     if membership is not None and _is_developer(membership):
         items[:0] = [
-            {"title": _("应用"), "url": reverse("billing:apps"), "order": 20},
+            {"title": pgettext("plural", "应用"), "url": reverse("billing:apps"), "order": 20},
             {"title": _("用量"), "url": reverse("billing:usage"), "order": 21},
             {"title": _("账单"), "url": reverse("billing:bills"), "order": 22},
         ]

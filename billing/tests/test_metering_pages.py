@@ -104,6 +104,7 @@ class TestBills:
         listing = client.get(reverse("billing:bills")).content.decode()
         assert "<h1>Bill 2026-03</h1>" in detail
         assert "<h1>Bills</h1>" in listing
+        assert f'<a href="{reverse("billing:apps")}">Apps</a>' in listing  # the menu names the list
 
     def test_bill_list_and_query_count(self, client, owner, billed, django_assert_max_num_queries):
         client.force_login(owner.user)

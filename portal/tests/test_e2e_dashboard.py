@@ -3,6 +3,8 @@
 import pytest
 from django.core.management import call_command
 
+from portal.models import User
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 
@@ -68,3 +70,16 @@ def test_each_top_up_preset_sits_on_the_line_of_its_amount(page, live_server, lo
         label = page.locator(f"label[for='{radios.nth(i).get_attribute('id')}']").bounding_box()
         assert abs(_middle(radio) - _middle(label)) < label["height"] / 2
         assert radio["x"] < label["x"]
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_on_a_desktop_a_shops_whole_navigation_fits_one_row_below_the_account_bar(
+    page, live_server, login, language
+):
+    call_command("seed_demo")
+    User.objects.filter(username="shop").update(language=language)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    login(page, "shop")
+    assert page.locator("nav.mainnav a").count() >= 12  # every section of a shop that also develops
+    assert page.evaluate(NAV_ROWS_JS) == 1
+    assert page.evaluate(PAGE_OVERFLOW_JS) <= 0
