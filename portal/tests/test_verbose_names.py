@@ -14,14 +14,18 @@ from portal.tests.factories import UserFactory
 APPS = ("portal", "billing", "authorization", "gifts")
 
 
+def _models():
+    for app in APPS:
+        yield from apps.get_app_config(app).get_models()
+
+
 def _labelled_fields():
     """Every field staff can see as a column or a form input: concrete, and not one Django adds
     by itself (the automatic id, reverse relations)."""
-    for app in APPS:
-        for model in apps.get_app_config(app).get_models():
-            for field in model._meta.get_fields():
-                if getattr(field, "concrete", False) and not field.auto_created:
-                    yield f"{model._meta.label}.{field.name}", field
+    for model in _models():
+        for field in model._meta.get_fields():
+            if getattr(field, "concrete", False) and not field.auto_created:
+                yield f"{model._meta.label}.{field.name}", field
 
 
 def test_every_admin_column_and_form_label_is_named_rather_than_the_raw_field_name():
@@ -57,11 +61,6 @@ def test_every_admin_column_and_form_label_reads_in_english_for_an_english_user(
         "add them to the English catalogue (manage.py catalog_check --json DIR, then "
         "scripts/po_add.py):\n  " + "\n  ".join(untranslated)
     )
-
-
-def _models():
-    for app in APPS:
-        yield from apps.get_app_config(app).get_models()
 
 
 def test_every_model_reads_singular_for_one_object_and_plural_for_the_list_in_english():
