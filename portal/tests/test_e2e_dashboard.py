@@ -83,3 +83,34 @@ def test_on_a_desktop_a_shops_whole_navigation_fits_one_row_below_the_account_ba
     assert page.locator("nav.mainnav a").count() >= 12  # every section of a shop that also develops
     assert page.evaluate(NAV_ROWS_JS) == 1
     assert page.evaluate(PAGE_OVERFLOW_JS) <= 0
+
+
+ACCOUNT_ROWS_JS = """() => new Set([...document.querySelector('.topbar-right').children]
+  .filter(el => el.offsetParent !== null)
+  .map(el => { const r = el.getBoundingClientRect(); return Math.round((r.top + r.bottom) / 2); })).size"""
+
+
+@pytest.mark.parametrize("username", ["dev", "shop"])
+def test_on_a_phone_the_account_controls_take_one_row_and_the_user_menu_signs_out(
+    page, live_server, login, username
+):
+    call_command("seed_demo")
+    User.objects.filter(username=username).update(language="en")
+    page.set_viewport_size({"width": 390, "height": 844})
+    login(page, username)
+    assert page.evaluate(ACCOUNT_ROWS_JS) == 1, "organization, language and user menu share one row"
+    assert page.evaluate(PAGE_OVERFLOW_JS) <= 0
+    sign_out = page.get_by_role("button", name="Sign out")
+    assert not sign_out.is_visible(), "password and sign-out wait in the closed user menu"
+    page.locator(".usermenu summary").click()
+    assert page.get_by_role("link", name="Change password").is_visible()
+    page.keyboard.press("Escape")
+    assert not sign_out.is_visible(), "Escape closes the menu"
+    page.locator(".usermenu summary").click()
+    page.locator("h1").click()
+    assert not sign_out.is_visible(), "a click elsewhere closes the menu"
+    page.locator(".usermenu summary").click()
+    with page.expect_navigation():
+        sign_out.click()
+    page.goto(f"{live_server.url}/")
+    assert "/accounts/login/" in page.url

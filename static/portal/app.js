@@ -3,6 +3,19 @@ document.addEventListener("change", (event) => {
   const el = event.target;
   if (el.matches("[data-autosubmit]")) el.form.submit();
 });
+// The user menu (<details class="usermenu">) closes on a click outside it or on Escape.
+document.addEventListener("click", (event) => {
+  document.querySelectorAll("details.usermenu[open]").forEach((menu) => {
+    if (!menu.contains(event.target)) menu.removeAttribute("open");
+  });
+});
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") return;
+  document.querySelectorAll("details.usermenu[open]").forEach((menu) => {
+    menu.removeAttribute("open");
+    menu.querySelector("summary").focus();
+  });
+});
 // <form data-confirm="message">: ask before submitting (no confirm, no request).
 document.addEventListener("submit", (event) => {
   const form = event.target;
