@@ -2,7 +2,7 @@
 order so two transactions never wait on each other in opposite orders.
 """
 
-from gifts.models import DocumentRequest, Gift, GiftDispute, GiftShipment, Product, Qualification
+from gifts.models import DocumentRequest, Gift, GiftDispute, GiftShipment, Order, Product, Qualification
 
 
 def lock_gift(gift_id: int) -> Gift:
@@ -26,6 +26,12 @@ def lock_qualification(qualification_id: int) -> Qualification:
 
 def lock_document_request(request_id: int) -> DocumentRequest:
     return DocumentRequest.objects.select_for_update().get(pk=request_id)
+
+
+def lock_order(order_id: int) -> Order:
+    # Two disputes about one gift on one order ("not delivered" and "not as described") decided at
+    # once must see each other's compensation (GIFT-5.3); the order is locked before the dispute.
+    return Order.objects.select_for_update().get(pk=order_id)
 
 
 def lock_dispute(dispute_id: int) -> GiftDispute:

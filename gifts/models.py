@@ -677,6 +677,8 @@ class GiftDispute(models.Model):
 
     # GIFT-5.5: these are left to merchant and consumer (协商处理).
     SETTLE_KINDS = ("return_merchant_fault", "gift_not_returnable")
+    # GIFT-5.2/5.3: upheld, these pay the consumer the gift's value — once per order and gift.
+    COMPENSATING_KINDS = ("not_delivered", "not_as_described", "lacks_licence")
 
     order = models.ForeignKey(
         Order, on_delete=models.PROTECT, related_name="gift_disputes", verbose_name=_("订单")
@@ -728,6 +730,13 @@ class GiftDispute(models.Model):
         constraints = [
             # The order system retries: one dispute per order, gift and kind.
             models.UniqueConstraint(name="gifts_giftdispute_once", fields=["order", "gift", "kind"]),
+            # GIFT-5.3: one gift on one order is compensated its value once, whichever kinds of
+            # dispute ("not delivered", "not as described", ...) the consumer opened about it.
+            models.UniqueConstraint(
+                name="gifts_giftdispute_compensated_once",
+                fields=["order", "gift"],
+                condition=Q(decision="upheld", compensation_fen__gt=0),
+            ),
             models.CheckConstraint(
                 name="gifts_giftdispute_kind_valid",
                 condition=Q(

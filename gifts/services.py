@@ -42,6 +42,7 @@ from gifts.uploads import delete_stored, store_upload
 from gifts.value import gift_value_resolve, value_basis_for
 from portal import clock
 from portal.models import Membership, Organization
+from portal.money import format_fen
 from portal.services import audit_record, notification_send
 
 S = Gift.State
@@ -1323,6 +1324,27 @@ def dispute_preview(dispute: GiftDispute):
     )
 
 
+def _refuse_second_compensation(
+    *, order_id: int, gift_id: int, exclude_pk: int | None = None, field: str = "decision"
+) -> None:
+    """GIFT-5.3: the consumer is compensated the gift's value once per order and gift, whichever
+    kinds of dispute were opened about it. The partial unique constraint
+    ``gifts_giftdispute_compensated_once`` is the backstop; this gives the error a reader can act on."""
+    paid = GiftDispute.objects.filter(
+        order_id=order_id, gift_id=gift_id, decision=GiftDispute.Decision.UPHELD, compensation_fen__gt=0
+    )
+    if exclude_pk is not None:
+        paid = paid.exclude(pk=exclude_pk)
+    earlier = paid.order_by("pk").first()
+    if earlier is not None:
+        raise GiftRuleError(
+            "GIFT-5.3",
+            _("该订单的该赠品已因「%(kind)s」赔付 %(amount)s，同一订单的同一赠品只按赠品价值赔付一次")
+            % {"kind": earlier.get_kind_display(), "amount": format_fen(earlier.compensation_fen)},
+            field=field,
+        )
+
+
 def dispute_open(
     *,
     shop: Organization | None,
@@ -1367,6 +1389,8 @@ def dispute_open(
         existing = GiftDispute.objects.filter(order=order, gift=gift, kind=kind).first()
         if existing is not None:
             return existing, False
+        if kind in GiftDispute.COMPENSATING_KINDS:
+            _refuse_second_compensation(order_id=order.pk, gift_id=gift.pk, field="kind")
         settle = kind in GiftDispute.SETTLE_KINDS
         dispute = GiftDispute(
             order=order,
@@ -1479,6 +1503,7 @@ def dispute_decide(*, dispute: GiftDispute, actor, decision: str, note: str, now
         raise DomainError("invalid", _("请选择裁决结果"), field="decision")
     if not (note or "").strip():
         raise DomainError("invalid", _("请写明裁决说明"), field="note")
+    locks.lock_order(dispute.order_id)
     d = locks.lock_dispute(dispute.pk)
     if d.state == GiftDispute.State.SETTLE_BETWEEN_PARTIES:
         raise GiftRuleError("GIFT-5.5", _("该情形由商家与消费者协商处理，平台不裁决"), field="decision")
@@ -1490,8 +1515,11 @@ def dispute_decide(*, dispute: GiftDispute, actor, decision: str, note: str, now
         )
     with translation.override(settings.LANGUAGE_CODE):  # stored: keep it in the default language
         calc = dispute_preview(d)
-    if decision == GiftDispute.Decision.UPHELD and calc.needs_fair_value:
+    upheld = decision == GiftDispute.Decision.UPHELD
+    if upheld and calc.needs_fair_value:
         raise GiftRuleError("GIFT-1.2", _("赠品价值未知：请先设置市场公允价值"), field="decision")
+    if upheld and calc.compensation_fen:
+        _refuse_second_compensation(order_id=d.order_id, gift_id=d.gift_id, exclude_pk=d.pk)
     old = d.state
     d.state = GiftDispute.State.DECIDED
     d.decision = decision
@@ -1499,7 +1527,6 @@ def dispute_decide(*, dispute: GiftDispute, actor, decision: str, note: str, now
     d.decided_by = actor
     d.decided_at = now
     d.calculation = calc.as_dict()
-    upheld = decision == GiftDispute.Decision.UPHELD
     d.compensation_fen = (calc.compensation_fen or 0) if upheld else 0
     d.refund_deduction_fen = calc.refund_deduction_fen if (calc.refund_deduction_fen is not None) else None
     d.return_shipping_payer = calc.return_shipping_payer

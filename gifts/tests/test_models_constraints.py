@@ -249,6 +249,23 @@ def test_dispute_constraints():
     )
 
 
+def test_gift_5_3_one_gift_on_one_order_is_compensated_once_in_the_database():
+    upheld = {"state": "decided", "decision": "upheld", "decided_at": T0}
+    paid = _dispute(**upheld, compensation_fen=8_800)
+    same = {"order": paid.order, "gift": paid.gift}
+    refused(lambda: _dispute(**same, kind="not_as_described", **upheld, compensation_fen=8_800))
+    # dismissed, or upheld without payment (a ¥0 gift), is no second compensation
+    _dispute(
+        **same,
+        kind="not_as_described",
+        state="decided",
+        decision="dismissed",
+        decided_at=T0,
+        compensation_fen=0,
+    )
+    _dispute(**same, kind="return_gift_lost", **upheld, compensation_fen=0, refund_deduction_fen=8_800)
+
+
 def test_gift_events_are_append_only_and_have_a_subject():
     gift = approved_gift()
     refused(lambda: GiftEvent.objects.create(shop=gift.shop, kind="x", at=T0))

@@ -155,6 +155,39 @@ def test_gift_5_1_gift_dispute_never_changes_the_products_dispute(owner):
     assert Order.objects.get(pk=dispute.order_id).product_dispute_state == "open"
 
 
+def test_gift_5_3_one_gift_on_one_order_is_compensated_once(owner):
+    # Given one undelivered gift (declared ¥88) and two disputes about it on one order
+    staff = UserFactory(is_staff=True)
+    gift = approved_gift(shop=owner.organization)
+    gift._product = ProductFactory(shop=gift.shop)
+    not_delivered, _ = _open(gift, kind="not_delivered")
+    not_as_described, _ = _open(gift, kind="not_as_described")
+    later = NOW + dt.timedelta(hours=49)
+    services.dispute_decide(dispute=not_delivered, actor=staff, decision="upheld", note="未发", now=later)
+
+    # When staff uphold the second one as well
+    with pytest.raises(GiftRuleError) as err:
+        services.dispute_decide(
+            dispute=not_as_described, actor=staff, decision="upheld", note="不符", now=later
+        )
+
+    # Then it is refused under GIFT-5.3 and the consumer is paid the gift's value once
+    assert err.value.code == "GIFT-5.3" and "¥88.00" in err.value.message
+    not_as_described.refresh_from_db()
+    assert not_as_described.state == "awaiting_merchant" and not_as_described.compensation_fen is None
+    assert (
+        sum(GiftDispute.objects.values_list("compensation_fen", flat=True).exclude(compensation_fen=None))
+        == 8_800
+    )
+    # dismissing it is still possible, and a further claim of the gift's value is refused at once
+    services.dispute_decide(
+        dispute=not_as_described, actor=staff, decision="dismissed", note="已赔付", now=later
+    )
+    with pytest.raises(GiftRuleError) as err:
+        _open(gift, kind="lacks_licence")
+    assert err.value.code == "GIFT-5.3" and err.value.field == "kind"
+
+
 def test_gift_5_2_merchant_lacking_licence_refunds_value_and_records_violation(owner):
     staff = UserFactory(is_staff=True)
     dispute, _ = _open(approved_gift(shop=owner.organization), kind="lacks_licence")
