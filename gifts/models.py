@@ -737,6 +737,13 @@ class GiftDispute(models.Model):
                 fields=["order", "gift"],
                 condition=Q(decision="upheld", compensation_fen__gt=0),
             ),
+            # GIFT-5.4: only an upheld decision lets the merchant keep anything back from the refund.
+            models.CheckConstraint(
+                name="gifts_giftdispute_deduction_only_when_upheld",
+                condition=Q(decision="upheld")
+                | Q(refund_deduction_fen__isnull=True)
+                | Q(refund_deduction_fen=0),
+            ),
             models.CheckConstraint(
                 name="gifts_giftdispute_kind_valid",
                 condition=Q(

@@ -1528,7 +1528,12 @@ def dispute_decide(*, dispute: GiftDispute, actor, decision: str, note: str, now
     d.decided_at = now
     d.calculation = calc.as_dict()
     d.compensation_fen = (calc.compensation_fen or 0) if upheld else 0
-    d.refund_deduction_fen = calc.refund_deduction_fen if (calc.refund_deduction_fen is not None) else None
+    # GIFT-5.4: the merchant may keep the gift's value back only when staff uphold the claim that
+    # the consumer lost or damaged it; a dismissed claim leaves the refund whole.
+    if calc.refund_deduction_fen is None:
+        d.refund_deduction_fen = None
+    else:
+        d.refund_deduction_fen = calc.refund_deduction_fen if upheld else 0
     d.return_shipping_payer = calc.return_shipping_payer
     d.save()
     _event(

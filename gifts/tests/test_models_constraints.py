@@ -266,6 +266,13 @@ def test_gift_5_3_one_gift_on_one_order_is_compensated_once_in_the_database():
     _dispute(**same, kind="return_gift_lost", **upheld, compensation_fen=0, refund_deduction_fen=8_800)
 
 
+def test_gift_5_4_only_an_upheld_dispute_deducts_from_the_refund_in_the_database():
+    decided = {"kind": "return_gift_lost", "state": "decided", "decided_at": T0}
+    refused(lambda: _dispute(**decided, decision="dismissed", refund_deduction_fen=8_800))
+    _dispute(**decided, decision="dismissed", refund_deduction_fen=0)
+    _dispute(**decided, decision="upheld", refund_deduction_fen=8_800)
+
+
 def test_gift_events_are_append_only_and_have_a_subject():
     gift = approved_gift()
     refused(lambda: GiftEvent.objects.create(shop=gift.shop, kind="x", at=T0))

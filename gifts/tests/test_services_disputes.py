@@ -227,6 +227,26 @@ def test_gift_5_4_gift_lost_on_return_deducts_its_value(owner):
     assert (d.refund_deduction_fen, d.return_shipping_payer, d.compensation_fen) == (8_800, "consumer", 0)
 
 
+def test_gift_5_4_dismissed_gift_lost_claim_deducts_nothing_from_the_refund(owner):
+    # Given a merchant's claim that the consumer returned the product without the gift
+    staff = UserFactory(is_staff=True)
+    dispute, _ = _open(approved_gift(shop=owner.organization), kind="return_gift_lost")
+
+    # When staff dismiss it (the gift came back intact)
+    d = services.dispute_decide(
+        dispute=dispute,
+        actor=staff,
+        decision="dismissed",
+        note="赠品完好退回",
+        now=NOW + dt.timedelta(hours=49),
+    )
+
+    # Then the merchant may deduct nothing; the preview's figure stays only in the calculation
+    d.refresh_from_db()
+    assert (d.decision, d.refund_deduction_fen, d.compensation_fen) == ("dismissed", 0, 0)
+    assert d.calculation["refund_deduction_fen"] == 8_800
+
+
 @pytest.mark.parametrize("kind", ["return_merchant_fault", "gift_not_returnable"])
 def test_gift_5_5_cases_are_settled_between_merchant_and_consumer(owner, kind):
     dispute, _ = _open(approved_gift(shop=owner.organization), kind=kind)
