@@ -1377,6 +1377,10 @@ def dispute_open(
     if product is None:
         raise NotFound("product", field="product_id")
     with transaction.atomic():
+        # GIFT-4.2: shipping duties come from the order system's own order (order_upsert through
+        # the orders API). A dispute only records the order it is about: creating a shipment here
+        # would make the hourly overdue job judge a gift that was returned, signed for or never
+        # owed as "not shipped" (违背承诺).
         order = order_upsert(
             shop=gift.shop,
             order_no=order_no,
@@ -1384,7 +1388,7 @@ def dispute_open(
             paid_amount_fen=paid_amount_fen,
             paid_at=paid_at or now,
             signed_for_at=signed_for_at,
-            gift_lines=[(gift, gift.quantity_per_order or 1)],
+            gift_lines=[],
         )
         existing = GiftDispute.objects.filter(order=order, gift=gift, kind=kind).first()
         if existing is not None:

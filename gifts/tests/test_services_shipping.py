@@ -217,3 +217,40 @@ def test_gift_2_6_a_gift_stated_in_the_listing_must_be_delivered():
     assert [s.gift for s in order.gift_shipments.all()] == [gift]
     services.gift_shipment_overdue_run(now=PAID + dt.timedelta(days=30))
     assert Violation.objects.get(gift=gift).evidence["kind"] == "not_shipped"
+
+
+def test_gift_4_2_a_dispute_creates_no_shipping_duty_so_no_false_late_shipping(migration_data):
+    # Given a consumer who signed for the gift and returns the product without it, on an order the
+    # order system has not posted (the dispute is the first we hear of it)
+    gift = approved_gift()
+    product = ProductFactory(shop=gift.shop, promised_ship_hours=48)
+    now = PAID + dt.timedelta(days=10)
+    services.dispute_open(
+        shop=gift.shop,
+        actor=None,
+        order_no="RET-1",
+        paid_amount_fen=20_000,
+        paid_at=PAID,
+        product_id=product.pk,
+        gift_id=gift.pk,
+        signed_for_at=PAID + dt.timedelta(days=4),
+        kind="return_gift_lost",
+        now=now,
+    )
+
+    # When the hourly overdue job runs
+    judged = services.gift_shipment_overdue_run(now=now)
+
+    # Then no shipment was fabricated and nothing is judged late (GIFT-4.1 / 4.2)
+    assert judged == 0 and not GiftShipment.objects.exists()
+    assert not Violation.objects.filter(rule_id__in=["GIFT-4.1", "GIFT-4.2"]).exists()
+    # and the order system's own posting of the order still makes its gifts due
+    services.order_upsert(
+        shop=gift.shop,
+        order_no="RET-1",
+        product=product,
+        paid_amount_fen=20_000,
+        paid_at=PAID,
+        gift_lines=[(gift, 1)],
+    )
+    assert GiftShipment.objects.filter(order__order_no="RET-1", gift=gift).count() == 1
