@@ -672,7 +672,8 @@ def product_update(*, membership, actor, product: Product, data: dict) -> Produc
 
 @transaction.atomic
 def product_gift_attach(*, membership, actor, product: Product, gift: Gift, now=None) -> ProductGift:
-    """GIFT-2.1: only an approved gift can be attached (a trigger refuses anything else)."""
+    """GIFT-2.1: only an approved gift can be attached (a trigger refuses anything else); not one
+    whose category is prohibited (GIFT-2.2) or needs a licence the shop lacks (GIFT-2.3)."""
     shop = _require_shop_member(membership, main=True)
     product = locks.lock_product(product.pk)
     if product.shop_id != shop.pk:
@@ -685,6 +686,11 @@ def product_gift_attach(*, membership, actor, product: Product, gift: Gift, now=
             "GIFT-2.1",
             _("赠品须报备并审核通过后方可附赠（当前：%(state)s）") % {"state": gift.get_state_display()},
             field="gift",
+        )
+    # GIFT-2.2: staff may mark a category prohibited after the gift was approved in it.
+    if gift.category.is_prohibited:
+        raise GiftRuleError(
+            "GIFT-2.2", _("类目「%(category)s」禁止作为赠品") % {"category": gift.category.name}, field="gift"
         )
     if gift.ship_from == Gift.ShipFrom.DOMESTIC and not gift.domestic_shipping_approved:
         raise GiftRuleError("GIFT-4.3", _("国内发货的赠品须经平台评估通过后方可附赠"), field="gift")

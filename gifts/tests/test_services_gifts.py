@@ -139,6 +139,23 @@ def test_gift_2_2_prohibited_category_is_rejected_automatically_with_violation(o
     assert GiftEvent.objects.filter(gift=gift, kind="auto_rejected", rule_id="GIFT-2.2").exists()
 
 
+def test_gift_2_2_gift_in_a_category_since_prohibited_cannot_be_attached(owner, staff):
+    # Given an approved gift whose category staff have since marked prohibited
+    category = CategoryFactory(name="电子烟配件")
+    gift = approved_gift(shop=owner.organization, category=category)
+    category.is_prohibited = True
+    services.category_save(category=category, actor=staff, changed=["is_prohibited"])
+    product = ProductFactory(shop=owner.organization)
+
+    # When the shop attaches it to a product
+    with pytest.raises(GiftRuleError) as err:
+        services.product_gift_attach(membership=owner, actor=owner.user, product=product, gift=gift)
+
+    # Then it is refused under GIFT-2.2 and nothing is attached
+    assert (err.value.code, err.value.field) == ("GIFT-2.2", "gift") and "电子烟配件" in err.value.message
+    assert not ProductGift.objects.exists()
+
+
 def test_gift_2_3_licence_required_gift_cannot_be_approved_without_valid_licence(owner, staff):
     gift = services.gift_register(
         membership=owner, actor=owner.user, data=_data(food_category()), submit=True
