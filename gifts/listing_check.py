@@ -110,6 +110,10 @@ def gift_findings(gift: Gift, *, today=None) -> list[Finding]:
     return found
 
 
+def findings_text(findings: list[Finding]) -> str:
+    return "；".join(f"{f.rule} {f.message}" for f in findings)
+
+
 def listing_check(
     *,
     title: str,
@@ -158,8 +162,11 @@ def listing_check(
     return found
 
 
-def product_listing_check(product, *, today=None) -> list[Finding]:
-    gifts = list(product.gifts.select_related("category").all())
+def product_listing_check(product, *, gifts=None, today=None) -> list[Finding]:
+    """The product as it is in memory (edits not yet saved count) with its attached gifts, or
+    with ``gifts`` instead (a gift about to be attached)."""
+    if gifts is None:
+        gifts = list(product.gifts.select_related("category").all())
     return listing_check(
         title=product.title,
         subtitle=product.subtitle,

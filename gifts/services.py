@@ -21,7 +21,7 @@ from django.utils.translation import gettext_noop
 from gifts import listing_check as checks
 from gifts import locks, selectors
 from gifts.compensation import compensation_calculate
-from gifts.errors import Conflict, DomainError, GiftRuleError, NotFound, TransitionError
+from gifts.errors import Conflict, DomainError, GiftRuleError, ListingBreach, NotFound, TransitionError
 from gifts.models import (
     LOTTERY_VALUE_CAP_FEN,
     DisputeEvidence,
@@ -656,13 +656,36 @@ def product_create(*, membership, actor, data: dict) -> Product:
     return product
 
 
+def _refuse_listed_product_breach(before: list[checks.Finding], after: list[checks.Finding]) -> None:
+    """A listed product must not be edited into breach (GIFT-2.1..2.7, 4.3): the listing check that
+    guards publishing runs on every change to a listed product, and the change is refused if it
+    finds anything the product did not already have. Findings it already had (a licence that
+    lapsed since, say) are left to staff and do not block edits that may well fix them."""
+
+    def key(f):
+        return (f.code, f.gift_id, f.field)
+
+    known = {key(f) for f in before}
+    new = [f for f in after if key(f) not in known]
+    if new:
+        raise ListingBreach(
+            _("商品已上架，此修改会违反赠品规范：%(findings)s") % {"findings": checks.findings_text(new)},
+            findings=new,
+        )
+
+
 @transaction.atomic
-def product_update(*, membership, actor, product: Product, data: dict) -> Product:
+def product_update(*, membership, actor, product: Product, data: dict, now=None) -> Product:
     shop = _require_shop_member(membership, main=True)
     product = locks.lock_product(product.pk)
     if product.shop_id != shop.pk:
         raise NotFound()
+    listed = product.state == Product.State.LISTED
+    today = clock.today(now)
+    before = checks.product_listing_check(product, today=today) if listed else []
     _apply_product_data(product, data)
+    if listed:
+        _refuse_listed_product_breach(before, checks.product_listing_check(product, today=today))
     product.save()
     _event(
         shop_id=shop.pk, product=product, kind="product_edited", actor=actor, details={"fields": sorted(data)}
@@ -703,6 +726,13 @@ def product_gift_attach(*, membership, actor, product: Product, gift: Gift, now=
             _("缺少有效的「%(licence_type)s」资质") % {"licence_type": gift.category.licence_type},
             field="gift",
         )
+    if product.state == Product.State.LISTED:
+        attached = list(product.gifts.select_related("category").all())
+        if gift not in attached:
+            _refuse_listed_product_breach(
+                checks.product_listing_check(product, gifts=attached, today=today),
+                checks.product_listing_check(product, gifts=[*attached, gift], today=today),
+            )
     link, created = ProductGift.objects.get_or_create(
         product=product, gift=gift, defaults={"attached_by": actor}
     )
@@ -739,9 +769,7 @@ def product_publish(*, membership, actor, product: Product, now=None) -> Product
         raise NotFound()
     findings = checks.product_listing_check(product, today=clock.today(now))
     if findings:
-        raise GiftRuleError(
-            findings[0].rule, "；".join(f"{f.rule} {f.message}" for f in findings), field=findings[0].field
-        )
+        raise ListingBreach(checks.findings_text(findings), findings=findings)
     old = product.state
     product.state = Product.State.LISTED
     product.save(update_fields=["state"])

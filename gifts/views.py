@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 
 from gifts import listing_check as checks
 from gifts import selectors, services
+from gifts.errors import ListingBreach
 from gifts.forms import DisputeResponseForm, GiftForm, PrecheckForm, ProductForm, QualificationUploadForm
 from gifts.models import Gift, GiftCategory
 from gifts.value import gift_value_resolve
@@ -271,6 +272,8 @@ def product_detail(request, product_id):
             if exc.status in (403, 404):
                 raise
             messages.error(request, f"{exc.code}: {exc.message}")
+            if isinstance(exc, ListingBreach):
+                findings = exc.findings  # the pre-check table shows every rule the change would breach
             product.refresh_from_db()
     attached = list(product.gifts.select_related("category"))
     attachable = selectors.gift_list_for_shop(membership=membership, state=Gift.State.APPROVED).exclude(

@@ -4,7 +4,7 @@
 import pytest
 
 from gifts import services
-from gifts.errors import GiftRuleError
+from gifts.errors import GiftRuleError, ListingBreach
 from gifts.listing_check import listing_check, normalize_text, product_listing_check, text_names_brand
 from gifts.models import ProductGift
 from gifts.tests.factories import (
@@ -133,3 +133,75 @@ def test_gift_2_5_listing_with_findings_cannot_be_published_and_staff_take_down_
     product, outcomes = services.product_take_down(product=product, actor=staff, reason="标题陈述赠品品牌")
     assert product.state == "taken_down"
     assert [o.violation.rule_id for o in outcomes] == ["GIFT-2.5"]
+
+
+def _listed(owner, *, gifts=(), **product_fields):
+    product = ProductFactory(shop=owner.organization, **product_fields)
+    for gift in gifts:
+        services.product_gift_attach(membership=owner, actor=owner.user, product=product, gift=gift)
+    return services.product_publish(membership=owner, actor=owner.user, product=product)
+
+
+def test_gift_2_5_listed_product_cannot_be_edited_to_name_the_gifts_brand():
+    # Given a listed product with a Lancome gift
+    owner = main_member()
+    gift = approved_gift(shop=owner.organization, brand="Lancome/兰蔻")
+    product = _listed(owner, gifts=[gift], title="进口精华液 30ml")
+
+    # When the shop edits the title to name the gift's brand
+    with pytest.raises(ListingBreach) as err:
+        services.product_update(
+            membership=owner, actor=owner.user, product=product, data={"title": "精华液 送Lancome面霜"}
+        )
+
+    # Then the edit is refused with the finding's rule, and the listing stays as it was
+    assert err.value.code == "GIFT-2.5" and "GIFT-2.5" in err.value.message
+    assert [(f.code, f.field) for f in err.value.findings] == [("GIFT-2.5-BRAND", "title")]
+    assert err.value.as_body()["findings"][0]["rule"] == "GIFT-2.5"
+    product.refresh_from_db()
+    assert (product.title, product.state) == ("进口精华液 30ml", "listed")
+    # an edit that keeps it clean goes through
+    services.product_update(
+        membership=owner, actor=owner.user, product=product, data={"title": "精华液 50ml"}
+    )
+    product.refresh_from_db()
+    assert product.title == "精华液 50ml" and product_listing_check(product) == []
+
+
+def test_gift_2_5_gift_cannot_be_attached_to_a_listed_product_whose_main_image_shows_the_gift_alone():
+    # Given a listed product without gifts whose main image shows a gift alone
+    owner = main_member()
+    product = _listed(owner, main_image_shows_gift_alone=True)
+    gift = approved_gift(shop=owner.organization)
+
+    # When the shop attaches a gift
+    with pytest.raises(ListingBreach) as err:
+        services.product_gift_attach(membership=owner, actor=owner.user, product=product, gift=gift)
+
+    # Then it is refused under GIFT-2.5 and the listing keeps no gift
+    assert err.value.code == "GIFT-2.5" and "GIFT-2.5" in err.value.message
+    assert not ProductGift.objects.filter(product=product).exists()
+
+
+def test_gift_2_4_gift_missing_its_spec_cannot_be_attached_to_a_listed_product():
+    owner = main_member()
+    product = _listed(owner)
+    gift = GiftFactory(shop=owner.organization, state="approved", spec="")
+    with pytest.raises(ListingBreach) as err:
+        services.product_gift_attach(membership=owner, actor=owner.user, product=product, gift=gift)
+    assert err.value.code == "GIFT-2.4" and not ProductGift.objects.filter(product=product).exists()
+
+
+def test_gift_2_listed_product_already_in_breach_can_still_be_edited_without_adding_a_breach():
+    # Given a listed product whose gift's licence lapsed after it was listed (a GIFT-2.3 finding)
+    owner = main_member()
+    licence = valid_licence(owner.organization)
+    gift = approved_gift(shop=owner.organization, category=food_category())
+    product = _listed(owner, gifts=[gift])
+    licence.delete()
+    assert rules(product_listing_check(product)) == ["GIFT-2.3"]
+
+    # When the shop edits the subtitle without adding a breach, the edit is saved
+    services.product_update(membership=owner, actor=owner.user, product=product, data={"subtitle": "现货"})
+    product.refresh_from_db()
+    assert product.subtitle == "现货" and product.state == "listed"

@@ -206,6 +206,27 @@ def test_gift_2_5_product_attach_precheck_and_publish_on_the_page(client, owner)
     assert product.state == "listed"
 
 
+def test_gift_2_5_editing_a_listed_product_into_breach_is_refused_on_the_page(client, owner):
+    # Given a listed product with a Lancome gift
+    gift = approved_gift(shop=owner.organization, brand="Lancome/兰蔻")
+    product = ProductFactory(shop=owner.organization, title="精华液 30ml")
+    services.product_gift_attach(membership=owner, actor=owner.user, product=product, gift=gift)
+    services.product_publish(membership=owner, actor=owner.user, product=product)
+    login(client, owner)
+
+    # When the shop saves a title naming the gift's brand
+    resp = client.post(
+        reverse("gifts:product-detail", args=[product.pk]),
+        {"action": "save", "title": "精华液 送兰蔻面霜", "subtitle": "", "promised_ship_hours": 48},
+    )
+
+    # Then the page shows the refusal with the rule and its findings, and nothing changed
+    html = resp.content.decode()
+    assert resp.status_code == 200 and "GIFT-2.5" in html and 'data-rule="GIFT-2.5"' in html
+    product.refresh_from_db()
+    assert (product.title, product.state) == ("精华液 30ml", "listed")
+
+
 def test_gift_2_1_attaching_an_unapproved_gift_shows_the_rule(client, owner):
     gift = GiftFactory(shop=owner.organization, state="submitted")
     product = ProductFactory(shop=owner.organization)
