@@ -986,6 +986,7 @@ def qualification_reject(*, qualification: Qualification, actor, reason: str, no
         details={"reason": reason},
     )
     audit_record(actor=actor, action="gifts.qualification_reject", obj=q, details={"reason": reason})
+    _reopen_document_requests(qualification=q, actor=actor, now=now)
     _notify_shop(
         q.shop_id,
         kind="gift_qualification",
@@ -995,6 +996,45 @@ def qualification_reject(*, qualification: Qualification, actor, reason: str, no
         url="/gifts/qualifications/",
     )
     return q
+
+
+def _reopen_document_requests(*, qualification: Qualification, actor, now=None) -> None:
+    """GIFT-3(3): a rejected document provides nothing. A demand it fulfilled is open again until
+    its own deadline; past it, document_request_expire_run removes the gift on its next run."""
+    fulfilled = DocumentRequest.objects.filter(
+        fulfilled_by=qualification, state=DocumentRequest.State.FULFILLED
+    ).order_by("pk")
+    for req_id in fulfilled.values_list("pk", flat=True):
+        req = locks.lock_document_request(req_id)
+        if req.state != DocumentRequest.State.FULFILLED or req.fulfilled_by_id != qualification.pk:
+            continue
+        if DocumentRequest.objects.filter(gift_id=req.gift_id, state=DocumentRequest.State.OPEN).exists():
+            continue  # staff have demanded documents for this gift again: that demand governs
+        req.state = DocumentRequest.State.OPEN
+        req.fulfilled_by = None
+        req.closed_at = None
+        req.save(update_fields=["state", "fulfilled_by", "closed_at"])
+        _event(
+            shop_id=qualification.shop_id,
+            gift_id=req.gift_id,
+            qualification=qualification,
+            kind="document_request_reopened",
+            actor=actor,
+            at=now,
+            from_state="fulfilled",
+            to_state="open",
+            rule_id="GIFT-3",
+            details={"deadline_at": req.deadline_at.isoformat()},
+        )
+        _notify_shop(
+            qualification.shop_id,
+            kind="gift_documents_requested",
+            title=gettext_noop("资质已驳回：请重新提供赠品「%(gift)s」的资质"),
+            body=gettext_noop("截止 %(deadline)s，逾期未提供，赠品将被删除。"),
+            params={"gift": req.gift.name, "deadline": f"{clock.local(req.deadline_at):%Y-%m-%d %H:%M}"},
+            url="/gifts/qualifications/",
+            dedupe_key=f"gifts:document-request-reopened:{req.pk}:{qualification.pk}",
+        )
 
 
 EXPIRY_NOTICE_DAYS = 30

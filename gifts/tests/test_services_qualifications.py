@@ -164,6 +164,46 @@ def test_gift_3_document_demand_answered_in_time_keeps_the_gift(owner, staff):
     assert gift.state == "approved"
 
 
+def test_gift_3_rejected_document_reopens_the_demand_and_the_gift_is_removed_after_its_deadline(owner, staff):
+    # Given a demand for documents answered with a document staff then reject
+    gift = approved_gift(shop=owner.organization, category=food_category())
+    req = services.document_request_create(
+        gift=gift, actor=staff, reason="抽检索取", deadline_at=NOW + dt.timedelta(days=3), now=NOW
+    )
+    q = _upload(owner, document_request_id=req.pk, now=NOW)
+
+    # When staff reject the document
+    services.qualification_reject(qualification=q, actor=staff, reason="不是所需资质", now=NOW)
+
+    # Then the demand is open again until its deadline, and the shop is told
+    req.refresh_from_db()
+    assert (req.state, req.fulfilled_by, req.closed_at) == ("open", None, None)
+    assert GiftEvent.objects.filter(gift=gift, kind="document_request_reopened", rule_id="GIFT-3").exists()
+    assert (
+        Notification.objects.filter(organization=owner.organization, kind="gift_documents_requested").count()
+        == 2
+    )
+    assert services.document_request_expire_run(now=NOW + dt.timedelta(days=2)) == 0
+    # and with no valid document by the deadline the gift is removed (GIFT-3(3))
+    assert services.document_request_expire_run(now=NOW + dt.timedelta(days=4)) == 1
+    gift.refresh_from_db()
+    req.refresh_from_db()
+    assert (gift.state, req.state) == ("removed", "expired")
+
+
+def test_gift_3_reopened_demand_is_fulfilled_by_a_new_document(owner, staff):
+    gift = approved_gift(shop=owner.organization, category=food_category())
+    req = services.document_request_create(
+        gift=gift, actor=staff, reason="抽检索取", deadline_at=NOW + dt.timedelta(days=3), now=NOW
+    )
+    rejected = _upload(owner, document_request_id=req.pk, now=NOW)
+    services.qualification_reject(qualification=rejected, actor=staff, reason="模糊不清", now=NOW)
+    second = _upload(owner, document_request_id=req.pk, now=NOW + dt.timedelta(days=1))
+    req.refresh_from_db()
+    assert (req.state, req.fulfilled_by) == ("fulfilled", second)
+    assert services.document_request_expire_run(now=NOW + dt.timedelta(days=4)) == 0
+
+
 def test_gift_3_one_open_demand_per_gift(staff):
     gift = approved_gift()
     services.document_request_create(
