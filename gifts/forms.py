@@ -105,6 +105,12 @@ class ProductForm(forms.Form):
     promised_ship_hours = forms.IntegerField(label=_("承诺发货时长（小时）"), min_value=1, initial=48)
 
 
+class ProductGiftForm(forms.Form):
+    """The gift an attach or detach button on the product page names."""
+
+    gift = forms.IntegerField(label=_("赠品"), min_value=1)
+
+
 class PrecheckForm(forms.Form):
     title = forms.CharField(label=_("商品标题"), max_length=200)
     subtitle = forms.CharField(label=_("副标题"), max_length=200, required=False)

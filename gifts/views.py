@@ -21,7 +21,14 @@ from django.views.decorators.http import require_POST
 from gifts import listing_check as checks
 from gifts import selectors, services
 from gifts.errors import ListingBreach
-from gifts.forms import DisputeResponseForm, GiftForm, PrecheckForm, ProductForm, QualificationUploadForm
+from gifts.forms import (
+    DisputeResponseForm,
+    GiftForm,
+    PrecheckForm,
+    ProductForm,
+    ProductGiftForm,
+    QualificationUploadForm,
+)
 from gifts.models import Gift, GiftCategory
 from gifts.value import gift_value_resolve
 from portal import clock
@@ -236,6 +243,7 @@ def product_detail(request, product_id):
         initial={f: getattr(product, f) for f in services.PRODUCT_FIELDS},
     )
     findings = None
+    status = 200
     action = request.POST.get("action")
     if request.method == "POST":
         try:
@@ -246,18 +254,14 @@ def product_detail(request, product_id):
                 messages.success(request, _("已保存。"))
                 return redirect("gifts:product-detail", product_id=product.pk)
             if action == "attach":
-                gift = selectors.gift_get_for_shop(
-                    membership=membership, gift_id=request.POST.get("gift") or 0
-                )
+                gift = _posted_gift(request, membership)
                 services.product_gift_attach(
                     membership=membership, actor=request.user, product=product, gift=gift
                 )
                 messages.success(request, _("赠品已附赠。"))
                 return redirect("gifts:product-detail", product_id=product.pk)
             if action == "detach":
-                gift = selectors.gift_get_for_shop(
-                    membership=membership, gift_id=request.POST.get("gift") or 0
-                )
+                gift = _posted_gift(request, membership)
                 services.product_gift_detach(
                     membership=membership, actor=request.user, product=product, gift=gift
                 )
@@ -272,6 +276,8 @@ def product_detail(request, product_id):
             if exc.status in (403, 404):
                 raise
             messages.error(request, f"{exc.code}: {exc.message}")
+            if exc.code == "invalid":
+                status = 400  # malformed input, not a rule's refusal
             if isinstance(exc, ListingBreach):
                 findings = exc.findings  # the pre-check table shows every rule the change would breach
             product.refresh_from_db()
@@ -290,7 +296,16 @@ def product_detail(request, product_id):
             "findings": findings,
             "membership": membership,
         },
+        status=status,
     )
+
+
+def _posted_gift(request, membership) -> Gift:
+    """The shop's gift an attach/detach button names; anything but an id is an error on the field."""
+    form = ProductGiftForm(request.POST)
+    if not form.is_valid():
+        raise DomainError("invalid", _("请从列表中选择赠品"), field="gift")
+    return selectors.gift_get_for_shop(membership=membership, gift_id=form.cleaned_data["gift"])
 
 
 @login_required

@@ -227,6 +227,17 @@ def test_gift_2_5_editing_a_listed_product_into_breach_is_refused_on_the_page(cl
     assert (product.title, product.state) == ("精华液 30ml", "listed")
 
 
+@pytest.mark.parametrize("value", ["abc", "", "-1", "1.5"])
+@pytest.mark.parametrize("action", ["attach", "detach"])
+def test_product_page_malformed_gift_is_a_400_naming_the_field(client, owner, action, value):
+    product = ProductFactory(shop=owner.organization)
+    login(client, owner)
+    client.raise_request_exception = False
+    resp = client.post(reverse("gifts:product-detail", args=[product.pk]), {"action": action, "gift": value})
+    assert resp.status_code == 400
+    assert "请从列表中选择赠品" in resp.content.decode() and not ProductGift.objects.exists()
+
+
 def test_gift_2_1_attaching_an_unapproved_gift_shows_the_rule(client, owner):
     gift = GiftFactory(shop=owner.organization, state="submitted")
     product = ProductFactory(shop=owner.organization)
