@@ -154,10 +154,16 @@ def gift_withdraw(request, gift_id):
 @login_required
 def qualification_list(request):
     membership = _shop_membership(request)
-    requests = list(selectors.document_request_list_for_shop(membership=membership, open_only=True))
+    requests_page = Paginator(
+        selectors.document_request_list_for_shop(membership=membership, open_only=True), PAGE_SIZE
+    ).get_page(request.GET.get("requests_page"))
     licence_types = GiftCategory.objects.filter(licence_required=True).values_list("licence_type", flat=True)
+    # The upload form offers the demands listed on this page (the form posts back to the same URL).
     form = QualificationUploadForm(
-        request.POST or None, request.FILES or None, licence_types=licence_types, requests=requests
+        request.POST or None,
+        request.FILES or None,
+        licence_types=licence_types,
+        requests=list(requests_page),
     )
     if request.method == "POST" and form.is_valid():
         try:
@@ -180,8 +186,10 @@ def qualification_list(request):
         "gifts/qualifications.html",
         {
             "form": form,
-            "qualifications": selectors.qualification_list_for_shop(membership=membership),
-            "requests": requests,
+            "page": Paginator(
+                selectors.qualification_list_for_shop(membership=membership), PAGE_SIZE
+            ).get_page(request.GET.get("page")),
+            "requests_page": requests_page,
             "today": clock.today(),
             "membership": membership,
         },
@@ -228,7 +236,9 @@ def product_list(request):
         "gifts/product_list.html",
         {
             "form": form,
-            "products": selectors.product_list_for_shop(membership=membership),
+            "page": Paginator(selectors.product_list_for_shop(membership=membership), PAGE_SIZE).get_page(
+                request.GET.get("page")
+            ),
             "membership": membership,
         },
     )

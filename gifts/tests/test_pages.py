@@ -4,15 +4,26 @@ import datetime as dt
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from gifts import services
-from gifts.models import DisputeEvidence, Gift, GiftDispute, ProductGift, Qualification
+from gifts.models import (
+    DisputeEvidence,
+    DocumentRequest,
+    Gift,
+    GiftDispute,
+    Product,
+    ProductGift,
+    Qualification,
+)
 from gifts.tests.factories import (
     ELF_BYTES,
     CategoryFactory,
     GiftFactory,
     ProductFactory,
+    QualificationFactory,
     UserFactory,
     approved_gift,
     main_member,
@@ -311,3 +322,60 @@ def test_gift_5_evidence_document_is_404_for_another_shop(client, owner):
 def test_dashboard_card_and_nav_for_shop_members(client, owner):
     html = login(client, owner).get(reverse("dashboard")).content.decode()
     assert reverse("gifts:gift-list") in html and "全球购赠品" in html
+
+
+def test_product_list_page_shows_25_products_a_page_with_constant_queries(client, owner):
+    # Given a shop with one product, each with a gift
+    gift = approved_gift(shop=owner.organization)
+    ProductGift.objects.create(
+        product=ProductFactory(shop=owner.organization), gift=gift, attached_by=owner.user
+    )
+    login(client, owner)
+    with CaptureQueriesContext(connection) as one:
+        client.get(reverse("gifts:products"))
+
+    # When it has 60
+    products = Product.objects.bulk_create(
+        [Product(shop=owner.organization, title=f"P{i}") for i in range(59)]
+    )
+    ProductGift.objects.bulk_create(
+        [ProductGift(product=p, gift=gift, attached_by=owner.user) for p in products]
+    )
+    with CaptureQueriesContext(connection) as sixty:
+        html = client.get(reverse("gifts:products")).content.decode()
+
+    # Then the page lists 25 with a link to the next page, in the same number of queries
+    assert html.count("data-product=") == 25 and 'href="?page=2"' in html
+    assert len(sixty) == len(one)
+    last = client.get(reverse("gifts:products"), {"page": 3}).content.decode()
+    assert last.count("data-product=") == 10
+
+
+def test_qualifications_page_pages_documents_and_open_demands_separately(client, owner):
+    # Given 60 uploaded documents and 30 open document demands
+    for _ in range(60):
+        QualificationFactory(shop=owner.organization)
+    staff = UserFactory(is_staff=True)
+    DocumentRequest.objects.bulk_create(
+        [
+            DocumentRequest(
+                gift=approved_gift(shop=owner.organization),
+                reason="抽检索取",
+                deadline_at=dt.datetime(2099, 1, 1, tzinfo=dt.UTC),
+                requested_by=staff,
+            )
+            for _ in range(30)
+        ]
+    )
+    login(client, owner)
+
+    # When the shop opens the page
+    resp = client.get(reverse("gifts:qualifications"))
+
+    # Then 25 of each are listed, each list with its own page parameter
+    html = resp.content.decode()
+    assert html.count("data-qualification=") == 25 and html.count("data-deadline=") == 25
+    assert 'href="?page=2"' in html and 'href="?requests_page=2"' in html
+    assert len(resp.context["form"].fields["document_request"].choices) == 26  # "—" and this page's
+    html = client.get(reverse("gifts:qualifications"), {"page": 3, "requests_page": 2}).content.decode()
+    assert html.count("data-qualification=") == 10 and html.count("data-deadline=") == 5
