@@ -16,7 +16,7 @@ from authorization import selectors, services
 from authorization.models import Grant, GrantEvent, GrantState, LiveRoomRequest, Scope
 from portal.api_auth import ApiKeyAuthentication, api_key_organization_id
 from portal.errors import DomainError
-from portal.models import Membership, Organization
+from portal.models import ApiKey, Membership, Organization
 from portal.pagination import KeysetPagination
 
 # --- serializers ---------------------------------------------------------------------------------
@@ -469,6 +469,8 @@ class AccessCheckApi(APIView):
         membership = getattr(request, "active_membership", None)
         org_id = d.get("organization", membership.organization_id if membership else None)
         if membership is None or membership.organization_id != org_id:
+            if isinstance(request.auth, ApiKey):
+                raise Http404  # a key speaks for its own organization only, whoever its owner is
             membership = Membership.objects.filter(user=request.user, organization_id=org_id).first()
             if membership is None:
                 raise Http404  # not your organization: do not say whether it exists

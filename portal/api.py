@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import selectors
-from portal.models import Notification, Organization
+from portal.models import ApiKey, Notification, Organization
 
 
 class OrganizationOut(serializers.ModelSerializer):
@@ -41,7 +41,11 @@ class MeApi(APIView):
             "is_creator": hasattr(request.user, "creator"),
             "roles": selectors.dashboard_roles(user=request.user, membership=membership),
             "active_membership": membership,
-            "memberships": list(selectors.membership_list_for_user(user=request.user)),
+            # A key acts for its own organization only: its owner's other organizations are
+            # none of the key-holder's business.
+            "memberships": [membership]
+            if isinstance(request.auth, ApiKey)
+            else list(selectors.membership_list_for_user(user=request.user)),
         }
         return Response(MeOut(data).data)
 

@@ -10,8 +10,9 @@ from authorization.models import Grant, LiveRoomRequest
 from authorization.tests.conftest import days
 from authorization.tests.factories import GrantFactory, LiveRoomFactory
 from portal import clock
+from portal.models import Membership
 from portal.services import api_key_create
-from portal.tests.factories import CreatorFactory, OrganizationFactory, main_member
+from portal.tests.factories import CreatorFactory, MembershipFactory, OrganizationFactory, main_member
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1/authorization"
@@ -261,6 +262,29 @@ def test_grant_11_access_api_with_an_api_key(
     assert api.get(f"{API}/access", {**params, "organization": OrganizationFactory().pk}).status_code == 404
     assert body_of(api.get(f"{API}/access", {**params, "scope": "everything"}), 400)["field"] == "scope"
     assert body_of(api.get(f"{API}/access", {"scope": "all_data"}), 400)["field"] == "creator"
+
+
+def test_grant_11_a_key_answers_for_its_own_organization_only_even_when_its_owner_belongs_to_another(
+    shop, shop_main, today, django_capture_on_commit_callbacks
+):
+    other = OrganizationFactory()
+    MembershipFactory(user=shop_main.user, organization=other, role=Membership.Role.MAIN)
+    creator = CreatorFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.grant_authorize_all_data(
+            creator=creator,
+            organizations=[other],
+            start_date=today,
+            end_date=today + days(5),
+            actor=creator.user,
+        )
+    _, raw = api_key_create(membership=shop_main, name="svc", actor=shop_main.user)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    params = {"organization": other.pk, "creator": creator.pk, "scope": "all_data"}
+    assert api.get(f"{API}/access", params).status_code == 404
+    # The owner signed in to the browser may ask for the other organization they belong to.
+    assert body_of(as_user(shop_main.user).get(f"{API}/access", params), 200)["allowed"] is True
 
 
 def test_grant_11_access_api_live_room(shop, shop_sub, today):

@@ -12,7 +12,7 @@ from portal.api_auth import api_key_resolve
 from portal.errors import DomainError
 from portal.models import ApiKey, AuditEntry, Membership
 from portal.services import api_key_create, api_key_revoke
-from portal.tests.factories import main_member, sub_member
+from portal.tests.factories import MembershipFactory, main_member, sub_member
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +55,19 @@ def test_another_organizations_key_is_not_found(client):
     assert resp.status_code == 404
     key.refresh_from_db()
     assert key.revoked_at is None
+
+
+def test_me_with_a_key_shows_the_keys_organization_not_its_owners_others():
+    mine = main_member()
+    MembershipFactory(user=mine.user, role=Membership.Role.MAIN)  # the owner's other organization
+    _, raw = api_key_create(membership=mine, name="erp", actor=mine.user)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    body = api.get("/api/v1/portal/me").json()
+    assert [m["organization"]["id"] for m in body["memberships"]] == [mine.organization_id]
+    api = APIClient()
+    api.force_login(mine.user)
+    assert len(api.get("/api/v1/portal/me").json()["memberships"]) == 2  # signed in, the person sees both
 
 
 @pytest.mark.parametrize("name", ["x" * 101, "erp\x00"])
