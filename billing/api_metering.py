@@ -3,8 +3,10 @@
 Gateway authentication (ingest and gate): the platform's API gateway is a trusted machine
 client, not an organization, so it does not use an organization's ``Api-Key``. It sends
 ``Authorization: Bearer <BILLING_GATEWAY_TOKEN>`` (environment variable; compared in
-constant time). Staff may also ingest from a signed-in session (CSRF-checked). The app key in
-the gate's body only names the app being checked; it is not a credential.
+constant time). Staff may also ingest from a signed-in session (CSRF-checked), but only staff
+holding the ``billing.add_usagehourly`` permission (the ``billing-ops`` group, P-4): usage is
+what settlement charges. A staff-posted batch is audited under its sender. The app key in the
+gate's body only names the app being checked; it is not a credential.
 """
 
 import hmac
@@ -75,9 +77,19 @@ class GatewayTokenScheme(OpenApiAuthenticationExtension):
         return {"type": "http", "scheme": "bearer", "description": "the API gateway's BILLING_GATEWAY_TOKEN"}
 
 
-class IsGatewayOrStaff(permissions.BasePermission):
+# P-4 least privilege: usage is what settlement charges to wallets, so a staff session needs the
+# billing permission to add usage (billing-ops), not merely is_staff (a gift reviewer is staff).
+INGEST_PERMISSION = "billing.add_usagehourly"
+
+
+class IsGatewayOrUsageStaff(permissions.BasePermission):
+    message = "P-4: only the gateway or billing staff with the add-usage permission may ingest usage."
+
     def has_permission(self, request, view):
-        return request.auth == "gateway" or bool(getattr(request.user, "is_staff", False))
+        if request.auth == "gateway":
+            return True
+        user = request.user
+        return bool(getattr(user, "is_staff", False)) and user.has_perm(INGEST_PERMISSION)
 
 
 # --- the gate (hot path: a plain Django view, no DRF machinery) --------------------------------
@@ -136,7 +148,7 @@ class UsageIngestApi(APIView):
     """Hourly rollups, CSV (header ``app_key,api,location,hour,calls``) or NDJSON, one batch."""
 
     authentication_classes = [GatewayTokenAuthentication, authentication.SessionAuthentication]
-    permission_classes = [IsGatewayOrStaff]
+    permission_classes = [IsGatewayOrUsageStaff]
     parser_classes: list = []
 
     @extend_schema(
@@ -153,6 +165,7 @@ class UsageIngestApi(APIView):
         responses={
             201: IngestOut,
             200: IngestOut,
+            403: OpenApiResponse(description="P-4: a staff session without the add-usage permission"),
             409: OpenApiResponse(description="BATCH-ID-REUSED: this batch_id came with another body"),
         },
     )
@@ -171,7 +184,8 @@ class UsageIngestApi(APIView):
                     return
                 yield chunk
 
-        result = usage_ingest(data=body(), batch_id=batch_id, fmt=kind, source="api")
+        actor = None if request.auth == "gateway" else request.user
+        result = usage_ingest(data=body(), batch_id=batch_id, fmt=kind, source="api", actor=actor)
         out = IngestOut(result.__dict__).data
         return Response(out, status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED)
 

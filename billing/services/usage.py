@@ -50,6 +50,7 @@ from billing.locks_metering import NS_USAGE_PARTITION, advisory_xact_lock, month
 from billing.models import FIRST_BILLABLE, SettlementRun, UsageBatch
 from portal import clock
 from portal.errors import DomainError
+from portal.services import audit_record
 
 BATCH_ID_REUSED = "BATCH-ID-REUSED"  # a batch counts once: new usage needs a new batch id
 MAX_REPORTED_ERRORS = 1000
@@ -409,9 +410,13 @@ def _load_month(cur, *, year: int, month: int, source: str, params: dict) -> int
 
 
 def usage_ingest(
-    *, data: bytes | Iterable[bytes], batch_id: str, fmt: str = "csv", source: str = "api"
+    *, data: bytes | Iterable[bytes], batch_id: str, fmt: str = "csv", source: str = "api", actor=None
 ) -> IngestResult:
-    """Load a batch of hourly rollups (CSV with header, or NDJSON). Idempotent on ``batch_id``."""
+    """Load a batch of hourly rollups (CSV with header, or NDJSON). Idempotent on ``batch_id``.
+
+    ``actor``: the staff user who sent the batch (None for the gateway and commands); a new
+    batch is then audited under that user in the same transaction (P-4: every staff action).
+    """
     batch_id = (batch_id or "").strip()
     if not batch_id or len(batch_id) > 100:
         raise DomainError("invalid", gettext("必须提供 batch_id (最多 100 个字符)。"), field="batch_id")
@@ -421,7 +426,7 @@ def usage_ingest(
     stream = _DigestingStream(data)
     with transaction.atomic():
         return _ingest_in_transaction(
-            stream=stream, batch_id=batch_id, fmt=fmt, source=source, started=started
+            stream=stream, batch_id=batch_id, fmt=fmt, source=source, started=started, actor=actor
         )
 
 
@@ -448,7 +453,7 @@ def _duplicate(batch: UsageBatch, stream: _DigestingStream) -> IngestResult:
     )
 
 
-def _ingest_in_transaction(*, stream, batch_id, fmt, source, started) -> IngestResult:
+def _ingest_in_transaction(*, stream, batch_id, fmt, source, started, actor=None) -> IngestResult:
     recorded = UsageBatch.objects.filter(batch_id=batch_id).first()
     if recorded is not None:
         return _duplicate(recorded, stream)
@@ -476,6 +481,17 @@ def _ingest_in_transaction(*, stream, batch_id, fmt, source, started) -> IngestR
     batch.save(
         update_fields=["rows_total", "rows_accepted", "rows_rejected", "errors", "content_sha256", "seconds"]
     )
+    if actor is not None:
+        audit_record(
+            actor=actor,
+            action="billing.usage_ingest",
+            obj=batch,
+            details={
+                "rows_accepted": batch.rows_accepted,
+                "rows_rejected": rejected,
+                "sha256": batch.content_sha256,
+            },
+        )
     return IngestResult(
         batch_id=batch_id,
         rows_total=total,

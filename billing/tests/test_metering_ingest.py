@@ -197,3 +197,54 @@ class TestIngestApi:
             f"{URL}?batch_id=two", body, content_type="text/csv", HTTP_AUTHORIZATION=f"Bearer {gateway_token}"
         )
         assert resp.json()["rows_accepted"] == 2
+
+
+def _staff_in(group_name):
+    from django.contrib.auth.models import Group
+
+    from portal.permissions import staff_groups_ensure
+    from portal.tests.factories import UserFactory
+
+    staff_groups_ensure()  # a transactional test's flush may have emptied the migrated groups
+    user = UserFactory(is_staff=True)
+    user.groups.add(Group.objects.get(name=group_name))
+    return user
+
+
+class TestIngestByStaff:
+    """P-4: usage is what settlement charges, so only billing staff may post it by hand."""
+
+    def test_p4_staff_outside_billing_ops_get_403_and_write_no_usage(self, client, app):
+        api = paid_api()
+        client.force_login(_staff_in("gift-reviewers"))
+        body = csv_body(f"{app.app_key},{api.code},in_cloud,2026-03-02T10:00:00+08:00,999999")
+        resp = client.post(f"{URL}?batch_id=evil", body, content_type="text/csv")
+        assert resp.status_code == 403, resp.content
+        assert "P-4" in resp.json()["message"]
+        assert not UsageHourly.objects.exists() and not UsageBatch.objects.exists()
+
+    def test_p4_billing_ops_staff_batch_is_audited_under_its_sender(self, client, app):
+        from portal.models import AuditEntry
+
+        api = paid_api()
+        ops = _staff_in("billing-ops")
+        client.force_login(ops)
+        body = csv_body(f"{app.app_key},{api.code},in_cloud,2026-03-02T10:00:00+08:00,5")
+        resp = client.post(f"{URL}?batch_id=by-hand", body, content_type="text/csv")
+        assert resp.status_code == 201, resp.content
+        batch = UsageBatch.objects.get(batch_id="by-hand")
+        entry = AuditEntry.objects.get(action="billing.usage_ingest")
+        assert entry.actor == ops and entry.object_id == str(batch.pk)
+        assert entry.details["rows_accepted"] == 1
+        assert calls_of(app, api) == [("in_cloud", 5)]
+
+    def test_p4_a_gateway_batch_has_no_staff_audit_entry(self, client, app, gateway_token):
+        from portal.models import AuditEntry
+
+        api = paid_api()
+        body = csv_body(f"{app.app_key},{api.code},in_cloud,2026-03-02T10:00:00+08:00,5")
+        resp = client.post(
+            f"{URL}?batch_id=gw", body, content_type="text/csv", HTTP_AUTHORIZATION=f"Bearer {gateway_token}"
+        )
+        assert resp.status_code == 201
+        assert not AuditEntry.objects.filter(action="billing.usage_ingest").exists()
