@@ -465,9 +465,18 @@ class SettlementRunAdmin(admin.ModelAdmin):
         ]
 
     def _may_run(self, request) -> bool:
-        return request.user.has_perm("billing.view_settlementrun") and request.user.has_perm(
-            "billing.view_bill"
+        """P-4: starting, continuing or re-checking a month charges wallets (or writes its
+        result), so it takes the permissions to add and change settlement runs; viewing runs
+        and bills is not enough."""
+        return request.user.has_perm("billing.add_settlementrun") and request.user.has_perm(
+            "billing.change_settlementrun"
         )
+
+    def has_run_permission(self, request) -> bool:
+        return self._may_run(request)
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}), "may_run": self._may_run(request)})
 
     def run_month_view(self, request):
         """Staff start (or continue) or re-check a month; the work runs in Celery tasks."""
@@ -513,14 +522,14 @@ class SettlementRunAdmin(admin.ModelAdmin):
             recheck_month_task.delay(year, month, request.user.pk)
             messages.success(request, _("已提交 %(y)s-%(m)02d 的复核任务。") % {"y": year, "m": month})
 
-    @admin.action(description=_("继续/重跑所选月份 (只补未完成的分片)"))
+    @admin.action(description=_("继续/重跑所选月份 (只补未完成的分片)"), permissions=["run"])
     def continue_runs(self, request, queryset):
         if not self._may_run(request):
             raise PermissionDenied
         for run in queryset:
             self._enqueue(request, run.year, run.month, "run")
 
-    @admin.action(description=_("复核所选月份"))
+    @admin.action(description=_("复核所选月份"), permissions=["run"])
     def recheck_runs(self, request, queryset):
         if not self._may_run(request):
             raise PermissionDenied

@@ -141,6 +141,52 @@ def test_fee_4_2_admin_refuses_months_before_2023_03(client, ops, eager_celery):
     assert not SettlementRun.objects.exists()
 
 
+@pytest.fixture
+def viewer(client):
+    """Staff who may view settlement runs and bills, and nothing more."""
+    user = UserFactory(is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="billing", codename__in=["view_settlementrun", "view_bill"]
+        )
+    )
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    from billing import tasks_metering
+
+    sent = []
+    monkeypatch.setattr(tasks_metering.settle_month_task, "delay", lambda *a: sent.append(("run", *a)))
+    monkeypatch.setattr(tasks_metering.recheck_month_task, "delay", lambda *a: sent.append(("recheck", *a)))
+    return sent
+
+
+@pytest.mark.parametrize("action", ["run", "recheck"])
+def test_p4_view_only_staff_get_403_on_run_month_and_start_nothing(client, viewer, enqueued, action):
+    resp = client.post(
+        reverse("admin:billing_settlement_run_month"), {"year": 2026, "month": 3, "action": action}
+    )
+    assert resp.status_code == 403
+    assert not SettlementRun.objects.exists() and enqueued == []
+    assert client.get(reverse("admin:billing_settlement_run_month")).status_code == 403
+
+
+@pytest.mark.parametrize("action", ["continue_runs", "recheck_runs"])
+def test_p4_view_only_staff_cannot_continue_or_recheck_a_run(client, viewer, enqueued, action):
+    run = SettlementRun.objects.create(year=2026, month=3, status=SettlementRun.Status.FAILED)
+    listing = client.get(reverse("admin:billing_settlementrun_changelist"))
+    assert listing.status_code == 200
+    html = listing.content.decode()
+    assert action not in html and reverse("admin:billing_settlement_run_month") not in html
+    client.post(
+        reverse("admin:billing_settlementrun_changelist"), {"action": action, "_selected_action": [run.pk]}
+    )
+    assert enqueued == [] and not AuditEntry.objects.filter(action="billing.settlement_run").exists()
+
+
 def test_non_staff_cannot_open_the_run_month_page(client):
     client.force_login(UserFactory())
     assert client.get(reverse("admin:billing_settlement_run_month")).status_code == 302
