@@ -1,7 +1,8 @@
 """Billing II demo data (idempotent): an API catalog with a price change, apps for the demo
 developer and a shop, three months of hourly usage (through the real ingest path, fixed batch
 ids so reseeding counts once), a discount, an out-of-cloud permission, and the two ended
-months before this one settled (bills + charges) on their real settlement dates."""
+months before this one settled (bills + charges) on their real settlement dates; the previous
+month only from the 5th on (FEE-4.2), as the beat would."""
 
 import datetime as dt
 import hashlib
@@ -12,7 +13,7 @@ from django.db import transaction
 from billing import demo_wallet
 from billing.models import Api, ApiPrice, App, Discount, OutOfCloudPermission
 from billing.services import metering as svc
-from billing.services.settlement import settlement_run_month
+from billing.services.settlement import settlement_opens_at, settlement_run_month
 from billing.services.usage import CSV_HEADER, usage_ingest
 from portal import clock, demo
 
@@ -103,6 +104,8 @@ def seed() -> None:
             data=data, batch_id=f"demo-usage-{year}-{month:02d}-{digest}", fmt="csv", source="command"
         )
     for year, month in months[:-1]:
+        if clock.now() < settlement_opens_at(year, month):
+            continue  # FEE-4.2: last month is not settled before the 5th (the beat settles it then)
         # On its real date (02:00 on the 5th after the month), so the charges it writes sit in
         # the wallet's history where the beat would have put them.
         with clock.travel(demo_wallet.settlement_instant(year, month)):

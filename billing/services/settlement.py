@@ -198,14 +198,31 @@ UNPRICED_SQL = """
 """
 
 
+# FEE-4.2: the previous month is totalled and charged on the 5th (Asia/Shanghai).
+SETTLEMENT_DAY = 5
+
+
+def settlement_opens_at(year: int, month: int) -> dt.datetime:
+    """The first instant (Asia/Shanghai) at which (year, month) may be settled: the 5th of the
+    next month. Usage of the month arriving late is ingested until then; settling earlier
+    would charge early and make ingest refuse that usage as "month already settled"."""
+    ny, nm = (year + 1, 1) if month == 12 else (year, month + 1)
+    return clock.start_of_day(dt.date(ny, nm, SETTLEMENT_DAY))
+
+
 def _check_month(year: int, month: int, *, now: dt.datetime | None = None) -> None:
     if not 1 <= month <= 12:
         raise DomainError("FEE-4.2", gettext("月份无效。"), field="month")
     if (year, month) < FIRST_BILLABLE:
         raise DomainError("FEE-4.2", gettext("2023年3月之前的月份不收费。"), field="month")
-    _, end = clock.month_range(year, month)
-    if (now or clock.now()) < end:
-        raise DomainError("FEE-4.2", gettext("只能结算已结束的自然月。"), field="month")
+    opens = settlement_opens_at(year, month)
+    if (now or clock.now()) < opens:
+        raise DomainError(
+            "FEE-4.2",
+            gettext("FEE-4.2: 每月5日(北京时间)结算上一个自然月; %(month)s 最早可在 %(date)s 结算。")
+            % {"month": f"{year}-{month:02d}", "date": opens.date().isoformat()},
+            field="month",
+        )
 
 
 def _stage_lines(cur, *, run: SettlementRun, orgs: list[int] | None = None) -> tuple[int, list[int]]:
@@ -482,7 +499,7 @@ def settlement_due_months(*, today: dt.date | None = None) -> list[tuple[int, in
     one, and the previous month from the 5th on (FEE-4.2: settlement day is the 5th)."""
     today = today or clock.today()
     last = clock.previous_month(today)
-    if today.day < 5:
+    if today.day < SETTLEMENT_DAY:
         last = clock.previous_month(dt.date(*last, 1))
     done = set(SettlementRun.objects.filter(status=SettlementRun.Status.DONE).values_list("year", "month"))
     months, (y, m) = [], FIRST_BILLABLE

@@ -131,6 +131,19 @@ def test_fee_4_2_staff_run_a_month_and_see_progress_and_bills(client, ops, eager
     assert AuditEntry.objects.filter(action="billing.settlement_run", actor=ops).exists()
 
 
+def test_fee_4_2_admin_refuses_last_month_before_the_5th(client, ops, enqueued, monkeypatch):
+    from portal import clock
+
+    monkeypatch.setattr(clock, "now", lambda: sh(2026, 4, 2, 9))  # 2 April in Shanghai
+    resp = client.post(
+        reverse("admin:billing_settlement_run_month"),
+        {"year": 2026, "month": 3, "action": "run"},
+        follow=True,
+    )
+    assert "FEE-4.2" in resp.content.decode() and "2026-04-05" in resp.content.decode()
+    assert not SettlementRun.objects.exists() and enqueued == []
+
+
 def test_fee_4_2_admin_refuses_months_before_2023_03(client, ops, eager_celery):
     resp = client.post(
         reverse("admin:billing_settlement_run_month"),

@@ -139,6 +139,21 @@ class TestExactlyOnce:
             settle(2026, 3, now=sh(2026, 3, 31, 23))
         assert not SettlementRun.objects.exists()
 
+    def test_fee_4_2_a_month_is_not_settled_before_the_5th_of_the_next(self, app):
+        # given March usage, and March's late usage still arriving in early April
+        api = paid_api(price_fen_per_1000=1000)
+        record_usage([(app, api, IN, sh(2026, 3, 2, 10), 1000)])
+        # when settlement is asked for March on 4 April, 23:00 in Shanghai
+        with pytest.raises(DomainError, match=r"FEE-4\.2") as refused:
+            settle(2026, 3, now=sh(2026, 4, 4, 23))
+        # then it is refused naming the 5th, nothing is charged, and late usage is still taken
+        assert refused.value.field == "month" and "2026-04-05" in refused.value.message
+        assert not SettlementRun.objects.exists() and not Bill.objects.exists()
+        record_usage([(app, api, IN, sh(2026, 3, 31, 23), 1000)])
+        # and from 00:00 on the 5th it settles both
+        settle(2026, 3, now=sh(2026, 4, 5, 0))
+        assert Bill.objects.get(organization=app.organization).total_fen == 2000
+
     def test_fee_4_2_chunk_task_run_twice_bills_once(self, org):
         from billing.tasks_metering import settle_chunk_task
 
