@@ -10,6 +10,7 @@ import datetime as dt
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -271,6 +272,17 @@ class DiscountForm(forms.ModelForm):
                 overlapping = overlapping.exclude(pk=self.instance.pk)
             if overlapping.exists():
                 raise forms.ValidationError(_("FEE-5.1: 该应用在此期间已有折扣(折扣期不得重叠)。"))
+            # Friendly form error; ``discount_set`` checks again under the lock.
+            try:
+                svc.discount_settled_check(
+                    discount=self.instance if self.instance.pk else None,
+                    app=app,
+                    rate=data.get("rate"),
+                    valid_from=start,
+                    valid_to=end,
+                )
+            except DomainError as exc:
+                raise forms.ValidationError(exc.message, code=exc.code) from exc
         return data
 
     def validate_constraints(self):
@@ -301,12 +313,27 @@ class DiscountAdmin(admin.ModelAdmin):
             messages.error(request, f"{exc.code}: {exc.message}")
             raise
 
+    def has_delete_permission(self, request, obj=None):
+        """FEE-4.2: a discount covering a day of a settled month is kept (the month's bills
+        were computed with it); the delete button is hidden and the delete page answers 403."""
+        if obj is not None and obj.pk is not None:
+            try:
+                svc.discount_settled_check(discount=obj, delete=True)
+            except DomainError:
+                return False
+        return super().has_delete_permission(request, obj)
+
     def delete_model(self, request, obj):
         svc.discount_delete(discount=obj, actor=request.user)
 
     def delete_queryset(self, request, queryset):
-        for d in queryset:
-            svc.discount_delete(discount=d, actor=request.user)
+        try:
+            with transaction.atomic():  # all or none: a refused one keeps the others too
+                for d in queryset:
+                    svc.discount_delete(discount=d, actor=request.user)
+        except DomainError as exc:
+            messages.error(request, f"{exc.code}: {exc.message}")
+            raise PermissionDenied(exc.message) from exc
 
 
 @admin.register(UsageBatch)

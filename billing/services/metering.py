@@ -376,6 +376,62 @@ def permission_revoke(*, permission: OutOfCloudPermission, actor=None) -> None:
 # --- discounts (FEE-5.1) ----------------------------------------------------------------------
 
 
+def _discount_in_settled_months(
+    *, app_id: int | None, rate: Decimal | None, valid_from: dt.date, valid_to: dt.date
+) -> dict[tuple[int, int], tuple]:
+    """What a discount means to each settled month it touches: (app, rate, first, last day)."""
+    out = {}
+    for y, m in _settled_months():
+        first = dt.date(y, m, 1)
+        last = dt.date(y + (m == 12), m % 12 + 1, 1) - dt.timedelta(days=1)
+        lo, hi = max(valid_from, first), min(valid_to, last)
+        if lo <= hi:
+            out[(y, m)] = (app_id, Decimal(rate) if rate is not None else None, lo, hi)
+    return out
+
+
+def discount_settled_check(
+    *,
+    discount: Discount | None = None,
+    app: App | None = None,
+    rate: Decimal | None = None,
+    valid_from: dt.date | None = None,
+    valid_to: dt.date | None = None,
+    delete: bool = False,
+) -> None:
+    """FEE-4.2/FEE-5.1: settled months never change, so a discount may not be added, edited or
+    deleted in a way that changes the rate of a day in a settled month (its bills were computed
+    with the discounts then in force; the change would make them disagree with the "my
+    discounts" page and with the month's recheck). Editing the parts outside settled months
+    (e.g. extending or ending an ongoing discount after them) is allowed.
+
+    ``discount`` is the saved discount being edited or deleted (its stored values are read, not
+    the instance's, which an admin form has already changed); ``app``/``rate``/dates are the new
+    values.
+    """
+    before: dict = {}
+    if discount is not None and discount.pk is not None:
+        saved = (
+            Discount.objects.filter(pk=discount.pk).values("app_id", "rate", "valid_from", "valid_to").first()
+        )
+        if saved:
+            before = _discount_in_settled_months(**saved)
+    after: dict = {}
+    if not delete:
+        after = _discount_in_settled_months(
+            app_id=app.pk if app else None, rate=rate, valid_from=valid_from, valid_to=valid_to
+        )
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    if changed:
+        y, m = changed[0]
+        raise DomainError(
+            "FEE-4.2",
+            gettext("FEE-4.2: %(month)s 已结算, 不可更改; 这个折扣的变更会改变它的计费。")
+            % {"month": f"{y}-{m:02d}"},
+            field=None if delete else "valid_from",
+        )
+
+
 def discount_set(
     *,
     app: App,
@@ -386,7 +442,8 @@ def discount_set(
     reason: str = "",
     discount: Discount | None = None,
 ) -> Discount:
-    """Create (or edit) an app's discount. Overlapping periods are refused (one rate per day)."""
+    """Create (or edit) an app's discount. Overlapping periods are refused (one rate per day),
+    and so is a change to a settled month's days (FEE-4.2, ``discount_settled_check``)."""
     rate = Decimal(rate)
     if not (Decimal(0) < rate < Decimal(1)):
         raise DomainError("FEE-5.1", gettext("折扣率须在 0 与 1 之间(如 0.2 表示减免20%)。"), field="rate")
@@ -394,6 +451,12 @@ def discount_set(
         raise DomainError("FEE-5.1", gettext("截止日期不能早于生效日期。"), field="valid_to")
     try:
         with transaction.atomic():
+            # Like a price: waits for a month being planned, and a plan starting now waits for
+            # this discount, so the check below sees every run (settlement reads discounts).
+            advisory_xact_lock(NS_PRICES, 0)
+            discount_settled_check(
+                discount=discount, app=app, rate=rate, valid_from=valid_from, valid_to=valid_to
+            )
             obj = discount or Discount(app=app)
             obj.app = app
             obj.rate, obj.valid_from, obj.valid_to, obj.reason = rate, valid_from, valid_to, reason
@@ -415,5 +478,8 @@ def discount_set(
 
 @transaction.atomic
 def discount_delete(*, discount: Discount, actor=None) -> None:
+    """Delete a discount; refused when it covers a day of a settled month (FEE-4.2)."""
+    advisory_xact_lock(NS_PRICES, 0)
+    discount_settled_check(discount=discount, delete=True)
     _staff_audit(actor, "billing.discount_delete", discount, {"rate": str(discount.rate)})
     discount.delete()

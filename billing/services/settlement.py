@@ -309,9 +309,10 @@ def settlement_plan_month(
     price gets those organizations re-staged (``_restage_refused``)."""
     with transaction.atomic():
         advisory_xact_lock(NS_SETTLEMENT_MONTH, month_key(year, month))
-        # Prices and tiers are read below: a price or tier change (``api_price_set``,
-        # ``api_update``, exclusive) waits for this plan and then sees its run, or this plan
-        # waits for the change and reads it.
+        # Prices and tiers are read below (discounts by the chunks): a price, tier or discount
+        # change (``api_price_set``, ``api_update``, ``discount_set``/``discount_delete``,
+        # exclusive) waits for this plan and then sees its run, or this plan waits for the
+        # change and reads it.
         advisory_xact_lock_shared(NS_PRICES, 0)
         run, _ = SettlementRun.objects.get_or_create(
             year=year,

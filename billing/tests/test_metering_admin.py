@@ -1,6 +1,7 @@
 """Admin: catalog with price history, permissions, discounts, settlement runs with progress."""
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group, Permission
@@ -108,6 +109,44 @@ def test_fee_5_1_overlapping_discount_is_refused_in_admin(client, ops):
     )
     assert ok.status_code == 302 and Discount.objects.count() == 2
     assert AuditEntry.objects.filter(action="billing.discount_set", actor=ops).exists()
+
+
+def test_fee_4_2_admin_refuses_a_discount_that_changes_a_settled_month(client, ops):
+    from billing.services.settlement import settlement_run_month
+
+    app = AppFactory()
+    kept = DiscountFactory(app=app, rate="0.2", valid_from=dt.date(2026, 3, 1), valid_to=dt.date(2026, 3, 31))
+    record_usage([(app, paid_api(), "in_cloud", sh(2026, 3, 4), 12)])
+    settlement_run_month(year=2026, month=3)
+    # a new discount over March: the form names the rule, nothing is saved
+    resp = client.post(
+        reverse("admin:billing_discount_add"),
+        {"app": app.pk, "rate": "0.5", "valid_from": "2026-02-01", "valid_to": "2026-02-28", "reason": ""},
+    )
+    assert resp.status_code == 302  # February was never settled (no run): allowed
+    resp = client.post(
+        reverse("admin:billing_discount_add"),
+        {"app": app.pk, "rate": "0.5", "valid_from": "2026-01-01", "valid_to": "2026-01-31", "reason": ""},
+    )
+    assert resp.status_code == 302
+    resp = client.post(
+        reverse("admin:billing_discount_change", args=[kept.pk]),
+        {"app": app.pk, "rate": "0.6", "valid_from": "2026-03-01", "valid_to": "2026-03-31", "reason": ""},
+    )
+    assert resp.status_code == 200 and "FEE-4.2: 2026-03" in resp.content.decode()
+    # deleting it: no delete link, the delete page and the bulk action answer 403
+    assert reverse("admin:billing_discount_delete", args=[kept.pk]) not in resp.content.decode()
+    assert (
+        client.post(reverse("admin:billing_discount_delete", args=[kept.pk]), {"post": "yes"}).status_code
+        == 403
+    )
+    bulk = client.post(
+        reverse("admin:billing_discount_changelist"),
+        {"action": "delete_selected", "_selected_action": [kept.pk], "post": "yes"},
+    )
+    assert bulk.status_code == 403
+    kept.refresh_from_db()
+    assert kept.rate == Decimal("0.2") and Discount.objects.count() == 3
 
 
 def test_fee_4_2_staff_run_a_month_and_see_progress_and_bills(client, ops, eager_celery):

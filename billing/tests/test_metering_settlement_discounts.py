@@ -173,3 +173,80 @@ class TestDiscountDays:
         settle()
         assert Bill.objects.get().total_fen == 700
         assert settlement.settlement_recheck_month(year=2026, month=3)["ok"]
+
+
+@pytest.mark.django_db
+class TestSettledMonthsKeepTheirDiscounts:
+    """FEE-4.2/FEE-5.1: a settled month never changes, so its discounts do not either; else its
+    bills, the "my discounts" page and the month's recheck disagree."""
+
+    @pytest.fixture
+    def settled_march(self, app):
+        from billing.tests.factories_metering import top_up
+
+        api = paid_api(price_fen_per_1000=1000)
+        top_up(app.organization, 100_000)
+        record_usage([(app, api, IN, sh(2026, 3, 2, 10), 1000)])
+        settle()
+        return app
+
+    def test_fee_4_2_a_discount_cannot_be_backdated_into_a_settled_month(self, settled_march):
+        from billing.services import metering as svc
+        from portal.errors import DomainError
+
+        with pytest.raises(DomainError, match=r"FEE-4\.2: 2026-03") as refused:
+            svc.discount_set(
+                app=settled_march,
+                rate=Decimal("0.5"),
+                valid_from=dt.date(2026, 3, 1),
+                valid_to=dt.date(2026, 4, 30),
+            )
+        assert refused.value.field == "valid_from"
+        assert not settled_march.discounts.exists()
+        assert settlement.settlement_recheck_month(year=2026, month=3)["ok"]
+
+    def test_fee_4_2_a_discount_over_a_settled_month_is_neither_edited_nor_deleted(self, app):
+        from billing.services import metering as svc
+        from portal.errors import DomainError
+
+        # given a discount from February to June, and March settled with it
+        d = discount(app, "0.2", dt.date(2026, 2, 1), dt.date(2026, 6, 30))
+        record_usage([(app, paid_api(price_fen_per_1000=1000), IN, sh(2026, 3, 2, 10), 1000)])
+        settle()
+        # when staff change its rate, move its start into March, or delete it: refused
+        for rate, start in (("0.5", dt.date(2026, 2, 1)), ("0.2", dt.date(2026, 3, 15))):
+            with pytest.raises(DomainError, match=r"FEE-4\.2"):
+                svc.discount_set(
+                    app=app, rate=Decimal(rate), valid_from=start, valid_to=dt.date(2026, 6, 30), discount=d
+                )
+        with pytest.raises(DomainError, match=r"FEE-4\.2"):
+            svc.discount_delete(discount=d)
+        d.refresh_from_db()
+        assert (d.rate, d.valid_from, d.valid_to) == (
+            Decimal("0.2"),
+            dt.date(2026, 2, 1),
+            dt.date(2026, 6, 30),
+        )
+        # but ending it earlier, after the settled month, is allowed
+        svc.discount_set(
+            app=app,
+            rate=Decimal("0.2"),
+            valid_from=dt.date(2026, 2, 1),
+            valid_to=dt.date(2026, 4, 10),
+            discount=d,
+        )
+        d.refresh_from_db()
+        assert d.valid_to == dt.date(2026, 4, 10)
+        assert settlement.settlement_recheck_month(year=2026, month=3)["ok"]
+
+    def test_fee_5_1_a_discount_after_the_settled_months_is_accepted(self, settled_march):
+        from billing.services import metering as svc
+
+        d = svc.discount_set(
+            app=settled_march,
+            rate=Decimal("0.3"),
+            valid_from=dt.date(2026, 4, 1),
+            valid_to=dt.date(2026, 4, 30),
+        )
+        svc.discount_delete(discount=d)
+        assert not settled_march.discounts.exists()
