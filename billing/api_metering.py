@@ -114,6 +114,9 @@ def gate_view(request):
     for name, value in (("app_key", app_key), ("api", api), ("location", location)):
         if not isinstance(value, str) or not value or len(value) > 120:
             return JsonResponse(error_body("invalid", f"{name} is required.", name), status=400)
+        if "\x00" in value:
+            # PostgreSQL text cannot hold NUL: looked up, it raised DataError (a 500).
+            return JsonResponse(error_body("invalid", f"{name} contains a NUL character.", name), status=400)
     if location not in Location.values:
         return JsonResponse(
             error_body("invalid", "location must be in_cloud or out_of_cloud.", "location"), status=400

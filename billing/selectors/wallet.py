@@ -121,6 +121,8 @@ def top_up_order_list_for_organization(*, organization_id: int) -> QuerySet[TopU
 
 
 def top_up_order_get(*, organization_id: int, out_trade_no: str) -> TopUpOrder | None:
+    if "\x00" in out_trade_no:
+        return None  # no trade number holds NUL (PostgreSQL text cannot; comparing raised DataError)
     return TopUpOrder.objects.filter(organization_id=organization_id, out_trade_no=out_trade_no).first()
 
 

@@ -154,6 +154,14 @@ class TestGateEndpoint:
         resp = self.post(client, {"app_key": "nope", "api": va.code, "location": "in_cloud"})
         assert resp.status_code == 404 and resp.json()["field"] == "app_key"
 
+    @pytest.mark.parametrize("field", ["app_key", "api"])
+    def test_a_nul_character_is_a_400_naming_the_field(self, client, app, va, gateway_token, field):
+        body = {"app_key": app.app_key, "api": va.code, "location": "in_cloud"}
+        body[field] += "\x00"
+        client.raise_request_exception = False
+        resp = self.post(client, body)
+        assert resp.status_code == 400 and resp.json()["field"] == field
+
 
 def test_gate_warm_check_makes_no_redis_round_trip(app, va, redis_commands_sent):
     """Static facts and the arrears answer are served from process memory once read

@@ -175,6 +175,15 @@ def test_teammate_cannot_top_up_or_pay_and_outsider_gets_404(client, owner, team
     assert ledger_sum(owner.organization_id) == 0
 
 
+def test_a_trade_number_with_a_nul_is_a_404_not_a_500(client, owner):
+    client.force_login(owner.user)
+    client.raise_request_exception = False
+    for url in ("/billing/top-up/T%00x/", "/billing/cashier/sandbox/T%00x/"):
+        assert client.get(url).status_code == 404, url
+    assert client.post("/billing/cashier/sandbox/T%00x/", {"outcome": "paid"}).status_code == 404
+    assert client.get("/api/v1/billing/top-ups/T%00x").status_code in (400, 404)
+
+
 def _paid_charges(org_id, fen):
     order = top_up_create(organization_id=org_id, amount_fen=fen)
     from billing.payments.sandbox import SandboxProvider, event_body
