@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import io
 import json
+import logging
 import uuid
 
 from django.conf import settings
@@ -21,6 +22,8 @@ from django.urls import resolve, reverse
 
 from billing import errors
 from billing.payments import PaymentProvider, WebhookEvent
+
+log = logging.getLogger(__name__)
 
 TOLERANCE = dt.timedelta(minutes=5)
 TIMESTAMP_HEADER = "X-Sandbox-Timestamp"
@@ -66,11 +69,23 @@ class SandboxProvider(PaymentProvider):
             )
         try:
             data = json.loads(body)
+            amount = data["amount_fen"]
+            # Money rules: the amount must equal the order's, in integer fen. int() would turn
+            # 100.9 (or "100") into 100 and let it match a 100-fen order.
+            if type(amount) is not int:
+                log.warning(
+                    "payment webhook refused: amount_fen %r is not an integer of fen (order %s)",
+                    amount,
+                    str(data.get("out_trade_no", ""))[:40],
+                )
+                raise errors.BillingError(
+                    "PAYMENT-MALFORMED", "amount_fen must be an integer number of fen.", field="amount_fen"
+                )
             return WebhookEvent(
                 event_id=str(data["event_id"])[:64],
                 out_trade_no=str(data["out_trade_no"])[:40],
                 status=str(data["status"]),
-                amount_fen=int(data["amount_fen"]),
+                amount_fen=amount,
                 currency=str(data["currency"])[:3],
                 provider_trade_no=str(data.get("provider_trade_no", ""))[:64],
                 payload=data,

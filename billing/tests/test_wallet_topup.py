@@ -196,6 +196,18 @@ def test_webhook_amount_or_currency_mismatch_is_refused_and_logged(client, org, 
     assert PaymentEvent.objects.get().outcome == "rejected_mismatch"
 
 
+@pytest.mark.parametrize("amount", [100.9, 100.0, "100"])
+def test_webhook_amount_that_is_not_an_integer_of_fen_is_refused_and_logged(client, org, caplog, amount):
+    # Money rules: the callback's amount must equal the order's, in integer fen; int() used to
+    # turn 100.9 (or "100") into 100 and credit the order.
+    order = top_up_create(organization_id=org.id, amount_fen=100)
+    resp = webhook(client, paid_body(order, amount_fen=amount))
+    assert resp.status_code == 400 and resp.json()["code"] == "PAYMENT-MALFORMED"
+    assert resp.json()["field"] == "amount_fen" and "amount_fen" in caplog.text
+    order.refresh_from_db()
+    assert order.state == "pending" and ledger_sum(org.id) == 0
+
+
 def test_failed_webhook_marks_the_order_failed(client, org):
     order = top_up_create(organization_id=org.id, amount_fen=100)
     assert webhook(client, sandbox.event_body(order=order, status="failed")).json()["outcome"] == "failed"
