@@ -20,6 +20,7 @@ from billing.services import deposit as deposit_svc
 from billing.services import invoice as invoice_svc
 from billing.services import topup as topup_svc
 from portal.errors import DomainError, NotFound
+from portal.pagination import DefaultPagination
 
 
 def _membership(request, *, write: bool = False):
@@ -303,18 +304,39 @@ class InvoicePdfApi(APIView):
 
 class DepositApi(APIView):
     @extend_schema(
+        parameters=[
+            OpenApiParameter("page", int, description="Page number, from 1 (newest entries first)."),
+            OpenApiParameter(
+                "page_size",
+                int,
+                description=f"Entries per page (default 50, at most {DefaultPagination.max_page_size}).",
+            ),
+        ],
         responses=inline_serializer(
-            "DepositOut", {"balance_fen": serializers.IntegerField(), "entries": DepositEntryOut(many=True)}
+            "DepositOut",
+            {
+                "balance_fen": serializers.IntegerField(),
+                "count": serializers.IntegerField(help_text="entries in all pages"),
+                "next": serializers.URLField(allow_null=True, help_text="the next (older) page"),
+                "previous": serializers.URLField(allow_null=True),
+                "entries": DepositEntryOut(many=True),
+            },
         ),
-        summary="The deposit account (FEE-6.3) and its latest entries",
+        summary="The deposit account (FEE-6.3) and its entries, newest first, by pages",
     )
     def get(self, request):
         org_id = _membership(request).organization_id
         account = sel.deposit_account_get(organization_id=org_id)
-        entries = sel.deposit_entry_list(organization_id=org_id)[:50]
+        paginator = DefaultPagination()
+        entries = paginator.paginate_queryset(
+            sel.deposit_entry_list(organization_id=org_id), request, view=self
+        )
         return Response(
             {
                 "balance_fen": account.balance_fen if account else 0,
+                "count": paginator.page.paginator.count,
+                "next": paginator.get_next_link(),
+                "previous": paginator.get_previous_link(),
                 "entries": DepositEntryOut(entries, many=True).data,
             }
         )

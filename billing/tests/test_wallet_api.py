@@ -129,7 +129,13 @@ def test_deposit_api(client, owner, outsider):
     body = client.get(reverse("billing-api:deposit")).json()
     assert body["balance_fen"] == 5_000 and body["entries"][0]["kind"] == "paid_in"
     client.force_login(outsider.user)
-    assert client.get(reverse("billing-api:deposit")).json() == {"balance_fen": 0, "entries": []}
+    assert client.get(reverse("billing-api:deposit")).json() == {
+        "balance_fen": 0,
+        "count": 0,
+        "next": None,
+        "previous": None,
+        "entries": [],
+    }
 
 
 def test_user_without_organization_gets_404_from_wallet_api(client):

@@ -22,7 +22,7 @@ from billing.tasks_wallet import deposit_transfer_arrears_task, expire_top_ups_t
 from billing.tests.factories_wallet import ledger_sum
 from portal import clock
 from portal.models import AuditEntry
-from portal.tests.factories import OrganizationFactory
+from portal.tests.factories import OrganizationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 LATER = clock.today() + dt.timedelta(days=40)  # every charge booked today is "older than a month"
@@ -110,6 +110,29 @@ def test_closure_api_refused_in_arrears_and_second_open_request_conflicts(client
     assert client.get(url).json()["count"] == 1
     client.force_login(outsider.user)
     assert client.get(url).json()["count"] == 0
+
+
+def test_fee_6_3_deposit_api_lists_every_entry_by_pages(
+    client, owner, teammate, outsider, django_assert_max_num_queries
+):
+    # given 60 entries on the organization's deposit (one more than a page) and one elsewhere
+    staff = UserFactory(is_staff=True)
+    for i in range(60):
+        deposit_pay_in(organization_id=owner.organization_id, amount_fen=100 + i, actor=staff)
+    deposit_pay_in(organization_id=outsider.organization_id, amount_fen=7, actor=staff)
+    # when a member reads the deposit API page by page
+    client.force_login(teammate.user)
+    with django_assert_max_num_queries(12):
+        first = client.get("/api/v1/billing/deposit").json()
+    assert first["count"] == 60 and len(first["entries"]) == 50 and first["previous"] is None
+    assert first["balance_fen"] == sum(range(100, 160))
+    second = client.get(first["next"]).json()
+    # then the pages hold every entry once, newest first, and the other tenant's none
+    assert second["next"] is None and second["previous"] is not None
+    amounts = [e["amount_fen"] for e in first["entries"] + second["entries"]]
+    assert amounts == list(range(159, 99, -1))
+    small = client.get("/api/v1/billing/deposit?page_size=10&page=6").json()
+    assert [e["amount_fen"] for e in small["entries"]] == list(range(109, 99, -1))
 
 
 def test_verify_ledger_passes_and_fails_on_disagreement(org):
