@@ -242,8 +242,13 @@ def bill_pdf(request, bill_id: int):
     return resp
 
 
+# The catalog holds up to 1,000 APIs (scale rules): one page of them at a time.
+CATALOG_PAGE_SIZE = 50
+
+
 def catalog(request):
-    return render(request, "billing/catalog.html", {"apis": sel.catalog_list()})
+    page = Paginator(sel.catalog_list(), CATALOG_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "billing/catalog.html", {"page": page})
 
 
 def discount_policy(request):

@@ -200,6 +200,26 @@ class TestUsageAndPolicy:
         assert {"code": "catalog.api", "title": "", "tier": "basic", "price_today": 123} in rows
         assert "catalog.api" in client.get(reverse("billing:catalog")).content.decode()
 
+    def test_catalog_page_shows_50_apis_a_page_and_pages_through_all(
+        self, client, django_assert_max_num_queries
+    ):
+        from billing.models import Api
+        from billing.tests.factories_metering import ApiFactory
+
+        ApiFactory.create_batch(120)
+        codes = set(Api.objects.values_list("code", flat=True))
+        seen, page = [], 1
+        while True:
+            with django_assert_max_num_queries(8):
+                html = client.get(reverse("billing:catalog"), {"page": page}).content.decode()
+            rows = html.count("<tr><td><code>")
+            assert rows <= 50
+            seen += [c for c in codes if f"<code>{c}</code>" in html]
+            if f"page={page + 1}" not in html:
+                break
+            page += 1
+        assert page == 3 and sorted(seen) == sorted(codes)
+
     @pytest.mark.parametrize("page", ["billing:catalog", "billing:discount-policy"])
     def test_public_pages_link_apps_usage_and_bills_only_for_organization_members(self, client, owner, page):
         """A creator or staff member has no organization: its apps, usage and bills pages answer
