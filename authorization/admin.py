@@ -18,8 +18,8 @@ from authorization.models import (
     OrganizationWebhook,
     WebhookDelivery,
 )
+from portal.admin import AuditedModelAdmin
 from portal.errors import DomainError
-from portal.services import audit_record
 
 
 class _ReadOnly:
@@ -143,11 +143,17 @@ class LiveRoomRequestAdmin(_ReadOnly, admin.ModelAdmin):
 
 
 @admin.register(LiveRoom)
-class LiveRoomAdmin(admin.ModelAdmin):
+class LiveRoomAdmin(AuditedModelAdmin):
+    """Staff add and correct live rooms (audited). A room's creator is fixed once it exists
+    (the database refuses the change, and the access check caches room → creator)."""
+
     list_display = ("id", "title", "creator", "started_at")
     search_fields = ("title", "creator__nickname")
     list_select_related = ("creator",)
     autocomplete_fields = ("creator",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("creator",) if obj is not None else ()
 
 
 @admin.register(CreatorDailySales)
@@ -186,7 +192,7 @@ class OrganizationWebhookForm(forms.ModelForm):
 
 
 @admin.register(OrganizationWebhook)
-class OrganizationWebhookAdmin(admin.ModelAdmin):
+class OrganizationWebhookAdmin(AuditedModelAdmin):
     """Where an organization receives signed 'access revoked/expired' calls; edits are audited."""
 
     form = OrganizationWebhookForm
@@ -194,19 +200,6 @@ class OrganizationWebhookAdmin(admin.ModelAdmin):
     search_fields = ("organization__name", "url")
     autocomplete_fields = ("organization",)
     readonly_fields = ("secret_rotated_at",)
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        audit_record(
-            actor=request.user,
-            action="grant_webhook.change" if change else "grant_webhook.add",
-            obj=obj,
-            details={"url": obj.url, "is_active": obj.is_active, "fields": form.changed_data},
-        )
-
-    def delete_model(self, request, obj):
-        audit_record(actor=request.user, action="grant_webhook.delete", obj=obj, details={"url": obj.url})
-        super().delete_model(request, obj)
 
 
 @admin.register(WebhookDelivery)

@@ -64,6 +64,10 @@ class GrantState(models.TextChoices):
     REVOKED = "revoked", _("已被解除授权")
 
 
+@pgtrigger.register(
+    # A room belongs to its creator for good: the access check caches room → creator.
+    pgtrigger.ReadOnly(name="authorization_room_creator_fixed", fields=["creator"]),
+)
 class LiveRoom(models.Model):
     creator = models.ForeignKey(
         Creator, on_delete=models.CASCADE, related_name="live_rooms", verbose_name=_("达人")

@@ -2,11 +2,13 @@
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import ProgrammingError, transaction
 from django.urls import reverse
+from django.utils import timezone
 
-from authorization.models import Grant, OrganizationWebhook
+from authorization.models import Grant, LiveRoom, OrganizationWebhook
 from authorization.tests.conftest import days
-from authorization.tests.factories import GrantFactory
+from authorization.tests.factories import GrantFactory, LiveRoomFactory
 from portal import clock
 from portal.models import AuditEntry
 from portal.tests.factories import CreatorFactory, OrganizationFactory, UserFactory
@@ -107,7 +109,47 @@ def test_webhook_config_is_audited(client, grant_ops):
         },
     )
     assert resp.status_code == 302
-    assert AuditEntry.objects.filter(action="grant_webhook.add", actor=grant_ops).exists()
+    hook = OrganizationWebhook.objects.get(organization=org)
+    assert AuditEntry.objects.filter(action="admin.add", actor=grant_ops, object_id=str(hook.pk)).exists()
+
+
+def test_p4_deleting_webhooks_with_the_bulk_action_is_audited(client, grant_ops):
+    hook = OrganizationWebhook.objects.create(
+        organization=OrganizationFactory(), url="https://hooks.example.com/x", secret="s"
+    )
+    resp = client.post(
+        reverse("admin:authorization_organizationwebhook_changelist"),
+        {"action": "delete_selected", "_selected_action": [hook.pk], "post": "yes"},
+    )
+    assert resp.status_code == 302 and not OrganizationWebhook.objects.filter(pk=hook.pk).exists()
+    assert AuditEntry.objects.filter(
+        action="admin.delete",
+        actor=grant_ops,
+        object_type="authorization.organizationwebhook",
+        object_id=str(hook.pk),
+    ).exists()
+
+
+def test_p4_live_room_edits_are_audited_and_grant_11_its_creator_cannot_change(client, grant_ops):
+    room = LiveRoomFactory(title="春季上新")
+    started = timezone.localtime(room.started_at)
+    form = {
+        "creator": CreatorFactory().pk,  # ignored: read-only once the room exists
+        "title": "春季上新(回放)",
+        "started_at_0": started.strftime("%Y-%m-%d"),
+        "started_at_1": started.strftime("%H:%M:%S"),
+        "ended_at_0": "",
+        "ended_at_1": "",
+    }
+    resp = client.post(reverse("admin:authorization_liveroom_change", args=[room.pk]), form)
+    assert resp.status_code == 302
+    creator_id = room.creator_id
+    room.refresh_from_db()
+    assert (room.title, room.creator_id) == ("春季上新(回放)", creator_id)
+    assert AuditEntry.objects.filter(action="admin.change", actor=grant_ops, object_id=str(room.pk)).exists()
+    # and the database refuses it anyway
+    with pytest.raises(ProgrammingError, match="Cannot update"), transaction.atomic():
+        LiveRoom.objects.filter(pk=room.pk).update(creator=CreatorFactory())
 
 
 def test_grant_11_admin_webhook_url_follows_the_same_rules(client, grant_ops):
