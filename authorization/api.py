@@ -254,6 +254,20 @@ class GrantRenewApi(_CreatorGrantAction):
         )
 
 
+class CreatorRoomGrantListApi(ListAPIView):
+    serializer_class = CreatorGrantOut
+    filter_backends: list = []
+
+    @extend_schema(
+        summary="GRANT-3: my live-room grants in force, newest first (revoke: creator/grants/{id}/revoke)"
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        return selectors.live_room_grant_list_for_creator(creator=_creator(self.request))
+
+
 class CreatorRequestListApi(ListAPIView):
     serializer_class = LiveRoomRequestOut
     filter_backends: list = []

@@ -15,6 +15,7 @@ urlpatterns = [
         name="grant-early-renew",
     ),
     path("creator/grants/<int:grant_id>/renew", api.GrantRenewApi.as_view(), name="grant-renew"),
+    path("creator/live-room-grants", api.CreatorRoomGrantListApi.as_view(), name="creator-room-grants"),
     path("creator/live-room-requests", api.CreatorRequestListApi.as_view(), name="creator-requests"),
     path(
         "creator/live-room-requests/<int:request_id>/authorize",

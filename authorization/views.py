@@ -105,8 +105,12 @@ def creator_grants(request):
             "tomorrow": today + dt.timedelta(days=1),
             "q": query,
             "found": found,
-            "requests": selectors.live_room_request_pending_for_creator(creator=creator)[:50],
-            "room_grants": selectors.live_room_grant_list_for_creator(creator=creator, today=today)[:50],
+            "requests": Paginator(
+                selectors.live_room_request_pending_for_creator(creator=creator), PAGE_SIZE
+            ).get_page(request.GET.get("requests_page")),
+            "room_grants": Paginator(
+                selectors.live_room_grant_list_for_creator(creator=creator, today=today), PAGE_SIZE
+            ).get_page(request.GET.get("rooms_page")),
         },
     )
 

@@ -89,6 +89,7 @@ def test_non_creator_gets_404_on_creator_endpoints(shop_main):
     api = as_user(shop_main.user)
     assert api.get(f"{API}/creator/grants").status_code == 404
     assert api.get(f"{API}/creator/live-room-requests").status_code == 404
+    assert api.get(f"{API}/creator/live-room-grants").status_code == 404
 
 
 def test_anonymous_gets_401_or_403():
@@ -141,6 +142,14 @@ def test_grant_3_requests_via_api(creator, shop, shop_sub, today):
     assert body_of(api.post(f"{API}/creator/live-room-requests/{req['id']}/reject"), 409)["code"] == "GRANT-3"
     stranger = as_user(CreatorFactory().user)
     assert stranger.post(f"{API}/creator/live-room-requests/{req['id']}/reject").status_code == 404
+    # The creator lists the live-room grants in force and can revoke one from there.
+    room_grants = body_of(api.get(f"{API}/creator/live-room-grants"), 200)
+    assert [(g["id"], g["live_room"], g["state"]) for g in room_grants["results"]] == [
+        (out["grant"], room.pk, "authorized")
+    ]
+    assert body_of(stranger.get(f"{API}/creator/live-room-grants"), 200)["count"] == 0
+    body_of(api.post(f"{API}/creator/grants/{out['grant']}/revoke", {"reason": "合作结束"}), 200)
+    assert body_of(api.get(f"{API}/creator/live-room-grants"), 200)["count"] == 0
     # GRANT-9: the sub-account sees the live_room grant and its history.
     grants = body_of(org_api.get(f"{API}/org/grants"), 200)["results"]
     assert [g["scope"] for g in grants] == ["live_room"]

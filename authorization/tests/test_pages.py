@@ -2,6 +2,7 @@
 pages behind the access check (GRANT-11), other parties' ids answer 404."""
 
 import datetime as dt
+import re
 
 import pytest
 from django.urls import reverse
@@ -10,7 +11,7 @@ from django.utils import timezone
 from authorization import services
 from authorization.models import CreatorDailySales, Grant, LiveRoomRequest, LiveRoomSales
 from authorization.tests.conftest import days
-from authorization.tests.factories import GrantFactory, LiveRoomFactory
+from authorization.tests.factories import GrantFactory, LiveRoomFactory, LiveRoomRequestFactory
 from portal import clock
 from portal.models import Organization
 from portal.tests.factories import CreatorFactory, OrganizationFactory, main_member
@@ -34,6 +35,24 @@ def html(resp):
 
 
 # --- creator pages -------------------------------------------------------------------------------
+
+
+def test_grant_7_the_creator_reaches_every_pending_request_and_room_grant_by_pages(client, creator, today):
+    for _ in range(30):
+        LiveRoomRequestFactory(live_room=LiveRoomFactory(creator=creator))
+        GrantFactory(
+            creator=creator, scope="live_room", live_room=LiveRoomFactory(creator=creator), end_date=None
+        )
+    url = reverse("authorization:creator-grants")
+    login(client, creator.user)
+    seen_requests, seen_rooms = set(), set()
+    for page in (1, 2):
+        body = html(client.get(url, {"requests_page": page, "rooms_page": page}))
+        seen_requests |= set(re.findall(r'data-request="(\d+)"', body))
+        seen_rooms |= set(re.findall(r'data-room-grant="(\d+)"', body))
+    assert len(seen_requests) == len(seen_rooms) == 30
+    first = html(client.get(url))
+    assert "requests_page=2#requests" in first and "rooms_page=2#room-grants" in first
 
 
 def test_grant_7_creator_list_nearest_end_first_with_actions(client, creator, today):
