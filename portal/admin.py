@@ -1,5 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import ValidationError
+from django.forms.models import BaseInlineFormSet
+from django.utils.translation import gettext_lazy as _
 
 from portal.models import ApiKey, AuditEntry, Creator, Membership, Notification, Organization, User
 from portal.services import audit_record
@@ -42,8 +45,23 @@ class UserAdmin(AuditedModelAdmin, BaseUserAdmin):
     list_display = ("username", "display_name", "email", "is_staff", "is_active")
 
 
+class MembershipFormSet(BaseInlineFormSet):
+    def clean(self):
+        """P-2 across the rows of one save: each row alone passes the model's checks, and the
+        database's one-main constraint would only fail at the commit (a 500)."""
+        super().clean()
+        mains = [
+            form
+            for form in self.forms
+            if form.cleaned_data.get("role") == Membership.Role.MAIN and not form.cleaned_data.get("DELETE")
+        ]
+        if len(mains) > 1:
+            raise ValidationError(_("P-2: 一个组织只能有一个主账号。"), code="P-2")
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
+    formset = MembershipFormSet
     extra = 0
     autocomplete_fields = ("user",)
 

@@ -103,3 +103,30 @@ def test_p_4_staff_edits_in_admin_are_audited(client):
     assert resp.status_code == 302, resp.content[:500]
     entry = AuditEntry.objects.get(action="admin.change", object_id=str(org.pk))
     assert entry.actor == admin_user and entry.object_type == "portal.organization"
+
+
+def test_p_2_two_main_accounts_added_in_one_admin_save_are_a_form_error_not_a_500(client):
+    admin_user = UserFactory(is_staff=True, is_superuser=True)
+    org = OrganizationFactory()
+    first, second = UserFactory(), UserFactory()
+    client.force_login(admin_user)
+    client.raise_request_exception = False
+    resp = client.post(
+        f"/admin/portal/organization/{org.pk}/change/",
+        {
+            "name": org.name,
+            "kind": org.kind,
+            "contact_email": "",
+            "memberships-TOTAL_FORMS": "2",
+            "memberships-INITIAL_FORMS": "0",
+            "memberships-MIN_NUM_FORMS": "0",
+            "memberships-MAX_NUM_FORMS": "1000",
+            "memberships-0-user": first.pk,
+            "memberships-0-role": "main",
+            "memberships-1-user": second.pk,
+            "memberships-1-role": "main",
+        },
+    )
+    assert resp.status_code == 200, resp.status_code
+    assert "P-2" in resp.content.decode()
+    assert not org.memberships.exists()
