@@ -13,6 +13,7 @@ NS_SETTLEMENT_MONTH = 42_001  # one month's run: two beats/workers never run one
 NS_SETTLEMENT_CHUNK = 42_002  # one chunk of organizations: a redelivered task waits, then skips
 NS_USAGE_PARTITION = 42_003  # creating a month's partition
 NS_PRICES = 42_004  # price and tier history: a change (exclusive) vs a month's planning (shared)
+NS_USAGE_INGEST = 42_005  # usage batches being written (shared) vs a month's planning (exclusive)
 
 
 def month_key(year: int, month: int) -> int:

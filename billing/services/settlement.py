@@ -39,6 +39,7 @@ from billing.locks_metering import (
     NS_PRICES,
     NS_SETTLEMENT_CHUNK,
     NS_SETTLEMENT_MONTH,
+    NS_USAGE_INGEST,
     advisory_session_try_lock,
     advisory_xact_lock,
     advisory_xact_lock_shared,
@@ -314,6 +315,9 @@ def settlement_plan_month(
         # exclusive) waits for this plan and then sees its run, or this plan waits for the
         # change and reads it.
         advisory_xact_lock_shared(NS_PRICES, 0)
+        # Usage batches still being written commit first (their rows are staged below); a batch
+        # arriving now waits and then finds the month settled (``usage._ingest_in_transaction``).
+        advisory_xact_lock(NS_USAGE_INGEST, 0)
         run, _ = SettlementRun.objects.get_or_create(
             year=year,
             month=month,

@@ -46,7 +46,13 @@ from django.utils.translation import gettext
 from psycopg.copy import QueuedLibpqWriter
 
 from billing.errors import BillingConflict
-from billing.locks_metering import NS_USAGE_PARTITION, advisory_xact_lock, month_key
+from billing.locks_metering import (
+    NS_USAGE_INGEST,
+    NS_USAGE_PARTITION,
+    advisory_xact_lock,
+    advisory_xact_lock_shared,
+    month_key,
+)
 from billing.models import FIRST_BILLABLE, SettlementRun, UsageBatch
 from portal import clock
 from portal.errors import DomainError
@@ -465,6 +471,10 @@ def _ingest_in_transaction(*, stream, batch_id, fmt, source, started, actor=None
         # The same batch id committed first (a retry, or a concurrent send); this statement's
         # snapshot (READ COMMITTED) sees its row.
         return _duplicate(UsageBatch.objects.get(batch_id=batch_id), stream)
+    # FEE-4.2: a month being planned waits for this batch to commit, and a batch arriving during
+    # the planning waits for it and then sees the month settled: usage is never written into a
+    # month after its lines were staged (stored, but never billed).
+    advisory_xact_lock_shared(NS_USAGE_INGEST, 0)
     settled = _settled_months()
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool, connection.cursor() as cur:
         # For the sort that rebuilds an empty partition's key (a session setting, this transaction).

@@ -12,11 +12,13 @@ from hypothesis import strategies as st
 from billing.models import Api, Bill, BillApp, BillLine, LedgerEntry, SettlementChunk, SettlementRun
 from billing.services import metering, settlement
 from billing.services.gate import ARREARS, gate_check
+from billing.services.usage import usage_record_rows
 from billing.tests.factories_metering import (
     ApiPriceFactory,
     AppFactory,
     DiscountFactory,
     paid_api,
+    race_two_batches,
     record_usage,
     sh,
     top_up,
@@ -276,6 +278,22 @@ def test_fee_4_2_two_workers_racing_on_one_month_bill_and_charge_once(usage_tabl
     assert LedgerEntry.objects.filter(kind="settlement_charge").count() == 6
     for a in apps:
         assert ledger_sum(a.organization_id) == -7
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_fee_4_2_a_month_planned_while_a_usage_batch_is_written_bills_that_batch_too(usage_table_cleanup):
+    api = paid_api(price_fen_per_1000=1000)
+    app = AppFactory()
+    record_usage([(app, api, IN, sh(2026, 3, 2), 1000)])
+    out = race_two_batches(
+        lambda: record_usage([(app, api, IN, sh(2026, 3, 30), 4000)]),  # late usage, still writing
+        lambda: settle(),  # the 5th: planning waits for the batch
+    )
+    assert out["a"].rows_accepted == 1
+    assert Bill.objects.get(organization=app.organization).total_fen == 5 * 1000
+    assert ledger_sum(app.organization_id) == -5000
+    late = usage_record_rows(rows=[(app.app_key, api.code, IN, sh(2026, 3, 31), 1)], batch_id="after")
+    assert late.rows_rejected == 1 and "FEE-4.2" in late.errors[0]["reason"]
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
