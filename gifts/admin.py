@@ -199,8 +199,17 @@ class GiftCategoryAdmin(admin.ModelAdmin):
         services.category_save(category=obj, actor=request.user, changed=list(form.changed_data))
 
     def delete_model(self, request, obj):
-        audit_record(actor=request.user, action="gifts.category_delete", obj=obj, details={"name": obj.name})
+        self._audit_delete(request, obj)
         super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):  # the list's "delete selected" action
+        for obj in queryset:
+            self._audit_delete(request, obj)
+        super().delete_queryset(request, queryset)
+
+    @staticmethod
+    def _audit_delete(request, obj):
+        audit_record(actor=request.user, action="gifts.category_delete", obj=obj, details={"name": obj.name})
 
 
 @admin.register(RuleVersion)

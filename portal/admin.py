@@ -109,3 +109,42 @@ class ApiKeyAdmin(AuditedModelAdmin):
     list_display = ("prefix", "name", "organization", "created_at", "revoked_at")
     readonly_fields = ("prefix", "key_hash", "created_by", "created_at")
     search_fields = ("prefix", "organization__name")
+
+
+def _audit_registered_admin(model) -> None:
+    """Mix the audit trail into another app's admin (staff groups, beat schedules, login
+    lock-outs): their edits are staff actions too (P-4)."""
+    original = type(admin.site.get_model_admin(model))
+    if issubclass(original, AuditedModelAdmin):
+        return
+    admin.site.unregister(model)
+    audited = type(original.__name__, (AuditedModelAdmin, original), {"__module__": __name__})
+    admin.site.register(model, audited)
+
+
+def _audit_third_party_admins() -> None:
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+    from django.contrib.auth.models import Group
+    from django_celery_beat.models import (
+        ClockedSchedule,
+        CrontabSchedule,
+        IntervalSchedule,
+        PeriodicTask,
+        SolarSchedule,
+    )
+
+    for model in (
+        Group,
+        PeriodicTask,
+        ClockedSchedule,
+        CrontabSchedule,
+        IntervalSchedule,
+        SolarSchedule,
+        AccessAttempt,
+        AccessFailureLog,
+        AccessLog,
+    ):
+        _audit_registered_admin(model)
+
+
+_audit_third_party_admins()  # their apps come before portal in INSTALLED_APPS: registered already

@@ -206,6 +206,14 @@ def test_categories_are_staff_managed_and_audited(client, reviewer):
     assert AuditEntry.objects.filter(action="gifts.category_create", object_id=str(cat.pk)).exists()
 
 
+def test_p_4_deleting_categories_with_the_bulk_action_is_audited(client, reviewer):
+    cats = [GiftCategory.objects.create(name=name) for name in ("旧类目一", "旧类目二")]
+    resp = act(client, "giftcategory", "delete_selected", [c.pk for c in cats], post="yes")
+    assert resp.status_code == 302 and not GiftCategory.objects.filter(pk__in=[c.pk for c in cats]).exists()
+    deleted = AuditEntry.objects.filter(action="gifts.category_delete", actor=reviewer)
+    assert sorted(deleted.values_list("details__name", flat=True)) == ["旧类目一", "旧类目二"]
+
+
 def test_other_staff_groups_cannot_reach_gift_admin(client):
     staff = UserFactory(is_staff=True)
     staff.groups.add(Group.objects.get(name="billing-ops"))
