@@ -15,13 +15,13 @@ import datetime as dt
 import logging
 import uuid
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from billing import errors, locks
-from billing.models import ClosureRequest, DepositEntry, LedgerEntry, Wallet
+from billing.models import FIRST_BILLABLE, ClosureRequest, DepositEntry, LedgerEntry, SettlementRun, Wallet
 from billing.services.wallet import wallet_credit_deposit_transfer
 from portal import clock
 from portal.money import format_fen
@@ -226,9 +226,33 @@ def closure_request_create(*, organization_id: int, actor, reason: str = "") -> 
         )
 
 
+_UNSETTLED_USAGE_MONTHS_SQL = """
+SELECT DISTINCT extract(year FROM local)::int, extract(month FROM local)::int
+FROM (
+    SELECT u.hour AT TIME ZONE 'Asia/Shanghai' AS local
+    FROM billing_usage_hourly u JOIN billing_app a ON a.id = u.app_id
+    WHERE a.organization_id = %(org)s AND u.calls > 0 AND u.hour >= %(first)s
+) h
+ORDER BY 1, 2
+"""
+
+
+def _unsettled_usage_months(organization_id: int) -> list[tuple[int, int]]:
+    """Months in which the organization's apps made calls that no finished settlement has
+    charged yet (the current month included: it is charged on the 5th of the next)."""
+    first, _end = clock.month_range(*FIRST_BILLABLE)
+    with connection.cursor() as cur:
+        cur.execute(_UNSETTLED_USAGE_MONTHS_SQL, {"org": organization_id, "first": first})
+        used = [tuple(row) for row in cur.fetchall()]
+    done = set(SettlementRun.objects.filter(status=SettlementRun.Status.DONE).values_list("year", "month"))
+    return [month for month in used if month not in done]
+
+
 def closure_approve(*, closure_id: int, actor, now: dt.datetime | None = None) -> ClosureRequest:
-    """Staff approve: re-checked under the wallet lock (no arrears), then the deposit is
-    returned (an entry for the record) and the request closed. Audited."""
+    """Staff approve: re-checked under the wallet lock (no arrears, and no usage that a
+    settlement has yet to charge: its fees could only become arrears once the deposit was
+    returned), then the deposit is returned (an entry for the record) and the request closed.
+    Audited."""
     with transaction.atomic():
         closure = ClosureRequest.objects.select_related("organization").get(pk=closure_id)
         wallet = locks.wallet_lock(organization_id=closure.organization_id)
@@ -239,6 +263,14 @@ def closure_approve(*, closure_id: int, actor, now: dt.datetime | None = None) -
         if wallet.balance_fen < 0:
             raise errors.BillingError(
                 errors.FEE_6_3, _("FEE-6.3: 欠费期间不能注销账户, 保证金不予退还。"), status=409
+            )
+        unsettled = _unsettled_usage_months(closure.organization_id)
+        if unsettled:
+            raise errors.BillingError(
+                errors.FEE_6_3,
+                _("FEE-6.3: %(months)s 的服务费尚未结算(每月5日结算上月); 结清后方可注销并退还保证金。")
+                % {"months": ", ".join(f"{y}-{m:02d}" for y, m in unsettled)},
+                status=409,
             )
         returned = account.balance_fen
         if returned > 0:

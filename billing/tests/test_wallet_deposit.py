@@ -10,19 +10,22 @@ from django.db import IntegrityError, connection, transaction
 from billing.errors import BillingError
 from billing.models import DepositAccount, DepositEntry, LedgerEntry, TopUpOrder
 from billing.services.deposit import (
+    closure_approve,
     closure_request_create,
     deposit_pay_in,
     deposit_transfer_all_due,
     deposit_transfer_arrears,
     old_arrears_fen,
 )
+from billing.services.settlement import settlement_run_month
 from billing.services.topup import top_up_create
 from billing.services.wallet import wallet_charge_for_month
 from billing.tasks_wallet import deposit_transfer_arrears_task, expire_top_ups_task
+from billing.tests.factories_metering import AppFactory, paid_api, record_usage, sh, top_up
 from billing.tests.factories_wallet import ledger_sum
 from portal import clock
 from portal.models import AuditEntry
-from portal.tests.factories import OrganizationFactory, UserFactory
+from portal.tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 LATER = clock.today() + dt.timedelta(days=40)  # every charge booked today is "older than a month"
@@ -91,6 +94,27 @@ def test_fee_6_3_closure_refused_in_arrears_names_the_rule(org, owner):
     with pytest.raises(BillingError) as exc:
         closure_request_create(organization_id=org.id, actor=owner.user)
     assert exc.value.code == "FEE-6.3" and "FEE-6.3" in exc.value.message
+
+
+def test_fee_6_3_closure_waits_until_the_usage_it_owes_is_settled():
+    app = AppFactory()
+    org = app.organization
+    owner = MembershipFactory(organization=org, role="main")
+    staff = UserFactory(is_staff=True)
+    deposit_pay_in(organization_id=org.id, amount_fen=50_000, actor=staff)
+    record_usage([(app, paid_api(price_fen_per_1000=1000), "in_cloud", sh(2026, 3, 30, 10), 2000)])
+    closure = closure_request_create(organization_id=org.id, actor=owner.user)  # balance 0: not in arrears
+    with pytest.raises(BillingError) as exc:
+        closure_approve(closure_id=closure.pk, actor=staff)
+    assert exc.value.code == "FEE-6.3" and "2026-03" in exc.value.message
+    assert DepositAccount.objects.get(organization=org).balance_fen == 50_000  # nothing returned
+    settlement_run_month(year=2026, month=3)  # charged ¥20.00: now in arrears
+    assert ledger_sum(org.id) == -2_000
+    with pytest.raises(BillingError, match=r"FEE-6\.3"):
+        closure_approve(closure_id=closure.pk, actor=staff)
+    top_up(org, 2_000)
+    assert closure_approve(closure_id=closure.pk, actor=staff).state == "approved"
+    assert DepositAccount.objects.get(organization=org).balance_fen == 0
 
 
 def test_closure_api_refused_in_arrears_and_second_open_request_conflicts(client, owner, teammate, outsider):
