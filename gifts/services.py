@@ -1242,6 +1242,9 @@ def _judge_shipment(shipment: GiftShipment, *, occurred_at, actor=None, kind: st
     )
 
 
+SHIPPED_AT_CLOCK_SKEW = dt.timedelta(minutes=5)  # the order system's clock may run a little ahead
+
+
 @transaction.atomic
 def gift_shipment_mark_shipped(
     *, shipment: GiftShipment, shipped_at: dt.datetime, tracking_no: str, late_cause: str = "", actor=None
@@ -1251,6 +1254,17 @@ def gift_shipment_mark_shipped(
         raise Conflict("GIFT-4.2", _("该赠品已登记发货"), field="shipment")
     if not (tracking_no or "").strip():
         raise DomainError("invalid", _("请填写运单号"), field="tracking_no")
+    # A shipping time before the payment, or still to come, would decide GIFT-4.2 on a date
+    # that never happened.
+    if shipped_at < shipment.order.paid_at:
+        raise DomainError("invalid", _("发货时间不能早于订单付款时间"), field="shipped_at")
+    if shipped_at > clock.now() + SHIPPED_AT_CLOCK_SKEW:
+        raise DomainError("invalid", _("发货时间不能晚于当前时间"), field="shipped_at")
+    if (
+        late_cause == GiftShipment.LateCause.CUSTOMS_UNREGISTERED
+        and shipment.gift.ship_from == Gift.ShipFrom.DOMESTIC
+    ):
+        raise GiftRuleError("GIFT-4.1", _("国内发货的赠品不经海关, 不适用海关报备原因"), field="late_cause")
     shipment.shipped_at = shipped_at
     shipment.tracking_no = tracking_no.strip()
     shipment.late_cause = late_cause or ""
@@ -1313,6 +1327,9 @@ def gift_shipment_mark_fake(*, shipment: GiftShipment, actor, note: str) -> Viol
     if not (note or "").strip():
         raise DomainError("invalid", _("请写明核查说明"), field="note")
     shipment = locks.lock_shipment(shipment.pk)
+    if shipment.shipped_at is None:
+        # Never shipped is not fake shipping: the overdue job judges it as late (GIFT-4.2).
+        raise Conflict("GIFT-4.2", _("该赠品尚未登记发货, 不能认定为虚假发货"), field="shipment")
     shipment.fake_shipping = True
     shipment.save(update_fields=["fake_shipping"])
     audit_record(actor=actor, action="gifts.shipment_mark_fake", obj=shipment, details={"note": note})

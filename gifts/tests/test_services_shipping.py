@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 
 from gifts import services
+from gifts.errors import DomainError
 from gifts.models import GiftEvent, GiftShipment, RuleVersion, SpotCheck, Violation
 from gifts.tests.factories import (
     ProductFactory,
@@ -93,6 +94,47 @@ def test_gift_4_1_late_for_missing_customs_registration_is_shipping_overtime(shi
         late_cause="customs_unregistered",
     )
     assert (outcome.violation.rule_id, outcome.violation.violation_type) == ("GIFT-4.1", "发货超时")
+
+
+@pytest.mark.parametrize(
+    ("shipped_at", "field"),
+    [(PAID - dt.timedelta(hours=1), "shipped_at"), (dt.datetime(2099, 1, 1, tzinfo=dt.UTC), "shipped_at")],
+    ids=["before-the-payment", "in-the-future"],
+)
+def test_gift_4_2_a_shipping_time_that_cannot_be_is_refused(shipment, shipped_at, field):
+    with pytest.raises(DomainError) as exc:
+        services.gift_shipment_mark_shipped(shipment=shipment, shipped_at=shipped_at, tracking_no="SF1")
+    assert exc.value.field == field
+    shipment.refresh_from_db()
+    assert shipment.shipped_at is None and not Violation.objects.exists()
+
+
+def test_gift_4_1_customs_registration_is_no_cause_for_a_gift_shipped_domestically():
+    gift = approved_gift(
+        ship_from="domestic", value_basis="merchant_declared", domestic_shipping_approved=True
+    )
+    order = services.order_upsert(
+        shop=gift.shop,
+        order_no="D1",
+        product=ProductFactory(shop=gift.shop),
+        paid_amount_fen=1,
+        paid_at=PAID,
+        gift_lines=[(gift, 1)],
+    )
+    with pytest.raises(DomainError) as exc:
+        services.gift_shipment_mark_shipped(
+            shipment=order.gift_shipments.get(),
+            shipped_at=PAID + dt.timedelta(days=5),
+            tracking_no="SF1",
+            late_cause="customs_unregistered",
+        )
+    assert (exc.value.code, exc.value.field) == ("GIFT-4.1", "late_cause")
+
+
+def test_gift_4_2_a_gift_never_shipped_is_not_fake_shipping(shipment):
+    with pytest.raises(DomainError) as exc:
+        services.gift_shipment_mark_fake(shipment=shipment, actor=UserFactory(is_staff=True), note="无运单")
+    assert exc.value.code == "GIFT-4.2" and not Violation.objects.exists()
 
 
 def test_gift_2_3_shipping_a_licence_gift_without_licence_disturbs_platform_order():
