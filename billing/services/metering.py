@@ -350,8 +350,14 @@ def app_secret_matches(*, app: App, raw: str) -> bool:
 
 
 @transaction.atomic
-def permission_grant(*, app: App, api: Api, actor=None, note: str = "") -> OutOfCloudPermission:
-    if api.tier != Api.Tier.VALUE_ADDED:
+def permission_grant(
+    *, app: App, api: Api, actor=None, note: str = "", today: dt.date | None = None
+) -> OutOfCloudPermission:
+    """FEE-3.1(1): let an app call a value-added API out of cloud. Also for an API that becomes
+    value-added tomorrow (``api_update``): granted ahead, its out-of-cloud calls are not denied
+    from midnight until staff notice."""
+    tomorrow = (today or clock.today()) + dt.timedelta(days=1)
+    if Api.Tier.VALUE_ADDED not in (api.tier, api_tier_in_force(api=api, day=tomorrow)):
         raise DomainError("FEE-3.1", gettext("只有增值API需要云外调用权限。"), field="api")
     perm, created = OutOfCloudPermission.objects.get_or_create(
         app=app,

@@ -65,6 +65,17 @@ def test_fee_3_1_permission_only_for_value_added_apis(app):
         svc.permission_grant(app=app, api=ApiFactory(tier=Api.Tier.BASIC))
 
 
+def test_fee_3_1_a_permission_may_be_granted_the_day_before_an_api_becomes_value_added(app, admin_user):
+    basic = ApiFactory(tier=Api.Tier.BASIC)
+    day = dt.date(2026, 3, 14)
+    svc.api_update(api=basic, tier=Api.Tier.VALUE_ADDED, actor=admin_user, today=day)
+    perm = svc.permission_grant(app=app, api=basic, actor=admin_user, today=day)
+    assert perm.pk and OutOfCloudPermission.objects.filter(app=app, api=basic).exists()
+    # the day after the change took effect, the permission is what the gate reads
+    svc.api_tiers_apply_due(today=day + dt.timedelta(days=1))
+    assert decide(app, basic, "out_of_cloud", now=sh(2026, 3, 15, 12)) == (True, None)
+
+
 def test_fee_2_1_tier_change_is_seen_on_the_next_call_after_the_midnight_job(app, oncommit):
     day14, day15, day16 = dt.date(2026, 3, 14), dt.date(2026, 3, 15), dt.date(2026, 3, 16)
     noon = {day: sh(day.year, day.month, day.day, 12) for day in (day14, day15, day16)}
