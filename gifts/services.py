@@ -519,6 +519,7 @@ def gift_remove(*, gift: Gift, actor, reason: str, rule_id: str = "", now=None) 
     audit_record(
         actor=actor, action="gifts.gift_remove", obj=gift, details={"reason": reason, "rule": rule_id}
     )
+    _detach_removed_gift(gift, actor=actor, now=now)
     _notify_shop(
         gift.shop_id,
         kind="gift_removed",
@@ -536,9 +537,26 @@ def gift_withdraw(*, membership, actor, gift: Gift, now=None) -> Gift:
     gift = locks.lock_gift(gift.pk)
     if gift.shop_id != shop.pk:
         raise NotFound()
-    return _move(
-        gift, to=S.REMOVED, allowed=REMOVABLE, actor=actor, kind="withdrawn", reason="商家撤回", now=now
-    )
+    _move(gift, to=S.REMOVED, allowed=REMOVABLE, actor=actor, kind="withdrawn", reason="商家撤回", now=now)
+    _detach_removed_gift(gift, actor=actor, now=now)
+    return gift
+
+
+def _detach_removed_gift(gift: Gift, *, actor, now=None) -> None:
+    """A removed gift leaves every product it was attached to: a listing must not go on promising
+    consumers a gift that can no longer be given (GIFT-2.6). The product's history keeps it."""
+    links = ProductGift.objects.filter(gift=gift).order_by("product_id")
+    for product_id in links.values_list("product_id", flat=True):
+        _event(
+            shop_id=gift.shop_id,
+            product_id=product_id,
+            gift=gift,
+            kind="gift_detached",
+            actor=actor,
+            at=now,
+            details={"reason": "gift removed"},
+        )
+    links.delete()
 
 
 @transaction.atomic

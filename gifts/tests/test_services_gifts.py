@@ -309,6 +309,22 @@ def test_gift_withdraw_and_remove(owner, staff):
         services.gift_remove(gift=gift, actor=staff, reason="again")
 
 
+@pytest.mark.parametrize("how", ["staff_removes", "merchant_withdraws"])
+def test_gift_2_6_a_removed_gift_leaves_the_listings_that_promised_it(owner, staff, how):
+    gift = approved_gift(shop=owner.organization)
+    products = [ProductFactory(shop=owner.organization) for _ in range(2)]
+    for product in products:
+        services.product_gift_attach(membership=owner, actor=owner.user, product=product, gift=gift)
+    services.product_publish(membership=owner, actor=owner.user, product=products[0])
+    if how == "staff_removes":
+        services.gift_remove(gift=gift, actor=staff, reason="抽检不合格", rule_id="GIFT-3")
+    else:
+        services.gift_withdraw(membership=owner, actor=owner.user, gift=gift)
+    assert not ProductGift.objects.filter(gift=gift).exists()
+    detached = GiftEvent.objects.filter(kind="gift_detached", gift=gift)
+    assert sorted(detached.values_list("product_id", flat=True)) == sorted(p.pk for p in products)
+
+
 def test_gift_2_1_trigger_backs_the_service_when_gift_leaves_approved_under_a_race(owner, staff):
     """The service checks under a lock; the trigger refuses a row written around it."""
     gift = approved_gift(shop=owner.organization)
