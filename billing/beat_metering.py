@@ -3,11 +3,12 @@
 from celery.schedules import crontab
 
 SCHEDULE: dict = {
-    # FEE-4.2: at 02:00 on the 5th, settle the previous natural month and catch up any
-    # missed month since 2023-03.
+    # FEE-4.2: daily at 02:00. On the 5th it settles the previous natural month; every day it
+    # catches up any month since 2023-03 that is not done: missed (beat was down on the 5th) or
+    # unfinished (a chunk failed: its pending chunks are sent again). Nothing is due on days 1-4.
     "billing-settle-due-months": {
         "task": "billing.settle_due_months",
-        "schedule": crontab(minute=0, hour=2, day_of_month=5),
+        "schedule": crontab(minute=0, hour=2),
     },
     # Usage partitions exist three months ahead; daily at 01:10 so a failure is retried
     # long before a month starts.

@@ -3,12 +3,24 @@
 import datetime as dt
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from billing.services import metering, settlement, usage
 from portal import clock
 
 
-@shared_task(name="billing.settle_chunk", acks_late=True, time_limit=30 * 60, soft_time_limit=25 * 60)
+@shared_task(
+    name="billing.settle_chunk",
+    acks_late=True,
+    time_limit=30 * 60,
+    soft_time_limit=25 * 60,
+    # A database restart or a dropped connection: the chunk rolled back, try again shortly.
+    # Anything else is left to the daily beat, which re-sends every unfinished chunk.
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=30,
+    retry_backoff_max=15 * 60,
+    max_retries=6,
+)
 def settle_chunk_task(chunk_id: int) -> int:
     """One chunk of organizations of a month (idempotent: a done chunk is skipped)."""
     return settlement.settlement_settle_chunk(chunk_id=chunk_id)
@@ -28,7 +40,8 @@ def settle_month_task(year: int, month: int, actor_id: int | None = None) -> int
 
 @shared_task(name="billing.settle_due_months", time_limit=60 * 60, soft_time_limit=55 * 60)
 def settle_due_months_task(today: str | None = None) -> list[str]:
-    """FEE-4.2 beat job: the previous month, and any missed month since 2023-03.
+    """FEE-4.2 beat job: the previous month, and any missed or unfinished month since 2023-03
+    (an unfinished month's pending chunks are sent again).
 
     ``today`` (ISO date) is for tests and staff replays; beat passes nothing (today's date)."""
     day = dt.date.fromisoformat(today) if today else clock.today()

@@ -5,12 +5,13 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import OperationalError
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from billing.models import Bill, LedgerEntry, SettlementRun
 from billing.services import settlement
-from billing.tasks_metering import settle_due_months_task
+from billing.tasks_metering import settle_chunk_task, settle_due_months_task
 from billing.tests.factories_metering import AppFactory, paid_api, record_usage, sh
 from billing.tests.factories_wallet import ledger_sum
 from portal.celery import app as celery_app
@@ -30,7 +31,7 @@ def eager_celery():
 
 
 @pytest.mark.django_db
-def test_fee_4_2_beat_schedules_settlement_at_0200_on_the_5th_shanghai():
+def test_fee_4_2_beat_runs_settlement_daily_at_0200_shanghai_and_the_5th_is_the_first_due_day():
     # given the beat schedule declared in code
     entry = celery_app.conf.beat_schedule["billing-settle-due-months"]
     assert entry["task"] == settle_due_months_task.name == "billing.settle_due_months"
@@ -39,25 +40,29 @@ def test_fee_4_2_beat_schedules_settlement_at_0200_on_the_5th_shanghai():
     # its sync() closes the database connection, which would end the test's transaction)
     for name, fields in celery_app.conf.beat_schedule.items():
         DatabaseScheduler.Entry.from_entry(name, app=celery_app, **fields)
-    # then the stored crontab is 02:00 on the 5th, in Asia/Shanghai
+    # then the stored crontab is 02:00 every day, in Asia/Shanghai (a failed month is finished
+    # the next day, not a month later)
     task = PeriodicTask.objects.get(name="billing-settle-due-months")
     cron = task.crontab
     assert (task.task, task.enabled) == ("billing.settle_due_months", True)
     assert (cron.minute, cron.hour, cron.day_of_month, cron.month_of_year, cron.day_of_week) == (
         "0",
         "2",
-        "5",
+        "*",
         "*",
         "*",
     )
     assert str(cron.timezone) == "Asia/Shanghai"
-    # and after the run of 2026-03-05, the next one is 2026-04-05 02:00 +08:00 (= 04-04 18:00Z)
+    # and after the run of 2026-04-04, the next one is 2026-04-05 02:00 +08:00 (= 04-04 18:00Z)
     schedule = cron.schedule
     now = dt.datetime(2026, 4, 4, 12, tzinfo=SH)
     schedule.nowfun = lambda: now
-    last_run = dt.datetime(2026, 3, 5, 2, tzinfo=SH)
+    last_run = dt.datetime(2026, 4, 4, 2, tzinfo=SH)
     next_run = now + schedule.remaining_estimate(last_run)
     assert next_run == dt.datetime(2026, 4, 5, 2, tzinfo=SH) == dt.datetime(2026, 4, 4, 18, tzinfo=dt.UTC)
+    # and on days 1-4 the previous month is not yet due, from the 5th it is
+    assert settlement.settlement_due_months(today=dt.date(2026, 4, 4))[-1:] != [(2026, 3)]
+    assert settlement.settlement_due_months(today=dt.date(2026, 4, 5))[-1] == (2026, 3)
 
 
 @pytest.mark.django_db
@@ -101,3 +106,49 @@ def test_fee_4_2_beat_task_settles_every_missed_month_since_2023_03(eager_celery
     # and a second beat the same day changes nothing
     assert settle_due_months_task.apply(kwargs={"today": "2023-06-05"}).get() == []
     assert LedgerEntry.objects.filter(kind="settlement_charge").count() == 4
+
+
+@pytest.mark.django_db
+def test_fee_4_2_a_chunk_that_fails_on_a_dropped_connection_is_retried(eager_celery, monkeypatch):
+    api = paid_api(price_fen_per_1000=1000, since=dt.date(2023, 1, 1))
+    a = AppFactory()
+    record_usage([(a, api, IN, sh(2023, 3, 10), 7)])
+    run = settlement.settlement_plan_month(year=2023, month=3)
+    chunk = run.chunks.get()
+    real, calls = settlement._charge_batch, []
+
+    def flaky(**kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(**kw)
+
+    monkeypatch.setattr(settlement, "_charge_batch", flaky)
+    # eager, Celery runs the retry in place (a worker would send it again after the back-off)
+    assert settle_chunk_task.apply(args=[chunk.pk], throw=False).state == "SUCCESS"
+    assert len(calls) == 2
+    assert SettlementRun.objects.get(year=2023, month=3).status == "done"
+    assert Bill.objects.get(organization_id=a.organization_id, year=2023, month=3).total_fen == 7
+
+
+@pytest.mark.django_db
+def test_fee_4_2_a_month_left_unfinished_by_a_failing_chunk_is_finished_by_the_next_days_beat(
+    eager_celery, monkeypatch
+):
+    api = paid_api(price_fen_per_1000=1000, since=dt.date(2023, 1, 1))
+    a = AppFactory()
+    record_usage([(a, api, IN, sh(2023, 3, 10), 7)])
+    real = settlement._charge_batch
+
+    def broken(**kw):
+        raise RuntimeError("a bug in one chunk")
+
+    monkeypatch.setattr(settlement, "_charge_batch", broken)
+    with pytest.raises(RuntimeError):
+        settle_due_months_task.apply(kwargs={"today": "2023-04-05"}).get()
+    assert SettlementRun.objects.get(year=2023, month=3).status == "running"
+    assert ledger_sum(a.organization_id) == 0
+    monkeypatch.setattr(settlement, "_charge_batch", real)  # fixed and deployed
+    assert settle_due_months_task.apply(kwargs={"today": "2023-04-06"}).get() == ["2023-03"]
+    assert SettlementRun.objects.get(year=2023, month=3).status == "done"
+    assert ledger_sum(a.organization_id) == -7
