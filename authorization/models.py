@@ -184,6 +184,8 @@ class Grant(models.Model):
     revoke_reason = models.CharField(_("解除原因"), max_length=300, blank=True)
     # Bookkeeping of the daily job (the end date whose expiry it recorded); never decides access.
     expiry_recorded_for = models.DateField(_("已记录到期日"), null=True, blank=True)
+    # The end date both parties were reminded of (GRANT-10); a new end date is reminded again.
+    reminder_sent_for = models.DateField(_("已提醒到期日"), null=True, blank=True)
 
     class Meta:
         verbose_name = pgettext_lazy("singular", "数据授权")

@@ -6,6 +6,7 @@ side effects (cache version bump, signal, webhook, notices) are queued with on_c
 import datetime as dt
 
 from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
@@ -32,18 +33,22 @@ def _after_commit_changed(grants: list[Grant]) -> None:
 
 
 def _after_commit_revoked(items: list[dict]) -> None:
-    """Signal + one webhook per organization after commit (GRANT-11 event hook)."""
+    """GRANT-11 event hook: one webhook delivery per hooked organization, recorded in the
+    caller's transaction (an outbox: a worker dying right after the commit leaves the rows
+    pending, and ``webhook_deliveries_requeue_stale`` sends them), queued and signalled after
+    the commit."""
     if not items:
         return
+    from authorization.services_webhooks import deliveries_queue, deliveries_record
+
+    by_org: dict[int, list[dict]] = {}
+    for item in items:
+        by_org.setdefault(item["organization_id"], []).append(item)
+    deliveries = deliveries_record(by_org, event="grant.access_revoked")
 
     def fire():
-        from authorization.services_webhooks import deliveries_create
-
         grant_access_revoked.send(sender=Grant, grants=items)
-        by_org: dict[int, list[dict]] = {}
-        for item in items:
-            by_org.setdefault(item["organization_id"], []).append(item)
-        deliveries_create(by_org, event="grant.access_revoked")
+        deliveries_queue(deliveries)
 
     transaction.on_commit(fire)
 
@@ -524,14 +529,25 @@ REMINDER_DAYS = 7
 
 
 def grant_reminders_send(*, today: dt.date | None = None) -> int:
-    """Remind both parties 7 days before an end date (inbox + email), once per grant and date."""
+    """Remind both parties of an all_data grant's end date (inbox + email) once per grant and
+    end date, from 7 days before it: a run that was missed or failed is caught up the next day,
+    and a grant authorized or renewed with less than 7 days left is reminded too."""
     today = today or clock.today()
-    end = today + dt.timedelta(days=REMINDER_DAYS)
     sent = 0
-    grants = Grant.objects.filter(
-        scope=Scope.ALL_DATA, revoked_at__isnull=True, end_date=end, start_date__lte=end
-    ).select_related("creator__user", "organization")
+    grants = (
+        Grant.objects.filter(
+            scope=Scope.ALL_DATA,
+            is_current=True,
+            revoked_at__isnull=True,
+            end_date__gt=today,
+            end_date__lte=today + dt.timedelta(days=REMINDER_DAYS),
+        )
+        .filter(Q(reminder_sent_for__isnull=True) | ~Q(reminder_sent_for=F("end_date")))
+        .select_related("creator__user", "organization")
+        .order_by("pk")
+    )
     for grant in grants.iterator(chunk_size=1000):
+        end = grant.end_date
         key = f"grant-reminder:{grant.pk}:{end.isoformat()}"
         with transaction.atomic():
             _notify_creator(
@@ -550,5 +566,6 @@ def grant_reminders_send(*, today: dt.date | None = None) -> int:
                 title=gettext_noop("%(creator)s 的数据授权将于 %(end)s 到期"),
                 params={"creator": grant.creator.nickname, "end": end},
             )
+            Grant.objects.filter(pk=grant.pk).update(reminder_sent_for=end)
         sent += 1
     return sent

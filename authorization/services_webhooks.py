@@ -151,8 +151,9 @@ def webhook_send_test(*, membership: Membership, actor) -> WebhookDelivery:
     return delivery
 
 
-def deliveries_create(by_org: dict[int, list[dict]], *, event: str) -> None:
-    """Record and queue one delivery per hooked organization (called after the grant commit)."""
+def deliveries_record(by_org: dict[int, list[dict]], *, event: str) -> list[WebhookDelivery]:
+    """Record one pending delivery per hooked organization, in the caller's transaction (the
+    grant change and its deliveries commit together); ``deliveries_queue`` after the commit."""
     hooks = dict(
         OrganizationWebhook.objects.filter(organization_id__in=by_org, is_active=True).values_list(
             "organization_id", "url"
@@ -167,7 +168,12 @@ def deliveries_create(by_org: dict[int, list[dict]], *, event: str) -> None:
         )
         for org_id in sorted(hooks)
     )
-    for delivery in rows:
+    return rows
+
+
+def deliveries_queue(deliveries: list[WebhookDelivery]) -> None:
+    """Send each recorded delivery to the worker (after the commit that recorded them)."""
+    for delivery in deliveries:
         _queue(delivery, on_commit=False)
 
 

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from django.core import mail
+from django.utils import timezone
 
 from authorization import services, tasks, webhooks
 from authorization.models import Grant, GrantEvent, LiveRoomRequest, OrganizationWebhook, WebhookDelivery
@@ -124,6 +125,25 @@ def test_grant_11_no_webhook_before_commit(creator, shop, webhook_calls):
     assert webhook_calls == []
 
 
+def test_grant_11_the_webhook_of_an_expiry_survives_a_worker_dying_right_after_the_commit(
+    creator, shop, webhook_calls, django_capture_on_commit_callbacks
+):
+    OrganizationWebhook.objects.create(organization=shop, url="http://127.0.0.1:9/hook", secret="k")
+    GrantFactory(creator=creator, organization=shop, start_date=TODAY - days(9), end_date=TODAY - days(1))
+    # the batch commits, then the worker dies before anything queued after the commit runs
+    with django_capture_on_commit_callbacks(execute=False):
+        assert services.grant_expiry_record(today=TODAY) == 1
+    assert webhook_calls == []
+    # the delivery committed with the expiry: the stale sweep sends it later
+    delivery = WebhookDelivery.objects.get(organization=shop)
+    assert delivery.status == WebhookDelivery.Status.PENDING
+    assert delivery.payload["grants"][0]["reason"] == "expired"
+    # and the task redelivered (acks_late) finds the expiry recorded: no second delivery
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.grant_expiry_record(today=TODAY) == 0
+    assert WebhookDelivery.objects.filter(organization=shop).count() == 1
+
+
 class _Hook(http.server.BaseHTTPRequestHandler):
     calls: list = []
 
@@ -182,11 +202,29 @@ def test_grant_10_reminders_7_days_before_to_both_parties(
     GrantFactory(creator=creator, start_date=TODAY, end_date=TODAY + days(8))
     with django_capture_on_commit_callbacks(execute=True):
         assert services.grant_reminders_send(today=TODAY) == 1
-        assert services.grant_reminders_send(today=TODAY) == 1  # counted, but deduplicated
+        assert services.grant_reminders_send(today=TODAY) == 0  # once per grant and end date
     notes = Notification.objects.filter(kind="grant.ending")
     assert {n.user for n in notes} == {creator.user, shop_main.user}  # GRANT-9: not the sub-account
     assert notes.count() == 2 and all(str(g.pk) in n.dedupe_key for n in notes)
     assert sorted(m.to[0] for m in mail.outbox) == sorted([creator.user.email, shop_main.user.email])
+
+
+def test_grant_10_a_reminder_missed_by_a_days_run_is_sent_the_next_day_once(
+    creator, shop, shop_main, django_capture_on_commit_callbacks
+):
+    due = GrantFactory(creator=creator, organization=shop, start_date=TODAY, end_date=TODAY + days(6))
+    short = GrantFactory(creator=creator, start_date=TODAY, end_date=TODAY + days(2))  # authorized late
+    GrantFactory(creator=creator, start_date=TODAY, end_date=TODAY)  # its last day: nothing to remind
+    GrantFactory(creator=creator, start_date=TODAY, end_date=TODAY + days(5), revoked_at=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.grant_reminders_send(today=TODAY) == 2  # the run of TODAY - 1 never happened
+        assert services.grant_reminders_send(today=TODAY + days(1)) == 0
+    reminded = {n.dedupe_key.split(":")[1] for n in Notification.objects.filter(kind="grant.ending")}
+    assert reminded == {str(due.pk), str(short.pk)}
+    # an early renewal gives a new end date, reminded again when it comes near
+    Grant.objects.filter(pk=due.pk).update(end_date=TODAY + days(20))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.grant_reminders_send(today=TODAY + days(13)) == 1
 
 
 def test_grant_3_lapsed_requests_are_recorded_expired(shop):
