@@ -139,8 +139,10 @@ STATE_PARAM = OpenApiParameter("state", str, enum=GrantState.values, description
 
 
 def _creator(request):
+    """The signed-in creator. An organization's Api-Key speaks for its organization only, never
+    for its owner's creator profile (P-3: one person can be both)."""
     creator = getattr(request.user, "creator", None)
-    if creator is None:
+    if creator is None or isinstance(request.auth, ApiKey):
         raise Http404
     return creator
 

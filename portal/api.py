@@ -94,6 +94,9 @@ class NotificationListApi(generics.ListAPIView):
     filter_backends: list = []
 
     def get_queryset(self):
-        return selectors.notification_list_for_user(
-            user=self.request.user, membership=self.request.active_membership
-        )
+        membership = self.request.active_membership
+        if isinstance(self.request.auth, ApiKey):
+            # A key reads its organization's notices, not its owner's personal inbox (the
+            # owner may be main account of other organizations, or a creator).
+            return selectors.notification_list_for_organization(organization_id=membership.organization_id)
+        return selectors.notification_list_for_user(user=self.request.user, membership=membership)

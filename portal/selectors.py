@@ -42,6 +42,13 @@ def notification_list_for_user(*, user, membership: Membership | None) -> QueryS
     return Notification.objects.filter(cond).order_by("-created_at", "-id")
 
 
+def notification_list_for_organization(*, organization_id: int) -> QuerySet[Notification]:
+    """Notices addressed to the organization as a whole (what an Api-Key may read)."""
+    return Notification.objects.filter(user__isnull=True, organization_id=organization_id).order_by(
+        "-created_at", "-id"
+    )
+
+
 def dashboard_roles(*, user, membership: Membership | None) -> list[str]:
     """Which dashboard sections a user sees: developer, creator, shop_main, shop_sub, agency."""
     roles = []

@@ -14,12 +14,24 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from portal.api_auth import key_cache_forget_organization
-from portal.models import Membership
+from portal.api_auth import key_cache_forget_organization, key_cache_mark_revoked
+from portal.models import ApiKey, Membership
 
 
 def _forget_after_commit(organization_id: int) -> None:
     transaction.on_commit(lambda: key_cache_forget_organization(organization_id))
+
+
+@receiver(post_save, sender=ApiKey, dispatch_uid="portal.apikey.saved")
+@receiver(post_delete, sender=ApiKey, dispatch_uid="portal.apikey.deleted")
+def _api_key_changed(sender, instance: ApiKey, **kwargs):
+    """A key revoked, deleted or moved in admin (not through ``api_key_revoke``) is refused or
+    reloaded on the next call too, not after the cache entry's TTL."""
+    prefix, organization_id = instance.prefix, instance.organization_id
+    if instance.revoked_at is not None or kwargs.get("signal") is post_delete:
+        transaction.on_commit(lambda: key_cache_mark_revoked(prefix))
+    else:
+        _forget_after_commit(organization_id)
 
 
 @receiver(post_save, sender=Membership, dispatch_uid="portal.apikey.membership_saved")

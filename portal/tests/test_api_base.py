@@ -104,3 +104,17 @@ def test_schema_generates_without_warnings(tmp_path):
 
     call_command("spectacular", "--fail-on-warn", "--file", str(tmp_path / "schema.yml"))
     assert (tmp_path / "schema.yml").stat().st_size > 1000
+
+
+def test_anonymous_api_calls_are_throttled_but_payment_callbacks_are_not(client, settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    codes = [client.get("/api/v1/billing/discount-policy").status_code for _ in range(61)]
+    assert codes[:60] == [200] * 60 and codes[60] == 429
+    # a provider's burst of callbacks is never throttled (bad signatures are refused as such)
+    callbacks = [
+        client.post("/api/v1/billing/webhooks/sandbox", b"{}", content_type="application/json").status_code
+        for _ in range(61)
+    ]
+    assert 429 not in callbacks

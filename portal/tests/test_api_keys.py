@@ -167,3 +167,80 @@ def test_a_deactivated_main_account_s_key_is_refused_on_the_next_call():
     m.user.save()
 
     assert api.get("/api/v1/portal/me").status_code == 401
+
+
+def test_p_3_a_key_never_acts_as_its_owners_creator_profile():
+    """One person may be a shop's main account and a creator: the shop's key is the shop's."""
+    import datetime as dt
+
+    from authorization.tests.factories import GrantFactory
+    from portal import clock
+    from portal.tests.factories import CreatorFactory, OrganizationFactory
+
+    shop = main_member(kind="shop")
+    creator = CreatorFactory(user=shop.user)
+    today = clock.today()
+    grant = GrantFactory(
+        creator=creator,
+        organization=OrganizationFactory(kind="agency"),
+        start_date=today,
+        end_date=today + dt.timedelta(days=30),
+    )
+    _, raw = api_key_create(membership=shop, name="erp", actor=shop.user)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    assert api.get("/api/v1/authorization/creator/grants").status_code == 404
+    revoke = api.post(
+        f"/api/v1/authorization/creator/grants/{grant.pk}/revoke", {"reason": "x"}, format="json"
+    )
+    assert revoke.status_code == 404
+    grant.refresh_from_db()
+    assert grant.revoked_at is None
+    person = APIClient()
+    person.force_login(shop.user)  # signed in, the person is the creator
+    assert person.get("/api/v1/authorization/creator/grants").status_code == 200
+
+
+def test_a_key_reads_its_organizations_notices_not_its_owners_inbox():
+    from portal.services import notification_send
+
+    shop = main_member(kind="shop")
+    other = MembershipFactory(user=shop.user, role=Membership.Role.MAIN)
+    notification_send(kind="t", title="给店铺的通知", organization=shop.organization)
+    notification_send(kind="t", title="给本人的通知", user=shop.user)
+    notification_send(kind="t", title="另一组织的通知", organization=other.organization)
+    _, raw = api_key_create(membership=shop, name="erp", actor=shop.user)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    titles = [n["title"] for n in api.get("/api/v1/portal/notifications").json()["results"]]
+    assert titles == ["给店铺的通知"]
+
+
+@pytest.mark.parametrize("how", ["revoked", "deleted"])
+def test_a_key_revoked_or_deleted_in_admin_is_refused_on_the_next_call(
+    client, how, django_capture_on_commit_callbacks
+):
+    from django.utils import timezone
+
+    from portal.tests.factories import UserFactory
+
+    shop = main_member()
+    key, raw = api_key_create(membership=shop, name="erp", actor=shop.user)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    assert api.get("/api/v1/portal/me").status_code == 200  # the key is cached now
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    with django_capture_on_commit_callbacks(execute=True):
+        if how == "revoked":
+            now = timezone.localtime()
+            form = {
+                "organization": shop.organization_id,
+                "name": key.name,
+                "revoked_at_0": now.strftime("%Y-%m-%d"),
+                "revoked_at_1": now.strftime("%H:%M:%S"),
+            }
+            resp = client.post(f"/admin/portal/apikey/{key.pk}/change/", form)
+        else:
+            resp = client.post(f"/admin/portal/apikey/{key.pk}/delete/", {"post": "yes"})
+    assert resp.status_code == 302
+    assert api.get("/api/v1/portal/me").status_code == 401
