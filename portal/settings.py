@@ -260,8 +260,12 @@ GIFT_DISPUTE_RESPONSE_HOURS = env.int("GIFT_DISPUTE_RESPONSE_HOURS", default=48)
 # Provider name → PaymentProvider class (billing.payments). More providers come from the
 # environment as name=dotted.path pairs, e.g. PAYMENT_PROVIDERS=alipay=acme_pay.AlipayProvider;
 # PAYMENT_PROVIDER names the one new top-ups use.
+# The sandbox provider's cashier has a "pay" button that credits the wallet with no money
+# moving: on in development and tests, off in production unless PAYMENT_SANDBOX_ENABLED=true
+# (a staging site; settings_production).
+PAYMENT_SANDBOX_ENABLED = env.bool("PAYMENT_SANDBOX_ENABLED", default=True)
 PAYMENT_PROVIDERS = {
-    "sandbox": "billing.payments.sandbox.SandboxProvider",
+    **({"sandbox": "billing.payments.sandbox.SandboxProvider"} if PAYMENT_SANDBOX_ENABLED else {}),
     **env.dict("PAYMENT_PROVIDERS", default={}),
 }
 PAYMENT_PROVIDER = env("PAYMENT_PROVIDER", default="sandbox")

@@ -95,9 +95,16 @@ def check_payment_providers(app_configs=None, **kwargs) -> list[checks.CheckMess
         except ImproperlyConfigured as exc:
             found.append(checks.Error(str(exc), id="billing.E101"))
     if settings.PAYMENT_PROVIDER not in provider_paths():
+        hint = None
+        if settings.PAYMENT_PROVIDER == "sandbox":
+            hint = (
+                "The sandbox provider is off (PAYMENT_SANDBOX_ENABLED): configure a real provider in"
+                " PAYMENT_PROVIDERS and name it in PAYMENT_PROVIDER, or enable the sandbox on a staging site."
+            )
         found.append(
             checks.Error(
                 f"PAYMENT_PROVIDER {settings.PAYMENT_PROVIDER!r} is not a key of PAYMENT_PROVIDERS.",
+                hint=hint,
                 id="billing.E102",
             )
         )

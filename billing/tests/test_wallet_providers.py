@@ -147,3 +147,51 @@ def test_the_settings_key_is_the_providers_name(fakepay, settings):
     assert get_provider("fakepay2").name == "fakepay2"
     assert get_provider().name == "fakepay"
     assert check_payment_providers() == []
+
+
+def test_fee_4_1_production_has_no_sandbox_cashier_unless_a_staging_site_turns_it_on():
+    """The sandbox's "pay" button credits a wallet with no money moving: production settings
+    leave it out, and the deploy check says what to configure instead."""
+    import subprocess
+    import sys
+
+    from django.conf import settings as django_settings
+
+    env = {
+        "DJANGO_SETTINGS_MODULE": "portal.settings_production",
+        "DJANGO_SECRET_KEY": "x" * 60,
+        "BILLING_GATEWAY_TOKEN": "t",
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+        "PATH": "/usr/bin:/bin",
+    }
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "from billing.payments import check_payment_providers as c; "
+        "print(sorted(settings.PAYMENT_PROVIDERS), [e.id for e in c()])"
+    )
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[] ['billing.E102']"
+    staging = {**env, "PAYMENT_SANDBOX_ENABLED": "true", "SANDBOX_WEBHOOK_SECRET": "s"}
+    run = subprocess.run([sys.executable, "-c", code], env=staging, capture_output=True, text=True)
+    assert run.stdout.strip() == "['sandbox'] []", run.stderr
+    # development and tests keep the sandbox
+    assert "sandbox" in django_settings.PAYMENT_PROVIDERS
+
+
+def test_fee_4_1_with_the_sandbox_off_its_cashier_and_callback_are_not_found(client, settings):
+    from billing.services.topup import top_up_create
+    from portal.tests.factories import main_member
+
+    owner = main_member()
+    order = top_up_create(organization_id=owner.organization_id, amount_fen=10_000)
+    settings.PAYMENT_PROVIDERS = {k: v for k, v in settings.PAYMENT_PROVIDERS.items() if k != "sandbox"}
+    client.force_login(owner.user)
+    client.raise_request_exception = False
+    assert (
+        client.post(f"/billing/cashier/sandbox/{order.out_trade_no}/", {"action": "pay"}).status_code == 404
+    )
+    callback = client.post("/api/v1/billing/webhooks/sandbox", b"{}", content_type="application/json")
+    assert callback.status_code == 404
+    order.refresh_from_db()
+    assert order.state == "pending"
