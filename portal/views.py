@@ -1,3 +1,5 @@
+import logging
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -15,6 +17,8 @@ from portal.extensions import collect
 from portal.forms import ApiKeyCreateForm
 from portal.health import health_report
 from portal.middleware import ACTIVE_ORG_SESSION_KEY
+
+log = logging.getLogger(__name__)
 
 
 @login_required
@@ -78,9 +82,15 @@ def set_language(request):
 
 
 def healthz(request):
+    """For load balancers (the status code) and staff (what failed and why). Anyone else learns
+    only which part is down: the reasons name hosts and migrations."""
     healthy, checks = health_report()
     down = [name for name, value in checks.items() if value != "ok"]
-    body = {"status": "ok" if healthy else "fail", "down": down, "checks": checks}
+    body = {"status": "ok" if healthy else "fail", "down": down}
+    if not healthy:
+        log.warning("healthz: %s", {name: checks[name] for name in down})
+    if request.user.is_authenticated and request.user.is_staff:
+        body["checks"] = checks
     return JsonResponse(body, status=200 if healthy else 503)
 
 

@@ -5,6 +5,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.test import override_settings
 
 from portal import health
+from portal.tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -12,7 +13,16 @@ pytestmark = pytest.mark.django_db
 def test_healthz_ok_when_everything_is_up(client):
     resp = client.get("/healthz")
     assert resp.status_code == 200, resp.json()
-    assert resp.json()["checks"] == {"database": "ok", "broker": "ok", "migrations": "ok"}
+    assert resp.json() == {"status": "ok", "down": []}
+
+
+def test_healthz_tells_only_staff_why_a_part_is_down(client):
+    with override_settings(CELERY_BROKER_URL="redis://127.0.0.1:1/0"):
+        anonymous = client.get("/healthz").json()
+        client.force_login(UserFactory(is_staff=True))
+        staff = client.get("/healthz").json()
+    assert anonymous == {"status": "fail", "down": ["broker"]}  # no host, no error text
+    assert staff["checks"]["database"] == "ok" and "127.0.0.1:1" in staff["checks"]["broker"]
 
 
 def test_healthz_names_a_broker_that_is_down(client):
@@ -44,4 +54,5 @@ def test_healthz_names_pending_migrations(client, monkeypatch):
     resp = client.get("/healthz")
     assert resp.status_code == 503
     assert resp.json()["down"] == ["migrations"]
-    assert "unapplied" in resp.json()["checks"]["migrations"]
+    client.force_login(UserFactory(is_staff=True))
+    assert "unapplied" in client.get("/healthz").json()["checks"]["migrations"]
