@@ -1,5 +1,8 @@
 """Writes shared by every app: audit entries, notifications, API keys, active membership."""
 
+import logging
+from smtplib import SMTPException
+
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -15,6 +18,8 @@ from portal.models import (
     Organization,
     notification_text_render,
 )
+
+log = logging.getLogger(__name__)
 
 
 def audit_record(*, actor, action: str, obj, details: dict | None = None) -> AuditEntry:
@@ -81,16 +86,32 @@ def notification_send(
             with translation.override(language):
                 subject = notification_text_render(title, params)
                 text = notification_text_render(body, params)
+            text = f"{text}\n\n{settings.PORTAL_BASE_URL}{url}"
             transaction.on_commit(
-                lambda subject=subject, text=text, recipients=recipients: send_mail(
-                    subject,
-                    f"{text}\n\n{settings.PORTAL_BASE_URL}{url}",
-                    None,
-                    recipients,
-                    fail_silently=True,
+                lambda subject=subject, text=text, recipients=recipients: _email_or_queue(
+                    subject=subject, text=text, recipients=recipients
                 )
             )
     return note
+
+
+def email_send(*, subject: str, text: str, recipients: list[str]) -> int:
+    """Send one email now; raises when the mail server refuses it or cannot be reached."""
+    return send_mail(subject, text, None, recipients, fail_silently=False)
+
+
+def _email_or_queue(*, subject: str, text: str, recipients: list[str]) -> None:
+    """Send at once (after the commit); if the mail server is down, a Celery task retries with
+    back-off, so the email of a notice stored once (dedupe key) is not lost with the outage."""
+    try:
+        email_send(subject=subject, text=text, recipients=recipients)
+    except (SMTPException, OSError) as exc:
+        from portal.tasks import send_email_task
+
+        log.warning(
+            "email %r to %d recipient(s) failed (%s): queued for retry", subject, len(recipients), exc
+        )
+        send_email_task.apply_async(args=[subject, text, recipients], countdown=60)
 
 
 def _emails_by_language(*, user, organization) -> dict[str, list[str]]:

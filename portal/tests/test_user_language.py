@@ -102,3 +102,33 @@ def test_a_language_changed_elsewhere_applies_to_an_open_session_at_once(client)
 def test_an_api_call_without_a_session_loads_no_user_for_the_language(client, django_assert_num_queries):
     with django_assert_num_queries(0):
         assert client.get("/api/schema/", HTTP_ACCEPT="application/json").status_code in (200, 401, 403, 404)
+
+
+def test_an_email_the_mail_server_refuses_is_retried_not_lost(
+    django_capture_on_commit_callbacks, monkeypatch
+):
+    from smtplib import SMTPServerDisconnected
+
+    from portal import services
+    from portal.tasks import send_email_task
+
+    queued = []
+    monkeypatch.setattr(
+        send_email_task, "apply_async", lambda args, countdown: queued.append((args, countdown))
+    )
+    real, calls = services.send_mail, []
+
+    def mail_server_down(*args, **kwargs):
+        calls.append(args)
+        raise SMTPServerDisconnected("connection unexpectedly closed")
+
+    monkeypatch.setattr(services, "send_mail", mail_server_down)
+    user = UserFactory(language="en", email="en@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        notification_send(kind="t", title=NOTICE, params=PARAMS, user=user, email=True, dedupe_key="once")
+    assert len(calls) == 1 and mail.outbox == []
+    [(args, countdown)] = queued
+    assert args[0] == EN and args[2] == ["en@example.com"] and countdown > 0
+    monkeypatch.setattr(services, "send_mail", real)  # the mail server is back: the retry sends it
+    assert send_email_task.apply(args=args).get() == 1
+    assert [(m.to, m.subject) for m in mail.outbox] == [(["en@example.com"], EN)]
