@@ -310,8 +310,9 @@ class GrantEventListApi(ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
+        is_key = isinstance(self.request.auth, ApiKey)  # the organization's, never its owner's creator
         grant = selectors.grant_get_for_user(
-            user=self.request.user,
+            user=None if is_key else self.request.user,
             membership=getattr(self.request, "active_membership", None),
             grant_id=self.kwargs["grant_id"],
         )

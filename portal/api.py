@@ -34,12 +34,13 @@ class MeApi(APIView):
     @extend_schema(responses=MeOut, summary="The signed-in user, memberships and dashboard roles")
     def get(self, request):
         membership = request.active_membership
+        is_key = isinstance(request.auth, ApiKey)  # speaks for the organization, not its owner
         data = {
             "id": request.user.id,
             "username": request.user.username,
             "display_name": request.user.display_name,
-            "is_creator": hasattr(request.user, "creator"),
-            "roles": selectors.dashboard_roles(user=request.user, membership=membership),
+            "is_creator": not is_key and hasattr(request.user, "creator"),
+            "roles": selectors.dashboard_roles(user=None if is_key else request.user, membership=membership),
             "active_membership": membership,
             # A key acts for its own organization only: its owner's other organizations are
             # none of the key-holder's business.

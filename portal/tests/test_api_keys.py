@@ -196,6 +196,9 @@ def test_p_3_a_key_never_acts_as_its_owners_creator_profile():
     assert revoke.status_code == 404
     grant.refresh_from_db()
     assert grant.revoked_at is None
+    assert api.get(f"/api/v1/authorization/grants/{grant.pk}/events").status_code == 404  # history too
+    me = api.get("/api/v1/portal/me").json()
+    assert me["is_creator"] is False and "creator" not in me["roles"]
     person = APIClient()
     person.force_login(shop.user)  # signed in, the person is the creator
     assert person.get("/api/v1/authorization/creator/grants").status_code == 200
