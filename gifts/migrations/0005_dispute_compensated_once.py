@@ -4,6 +4,27 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def refuse_gifts_paid_twice(apps, schema_editor):
+    """GIFT-5.3: before the constraint, a gift on an order could be compensated twice (one
+    dispute of each kind). Such rows would make the unique index fail with a bare IntegrityError;
+    name them instead. Staff decide which payment stands: the money was decided as paid, so
+    nothing here changes it."""
+    GiftDispute = apps.get_model("gifts", "GiftDispute")
+    twice = (
+        GiftDispute.objects.filter(decision="upheld", compensation_fen__gt=0)
+        .values("order_id", "gift_id")
+        .annotate(n=models.Count("id"))
+        .filter(n__gt=1)
+        .order_by("order_id", "gift_id")
+    )
+    pairs = [(row["order_id"], row["gift_id"]) for row in twice[:50]]
+    if pairs:
+        raise RuntimeError(
+            "GIFT-5.3: these (order id, gift id) pairs were compensated more than once; set the"
+            f" compensation of all but one dispute of each pair to 0 (audited), then migrate again: {pairs}"
+        )
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -13,6 +34,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunPython(refuse_gifts_paid_twice, migrations.RunPython.noop),
         migrations.AddConstraint(
             model_name='giftdispute',
             constraint=models.UniqueConstraint(condition=models.Q(('compensation_fen__gt', 0), ('decision', 'upheld')), fields=('order', 'gift'), name='gifts_giftdispute_compensated_once'),

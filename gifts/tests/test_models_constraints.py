@@ -266,6 +266,26 @@ def test_gift_5_3_one_gift_on_one_order_is_compensated_once_in_the_database():
     _dispute(**same, kind="return_gift_lost", **upheld, compensation_fen=0, refund_deduction_fen=8_800)
 
 
+def test_gift_5_3_the_constraints_migration_names_gifts_already_paid_twice_instead_of_failing_bare():
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+
+    migration = importlib.import_module("gifts.migrations.0005_dispute_compensated_once")
+    constraint = next(
+        c for c in GiftDispute._meta.constraints if c.name == "gifts_giftdispute_compensated_once"
+    )
+    upheld = {"state": "decided", "decision": "upheld", "decided_at": T0}
+    paid = _dispute(**upheld, compensation_fen=8_800)
+    migration.refuse_gifts_paid_twice(apps, None)  # one payment: nothing to say
+    with connection.schema_editor() as editor:  # the database as the old code left it
+        editor.remove_constraint(GiftDispute, constraint)
+    _dispute(order=paid.order, gift=paid.gift, kind="not_as_described", **upheld, compensation_fen=8_800)
+    with pytest.raises(RuntimeError, match=rf"GIFT-5\.3.*\({paid.order_id}, {paid.gift_id}\)"):
+        migration.refuse_gifts_paid_twice(apps, None)
+
+
 def test_gift_5_4_only_an_upheld_dispute_deducts_from_the_refund_in_the_database():
     decided = {"kind": "return_gift_lost", "state": "decided", "decided_at": T0}
     refused(lambda: _dispute(**decided, decision="dismissed", refund_deduction_fen=8_800))
