@@ -315,9 +315,6 @@ def settlement_plan_month(
         # exclusive) waits for this plan and then sees its run, or this plan waits for the
         # change and reads it.
         advisory_xact_lock_shared(NS_PRICES, 0)
-        # Usage batches still being written commit first (their rows are staged below); a batch
-        # arriving now waits and then finds the month settled (``usage._ingest_in_transaction``).
-        advisory_xact_lock(NS_USAGE_INGEST, 0)
         run, _ = SettlementRun.objects.get_or_create(
             year=year,
             month=month,
@@ -329,6 +326,11 @@ def settlement_plan_month(
             if not run.chunks.filter(done_at__isnull=True).exists():
                 _restage_refused(run=run, chunk_size=chunk_size)
             return run
+        # A new month's lines: usage batches still being written commit first (their rows are
+        # staged below), and a batch arriving now waits for this commit, then finds the month
+        # settled (``usage._ingest_in_transaction``). Only staging takes this lock: the daily
+        # beat's calls for months already planned never hold up ingest.
+        advisory_xact_lock(NS_USAGE_INGEST, 0)
         with connection.cursor() as cur:
             lines, orgs = _stage_lines(cur, run=run)
         chunks = _add_chunks(run=run, orgs=orgs, chunk_size=chunk_size)

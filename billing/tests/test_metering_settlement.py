@@ -297,6 +297,46 @@ def test_fee_4_2_a_month_planned_while_a_usage_batch_is_written_bills_that_batch
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_fee_4_2_the_daily_beat_on_a_month_already_planned_does_not_wait_for_usage_batches(
+    usage_table_cleanup,
+):
+    api = paid_api(price_fen_per_1000=1000)
+    app = AppFactory()
+    record_usage([(app, api, IN, sh(2026, 3, 2), 1000)])
+    settle()  # March is done
+    writing, finish = threading.Event(), threading.Event()
+
+    def long_batch():  # a batch of April usage still being written
+        try:
+            with transaction.atomic():
+                record_usage([(app, api, IN, sh(2026, 4, 2), 1)])
+                writing.set()
+                finish.wait(30)
+        finally:
+            connection.close()
+
+    batch = threading.Thread(target=long_batch)
+    batch.start()
+    try:
+        assert writing.wait(30)
+        planned = []
+
+        def daily_beat():
+            try:
+                planned.append(settlement.settlement_plan_month(year=2026, month=3))
+            finally:
+                connection.close()
+
+        beat = threading.Thread(target=daily_beat)
+        beat.start()
+        beat.join(10)
+        assert planned and planned[0].status == SettlementRun.Status.DONE, "the beat waited for the batch"
+    finally:
+        finish.set()
+        batch.join(30)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_fee_4_2_two_workers_on_the_same_chunk_settle_it_once(usage_table_cleanup):
     api = paid_api(price_fen_per_1000=1000)
     apps = [AppFactory() for _ in range(4)]
