@@ -2,7 +2,16 @@
 order so two transactions never wait on each other in opposite orders.
 """
 
-from gifts.models import DocumentRequest, Gift, GiftDispute, GiftShipment, Order, Product, Qualification
+from gifts.models import (
+    DocumentRequest,
+    Gift,
+    GiftDispute,
+    GiftShipment,
+    Order,
+    Product,
+    ProductGift,
+    Qualification,
+)
 
 
 def lock_gift(gift_id: int) -> Gift:
@@ -18,6 +27,14 @@ def lock_gifts(gift_ids) -> list[Gift]:
 def lock_product(product_id: int) -> Product:
     # Attaching races the gift's removal; the product is locked first, then the gift.
     return Product.objects.select_for_update().get(pk=product_id)
+
+
+def lock_gift_with_its_products(gift_id: int) -> Gift:
+    """The products a gift is attached to (pk order), then the gift: the order attaching takes
+    (product, then the gift's key), so removing a gift cannot deadlock with an attach."""
+    product_ids = ProductGift.objects.filter(gift_id=gift_id).order_by("product_id").values_list("product_id")
+    list(Product.objects.select_for_update().filter(pk__in=product_ids).order_by("pk").values_list("pk"))
+    return lock_gift(gift_id)
 
 
 def lock_qualification(qualification_id: int) -> Qualification:

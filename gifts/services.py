@@ -505,7 +505,7 @@ def gift_remove(*, gift: Gift, actor, reason: str, rule_id: str = "", now=None) 
     """Staff or a job removes a gift (GIFT-2.7, GIFT-3(3)); it can never be attached again."""
     if not (reason or "").strip():
         raise DomainError("invalid", _("删除必须写明原因"), field="reason")
-    gift = locks.lock_gift(gift.pk)
+    gift = locks.lock_gift_with_its_products(gift.pk)  # its products are detached below
     _move(
         gift,
         to=S.REMOVED,
@@ -534,9 +534,9 @@ def gift_remove(*, gift: Gift, actor, reason: str, rule_id: str = "", now=None) 
 @transaction.atomic
 def gift_withdraw(*, membership, actor, gift: Gift, now=None) -> Gift:
     shop = _require_shop_member(membership, main=True)
-    gift = locks.lock_gift(gift.pk)
-    if gift.shop_id != shop.pk:
+    if not Gift.objects.filter(pk=gift.pk, shop_id=shop.pk).exists():
         raise NotFound()
+    gift = locks.lock_gift_with_its_products(gift.pk)  # its products are detached below
     _move(gift, to=S.REMOVED, allowed=REMOVABLE, actor=actor, kind="withdrawn", reason="商家撤回", now=now)
     _detach_removed_gift(gift, actor=actor, now=now)
     return gift

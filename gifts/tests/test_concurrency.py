@@ -4,6 +4,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from gifts import services
 from gifts.errors import DomainError
@@ -62,3 +63,59 @@ def test_gift_5_order_system_retrying_at_once_opens_one_dispute():
     results = _race(call, call, call)
     assert GiftDispute.objects.count() == 1
     assert sorted(created for _, created in results) == [False, False, True]
+
+
+def test_gift_2_6_removing_a_gift_while_its_product_is_being_edited_neither_deadlocks_nor_fails():
+    """Product first, then the gift, on both sides: the merchant's edit of a product (holding
+    it, then writing an event about the gift) and staff removing that gift (detaching it from the
+    product) queue behind each other instead of deadlocking."""
+    from django.db import transaction
+
+    from gifts import locks
+    from gifts.models import Gift, ProductGift
+
+    owner_gift = approved_gift()
+    product = ProductFactory(shop=owner_gift.shop)
+    ProductGift.objects.create(product=product, gift=owner_gift, attached_by=UserFactory())
+    staff = UserFactory(is_staff=True)
+    holding, errors, pids = threading.Event(), [], set()
+
+    def merchant_edit():
+        try:
+            with transaction.atomic():
+                locks.lock_product(product.pk)
+                holding.set()
+                for _ in range(200):  # until the removal waits on a lock
+                    with connection.cursor() as cur:
+                        cur.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                        if pids & {r[0] for r in cur.fetchall()}:
+                            break
+                    threading.Event().wait(0.02)
+                GiftEvent.objects.create(
+                    shop=owner_gift.shop, product=product, gift=owner_gift, kind="edit", at=timezone.now()
+                )
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def staff_remove():
+        try:
+            holding.wait(10)
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_backend_pid()")
+                pids.add(cur.fetchone()[0])
+            services.gift_remove(gift=owner_gift, actor=staff, reason="抽检不合格", rule_id="GIFT-3")
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=merchant_edit), threading.Thread(target=staff_remove)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert Gift.objects.get(pk=owner_gift.pk).state == "removed"
+    assert not ProductGift.objects.filter(gift=owner_gift).exists()
