@@ -21,7 +21,15 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from billing import errors, locks
-from billing.models import FIRST_BILLABLE, ClosureRequest, DepositEntry, LedgerEntry, SettlementRun, Wallet
+from billing.models import (
+    FIRST_BILLABLE,
+    App,
+    ClosureRequest,
+    DepositEntry,
+    LedgerEntry,
+    SettlementRun,
+    Wallet,
+)
 from billing.services.wallet import wallet_credit_deposit_transfer
 from portal import clock
 from portal.money import format_fen
@@ -226,26 +234,34 @@ def closure_request_create(*, organization_id: int, actor, reason: str = "") -> 
         )
 
 
-_UNSETTLED_USAGE_MONTHS_SQL = """
-SELECT DISTINCT extract(year FROM local)::int, extract(month FROM local)::int
-FROM (
-    SELECT u.hour AT TIME ZONE 'Asia/Shanghai' AS local
-    FROM billing_usage_hourly u JOIN billing_app a ON a.id = u.app_id
-    WHERE a.organization_id = %(org)s AND u.calls > 0 AND u.hour >= %(first)s
-) h
-ORDER BY 1, 2
+_USED_IN_MONTH_SQL = """
+SELECT EXISTS (
+    SELECT 1 FROM billing_usage_hourly
+    WHERE app_id = ANY(%(apps)s) AND calls > 0 AND hour >= %(start)s AND hour < %(end)s
+)
 """
 
 
-def _unsettled_usage_months(organization_id: int) -> list[tuple[int, int]]:
+def _unsettled_usage_months(organization_id: int, *, today: dt.date | None = None) -> list[tuple[int, int]]:
     """Months in which the organization's apps made calls that no finished settlement has
-    charged yet (the current month included: it is charged on the 5th of the next)."""
-    first, _end = clock.month_range(*FIRST_BILLABLE)
-    with connection.cursor() as cur:
-        cur.execute(_UNSETTLED_USAGE_MONTHS_SQL, {"org": organization_id, "first": first})
-        used = [tuple(row) for row in cur.fetchall()]
+    charged yet (the current month included: it is charged on the 5th of the next). Only the
+    months not yet settled are looked at, each in its own usage partition."""
+    apps = list(App.objects.filter(organization_id=organization_id).values_list("pk", flat=True))
+    if not apps:
+        return []
     done = set(SettlementRun.objects.filter(status=SettlementRun.Status.DONE).values_list("year", "month"))
-    return [month for month in used if month not in done]
+    today = today or clock.today()
+    month, last = FIRST_BILLABLE, (today.year, today.month)
+    unsettled = []
+    with connection.cursor() as cur:
+        while month <= last:
+            if month not in done:
+                start, end = clock.month_range(*month)
+                cur.execute(_USED_IN_MONTH_SQL, {"apps": apps, "start": start, "end": end})
+                if cur.fetchone()[0]:
+                    unsettled.append(month)
+            month = (month[0] + month[1] // 12, month[1] % 12 + 1)
+    return unsettled
 
 
 def closure_approve(*, closure_id: int, actor, now: dt.datetime | None = None) -> ClosureRequest:
@@ -253,6 +269,10 @@ def closure_approve(*, closure_id: int, actor, now: dt.datetime | None = None) -
     settlement has yet to charge: its fees could only become arrears once the deposit was
     returned), then the deposit is returned (an entry for the record) and the request closed.
     Audited."""
+    organization_id = ClosureRequest.objects.values_list("organization_id", flat=True).get(pk=closure_id)
+    # Read before the locks (usage is not written under them anyway): top-ups and charges of
+    # this wallet do not wait for it.
+    unsettled = _unsettled_usage_months(organization_id)
     with transaction.atomic():
         closure = ClosureRequest.objects.select_related("organization").get(pk=closure_id)
         wallet = locks.wallet_lock(organization_id=closure.organization_id)
@@ -264,7 +284,6 @@ def closure_approve(*, closure_id: int, actor, now: dt.datetime | None = None) -
             raise errors.BillingError(
                 errors.FEE_6_3, _("FEE-6.3: 欠费期间不能注销账户, 保证金不予退还。"), status=409
             )
-        unsettled = _unsettled_usage_months(closure.organization_id)
         if unsettled:
             raise errors.BillingError(
                 errors.FEE_6_3,
