@@ -902,21 +902,32 @@ def _fulfil_document_requests(*, shop, qualification, request_id, actor, now):
         req = locks.lock_document_request(req_id)
         if req.state != DocumentRequest.State.OPEN:
             continue
-        req.state = DocumentRequest.State.FULFILLED
-        req.fulfilled_by = qualification
-        req.closed_at = now or clock.now()
-        req.save(update_fields=["state", "fulfilled_by", "closed_at"])
-        _event(
-            shop_id=shop.pk,
-            gift_id=req.gift_id,
-            qualification=qualification,
-            kind="document_request_fulfilled",
-            actor=actor,
-            at=now,
-            from_state="open",
-            to_state="fulfilled",
-            rule_id="GIFT-3",
+        _document_request_move(
+            req, to=DocumentRequest.State.FULFILLED, qualification=qualification, actor=actor, now=now
         )
+
+
+def _document_request_move(req: DocumentRequest, *, to: str, qualification: Qualification, actor, now):
+    """A locked demand for documents becomes fulfilled by ``qualification``, or open again after
+    that document was rejected; the change is kept as an event of the gift (GIFT-3)."""
+    fulfilled = to == DocumentRequest.State.FULFILLED
+    old = req.state
+    req.state = to
+    req.fulfilled_by = qualification if fulfilled else None
+    req.closed_at = (now or clock.now()) if fulfilled else None
+    req.save(update_fields=["state", "fulfilled_by", "closed_at"])
+    _event(
+        shop_id=qualification.shop_id,
+        gift_id=req.gift_id,
+        qualification=qualification,
+        kind="document_request_fulfilled" if fulfilled else "document_request_reopened",
+        actor=actor,
+        at=now,
+        from_state=old,
+        to_state=to,
+        rule_id="GIFT-3",
+        details={} if fulfilled else {"deadline_at": req.deadline_at.isoformat()},
+    )
 
 
 @transaction.atomic
@@ -1028,21 +1039,8 @@ def _reopen_document_requests(*, qualification: Qualification, actor, now=None) 
             continue
         if DocumentRequest.objects.filter(gift_id=req.gift_id, state=DocumentRequest.State.OPEN).exists():
             continue  # staff have demanded documents for this gift again: that demand governs
-        req.state = DocumentRequest.State.OPEN
-        req.fulfilled_by = None
-        req.closed_at = None
-        req.save(update_fields=["state", "fulfilled_by", "closed_at"])
-        _event(
-            shop_id=qualification.shop_id,
-            gift_id=req.gift_id,
-            qualification=qualification,
-            kind="document_request_reopened",
-            actor=actor,
-            at=now,
-            from_state="fulfilled",
-            to_state="open",
-            rule_id="GIFT-3",
-            details={"deadline_at": req.deadline_at.isoformat()},
+        _document_request_move(
+            req, to=DocumentRequest.State.OPEN, qualification=qualification, actor=actor, now=now
         )
         _notify_shop(
             qualification.shop_id,
