@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import ValidationError
@@ -59,8 +60,26 @@ class MembershipFormSet(BaseInlineFormSet):
             raise ValidationError(_("P-2: 一个组织只能有一个主账号。"), code="P-2")
 
 
+class MembershipInlineForm(forms.ModelForm):
+    ONE_MAIN = "portal_membership_one_main_per_org"
+
+    def validate_constraints(self):
+        """Every constraint but P-2's one main account, which the formset checks across its rows:
+        a handover demotes one row and promotes another in one save, and row by row against the
+        database the promotion would clash with the main account it replaces."""
+        exclude = self._get_validation_exclusions()
+        for constraint in self.instance._meta.constraints:
+            if constraint.name == self.ONE_MAIN:
+                continue
+            try:
+                constraint.validate(type(self.instance), self.instance, exclude=exclude)
+            except ValidationError as exc:
+                self._update_errors(exc)
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
+    form = MembershipInlineForm
     formset = MembershipFormSet
     extra = 0
     autocomplete_fields = ("user",)
@@ -73,6 +92,18 @@ class OrganizationAdmin(AuditedModelAdmin):
     search_fields = ("name",)
     inlines = [MembershipInline]
     show_full_result_count = False
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Membership:
+            return super().save_formset(request, form, formset, change)
+        # A handover in one save: the old main account steps down before the new one steps up
+        # (the database allows one main account at every statement, P-2).
+        memberships = formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            obj.delete()
+        for membership in sorted(memberships, key=lambda m: m.role == Membership.Role.MAIN):
+            membership.save()
+        formset.save_m2m()
 
 
 @admin.register(Membership)

@@ -130,3 +130,34 @@ def test_p_2_two_main_accounts_added_in_one_admin_save_are_a_form_error_not_a_50
     assert resp.status_code == 200, resp.status_code
     assert "P-2" in resp.content.decode()
     assert not org.memberships.exists()
+
+
+def test_p_2_staff_hand_the_main_account_over_in_one_admin_save(client):
+    admin_user = UserFactory(is_staff=True, is_superuser=True)
+    org = OrganizationFactory()
+    old_main = MembershipFactory(organization=org, role="main")
+    new_main = MembershipFactory(organization=org, role="sub")
+    client.force_login(admin_user)
+    form = {
+        "name": org.name,
+        "kind": org.kind,
+        "contact_email": "",
+        "memberships-TOTAL_FORMS": "2",
+        "memberships-INITIAL_FORMS": "2",
+        "memberships-MIN_NUM_FORMS": "0",
+        "memberships-MAX_NUM_FORMS": "1000",
+    }
+    # the promotion comes first in the form: the save must still demote before it promotes
+    for i, (m, role) in enumerate([(new_main, "main"), (old_main, "sub")]):
+        form.update(
+            {
+                f"memberships-{i}-id": m.pk,
+                f"memberships-{i}-organization": org.pk,
+                f"memberships-{i}-user": m.user_id,
+                f"memberships-{i}-role": role,
+            }
+        )
+    resp = client.post(f"/admin/portal/organization/{org.pk}/change/", form)
+    assert resp.status_code == 302, resp.content.decode()[:2000]
+    roles = dict(org.memberships.values_list("pk", "role"))
+    assert roles == {new_main.pk: "main", old_main.pk: "sub"}
