@@ -226,6 +226,11 @@ class ShippedIn(serializers.Serializer):
     late_cause = serializers.ChoiceField(choices=GiftShipment.LateCause.choices, required=False, default="")
 
 
+class AgreedShipByIn(serializers.Serializer):
+    agreed_ship_by_at = serializers.DateTimeField()
+    note = serializers.CharField(max_length=300, help_text="what the merchant and the consumer agreed")
+
+
 class ShippedOut(serializers.Serializer):
     shipment = ShipmentOut()
     violation_id = serializers.IntegerField(allow_null=True)
@@ -435,18 +440,39 @@ class OrderUpsertApi(APIView):
         )
 
 
+def _shipment_for(request, shipment_id: int) -> GiftShipment:
+    shop = _order_system_shop(request, perm="gifts.change_giftshipment")
+    qs = GiftShipment.objects.select_related("order")
+    if shop is not None:
+        qs = qs.filter(order__shop=shop)
+    shipment = qs.filter(pk=shipment_id).first()
+    if shipment is None:
+        raise NotFound()
+    return shipment
+
+
+class ShipmentAgreedShipByApi(APIView):
+    @extend_schema(
+        request=AgreedShipByIn,
+        responses=ShipmentOut,
+        summary="Order system: a shipping time agreed with the consumer before the due time (GIFT-4.2)",
+    )
+    def post(self, request, shipment_id):
+        shipment = _shipment_for(request, shipment_id)
+        data = AgreedShipByIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        shipment = services.gift_shipment_agree_ship_by(
+            shipment=shipment, actor=request.user, **data.validated_data
+        )
+        return Response(ShipmentOut(shipment).data)
+
+
 class ShipmentShippedApi(APIView):
     @extend_schema(
         request=ShippedIn, responses=ShippedOut, summary="Order system: a gift shipped (GIFT-4.2 judged)"
     )
     def post(self, request, shipment_id):
-        shop = _order_system_shop(request, perm="gifts.change_giftshipment")
-        qs = GiftShipment.objects.select_related("order")
-        if shop is not None:
-            qs = qs.filter(order__shop=shop)
-        shipment = qs.filter(pk=shipment_id).first()
-        if shipment is None:
-            raise NotFound()
+        shipment = _shipment_for(request, shipment_id)
         data = ShippedIn(data=request.data)
         data.is_valid(raise_exception=True)
         shipment, outcome = services.gift_shipment_mark_shipped(

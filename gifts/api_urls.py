@@ -16,4 +16,9 @@ urlpatterns = [
     path("disputes/<int:dispute_id>", api.DisputeDetailApi.as_view(), name="dispute"),
     path("orders", api.OrderUpsertApi.as_view(), name="orders"),
     path("shipments/<int:shipment_id>/shipped", api.ShipmentShippedApi.as_view(), name="shipment-shipped"),
+    path(
+        "shipments/<int:shipment_id>/agreed-ship-by",
+        api.ShipmentAgreedShipByApi.as_view(),
+        name="shipment-agreed-ship-by",
+    ),
 ]

@@ -915,6 +915,8 @@ class GiftEvent(models.Model):
         "documents_requested": pgettext_lazy("gift event", "要求提供资质"),
         "document_request_fulfilled": pgettext_lazy("gift event", "已提供资质"),
         "document_request_expired": pgettext_lazy("gift event", "资质提供超时"),
+        "document_request_reopened": pgettext_lazy("gift event", "资质被驳回, 重新要求提供"),
+        "shipment_ship_by_agreed": pgettext_lazy("gift event", "约定发货时间"),
         "gift_shipped": pgettext_lazy("gift event", "赠品发货"),
         "spot_checked": pgettext_lazy("gift event", "抽检"),
         "dispute_opened": pgettext_lazy("gift event", "发起争议"),

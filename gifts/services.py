@@ -1315,6 +1315,43 @@ def gift_shipment_mark_shipped(
     return shipment, outcome
 
 
+@transaction.atomic
+def gift_shipment_agree_ship_by(
+    *, shipment: GiftShipment, agreed_ship_by_at: dt.datetime, note: str, actor=None, now=None
+) -> GiftShipment:
+    """GIFT-4.2 "unless agreed otherwise": the merchant and the consumer agreed another shipping
+    time for this gift (the order system records it). Only while the promise still stands: an
+    agreement written after the due time passed would excuse a breach after the fact."""
+    now = now or clock.now()
+    if not (note or "").strip():
+        raise DomainError("invalid", _("请写明与消费者约定的内容"), field="note")
+    shipment = locks.lock_shipment(shipment.pk)
+    if shipment.shipped_at is not None:
+        raise Conflict("GIFT-4.2", _("该赠品已登记发货"), field="shipment")
+    if shipment.judged_at is not None or now > shipment.due_by_at:
+        raise GiftRuleError("GIFT-4.2", _("发货时限已过, 不能再约定新的发货时间"), field="agreed_ship_by_at")
+    if agreed_ship_by_at <= now:
+        raise DomainError("invalid", _("约定的发货时间须晚于当前时间"), field="agreed_ship_by_at")
+    old = shipment.due_by_at
+    shipment.agreed_ship_by_at = agreed_ship_by_at
+    shipment.save(update_fields=["agreed_ship_by_at"])
+    _event(
+        shop_id=shipment.order.shop_id,
+        gift_id=shipment.gift_id,
+        kind="shipment_ship_by_agreed",
+        actor=actor,
+        at=now,
+        rule_id="GIFT-4.2",
+        details={
+            "order_no": shipment.order.order_no,
+            "from": old.isoformat(),
+            "to": agreed_ship_by_at.isoformat(),
+            "note": note.strip()[:300],
+        },
+    )
+    return shipment
+
+
 def gift_shipment_overdue_run(*, now: dt.datetime | None = None) -> int:
     """GIFT-2.6/4.2: a gift not shipped by its due time is judged once (违背承诺)."""
     now = now or clock.now()

@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from gifts.models import Gift, GiftDispute, GiftShipment, Order, Violation
+from gifts.models import Gift, GiftDispute, GiftEvent, GiftShipment, Order, Violation
 from gifts.tests.factories import (
     CategoryFactory,
     GiftFactory,
@@ -254,6 +254,49 @@ def test_gift_4_2_order_and_late_shipment_through_the_api(owner):
         == 404
     )
     assert GiftShipment.objects.get().tracking_no == "SF1"
+
+
+def test_gift_4_2_a_shipping_time_agreed_with_the_consumer_is_honoured_but_only_before_the_due_time(owner):
+    import datetime as dt
+
+    from gifts import services
+    from portal import clock
+
+    gift = approved_gift(shop=owner.organization)
+    product = ProductFactory(shop=owner.organization, promised_ship_hours=24)
+    paid = clock.now() - dt.timedelta(hours=2)  # due in 22 hours
+    api = keyed(owner)
+    order = api.post(
+        "/api/v1/gifts/orders",
+        {
+            "order_no": "AG1",
+            "product_id": product.pk,
+            "paid_amount_fen": 9900,
+            "paid_at": paid.isoformat(),
+            "gifts": [{"gift_id": gift.pk}],
+        },
+        format="json",
+    ).json()
+    url = f"/api/v1/gifts/shipments/{order['shipments'][0]['id']}/agreed-ship-by"
+    agreed = paid + dt.timedelta(days=5)
+    body = {"agreed_ship_by_at": agreed.isoformat(), "note": "消费者同意赠品随第二批到货一起发"}
+    # another shop's key does not find it; a note is required
+    assert keyed(main_member()).post(url, body, format="json").status_code == 404
+    missing_note = api.post(url, {**body, "note": " "}, format="json")
+    assert missing_note.status_code == 400 and missing_note.json()["field"] == "note"
+    resp = api.post(url, body, format="json")
+    assert resp.status_code == 200, resp.content
+    assert dt.datetime.fromisoformat(resp.json()["due_by_at"]) == agreed
+    # the hourly job does not judge it at the old due time, only after the agreed one
+    assert services.gift_shipment_overdue_run(now=paid + dt.timedelta(hours=30)) == 0
+    assert services.gift_shipment_overdue_run(now=agreed + dt.timedelta(minutes=1)) == 1
+    # an agreement written after the due time passed would excuse a breach after the fact
+    late = api.post(
+        url, {**body, "agreed_ship_by_at": (agreed + dt.timedelta(days=5)).isoformat()}, format="json"
+    )
+    assert late.status_code in (400, 409) and late.json()["code"] == "GIFT-4.2"
+    event = GiftEvent.objects.get(kind="shipment_ship_by_agreed")
+    assert event.rule_id == "GIFT-4.2" and "第二批" in event.details["note"]
 
 
 def test_violation_list_is_scoped_and_constant_in_queries(owner):

@@ -301,3 +301,22 @@ def test_gift_events_are_append_only_and_have_a_subject():
         GiftEvent.objects.filter(pk=e.pk).update(kind="y")
     with pytest.raises(Exception), transaction.atomic():
         GiftEvent.objects.filter(pk=e.pk).delete()
+
+
+def test_every_kind_of_gift_event_the_services_write_has_a_label():
+    """The shop's event log shows labels; a kind the services write without one shows as code."""
+    import ast
+    from pathlib import Path
+
+    import gifts.services
+
+    tree = ast.parse(Path(gifts.services.__file__).read_text(encoding="utf-8"))
+    written = {
+        kw.value.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("_event", "_move")
+        for kw in node.keywords
+        if kw.arg == "kind" and isinstance(kw.value, ast.Constant)
+    }
+    assert {"gift_detached", "shipment_ship_by_agreed"} <= written  # the walk finds the calls
+    assert sorted(written - set(GiftEvent.KIND_LABELS)) == []
