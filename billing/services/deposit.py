@@ -22,14 +22,13 @@ from django.utils.translation import gettext_noop
 
 from billing import errors, locks
 from billing.models import (
-    FIRST_BILLABLE,
     App,
     ClosureRequest,
     DepositEntry,
     LedgerEntry,
-    SettlementRun,
     Wallet,
 )
+from billing.services.settlement import settlement_months_not_done
 from billing.services.wallet import wallet_credit_deposit_transfer
 from portal import clock
 from portal.money import format_fen
@@ -249,18 +248,14 @@ def _unsettled_usage_months(organization_id: int, *, today: dt.date | None = Non
     apps = list(App.objects.filter(organization_id=organization_id).values_list("pk", flat=True))
     if not apps:
         return []
-    done = set(SettlementRun.objects.filter(status=SettlementRun.Status.DONE).values_list("year", "month"))
     today = today or clock.today()
-    month, last = FIRST_BILLABLE, (today.year, today.month)
     unsettled = []
     with connection.cursor() as cur:
-        while month <= last:
-            if month not in done:
-                start, end = clock.month_range(*month)
-                cur.execute(_USED_IN_MONTH_SQL, {"apps": apps, "start": start, "end": end})
-                if cur.fetchone()[0]:
-                    unsettled.append(month)
-            month = (month[0] + month[1] // 12, month[1] % 12 + 1)
+        for month in settlement_months_not_done(through=(today.year, today.month)):
+            start, end = clock.month_range(*month)
+            cur.execute(_USED_IN_MONTH_SQL, {"apps": apps, "start": start, "end": end})
+            if cur.fetchone()[0]:
+                unsettled.append(month)
     return unsettled
 
 

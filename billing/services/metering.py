@@ -388,8 +388,8 @@ def _discount_in_settled_months(
     """What a discount means to each settled month it touches: (app, rate, first, last day)."""
     out = {}
     for y, m in _settled_months():
-        first = dt.date(y, m, 1)
-        last = dt.date(y + (m == 12), m % 12 + 1, 1) - dt.timedelta(days=1)
+        start, end = clock.month_range(y, m)
+        first, last = start.date(), end.date() - dt.timedelta(days=1)
         lo, hi = max(valid_from, first), min(valid_to, last)
         if lo <= hi:
             out[(y, m)] = (app_id, Decimal(rate) if rate is not None else None, lo, hi)

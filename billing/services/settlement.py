@@ -508,9 +508,14 @@ def settlement_due_months(*, today: dt.date | None = None) -> list[tuple[int, in
     last = clock.previous_month(today)
     if today.day < SETTLEMENT_DAY:
         last = clock.previous_month(dt.date(*last, 1))
+    return settlement_months_not_done(through=last)
+
+
+def settlement_months_not_done(*, through: tuple[int, int]) -> list[tuple[int, int]]:
+    """Every month from 2023-03 through ``through`` without a finished settlement, in order."""
     done = set(SettlementRun.objects.filter(status=SettlementRun.Status.DONE).values_list("year", "month"))
     months, (y, m) = [], FIRST_BILLABLE
-    while (y, m) <= last:
+    while (y, m) <= through:
         if (y, m) not in done:
             months.append((y, m))
         y, m = (y + 1, 1) if m == 12 else (y, m + 1)
