@@ -2,7 +2,8 @@
 
 Every write goes through ``billing.services`` (which audit and drop the gate's cache), so an
 admin edit is seen by the gate on its next call. Settlement runs and bills are read-only:
-staff start or re-check a month (Celery tasks) and watch the progress bar.
+staff start or re-check a month (Celery tasks) and watch the progress bar; a failed chunk
+(FEE-4.2: out of attempts) is shown on its run and reset from the chunk list.
 """
 
 import datetime as dt
@@ -11,9 +12,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Count, Q
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import (
@@ -26,6 +31,7 @@ from billing.models import (
     BillLine,
     Discount,
     OutOfCloudPermission,
+    SettlementChunk,
     SettlementRun,
     UsageBatch,
 )
@@ -407,6 +413,19 @@ class BillAdmin(admin.ModelAdmin):
         return False
 
 
+def _may_run_settlement(request) -> bool:
+    """P-4: starting, continuing or re-checking a month, or resetting a failed chunk of it,
+    charges wallets (or writes its result), so it takes the permissions to add and change
+    settlement runs; viewing runs and bills is not enough."""
+    return request.user.has_perm("billing.add_settlementrun") and request.user.has_perm(
+        "billing.change_settlementrun"
+    )
+
+
+def _failed_chunks_url(run_id: int) -> str:
+    return reverse("admin:billing_settlementchunk_changelist") + f"?run__id__exact={run_id}&state=failed"
+
+
 class RunMonthForm(forms.Form):
     year = forms.IntegerField(label=_("年"), min_value=2023, max_value=2100)
     month = forms.IntegerField(label=_("月"), min_value=1, max_value=12)
@@ -419,6 +438,7 @@ class SettlementRunAdmin(admin.ModelAdmin):
     list_display = [
         "period",
         "status",
+        "failed_chunks_link",
         "progress",
         "orgs",
         "lines_total",
@@ -431,6 +451,7 @@ class SettlementRunAdmin(admin.ModelAdmin):
         "year",
         "month",
         "status",
+        "failed_chunks_detail",
         "progress",
         "orgs_done",
         "orgs_total",
@@ -449,6 +470,61 @@ class SettlementRunAdmin(admin.ModelAdmin):
     @admin.display(description=_("账期"), ordering="year")
     def period(self, obj):
         return f"{obj.year}-{obj.month:02d}"
+
+    def get_queryset(self, request):
+        # The failed chunks of every run on the page, in the list's one query.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(failed_chunks=Count("chunks", filter=Q(chunks__failed_at__isnull=False)))
+        )
+
+    @admin.display(description=_("失败分片"), ordering="failed_chunks")
+    def failed_chunks_link(self, obj):
+        """FEE-4.2: chunks out of attempts are not worked again until staff reset them."""
+        if not obj.failed_chunks:
+            return "—"
+        return format_html(
+            '<a href="{}" data-testid="failed-chunks"><strong>{}</strong></a>',
+            _failed_chunks_url(obj.pk),
+            gettext("%(n)s 个分片失败, 需要处理") % {"n": obj.failed_chunks},
+        )
+
+    @admin.display(description=_("失败分片"))
+    def failed_chunks_detail(self, obj):
+        chunks = list(obj.chunks.filter(failed_at__isnull=False).order_by("index"))
+        if not chunks:
+            return "—"
+        rows = format_html_join(
+            "",
+            "<tr><td>#{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    c.index,
+                    len(c.organization_ids),
+                    c.attempts,
+                    date_format(timezone.localtime(c.failed_at), "DATETIME_FORMAT"),
+                    c.failure_reason,
+                )
+                for c in chunks
+            ),
+        )
+        return format_html(
+            '<p class="errornote">{}</p><table data-testid="failed-chunks"><thead><tr><th>{}</th><th>{}</th>'
+            "<th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>"
+            '<p><a href="{}">{}</a></p>',
+            gettext(
+                "FEE-4.2: 以下分片多次尝试仍未完成, 已停止重试; 排查原因后在分片列表中重置即可重新结算。"
+            ),
+            gettext("序号"),
+            gettext("组织数"),
+            gettext("尝试次数"),
+            gettext("失败时间"),
+            gettext("原因"),
+            rows,
+            _failed_chunks_url(obj.pk),
+            gettext("前往分片列表重置"),
+        )
 
     @admin.display(description=_("进度"))
     def progress(self, obj):
@@ -492,18 +568,22 @@ class SettlementRunAdmin(admin.ModelAdmin):
         ]
 
     def _may_run(self, request) -> bool:
-        """P-4: starting, continuing or re-checking a month charges wallets (or writes its
-        result), so it takes the permissions to add and change settlement runs; viewing runs
-        and bills is not enough."""
-        return request.user.has_perm("billing.add_settlementrun") and request.user.has_perm(
-            "billing.change_settlementrun"
-        )
+        return _may_run_settlement(request)
 
     def has_run_permission(self, request) -> bool:
         return self._may_run(request)
 
     def changelist_view(self, request, extra_context=None):
-        return super().changelist_view(request, {**(extra_context or {}), "may_run": self._may_run(request)})
+        failed = SettlementChunk.objects.filter(failed_at__isnull=False).count()
+        return super().changelist_view(
+            request,
+            {
+                **(extra_context or {}),
+                "may_run": self._may_run(request),
+                "failed_chunks": failed,
+                "failed_chunks_url": reverse("admin:billing_settlementchunk_changelist") + "?state=failed",
+            },
+        )
 
     def run_month_view(self, request):
         """Staff start (or continue) or re-check a month; the work runs in Celery tasks."""
@@ -562,3 +642,104 @@ class SettlementRunAdmin(admin.ModelAdmin):
             raise PermissionDenied
         for run in queryset:
             self._enqueue(request, run.year, run.month, "recheck")
+
+
+class ChunkStateFilter(admin.SimpleListFilter):
+    title = _("状态")
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("open", _("待结算")), ("done", _("已完成")), ("failed", _("失败"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "open":
+            return queryset.filter(done_at__isnull=True, failed_at__isnull=True)
+        if self.value() == "done":
+            return queryset.filter(done_at__isnull=False)
+        if self.value() == "failed":
+            return queryset.filter(failed_at__isnull=False)
+        return queryset
+
+
+@admin.register(SettlementChunk)
+class SettlementChunkAdmin(admin.ModelAdmin):
+    """A month's chunks with their attempts (FEE-4.2). Read-only; a failed chunk (out of
+    attempts: its worker kept dying, or it kept raising) is reset by the action below, which
+    takes the permission to run settlement and is audited (``settlement_chunk_reset``)."""
+
+    list_display = [
+        "__str__",
+        "state",
+        "orgs",
+        "attempts",
+        "last_attempt_at",
+        "done_at",
+        "failed_at",
+        "reason",
+    ]
+    list_filter = [ChunkStateFilter, "run"]
+    list_select_related = ["run"]
+    ordering = ["-run__year", "-run__month", "index"]
+    readonly_fields = [
+        "run",
+        "index",
+        "state",
+        "orgs",
+        "attempts",
+        "last_attempt_at",
+        "done_at",
+        "failed_at",
+        "reason",
+        "organization_ids",
+    ]
+    fields = readonly_fields
+    actions = ["reset_chunks"]
+
+    @admin.display(description=_("状态"))
+    def state(self, obj):
+        if obj.done_at is not None:
+            return gettext("已完成")
+        if obj.failed_at is not None:
+            return format_html("<strong>{}</strong>", gettext("失败"))
+        return gettext("待结算")
+
+    @admin.display(description=_("组织数"))
+    def orgs(self, obj):
+        return len(obj.organization_ids)
+
+    @admin.display(description=_("原因"))
+    def reason(self, obj):
+        if obj.failed_at is not None:
+            return obj.failure_reason
+        return obj.last_error or "—"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_run_permission(self, request) -> bool:
+        return _may_run_settlement(request)
+
+    @admin.action(description=_("重置所选失败分片并重新结算"), permissions=["run"])
+    def reset_chunks(self, request, queryset):
+        from billing.services.settlement import settlement_chunk_reset
+
+        if not _may_run_settlement(request):
+            raise PermissionDenied
+        reset = []
+        for chunk in queryset.order_by("pk"):
+            try:
+                settlement_chunk_reset(chunk_id=chunk.pk, actor=request.user)
+            except DomainError as exc:
+                messages.error(request, f"{exc.code}: {exc.message}")
+            else:
+                reset.append(str(chunk))
+        if reset:
+            messages.success(
+                request, gettext("已重置并重新提交结算: %(chunks)s") % {"chunks": ", ".join(reset)}
+            )

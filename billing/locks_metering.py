@@ -54,3 +54,12 @@ def lock_app(app_id: int):
     from billing.models import App
 
     return App.objects.select_for_update().get(pk=app_id)
+
+
+def lock_settlement_run(run_id: int):
+    """The run's row, for a chunk that fails or is reset: the status it then sets depends on
+    every other chunk of the run, and the last chunk to finish holds this row too (its progress
+    update), so whichever of them commits second sees the other."""
+    from billing.models import SettlementRun
+
+    return SettlementRun.objects.select_for_update().get(pk=run_id)

@@ -15,14 +15,16 @@ from portal import clock
     time_limit=30 * 60,
     soft_time_limit=25 * 60,
     # A database restart or a dropped connection: the chunk rolled back, try again shortly.
-    # Anything else is left to the daily beat, which re-sends every unfinished chunk.
+    # Anything else is left to the daily beat, which re-sends every unfinished chunk. Each run
+    # of the task (retry, redelivery after a lost worker, beat) is one of the chunk's attempts:
+    # past BILLING_SETTLEMENT_CHUNK_MAX_ATTEMPTS the chunk is failed and the task does nothing.
     autoretry_for=(OperationalError, InterfaceError),
     retry_backoff=30,
     retry_backoff_max=15 * 60,
     max_retries=6,
 )
 def settle_chunk_task(chunk_id: int) -> int:
-    """One chunk of organizations of a month (idempotent: a done chunk is skipped)."""
+    """One chunk of organizations of a month (idempotent: a done or failed chunk is skipped)."""
     return settlement.settlement_settle_chunk(chunk_id=chunk_id)
 
 

@@ -252,6 +252,9 @@ PDF_CJK_FONT_FILE = env("PDF_CJK_FONT_FILE", default="")
 # Concurrent "paid" callbacks in one process share one statement and commit
 # (billing.services.credit_group); off: each callback is written on its own.
 BILLING_TOPUP_GROUP_COMMIT = env.bool("BILLING_TOPUP_GROUP_COMMIT", default=True)
+# FEE-4.2: attempts a settlement chunk gets (each counted before its work starts, so a worker
+# that dies on it counts too) before it is marked failed for staff to look at and reset.
+BILLING_SETTLEMENT_CHUNK_MAX_ATTEMPTS = env.int("BILLING_SETTLEMENT_CHUNK_MAX_ATTEMPTS", default=5)
 
 # --- Gifts: the merchant's time to answer a gift dispute (GIFT-5) ---------------------------------
 GIFT_DISPUTE_RESPONSE_HOURS = env.int("GIFT_DISPUTE_RESPONSE_HOURS", default=48)

@@ -23,6 +23,8 @@ Design:
   tasks turn staged lines into ``Bill`` / ``BillApp`` / ``BillLine`` and charge the wallet in
   the same transaction. ``Bill`` is unique per (organization, year, month) and months before
   2023-03 are refused by a check constraint, so no retry or race can bill twice or too early.
+  A chunk counts its attempts and is failed after too many (a worker that dies on it every
+  time), for staff to reset.
 """
 
 import datetime as dt
@@ -35,8 +37,8 @@ from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import ArrayField, DateRangeField, RangeOperators
 from django.db import models
 from django.db.models import Func, Q
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
 FIRST_BILLABLE = (2023, 3)  # FEE-4.2: months before 2023-03 are never charged
 
@@ -363,16 +365,35 @@ class SettlementChunk(models.Model):
     index = models.PositiveIntegerField(_("序号"))
     organization_ids = ArrayField(models.BigIntegerField(), verbose_name=_("组织 ID 列表"))
     done_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
+    # Attempts are counted in their own committed transaction before the chunk's work starts,
+    # so an attempt whose worker died (out of memory, a segfault) still counts; at the limit
+    # (``BILLING_SETTLEMENT_CHUNK_MAX_ATTEMPTS``) the chunk is failed and left for staff.
+    attempts = models.PositiveIntegerField(_("尝试次数"), default=0, db_default=0)
+    last_attempt_at = models.DateTimeField(_("最近尝试时间"), null=True, blank=True)
+    # The exception that ended the last attempt; empty when it ended without one (its worker died).
+    last_error = models.TextField(_("最近错误"), blank=True, default="", db_default="")
+    failed_at = models.DateTimeField(_("失败时间"), null=True, blank=True)
 
     class Meta:
         verbose_name = pgettext_lazy("singular", "结算分片")
         verbose_name_plural = _("结算分片")
         constraints = [
-            models.UniqueConstraint(name="billing_settlementchunk_unique", fields=["run", "index"])
+            models.UniqueConstraint(name="billing_settlementchunk_unique", fields=["run", "index"]),
+            models.CheckConstraint(
+                name="billing_settlementchunk_done_or_failed",
+                condition=Q(done_at__isnull=True) | Q(failed_at__isnull=True),
+            ),
         ]
 
     def __str__(self):
         return f"{self.run} #{self.index}"
+
+    @property
+    def failure_reason(self) -> str:
+        """Why the chunk failed, for admin: the last attempt's error, or that its worker died."""
+        if self.last_error:
+            return self.last_error
+        return gettext("FEE-4.2: 工作进程在处理该分片时退出 (内存不足、崩溃或超时), 未留下错误信息。")
 
 
 class SettlementLine(models.Model):

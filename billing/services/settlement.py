@@ -13,7 +13,9 @@ Exactly once per (organization, month), whatever crashes, retries or races happe
    organizations at once through Billing I's ``wallet_charge_for_month_batch`` in the same
    transaction. A crash rolls the whole chunk back; a rerun settles it.
    ``billing_bill_one_per_org_month`` and the ledger's one-charge-per-month constraint are
-   the backstops.
+   the backstops. Each attempt at a chunk is counted before its work starts; a chunk that
+   used up ``BILLING_SETTLEMENT_CHUNK_MAX_ATTEMPTS`` (its worker keeps dying, or it keeps
+   raising) is failed and waits for staff to reset it, and its month ends FAILED.
 4. An organization with a paid API used on a day without a price in force is refused, not
    billed at 0 (FEE-4.2): the error names the API and days on the run's ``last_error``, the
    other organizations settle, and the run ends FAILED. The next run (beat catch-up or admin)
@@ -29,7 +31,8 @@ recomputed.
 import datetime as dt
 import logging
 
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Exists, F, OuterRef, TextField, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -43,12 +46,13 @@ from billing.locks_metering import (
     advisory_session_try_lock,
     advisory_xact_lock,
     advisory_xact_lock_shared,
+    lock_settlement_run,
     month_key,
 )
 from billing.models import FIRST_BILLABLE, Bill, SettlementChunk, SettlementRun
 from billing.services.wallet import wallet_charge_for_month_batch
 from portal import clock
-from portal.errors import DomainError
+from portal.errors import Conflict, DomainError
 
 log = logging.getLogger(__name__)
 DEFAULT_CHUNK_SIZE = 500
@@ -323,6 +327,8 @@ def settlement_plan_month(
         if run.status == SettlementRun.Status.DONE:
             return run
         if run.chunks_total:
+            # Only once every chunk is done: a failed chunk's organizations have no bill either,
+            # but they are staff's to reset (``settlement_chunk_reset``), never re-staged.
             if not run.chunks.filter(done_at__isnull=True).exists():
                 _restage_refused(run=run, chunk_size=chunk_size)
             return run
@@ -360,14 +366,115 @@ def _charge_batch(*, year: int, month: int, charges: list[tuple[int, int, str]])
     return wallet_charge_for_month_batch(year=year, month=month, charges=charges)
 
 
+def settlement_chunk_max_attempts() -> int:
+    return max(1, int(settings.BILLING_SETTLEMENT_CHUNK_MAX_ATTEMPTS))
+
+
 def settlement_settle_chunk(*, chunk_id: int) -> int:
-    """Bill and charge one chunk of organizations; returns how many were settled now. Idempotent."""
+    """Bill and charge one chunk of organizations; returns how many were settled now. Idempotent.
+
+    Every call is an attempt, however it came (a Celery retry, a redelivery after the worker
+    died, the daily beat, a staff reset), counted in its own committed transaction before the
+    work starts (``_chunk_attempt_start``). The attempt then ends in one of three ways:
+    - done: bills and charges commit together with ``done_at`` (a redelivery finds it done and
+      changes nothing, uncounted);
+    - an exception: the work rolls back, the error is kept on the chunk and raised again (the
+      task's back-off retries a dropped connection; the daily beat sends anything else again);
+      at the limit the chunk is failed at once;
+    - the worker dies (out of memory, a segfault, a hard time limit): PostgreSQL rolls the work
+      back and nothing more is written; the next delivery finds the limit reached and fails it.
+    A failed chunk is never worked again until staff reset it (``settlement_chunk_reset``); its
+    organizations stay uncounted, so the month ends FAILED instead of "running" for ever.
+
+    The attempt is committed before the work only outside a transaction (Celery tasks, the
+    month's loop); a caller's own transaction would take it back with the work.
+    """
+    if not _chunk_attempt_start(chunk_id=chunk_id):
+        return 0
+    try:
+        return _chunk_settle(chunk_id=chunk_id)
+    except Exception as exc:
+        _chunk_attempt_error(chunk_id=chunk_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _chunk_attempt_start(*, chunk_id: int) -> bool:
+    """Count an attempt at the chunk (own transaction); False when it must not be worked: done,
+    failed, or out of attempts (then it is failed here: the last attempt's worker died)."""
+    with transaction.atomic():
+        # Under the chunk's lock: a worker still settling it is waited for, so a redelivery of a
+        # chunk that is about to finish finds it done and is not counted.
+        advisory_xact_lock(NS_SETTLEMENT_CHUNK, chunk_id)
+        chunk = SettlementChunk.objects.get(pk=chunk_id)
+        if chunk.done_at is not None or chunk.failed_at is not None:
+            return False
+        if chunk.attempts >= settlement_chunk_max_attempts():
+            _chunk_fail(chunk=chunk)
+            return False
+        SettlementChunk.objects.filter(pk=chunk_id).update(
+            attempts=F("attempts") + 1, last_attempt_at=timezone.now(), last_error=""
+        )
+    return True
+
+
+def _chunk_attempt_error(*, chunk_id: int, error: str) -> None:
+    """Keep the error that ended an attempt on the chunk; fail the chunk at its last attempt."""
+    try:
+        with transaction.atomic():
+            advisory_xact_lock(NS_SETTLEMENT_CHUNK, chunk_id)
+            chunk = SettlementChunk.objects.get(pk=chunk_id)
+            if chunk.done_at is not None or chunk.failed_at is not None:
+                return
+            chunk.last_error = error[:2000]
+            SettlementChunk.objects.filter(pk=chunk_id).update(last_error=chunk.last_error)
+            if chunk.attempts >= settlement_chunk_max_attempts():
+                _chunk_fail(chunk=chunk)
+    except DatabaseError:
+        # The database itself is what failed (a dropped connection): the attempt is counted
+        # already, and the caller raises the original error.
+        log.exception("settlement chunk %s: could not record the error of its attempt", chunk_id)
+
+
+def _chunk_fail(*, chunk: SettlementChunk) -> None:
+    """Mark a chunk failed (caller holds its lock) and end its run if nothing else is open."""
+    lock_settlement_run(chunk.run_id)
+    SettlementChunk.objects.filter(pk=chunk.pk, done_at__isnull=True, failed_at__isnull=True).update(
+        failed_at=timezone.now()
+    )
+    _run_finish_if_no_open_chunk(run_id=chunk.run_id)
+    log.error(
+        "FEE-4.2 settlement chunk %s (run %s, %s organizations) failed after %s attempts: %s",
+        chunk.pk,
+        chunk.run_id,
+        len(chunk.organization_ids),
+        chunk.attempts,
+        chunk.last_error or "its worker died",
+    )
+
+
+def _run_finish_if_no_open_chunk(*, run_id: int) -> None:
+    """DONE when every organization is settled; FAILED when no chunk is left to work but some
+    organizations are not (refused for a missing price, or in a failed chunk), so staff see it
+    and the next run (beat catch-up or admin) retries the refused ones. The caller holds the
+    run's row lock until commit, so the last of two parallel chunks sees the other one."""
+    SettlementRun.objects.filter(
+        pk=run_id, orgs_done=F("orgs_total"), status=SettlementRun.Status.RUNNING
+    ).update(status=SettlementRun.Status.DONE, finished_at=timezone.now())
+    open_chunks = SettlementChunk.objects.filter(
+        run=OuterRef("pk"), done_at__isnull=True, failed_at__isnull=True
+    )
+    SettlementRun.objects.filter(pk=run_id, status=SettlementRun.Status.RUNNING).exclude(
+        Exists(open_chunks)
+    ).exclude(orgs_done=F("orgs_total")).update(status=SettlementRun.Status.FAILED)
+
+
+def _chunk_settle(*, chunk_id: int) -> int:
     with transaction.atomic():
         chunk = SettlementChunk.objects.select_related("run").get(pk=chunk_id)
         # A redelivered task or a second worker waits here, then finds the chunk done.
         advisory_xact_lock(NS_SETTLEMENT_CHUNK, chunk_id)
-        chunk.refresh_from_db(fields=["done_at"])
-        if chunk.done_at is not None:
+        chunk.refresh_from_db(fields=["done_at", "failed_at"])
+        if chunk.done_at is not None or chunk.failed_at is not None:
             return 0
         run = chunk.run
         year, month = run.year, run.month
@@ -436,8 +543,9 @@ def settlement_settle_chunk(*, chunk_id: int) -> int:
                             list(entry_of_org.values()),
                         ],
                     )
-        SettlementChunk.objects.filter(pk=chunk.pk).update(done_at=timezone.now())
-        # Refused organizations stay uncounted, so the run cannot reach DONE without them.
+        SettlementChunk.objects.filter(pk=chunk.pk).update(done_at=timezone.now(), last_error="")
+        # Refused organizations stay uncounted, so the run cannot reach DONE without them. This
+        # update takes the run's row lock, held until commit (``_run_finish_if_no_open_chunk``).
         SettlementRun.objects.filter(pk=run.pk).update(
             orgs_done=F("orgs_done") + len(chunk.organization_ids) - len(refused)
         )
@@ -447,17 +555,49 @@ def settlement_settle_chunk(*, chunk_id: int) -> int:
             SettlementRun.objects.filter(pk=run.pk).update(
                 last_error=Concat(F("last_error"), Value(note + "\n"), output_field=TextField())
             )
-        SettlementRun.objects.filter(
-            pk=run.pk, orgs_done=F("orgs_total"), status=SettlementRun.Status.RUNNING
-        ).update(status=SettlementRun.Status.DONE, finished_at=timezone.now())
-        # All chunks done but organizations refused: FAILED, so staff see it and the next run
-        # (beat catch-up or admin) retries them. The orgs_done update above holds the run's row
-        # lock until commit, so the last of two parallel chunks sees the other one done.
-        pending = SettlementChunk.objects.filter(run=OuterRef("pk"), done_at__isnull=True)
-        SettlementRun.objects.filter(pk=run.pk, status=SettlementRun.Status.RUNNING).exclude(
-            Exists(pending)
-        ).exclude(orgs_done=F("orgs_total")).update(status=SettlementRun.Status.FAILED)
+        _run_finish_if_no_open_chunk(run_id=run.pk)
         return len(settled)
+
+
+def settlement_chunk_reset(*, chunk_id: int, actor) -> SettlementChunk:
+    """Give a failed chunk a new set of attempts and send it again (staff, from admin; audited).
+
+    The month goes back to RUNNING; it ends DONE once the chunk settles (or FAILED again).
+    Organizations billed before are never billed twice: the chunk skips them, and the database
+    refuses a second bill or charge for the month."""
+    with transaction.atomic():
+        # The chunk's lock, then the run's row: the order of a settling or failing chunk.
+        advisory_xact_lock(NS_SETTLEMENT_CHUNK, chunk_id)
+        chunk = SettlementChunk.objects.select_related("run").get(pk=chunk_id)
+        if chunk.failed_at is None:
+            raise Conflict(
+                "FEE-4.2",
+                gettext("FEE-4.2: 结算分片 %(chunk)s 没有失败, 无需重置。") % {"chunk": chunk},
+                field="chunk",
+            )
+        lock_settlement_run(chunk.run_id)
+        SettlementChunk.objects.filter(pk=chunk.pk).update(attempts=0, failed_at=None, last_error="")
+        SettlementRun.objects.filter(pk=chunk.run_id, status=SettlementRun.Status.FAILED).update(
+            status=SettlementRun.Status.RUNNING, finished_at=None
+        )
+        from portal.services import audit_record
+
+        audit_record(
+            actor=actor,
+            action="billing.settlement_chunk_reset",
+            obj=chunk,
+            details={
+                "run": str(chunk.run),
+                "attempts": chunk.attempts,
+                "failed_at": chunk.failed_at.isoformat(),
+                "last_error": chunk.last_error[:500],
+            },
+        )
+        from billing.tasks_metering import settle_chunk_task
+
+        transaction.on_commit(lambda: settle_chunk_task.delay(chunk.pk))
+    chunk.refresh_from_db()
+    return chunk
 
 
 def settlement_run_month(
@@ -480,7 +620,12 @@ def settlement_run_month(
             log.info("settlement %s-%02d is already running elsewhere", year, month)
             return None
         run = settlement_plan_month(year=year, month=month, actor=actor, chunk_size=chunk_size)
-        pending = list(run.chunks.filter(done_at__isnull=True).order_by("index").values_list("pk", flat=True))
+        # A failed chunk waits for staff (``settlement_chunk_reset``): never sent again from here.
+        pending = list(
+            run.chunks.filter(done_at__isnull=True, failed_at__isnull=True)
+            .order_by("index")
+            .values_list("pk", flat=True)
+        )
         if fan_out:
             from billing.tasks_metering import settle_chunk_task
 
