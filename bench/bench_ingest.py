@@ -39,14 +39,14 @@ def setup_catalog(*, apps: int, apis: int, apps_per_org: int = 4):
         if have_apis < apis:
             for i in range(have_apis, apis):
                 tier = "value_added" if i % 5 == 0 else "basic"
+                # The API and its tier history's first row, in one statement (one transaction), as
+                # billing.services api_create writes them: the database refuses an API without it.
                 cur.execute(
-                    "INSERT INTO billing_api (code, title, tier, created_at) VALUES (%s, '', %s, now())",
+                    "WITH a AS (INSERT INTO billing_api (code, title, tier, created_at)"
+                    " VALUES (%s, '', %s, now()) RETURNING id, tier)"
+                    " INSERT INTO billing_apitierchange (api_id, tier, effective_from, created_at)"
+                    " SELECT id, tier, '2000-01-01', now() FROM a",
                     [f"bench.api{i}", tier],
-                )
-                cur.execute(  # its tier history's first row, as billing.services api_create writes it
-                    "INSERT INTO billing_apitierchange (api_id, tier, effective_from, created_at)"
-                    " SELECT id, tier, '2000-01-01', now() FROM billing_api WHERE code = %s",
-                    [f"bench.api{i}"],
                 )
                 cur.execute(
                     "INSERT INTO billing_apiprice (api_id, price_fen_per_1000, effective_from, created_at)"

@@ -147,7 +147,8 @@ class ApiAdmin(admin.ModelAdmin):
     @admin.display(description=_("类型"), ordering="tier")
     def tier_in_force(self, obj):
         """The tier in force today (its history), also between midnight and the job that copies
-        it to ``Api.tier``; an API without history shows ``Api.tier``, as settlement reads it."""
+        it to ``Api.tier``; a day before the history (2000-01-01) would show ``Api.tier``, as
+        settlement reads it."""
         return Api.Tier(obj.tier_today or obj.tier).label
 
     def get_readonly_fields(self, request, obj=None):

@@ -7,7 +7,8 @@ Design:
 - The tier has a history too, ``ApiTierChange`` (one row per API per day): settlement bills a
   usage day by the tier in force on that day, like its price. ``Api.tier`` is the current tier
   (the gate reads it); a change writes both in one transaction. An API's first row starts at
-  ``TIER_HISTORY_START``, before any usage, so every usage day has a tier in force.
+  ``TIER_HISTORY_START``, before any usage, so every usage day has a tier in force: deferred
+  constraint triggers refuse, at commit, an API without that row or a change that removes it.
 - ``App`` belongs to one organization (FEE-3.1; ``org.apps`` tells the dashboard who is a
   developer). Its ``app_key`` is public; only a SHA-256 of the secret is stored.
 - ``OutOfCloudPermission`` (FEE-3.1(1)) and ``Discount`` (FEE-5.1) are staff-set; discounts of
@@ -32,6 +33,7 @@ import hashlib
 import secrets
 from decimal import Decimal
 
+import pgtrigger
 from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import ArrayField, DateRangeField, RangeOperators
@@ -46,6 +48,31 @@ FIRST_BILLABLE = (2023, 3)  # FEE-4.2: months before 2023-03 are never charged
 class Location(models.TextChoices):
     IN_CLOUD = "in_cloud", _("抖店云内")
     OUT_OF_CLOUD = "out_of_cloud", _("抖店云外")
+
+
+# An API's first tier row is in force from here: before any usage (none before 2023-03).
+TIER_HISTORY_START = dt.date(2000, 1, 1)
+
+# FEE-2.1: every API has a tier history row in force from TIER_HISTORY_START, so "the tier in
+# force on day D" always finds one. Checked at commit (deferred constraint triggers), so the API
+# and its first row are written in one transaction in either order: an API inserted without
+# one, or its covering row deleted or moved later, fails the commit with IntegrityError
+# (SQLSTATE 23514). An API deleted with its history passes (it no longer exists at commit).
+_TIER_HISTORY_CHECK = """
+    IF EXISTS (SELECT 1 FROM billing_api WHERE id = {api_id})
+       AND NOT EXISTS (
+           SELECT 1 FROM billing_apitierchange
+           WHERE api_id = {api_id} AND effective_from <= DATE '{start}'
+       ) THEN
+        RAISE EXCEPTION 'FEE-2.1: API % has no tier history row in force from {start}', {api_id}
+            USING ERRCODE = '23514';
+    END IF;
+    RETURN NULL;
+"""
+
+
+def _tier_history_check(api_id: str) -> str:
+    return _TIER_HISTORY_CHECK.format(api_id=api_id, start=TIER_HISTORY_START.isoformat())
 
 
 class Api(models.Model):
@@ -68,6 +95,15 @@ class Api(models.Model):
                 name="billing_api_tier_valid", condition=Q(tier__in=["free", "basic", "value_added"])
             ),
         ]
+        triggers = [
+            pgtrigger.Trigger(
+                name="billing_api_has_tier_history",
+                when=pgtrigger.After,
+                operation=pgtrigger.Insert,
+                timing=pgtrigger.Deferred,
+                func=_tier_history_check("NEW.id"),
+            ),
+        ]
 
     def __str__(self):
         return self.code
@@ -75,10 +111,6 @@ class Api(models.Model):
     @property
     def is_paid(self) -> bool:
         return self.tier != self.Tier.FREE
-
-
-# An API's first tier row is in force from here: before any usage (none before 2023-03).
-TIER_HISTORY_START = dt.date(2000, 1, 1)
 
 
 class ApiTierChange(models.Model):
@@ -108,6 +140,15 @@ class ApiTierChange(models.Model):
             models.CheckConstraint(
                 name="billing_apitierchange_tier_valid",
                 condition=Q(tier__in=["free", "basic", "value_added"]),
+            ),
+        ]
+        triggers = [
+            pgtrigger.Trigger(
+                name="billing_apitierchange_keeps_first_row",
+                when=pgtrigger.After,
+                operation=pgtrigger.Update | pgtrigger.Delete,
+                timing=pgtrigger.Deferred,
+                func=_tier_history_check("OLD.api_id"),
             ),
         ]
 

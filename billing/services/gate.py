@@ -84,7 +84,7 @@ def _api_fact(api_code: str, now: float) -> list | int:
     """[api_id, tier in force today, epoch second of its next scheduled change or None], or 0.
 
     The tier in force is the API's latest tier-history row from today or before (``Api.tier``
-    when it has none: an API from before the history), as settlement reads it.
+    on a day before the history, which the database keeps from 2000-01-01), as settlement reads it.
     """
     today = clock.today(dt.datetime.fromtimestamp(now, dt.UTC))
     row = (

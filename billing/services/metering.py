@@ -48,6 +48,7 @@ def api_create(*, code: str, tier: str, title: str = "", actor=None) -> Api:
         raise DomainError("FEE-2.1", gettext("未知的API类型。"), field="tier")
     api = Api.objects.create(code=code.strip(), tier=tier, title=title)
     # A new API has no usage yet: its tier is in force from before any (FEE-2.1 tier history).
+    # Same transaction: the database refuses, at commit, an API without this row.
     ApiTierChange.objects.create(
         api=api, tier=tier, effective_from=TIER_HISTORY_START, actor=_user_or_none(actor)
     )
@@ -87,17 +88,12 @@ def api_update(
     if tier is not None:
         day = today or clock.today()
         effective = day + dt.timedelta(days=1)
+        # Every API has a history row from TIER_HISTORY_START (FEE-2.1, a database trigger), so
+        # the days before this change keep the tier they had.
         scheduled = api_tier_in_force(api=api, day=effective)
-        if scheduled is None:
-            scheduled = current_tier  # no history: settlement falls back to Api.tier
         details = {"tier": [scheduled, tier]}
         if tier != scheduled:
             api_tier_check(api=api, effective_from=effective)
-            if current_tier is not None and not ApiTierChange.objects.filter(api=api).exists():
-                # An API created around the service has no history: record what it was until
-                # now, or the days before this change would take the new tier (settlement's
-                # fallback).
-                ApiTierChange.objects.create(api=api, effective_from=TIER_HISTORY_START, tier=current_tier)
             if api_tier_in_force(api=api, day=day) == tier:
                 # Back to the tier in force the day before: the row from ``effective`` only
                 # repeats it (a pending change cancelled). Removing it changes no day's tier.

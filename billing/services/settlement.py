@@ -115,8 +115,8 @@ LINES_SQL = """
         LEFT JOIN pr ON pr.api_id = d.api_id AND d.day >= pr.from_date
                     AND (pr.to_date IS NULL OR d.day < pr.to_date)
         LEFT JOIN disc_day dd ON dd.app_id = d.app_id AND dd.day = d.day
-        -- the tier in force that day; a day before an API's history (an API created without
-        -- one) takes its current tier, so such usage is billed as before, never dropped
+        -- the tier in force that day; every API has a row from 2000-01-01 (FEE-2.1, a
+        -- trigger), so only a day before that could find none: it takes the current tier
         WHERE coalesce(tr.tier, x.tier) <> 'free'
         GROUP BY 1, 2, 3, 4, 5
     ),

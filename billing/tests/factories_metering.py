@@ -6,6 +6,7 @@ import uuid
 from zoneinfo import ZoneInfo
 
 import factory
+from django.db import transaction
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
@@ -18,16 +19,18 @@ SH = ZoneInfo("Asia/Shanghai")
 class ApiFactory(DjangoModelFactory):
     class Meta:
         model = Api
-        skip_postgeneration_save = True
 
     code = factory.Sequence(lambda n: f"api.m{n}")
     tier = Api.Tier.BASIC
 
-    @factory.post_generation
-    def tier_history(obj, create, extracted, **kwargs):
-        """Like ``api_create``: the tier history's first row, in force from before any usage."""
-        if create:
-            ApiTierChange.objects.create(api=obj, tier=obj.tier, effective_from=TIER_HISTORY_START)
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        """Like ``api_create``: the API and its tier history's first row (in force from before
+        any usage) in one transaction; the database refuses an API without it at commit."""
+        with transaction.atomic():
+            api = super()._create(model_class, *args, **kwargs)
+            ApiTierChange.objects.create(api=api, tier=api.tier, effective_from=TIER_HISTORY_START)
+        return api
 
 
 class ApiPriceFactory(DjangoModelFactory):

@@ -5,7 +5,7 @@ and the gate sees it once the midnight job (``api_tiers_apply_due``) has applied
 import datetime as dt
 
 import pytest
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.urls import reverse
 
 from billing.models import TIER_HISTORY_START, Api, ApiTierChange, Bill, BillLine, SettlementRun
@@ -20,6 +20,7 @@ from portal.tests.factories import UserFactory
 
 IN, OUT = "in_cloud", "out_of_cloud"
 MARCH_14, MARCH_15 = dt.date(2026, 3, 14), dt.date(2026, 3, 15)
+NO_FIRST_ROW = r"FEE-2\.1: API \d+ has no tier history row in force from 2000-01-01"
 
 
 def settle(year=2026, month=3):
@@ -78,28 +79,6 @@ class TestSettlementByTierInForce:
         line = BillLine.objects.get()
         assert (line.calls, line.amount_fen) == (3000, 300)
         assert Bill.objects.get().total_fen == 300
-
-    def test_fee_4_2_an_api_without_history_is_billed_by_its_current_tier_not_dropped(self, app):
-        # given a paid API whose history rows are missing (inserted around the service)
-        api = paid_api(price_fen_per_1000=100)
-        ApiTierChange.objects.filter(api=api).delete()
-        record_usage([(app, api, IN, sh(2026, 3, 2), 1000)])
-        # when settled, then its usage is billed at its current tier, not silently skipped
-        settle()
-        assert BillLine.objects.get().amount_fen == 100
-
-    def test_fee_2_1_a_change_to_an_api_without_history_keeps_its_past_tier(self, app):
-        # given a free API whose history rows are missing, used on the 2nd
-        api = ApiFactory(tier=Api.Tier.FREE)
-        ApiTierChange.objects.filter(api=api).delete()
-        svc.api_price_set(api=api, price_fen_per_1000=1000, effective_from=dt.date(2026, 3, 1))
-        record_usage([(app, api, IN, sh(2026, 3, 2), 1000), (app, api, IN, sh(2026, 3, 20), 1000)])
-        # when it becomes basic on the 15th
-        svc.api_update(api=api, tier=Api.Tier.BASIC, today=MARCH_14)
-        # then the 2nd stays free (its old tier is recorded first) and only the 20th is billed
-        assert history(api) == [(TIER_HISTORY_START, "free"), (MARCH_15, "basic")]
-        settle()
-        assert BillLine.objects.get().amount_fen == 1000
 
     def test_fee_2_1_value_added_from_the_10th_and_free_again_from_the_20th(self, app):
         api = ApiFactory(tier=Api.Tier.FREE)
@@ -215,6 +194,100 @@ class TestConstraints:
         api = ApiFactory()
         with pytest.raises(IntegrityError), transaction.atomic():
             ApiTierChange.objects.create(api=api, tier="gold", effective_from=MARCH_15)
+
+    # FEE-2.1: every API has a tier history row in force from TIER_HISTORY_START. The triggers
+    # are deferred to commit; ``check_constraints`` runs them here as a commit would.
+
+    def test_fee_2_1_an_api_without_a_first_tier_row_is_refused(self):
+        with pytest.raises(IntegrityError, match=NO_FIRST_ROW), transaction.atomic():
+            api = Api.objects.create(code="raw.nohistory", tier=Api.Tier.BASIC)
+            connection.check_constraints()
+        # a first row that starts later does not cover the days before it
+        with pytest.raises(IntegrityError, match=NO_FIRST_ROW), transaction.atomic():
+            api = Api.objects.create(code="raw.late", tier=Api.Tier.BASIC)
+            ApiTierChange.objects.create(api=api, tier=Api.Tier.BASIC, effective_from=MARCH_15)
+            connection.check_constraints()
+        assert not Api.objects.filter(code__startswith="raw.").exists()
+
+    def test_fee_2_1_deleting_or_moving_an_apis_first_tier_row_is_refused(self):
+        api = svc.api_create(code="order.list", tier=Api.Tier.BASIC)
+        svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_14)
+        with pytest.raises(IntegrityError, match=NO_FIRST_ROW), transaction.atomic():
+            ApiTierChange.objects.filter(api=api).delete()
+            connection.check_constraints()
+        with pytest.raises(IntegrityError, match=NO_FIRST_ROW), transaction.atomic():
+            ApiTierChange.objects.filter(api=api, effective_from=TIER_HISTORY_START).delete()
+            connection.check_constraints()
+        with pytest.raises(IntegrityError, match=NO_FIRST_ROW), transaction.atomic():
+            ApiTierChange.objects.filter(api=api, effective_from=TIER_HISTORY_START).update(
+                effective_from=dt.date(2026, 1, 1)
+            )
+            connection.check_constraints()
+        assert history(api) == [(TIER_HISTORY_START, "basic"), (MARCH_15, "free")]
+
+    def test_fee_2_1_later_rows_and_an_api_with_its_history_may_go(self):
+        # a scheduled change is cancelled (its row deleted); the first row stays
+        api = svc.api_create(code="order.list", tier=Api.Tier.BASIC)
+        svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_14)
+        svc.api_update(api=api, tier=Api.Tier.BASIC, today=MARCH_14)
+        connection.check_constraints()
+        assert history(api) == [(TIER_HISTORY_START, "basic")]
+        # an API never billed can be deleted with its history (shell): nothing is left to check
+        Api.objects.filter(pk=api.pk).delete()
+        connection.check_constraints()
+        assert not ApiTierChange.objects.filter(api_id=api.pk).exists()
+
+    def test_fee_2_1_the_migration_gives_every_api_lacking_it_a_first_row_of_its_tier(self):
+        # given APIs written around the service (the triggers only run at commit)
+        import importlib
+
+        from django.apps import apps
+
+        backfill = importlib.import_module("billing.migrations.0018_api_tier_history_backfill_missing")
+        bare = Api.objects.create(code="raw.bare", tier=Api.Tier.VALUE_ADDED)
+        late = Api.objects.create(code="raw.late", tier=Api.Tier.FREE)
+        ApiTierChange.objects.create(api=late, tier=Api.Tier.BASIC, effective_from=MARCH_15)
+        fine = svc.api_create(code="order.list", tier=Api.Tier.BASIC)
+        svc.api_update(api=fine, tier=Api.Tier.FREE, today=MARCH_14)
+        # when the data migration runs
+        backfill.backfill(apps, None)
+        # then each got a first row of its current tier (what settlement read for those days),
+        # the others are untouched, and the database is satisfied
+        assert history(bare) == [(TIER_HISTORY_START, "value_added")]
+        assert history(late) == [(TIER_HISTORY_START, "free"), (MARCH_15, "basic")]
+        assert history(fine) == [(TIER_HISTORY_START, "basic"), (MARCH_15, "free")]
+        connection.check_constraints()
+        backfill.backfill(apps, None)  # and again: nothing more
+        assert ApiTierChange.objects.count() == 5
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_fee_2_1_a_raw_insert_of_an_api_without_tier_history_fails_at_commit():
+    # when an API is inserted around the service, with no tier history row
+    with pytest.raises(IntegrityError, match=NO_FIRST_ROW), transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            "INSERT INTO billing_api (code, title, tier, created_at) VALUES ('raw.x', '', 'basic', now())"
+        )
+    # then the commit failed and nothing was written
+    assert not Api.objects.filter(code="raw.x").exists()
+    # and the same API with its first row, in one transaction, commits
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            "INSERT INTO billing_api (code, title, tier, created_at) VALUES ('raw.x', '', 'basic', now())"
+        )
+        cur.execute(
+            "INSERT INTO billing_apitierchange (api_id, tier, effective_from, created_at)"
+            " SELECT id, tier, %s, now() FROM billing_api WHERE code = 'raw.x'",
+            [TIER_HISTORY_START],
+        )
+    assert svc.api_tier_in_force(api=Api.objects.get(code="raw.x"), day=MARCH_14) == "basic"
+    # and deleting that row on its own, committed, fails
+    with pytest.raises(IntegrityError, match=NO_FIRST_ROW), transaction.atomic():
+        ApiTierChange.objects.filter(api__code="raw.x").delete()
+    assert ApiTierChange.objects.filter(api__code="raw.x").count() == 1
+    # and the factory and the service write both in one transaction outside a test transaction
+    assert history(ApiFactory(tier=Api.Tier.FREE)) == [(TIER_HISTORY_START, "free")]
+    assert history(svc.api_create(code="order.y", tier=Api.Tier.BASIC)) == [(TIER_HISTORY_START, "basic")]
 
 
 @pytest.mark.django_db
@@ -417,13 +490,6 @@ class TestScheduledTierChange:
         # then nothing is pending: basic stays in force on the 15th and the job has nothing to do
         assert history(api) == [(TIER_HISTORY_START, "basic")]
         assert svc.api_tiers_apply_due(today=MARCH_15) == []
-        assert Api.objects.get(pk=api.pk).tier == "basic"
-
-    def test_fee_2_1_a_change_to_an_api_without_history_is_scheduled_too(self):
-        api = ApiFactory(tier=Api.Tier.BASIC)
-        ApiTierChange.objects.filter(api=api).delete()
-        svc.api_update(api=api, tier=Api.Tier.FREE, today=MARCH_14)
-        assert history(api) == [(TIER_HISTORY_START, "basic"), (MARCH_15, "free")]
         assert Api.objects.get(pk=api.pk).tier == "basic"
 
     def test_fee_4_2_the_settled_check_applies_to_the_effective_day(self):

@@ -1,6 +1,5 @@
 """FEE-2.1 read paths by the tier in force on each usage day, as settlement bills it: the usage
-chart (page and API) and the bill's tier column (page, CSV, API); a day before an API's first
-history row takes its current tier."""
+chart (page and API) and the bill's tier column (page, CSV, API)."""
 
 import csv
 import datetime as dt
@@ -11,7 +10,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from billing.models import Api, ApiTierChange, Bill
+from billing.models import Api, Bill
 from billing.selectors.metering import USAGE_DAILY_SQL
 from billing.services import metering as svc
 from billing.services.settlement import settlement_run_month
@@ -89,17 +88,6 @@ class TestUsageChartByTierInForce:
             ("value_added", 19),
         ]
 
-    def test_fee_4_2_a_day_before_an_apis_history_takes_its_current_tier(self, client, owner, app):
-        # given an API whose history starts on the 15th only (rows inserted around the service)
-        api = ApiFactory(tier=Api.Tier.VALUE_ADDED)
-        ApiTierChange.objects.filter(api=api).update(effective_from=MARCH_15, tier=Api.Tier.BASIC)
-        record_usage([(app, api, IN, sh(2026, 3, 2), 5), (app, api, IN, sh(2026, 3, 16), 6)])
-        client.force_login(owner.user)
-        by_tier = client.get(USAGE_API, {"month": "2026-03"}).json()["by_tier"]
-        # then, as settlement does, the 2nd takes the current tier and the 16th its history row
-        assert by_tier["value_added"][day(2)] == 5 and by_tier["basic"][day(16)] == 6
-        assert sum(by_tier["free"]) == 0
-
     def test_other_tenant_sees_none_of_the_usage(self, client, outsider, app):
         free_then_basic_on_the_15th(app)
         client.force_login(outsider.user)
@@ -166,17 +154,6 @@ class TestBillTierInForce:
             ("order.tiered", "basic", ["basic"]),
             ("va.upgraded", "value_added", ["basic", "value_added"]),  # tier: one code
         ]
-
-    def test_fee_4_2_a_line_before_the_apis_history_takes_its_current_tier(self, client, owner, app):
-        api = paid_api(tier=Api.Tier.VALUE_ADDED, code="va.nohistory")
-        ApiTierChange.objects.filter(api=api).delete()
-        record_usage([(app, api, IN, sh(2026, 3, 2), 1000)])
-        settlement_run_month(year=2026, month=3)
-        bill = Bill.objects.get(organization=app.organization)
-        client.force_login(owner.user)
-        resp = client.get(reverse("billing:bill-csv", args=[bill.pk]))
-        (line,) = [r for r in csv.DictReader(io.StringIO(resp.content.decode().lstrip("\ufeff"))) if r["api"]]
-        assert line["tier"] == "value_added"
 
     def test_other_tenant_gets_404(self, client, outsider, bill):
         client.force_login(outsider.user)
