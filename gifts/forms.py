@@ -25,6 +25,11 @@ class MultipleFileField(forms.FileField):
         return [super().clean(data, initial)] if data else []
 
 
+# PositiveIntegerField columns are PostgreSQL integers: a larger number typed in a form is a
+# field error, not a DataError (500) at save.
+POSITIVE_INT_MAX = 2_147_483_647
+
+
 def _yuan_field(label, required=False):
     return forms.DecimalField(
         label=label, required=required, min_value=Decimal(0), max_digits=12, decimal_places=2
@@ -39,7 +44,9 @@ class GiftForm(forms.Form):
     category = forms.ModelChoiceField(label=_("类目"), queryset=GiftCategory.objects.order_by("name"))
     kind = forms.CharField(label=_("品种"), max_length=100, required=False)
     spec = forms.CharField(label=_("规格"), max_length=100, required=False)
-    quantity_per_order = forms.IntegerField(label=_("每单数量"), min_value=1, required=False)
+    quantity_per_order = forms.IntegerField(
+        label=_("每单数量"), min_value=1, max_value=POSITIVE_INT_MAX, required=False
+    )
     ship_from = forms.ChoiceField(
         label=_("发货地"), choices=[("", "—"), *Gift.ShipFrom.choices], required=False
     )
@@ -102,7 +109,9 @@ class ProductForm(forms.Form):
     subtitle = forms.CharField(label=_("副标题"), max_length=200, required=False)
     main_image_shows_gift_alone = forms.BooleanField(label=_("主图单独展示赠品"), required=False)
     gift_more_prominent = forms.BooleanField(label=_("主图中赠品比商品更显著"), required=False)
-    promised_ship_hours = forms.IntegerField(label=_("承诺发货时长（小时）"), min_value=1, initial=48)
+    promised_ship_hours = forms.IntegerField(
+        label=_("承诺发货时长（小时）"), min_value=1, max_value=POSITIVE_INT_MAX, initial=48
+    )
 
 
 class ProductGiftForm(forms.Form):

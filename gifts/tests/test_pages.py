@@ -379,3 +379,42 @@ def test_qualifications_page_pages_documents_and_open_demands_separately(client,
     assert len(resp.context["form"].fields["document_request"].choices) == 26  # "—" and this page's
     html = client.get(reverse("gifts:qualifications"), {"page": 3, "requests_page": 2}).content.decode()
     assert html.count("data-qualification=") == 10 and html.count("data-deadline=") == 5
+
+
+@pytest.mark.parametrize("quantity", ["2147483648", "99999999999999999999"])
+def test_a_quantity_beyond_the_columns_range_is_a_form_error_not_a_500(client, owner, quantity):
+    # Given a shop registering a gift, when it types a quantity per order the column cannot hold
+    login(client, owner)
+    resp = client.post(
+        reverse("gifts:gift-create"),
+        {
+            "name": "面霜小样",
+            "brand": "Lancome",
+            "category": CategoryFactory().pk,
+            "quantity_per_order": quantity,
+            "ship_from": "overseas",
+            "declared_value": "88.00",
+            "save": "1",
+        },
+    )
+    # Then the form says so next to the field and nothing is saved
+    assert resp.status_code == 200 and list(resp.context["form"].errors) == ["quantity_per_order"]
+    assert re.search(r'name="quantity_per_order"[^>]*aria-invalid="true"', resp.content.decode())
+    assert not Gift.objects.exists()
+
+
+@pytest.mark.parametrize("action", ["create", "save"])
+def test_promised_ship_hours_beyond_the_columns_range_is_a_form_error_not_a_500(client, owner, action):
+    # Given a shop creating a product, or saving one it has
+    login(client, owner)
+    product = ProductFactory(shop=owner.organization, title="精华液 30ml")
+    detail = reverse("gifts:product-detail", args=[product.pk])
+    url = reverse("gifts:products") if action == "create" else detail
+    # When it types a promised ship time the column cannot hold
+    resp = client.post(
+        url, {"action": action, "title": "精华液 50ml", "subtitle": "", "promised_ship_hours": "99999999999"}
+    )
+    # Then the form says so and nothing changed
+    assert resp.status_code == 200 and list(resp.context["form"].errors) == ["promised_ship_hours"]
+    assert re.search(r'name="promised_ship_hours"[^>]*aria-invalid="true"', resp.content.decode())
+    assert list(Product.objects.values_list("title", flat=True)) == ["精华液 30ml"]
