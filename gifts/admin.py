@@ -284,7 +284,7 @@ class GiftAdmin(ReadOnlyModelAdmin):
     @admin.display(description=gettext_lazy("赠品价值 (GIFT-1.2)"))
     def value(self, gift):
         v = gift_value_resolve(gift)
-        return f"{format_fen(v.amount_fen)} · {v.basis}"
+        return f"{format_fen(v.amount_fen)} · {v.basis_label}"
 
     @admin.display(description=gettext_lazy("赠品价值 (GIFT-1.2)"))
     def resolved_value(self, gift):
@@ -296,7 +296,7 @@ class GiftAdmin(ReadOnlyModelAdmin):
                 _(" · 公允价值 %(value)s 由 %(by)s 于 %(when)s 设置：")
                 % {"value": format_fen(gift.fair_value_fen), "by": gift.fair_value_set_by, "when": when}
             ) + str(gift.fair_value_reason)
-        return f"{format_fen(v.amount_fen)}（{v.basis}）{extra}"
+        return f"{format_fen(v.amount_fen)}（{v.basis_label}）{extra}"
 
     @admin.display(description=gettext_lazy("审核发现 (GIFT-2.x)"))
     def listing_findings(self, gift):

@@ -9,7 +9,21 @@
 
 from dataclasses import dataclass
 
+from django.utils.translation import gettext_lazy as _
+
 from gifts.models import Gift
+
+# What pages and admin show for a basis (the codes are for the API and stored figures).
+BASIS_LABELS = {
+    "customs_declared": Gift.ValueBasis.CUSTOMS_DECLARED.label,
+    "merchant_declared": Gift.ValueBasis.MERCHANT_DECLARED.label,
+    "fair_value": _("市场公允价值"),
+    "unknown": _("无法评估"),
+}
+
+
+def value_basis_label(basis: str) -> str:
+    return BASIS_LABELS.get(basis, basis)
 
 
 @dataclass(frozen=True)
@@ -21,6 +35,10 @@ class ResolvedValue:
     @property
     def known(self) -> bool:
         return self.amount_fen is not None
+
+    @property
+    def basis_label(self) -> str:
+        return value_basis_label(self.basis)
 
     def as_dict(self) -> dict:
         return {"amount_fen": self.amount_fen, "basis": self.basis, "rule": self.rule}

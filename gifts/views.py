@@ -30,7 +30,7 @@ from gifts.forms import (
     QualificationUploadForm,
 )
 from gifts.models import Gift, GiftCategory
-from gifts.value import gift_value_resolve
+from gifts.value import gift_value_resolve, value_basis_label
 from portal import clock
 from portal.errors import DomainError
 
@@ -390,6 +390,7 @@ def dispute_detail(request, dispute_id):
         {
             "dispute": dispute,
             "form": form,
+            "value_basis_label": value_basis_label(calculation.get("figures", {}).get("value_basis", "")),
             "evidence": dispute.evidence.all(),
             "events": dispute.events.select_related("actor").order_by("-at", "-id"),
             "can_respond": dispute.state in ("awaiting_merchant", "merchant_responded")

@@ -231,3 +231,24 @@ def test_shop_data_is_read_only_in_admin(client, reviewer):
     assert gift.name == "原名"
     assert client.get(reverse("admin:gifts_violation_add")).status_code == 403
     assert Qualification.objects.count() == 0
+
+
+def test_gift_1_2_review_queue_and_gift_page_name_the_value_basis_not_its_code(client, reviewer):
+    # Given a domestic gift whose declared value staff replaced with a fair value
+    gift = GiftFactory(
+        state="submitted",
+        submitted_at=dt.datetime.now(dt.UTC),
+        ship_from=Gift.ShipFrom.DOMESTIC,
+        value_basis=Gift.ValueBasis.MERCHANT_DECLARED,
+        fair_value_fen=5_000,
+        fair_value_overrides_declared=True,
+        fair_value_reason="市价",
+        fair_value_set_by=reviewer,
+        fair_value_set_at=dt.datetime.now(dt.UTC),
+    )
+    # When a reviewer opens the queue and the gift
+    queue = client.get(reverse("admin:gifts_gift_changelist")).content.decode()
+    page = client.get(reverse("admin:gifts_gift_change", args=[gift.pk])).content.decode()
+    # Then both name the basis of the value they show, not its code
+    assert "¥50.00 · 市场公允价值" in queue and "fair_value<" not in queue
+    assert "¥50.00（市场公允价值）" in page and "（fair_value）" not in page  # noqa: RUF001

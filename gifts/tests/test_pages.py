@@ -418,3 +418,24 @@ def test_promised_ship_hours_beyond_the_columns_range_is_a_form_error_not_a_500(
     assert resp.status_code == 200 and list(resp.context["form"].errors) == ["promised_ship_hours"]
     assert re.search(r'name="promised_ship_hours"[^>]*aria-invalid="true"', resp.content.decode())
     assert list(Product.objects.values_list("title", flat=True)) == ["精华液 30ml"]
+
+
+@pytest.mark.parametrize(
+    ("language", "label"), [("zh-hans", "海关申报价值"), ("en", "Customs-declared value")]
+)
+def test_gift_1_2_gift_and_dispute_pages_name_the_value_basis_not_its_code(
+    client, owner, settings, language, label
+):
+    # Given a bonded gift (valued at its customs declaration) and a dispute about it
+    gift = approved_gift(shop=owner.organization)
+    dispute = open_dispute(gift)
+    settings.LOCALE_PATHS = list(settings.LOCALE_PATHS)  # reload the compiled catalogues
+    login(client, owner).cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    # When the shop opens the gift and the dispute
+    for url in (
+        reverse("gifts:gift-detail", args=[gift.pk]),
+        reverse("gifts:dispute-detail", args=[dispute.pk]),
+    ):
+        text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", client.get(url).content.decode()))
+        # Then the value's basis is named in the reader's language, never by its code
+        assert f"¥88.00 ({label}" in text and "customs_declared" not in text, url
