@@ -30,12 +30,22 @@ class TopUpForm(forms.Form):
         widget=forms.RadioSelect,
         initial=str(PRESETS_FEN[0]),
     )
-    custom_yuan = _yuan_field(_("自定义金额 (元)"), required=False, min_value=Decimal("0.01"))
+    # The limits are checked once, in clean(), with the page's own ¥1 to ¥1,000,000 message;
+    # the browser is told the same range.
+    custom_yuan = _yuan_field(
+        _("自定义金额 (元)"),
+        required=False,
+        widget=forms.NumberInput(
+            attrs={"min": TOP_UP_MIN_FEN // 100, "max": TOP_UP_MAX_FEN // 100, "step": "0.01"}
+        ),
+    )
 
     def clean(self):
         data = super().clean()
         preset = data.get("preset")
         if preset == "custom":
+            if "custom_yuan" in self.errors:
+                return data  # unreadable as an amount: its own message says why
             if data.get("custom_yuan") is None:
                 raise ValidationError({"custom_yuan": _("请输入金额。")})
             amount = _to_fen(data["custom_yuan"])

@@ -140,6 +140,31 @@ def test_top_up_preset_and_limits(client, owner):
     assert TopUpOrder.objects.count() == 1
 
 
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("abc", "输入一个数字。"),
+        ("1.234", "确认小数不超过 2 位."),
+        ("0", "充值金额须在 ¥1 至 ¥1,000,000 之间。"),
+        ("-5", "充值金额须在 ¥1 至 ¥1,000,000 之间。"),
+        ("0.5", "充值金额须在 ¥1 至 ¥1,000,000 之间。"),
+        ("", "请输入金额。"),
+    ],
+)
+def test_a_bad_custom_top_up_amount_gets_one_message_that_matches_the_stated_limits(
+    client, owner, typed, message
+):
+    # Given the owner on the top-up page, when a custom amount is typed that cannot be paid
+    client.force_login(owner.user)
+    resp = client.post(reverse("billing:top-up"), {"preset": "custom", "custom_yuan": typed})
+    # Then the field says what is wrong once, in the terms of the page's own ¥1 to ¥1,000,000
+    # (not "enter an amount" after one was typed, nor a 0.01 minimum the page never states)
+    assert resp.status_code == 200 and resp.context["form"].errors == {"custom_yuan": [message]}
+    html = resp.content.decode()
+    assert 'min="1"' in html and 'max="1000000"' in html
+    assert not TopUpOrder.objects.exists()
+
+
 def test_sandbox_fail_button_marks_the_order_failed(client, owner):
     order = top_up_create(organization_id=owner.organization_id, amount_fen=500)
     client.force_login(owner.user)
