@@ -60,6 +60,18 @@ def test_malformed_date_on_the_page_is_a_form_error_and_on_csv_a_400(client, cha
     assert client.get(reverse("billing:ledger-csv"), {"date_to": "2024-13-01"}).status_code == 400
 
 
+def test_the_page_offers_the_csv_export_only_for_filters_it_could_apply(client, charged):
+    # Given a developer whose filter the page refused (end before start)
+    client.force_login(charged.user)
+    bad = {"date_from": "2024-05-01", "date_to": "2024-04-01"}
+    html = client.get(reverse("billing:wallet"), bad).content.decode()
+    # Then the page says why and offers no export that would only answer an error page
+    assert 'data-field="date_to"' in html and reverse("billing:ledger-csv") not in html
+    # And with a filter it applied, the export carries that filter
+    html = client.get(reverse("billing:wallet"), {"kind": "settlement_charge"}).content.decode()
+    assert f'href="{reverse("billing:ledger-csv")}?kind=settlement_charge"' in html
+
+
 def test_the_widest_accepted_range_still_lists_and_exports_everything(client, charged):
     wide = {"date_from": "2000-01-01", "date_to": "2999-12-31"}
     client.force_login(charged.user)
