@@ -55,6 +55,25 @@ def index(request):
 
 # --- creator ---------------------------------------------------------------------------------------
 
+# The most organizations one authorize form carries (the API's limit too).
+MAX_TICKED = 200
+
+
+def _org_choices(query, ticked_ids):
+    """GRANT-2 picker: the organizations already ticked (kept, ticked, through every new search
+    and a refused submit), then the search's other matches."""
+    ids = [int(v) for v in ticked_ids if v.isdigit() and len(v) < 19][:MAX_TICKED]
+    ticked = list(
+        AuthorizeForm.base_fields["organizations"].queryset.filter(pk__in=ids).order_by("name", "id")
+    )
+    found = (
+        organization_search(query=query, kinds=[Organization.Kind.SHOP, Organization.Kind.AGENCY])
+        if query
+        else []
+    )
+    ticked_pks = {o.pk for o in ticked}
+    return {"ticked": ticked, "found": [o for o in found if o.pk not in ticked_pks], "q": query}
+
 
 @login_required
 def creator_grants(request):
@@ -87,24 +106,17 @@ def creator_grants(request):
         size=PAGE_SIZE,
         salt=CREATOR_LIST_SALT,
     )
-    query = request.GET.get("q", "")
-    found = (
-        organization_search(query=query, kinds=[Organization.Kind.SHOP, Organization.Kind.AGENCY])
-        if query
-        else []
-    )
     return render(
         request,
         "authorization/creator_grants.html",
         {
+            **_org_choices(request.GET.get("q", ""), request.POST.getlist("organizations")),
             "page": page,
             "form": form,
             "state": state,
             "states": GrantState.choices,
             "today": today,
             "tomorrow": today + dt.timedelta(days=1),
-            "q": query,
-            "found": found,
             "requests": Paginator(
                 selectors.live_room_request_pending_for_creator(creator=creator), PAGE_SIZE
             ).get_page(request.GET.get("requests_page")),
@@ -119,13 +131,11 @@ def creator_grants(request):
 def organization_search_partial(request):
     """htmx: organizations matching the typed name, as checkboxes for the authorize form."""
     _creator_or_404(request)
-    query = request.GET.get("q", "")
-    found = (
-        organization_search(query=query, kinds=[Organization.Kind.SHOP, Organization.Kind.AGENCY])
-        if query
-        else []
+    return render(
+        request,
+        "authorization/_org_search.html",
+        _org_choices(request.GET.get("q", ""), request.GET.getlist("organizations")),
     )
-    return render(request, "authorization/_org_search.html", {"found": found, "q": query})
 
 
 def _row_response(request, grant, *, error=None):

@@ -110,6 +110,37 @@ def test_grant_2_authorize_from_the_page(client, creator, today):
     assert "GRANT-2" in bad and "开始日期不能早于今天" in bad
 
 
+def test_grant_2_a_refused_authorize_and_a_new_search_keep_the_ticked_organizations(client, creator, today):
+    # Given a creator who ticked a shop and an agency
+    shop, agency = OrganizationFactory(name="好物店"), OrganizationFactory(name="星光机构", kind="agency")
+    provider = OrganizationFactory(name="好物服务商", kind="service_provider")
+    login(client, creator.user)
+    ticked = [str(shop.pk), str(agency.pk)]
+
+    def checked(page):
+        return sorted(int(v) for v in re.findall(r'value="(\d+)" checked', page))
+
+    # When the authorize is refused (end before start), the page keeps both ticked
+    refused = html(
+        client.post(
+            reverse("authorization:creator-grants"),
+            {"organizations": ticked, "start_date": today, "end_date": today - days(1)},
+        )
+    )
+    assert "GRANT-2" in refused and checked(refused) == sorted([shop.pk, agency.pk])
+    # And a new search lists the ticked ones, still ticked, beside its own matches; a service
+    # provider (never grantable) or a malformed id is not carried along
+    found = html(
+        client.get(
+            reverse("authorization:org-search"),
+            {"q": "好物", "organizations": [str(agency.pk), str(provider.pk), "x", "9" * 30]},
+        )
+    )
+    assert checked(found) == [agency.pk]
+    assert f'value="{shop.pk}">' in found and f'value="{provider.pk}"' not in found
+    assert not Grant.objects.exists()
+
+
 def test_grant_5_early_renew_in_place_with_htmx(client, creator, today):
     g = GrantFactory(creator=creator, start_date=today, end_date=today + days(5))
     login(client, creator.user)
