@@ -163,7 +163,9 @@ def _grant_action(request, grant_id, form_class, call):
     form = form_class(request.POST)
     if not form.is_valid():
         field, errors = next(iter(form.errors.items()))
-        return _row_response(request, grant, error=f"{field}: {errors[0]}")
+        # Named as the row labels it: the form's field name (end_date) means nothing to a reader.
+        label = form.fields[field].label if field in form.fields else ""
+        return _row_response(request, grant, error=f"{label}{_('：')}{errors[0]}" if label else errors[0])  # noqa: RUF001
     try:
         grant = call(grant, form.cleaned_data)
     except DomainError as exc:

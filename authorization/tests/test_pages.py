@@ -152,6 +152,30 @@ def test_grant_5_early_renew_in_place_with_htmx(client, creator, today):
     assert client.post(url, {"end_date": "not-a-date"}, HTTP_HX_REQUEST="true").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("action", "data", "label"),
+    [
+        ("grant-early-renew", {"end_date": "not-a-date"}, "新截止日期"),
+        ("grant-renew", {"start_date": "", "end_date": ""}, "开始日期"),
+    ],
+)
+def test_a_grant_actions_unreadable_date_is_named_by_its_label_not_its_field_code(
+    client, creator, today, action, data, label
+):
+    # Given a live grant (early renew) and an expired one (renew)
+    grant = GrantFactory(
+        creator=creator,
+        start_date=today - days(9),
+        end_date=today + days(5) if action == "grant-early-renew" else today - days(1),
+    )
+    login(client, creator.user)
+    # When the creator sends the action with a date left empty or mistyped
+    row = html(client.post(reverse(f"authorization:{action}", args=[grant.pk]), data, HTTP_HX_REQUEST="true"))
+    # Then the row names the field as the page labels it, not by the form's field name
+    error = re.search(r'<p class="error" role="alert">([^<]*)</p>', row).group(1)
+    assert error.startswith(f"{label}：") and "_date" not in error  # noqa: RUF001
+
+
 def test_grant_6_renew_and_grant_4_revoke_from_the_page(client, creator, today):
     expired = GrantFactory(creator=creator, start_date=today - days(9), end_date=today - days(1))
     live = GrantFactory(creator=creator, start_date=today, end_date=today + days(9))
