@@ -37,6 +37,7 @@ from gifts.models import (
     RuleVersion,
     SpotCheck,
     Violation,
+    ViolationAnnulment,
 )
 from gifts.value import gift_value_resolve
 from portal import clock
@@ -587,6 +588,19 @@ class SpotCheckAdmin(admin.ModelAdmin):
             self.message_user(request, result.skipped_reason, messages.WARNING)
 
 
+class AnnulledFilter(admin.SimpleListFilter):
+    title = gettext_lazy("是否撤销")
+    parameter_name = "annulled"
+
+    def lookups(self, request, model_admin):
+        return [("no", _("有效")), ("yes", _("已撤销"))]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(annulment__isnull=self.value() == "no")
+        return queryset
+
+
 @admin.register(Violation)
 class ViolationAdmin(ReadOnlyModelAdmin):
     list_display = (
@@ -599,10 +613,35 @@ class ViolationAdmin(ReadOnlyModelAdmin):
         "product",
         "gift_value_fen",
         "weight",
+        "standing",
     )
-    list_filter = ("rule_id", "violation_type")
+    list_filter = (AnnulledFilter, "rule_id", "violation_type")
     search_fields = ("shop__name",)
-    list_select_related = ("shop", "rule_version", "gift", "product")
+    list_select_related = ("shop", "rule_version", "gift", "product", "annulment")
+    readonly_fields = ("standing",)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=gettext_lazy("状态"))
+    def standing(self, v):
+        if not v.is_annulled:
+            return _("有效")
+        a = v.annulment
+        return format_html(
+            '<span class="annulled" data-annulled="{}">{}</span> {} · {}',
+            a.pk,
+            _("已撤销（不计权重）"),
+            clock.local(a.annulled_at).strftime("%Y-%m-%d %H:%M"),
+            a.reason,
+        )
+
+
+@admin.register(ViolationAnnulment)
+class ViolationAnnulmentAdmin(ReadOnlyModelAdmin):
+    list_display = ("annulled_at", "violation", "cause", "shipment", "annulled_by")
+    list_filter = ("cause",)
+    list_select_related = ("violation__shop", "shipment__order", "shipment__gift", "annulled_by")
 
     def has_change_permission(self, request, obj=None):
         return False

@@ -21,7 +21,15 @@ from rest_framework.views import APIView
 from gifts import selectors, services
 from gifts.errors import NotFound
 from gifts.listing_check import listing_check
-from gifts.models import Gift, GiftCategory, GiftDispute, GiftShipment, Product, Violation
+from gifts.models import (
+    Gift,
+    GiftCategory,
+    GiftDispute,
+    GiftShipment,
+    Product,
+    Violation,
+    ViolationAnnulment,
+)
 from gifts.value import gift_value_resolve
 from portal.models import ApiKey
 from portal.pagination import DefaultPagination, paginated
@@ -115,8 +123,17 @@ class ListingCheckOut(serializers.Serializer):
     findings = FindingOut(many=True)
 
 
+class AnnulmentOut(serializers.ModelSerializer):
+    class Meta:
+        model = ViolationAnnulment
+        fields = ["cause", "reason", "shipment_id", "annulled_at"]
+
+
 class ViolationOut(serializers.ModelSerializer):
     rule_version = serializers.CharField(source="rule_version.version")
+    annulled = serializers.BooleanField(source="is_annulled", help_text="annulled: counts for nothing")
+    counted_weight = serializers.IntegerField(help_text="the weight it counts with (0 once annulled)")
+    annulment = serializers.SerializerMethodField()
 
     class Meta:
         model = Violation
@@ -133,7 +150,14 @@ class ViolationOut(serializers.ModelSerializer):
             "weight",
             "occurred_at",
             "recorded_at",
+            "annulled",
+            "counted_weight",
+            "annulment",
         ]
+
+    @extend_schema_field(AnnulmentOut(allow_null=True))
+    def get_annulment(self, violation) -> dict | None:
+        return AnnulmentOut(violation.annulment).data if violation.is_annulled else None
 
 
 DISPUTE_KINDS_HELP = "dispute kind: " + ", ".join(f"{v} ({label})" for v, label in GiftDispute.Kind.choices)
@@ -235,6 +259,10 @@ class ShippedOut(serializers.Serializer):
     shipment = ShipmentOut()
     violation_id = serializers.IntegerField(allow_null=True)
     violation_skipped_reason = serializers.CharField(allow_blank=True)
+    annulled_violation_id = serializers.IntegerField(
+        allow_null=True,
+        help_text="GIFT-4.2: the 'not shipped' violation this record annulled (shipped by the due time)",
+    )
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -484,6 +512,9 @@ class ShipmentShippedApi(APIView):
                     "shipment": shipment,
                     "violation_id": outcome.violation.pk if outcome and outcome.violation else None,
                     "violation_skipped_reason": outcome.skipped_reason if outcome else "",
+                    "annulled_violation_id": ViolationAnnulment.objects.filter(shipment=shipment)
+                    .values_list("violation_id", flat=True)
+                    .first(),
                 }
             ).data
         )

@@ -21,6 +21,8 @@ Design overview
 - ``Violation`` is the one record type for every rule breach, tied to the ``RuleVersion`` in
   force when the conduct happened (GIFT-6.2); versions may not overlap (exclusion constraint).
   Violations are append-only; a unique ``source_key`` makes jobs that record them idempotent.
+  A violation found not to stand (GIFT-4.2: a gift judged "not shipped" whose shipment, recorded
+  later, left in time) gets a ``ViolationAnnulment`` row, append-only too, and then counts for nothing.
 - ``GiftDispute`` is opened by the order system through the API (GIFT-5); the merchant answers
   with ``DisputeEvidence`` files before a deadline; staff decide with a compensation computed by
   the pure calculator in ``gifts.compensation``.
@@ -30,6 +32,7 @@ import pgtrigger
 from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import DateRangeField, RangeBoundary, RangeOperators
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.db.models import Func, Q
 from django.utils.translation import gettext_lazy as _
@@ -596,6 +599,79 @@ class Violation(models.Model):
     def __str__(self):
         return f"{self.rule_id} {self.violation_type} · {self.shop}"
 
+    @property
+    def is_annulled(self) -> bool:
+        """An annulled violation counts for nothing (see ``ViolationAnnulment``)."""
+        try:
+            return self.annulment is not None
+        except ObjectDoesNotExist:
+            return False
+
+    @property
+    def counted_weight(self) -> int:
+        """The weight this violation counts with: none once annulled."""
+        return 0 if self.is_annulled else self.weight
+
+
+class ViolationAnnulment(models.Model):
+    """A violation found not to stand, with when, why and by what it was annulled.
+
+    The violation row is evidence and never changes; the annulment is a second append-only row,
+    at most one per violation. An annulled violation counts for nothing: it is shown as annulled
+    and its weight is left out wherever a shop's violations are weighed.
+    """
+
+    class Cause(models.TextChoices):
+        # GIFT-4.2: the overdue job judged the gift "not shipped" after its due time; the shipment
+        # recorded afterwards left on time (recorded late, not shipped late).
+        SHIPPED_IN_TIME = "shipped_in_time", _("实际按时发货（发货登记晚于超时判定）")
+
+    violation = models.OneToOneField(
+        Violation,
+        on_delete=models.PROTECT,
+        related_name="annulment",
+        verbose_name=pgettext_lazy("singular", "违规记录"),
+    )
+    cause = models.CharField(_("撤销原因"), max_length=30, choices=Cause.choices)
+    reason = models.TextField(_("撤销说明"))
+    shipment = models.ForeignKey(
+        GiftShipment,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="annulments",
+        verbose_name=_("赠品发货"),
+    )
+    details = models.JSONField(_("详情"), default=dict, blank=True)
+    annulled_at = models.DateTimeField(_("撤销时间"))
+    annulled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("操作人"),
+    )
+
+    class Meta:
+        verbose_name = _("违规撤销")
+        verbose_name_plural = pgettext_lazy("plural", "违规撤销")
+        ordering = ["-annulled_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                name="gifts_violationannulment_cause_valid", condition=Q(cause__in=["shipped_in_time"])
+            ),
+            models.CheckConstraint(name="gifts_violationannulment_has_reason", condition=~Q(reason="")),
+            # GIFT-4.2: an annulment for a shipment made in time names that shipment.
+            models.CheckConstraint(
+                name="gifts_violationannulment_shipped_in_time_names_shipment",
+                condition=~Q(cause="shipped_in_time") | Q(shipment__isnull=False),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.violation} · {self.get_cause_display()}"
+
 
 class SpotCheck(models.Model):
     """GIFT-3 quality spot check (抽检) recorded by staff."""
@@ -909,6 +985,7 @@ class GiftEvent(models.Model):
         "product_taken_down": pgettext_lazy("gift event", "商品下架"),
         "violation_recorded": pgettext_lazy("gift event", "记录违规"),
         "violation_not_judged": pgettext_lazy("gift event", "不判违规"),
+        "violation_annulled": pgettext_lazy("gift event", "撤销违规"),
         "qualification_uploaded": pgettext_lazy("gift event", "上传资质"),
         "qualification_approved": pgettext_lazy("gift event", "资质审核通过"),
         "qualification_rejected": pgettext_lazy("gift event", "资质审核驳回"),
@@ -949,7 +1026,13 @@ class GiftEvent(models.Model):
         return self._state_labels().get(self.to_state, self.to_state)
 
 
-# Violations are evidence: corrected by staff with a new record, never edited or deleted.
+# Violations are evidence: corrected by staff with a new record, never edited or deleted; an
+# annulment is such a record and is itself never edited or deleted.
 pgtrigger.register(
     pgtrigger.Protect(name="gifts_violation_append_only", operation=pgtrigger.Update | pgtrigger.Delete)
 )(Violation)
+pgtrigger.register(
+    pgtrigger.Protect(
+        name="gifts_violationannulment_append_only", operation=pgtrigger.Update | pgtrigger.Delete
+    )
+)(ViolationAnnulment)

@@ -111,7 +111,7 @@ def document_request_list_for_shop(*, membership, open_only: bool = False) -> Qu
 
 def violation_list_for_shop(*, membership) -> QuerySet[Violation]:
     return (
-        Violation.objects.select_related("rule_version", "gift", "product")
+        Violation.objects.select_related("rule_version", "gift", "product", "annulment")
         .filter(shop_id=_shop_id(membership))
         .order_by("-occurred_at", "-id")
     )

@@ -37,6 +37,7 @@ from gifts.models import (
     Qualification,
     SpotCheck,
     Violation,
+    ViolationAnnulment,
 )
 from gifts.uploads import delete_stored, store_upload
 from gifts.value import gift_value_resolve, value_basis_for
@@ -1258,6 +1259,70 @@ def _judge_shipment(shipment: GiftShipment, *, occurred_at, actor=None, kind: st
     )
 
 
+def _annul_not_shipped_judgement(
+    shipment: GiftShipment, *, actor=None, now=None
+) -> ViolationAnnulment | None:
+    """GIFT-4.2: a gift the overdue job judged "not shipped" turns out to have left by its due
+    time (the shipment was recorded late, not made late). The violation stays as evidence and
+    gets an annulment naming the shipment; from then on it counts for nothing. The shop is told,
+    as it was told of the violation. A late shipping time keeps the violation (the caller checks).
+
+    Called with the shipment locked."""
+    now = now or clock.now()
+    violation = Violation.objects.filter(source_key=f"shipment:{shipment.pk}:not_shipped").first()
+    if violation is None:  # not judged under the rules (GIFT-6.2): nothing to annul
+        return None
+    if ViolationAnnulment.objects.filter(violation=violation).exists():
+        return None  # annulled once; the one-to-one key backs this
+    due = shipment.due_by_at
+    reason = (
+        f"GIFT-4.2: 发货时间 {clock.local(shipment.shipped_at):%Y-%m-%d %H:%M} 不晚于应发货时间 "
+        f"{clock.local(due):%Y-%m-%d %H:%M}，超时判定后才登记发货，撤销“{violation.violation_type}”违规记录"
+    )
+    details = {
+        "order_no": shipment.order.order_no,
+        "due_by_at": due.isoformat(),
+        "shipped_at": shipment.shipped_at.isoformat(),
+        "tracking_no": shipment.tracking_no,
+        "judged_at": shipment.judged_at.isoformat() if shipment.judged_at else None,
+        "weight": violation.weight,
+    }
+    annulment = ViolationAnnulment.objects.create(
+        violation=violation,
+        cause=ViolationAnnulment.Cause.SHIPPED_IN_TIME,
+        reason=reason,
+        shipment=shipment,
+        details=details,
+        annulled_at=now,
+        annulled_by=actor if (actor is not None and actor.is_authenticated) else None,
+    )
+    _event(
+        shop_id=violation.shop_id,
+        gift_id=violation.gift_id,
+        kind="violation_annulled",
+        actor=actor,
+        at=now,
+        rule_id=violation.rule_id,
+        details={"violation_id": violation.pk, "reason": reason, **details},
+    )
+    audit_record(
+        actor=actor,
+        action="gifts.violation_annul",
+        obj=violation,
+        details={"cause": annulment.cause, "shipment": shipment.pk, **details},
+    )
+    _notify_shop(
+        violation.shop_id,
+        kind="gift_violation",
+        title=gettext_noop("违规记录已撤销：%(type)s（%(rule)s）"),
+        body="%(reason)s",
+        params={"type": violation.violation_type, "rule": violation.rule_id, "reason": reason},
+        url="/gifts/violations/",
+        dedupe_key=f"gifts:violation-annulled:{violation.pk}",
+    )
+    return annulment
+
+
 SHIPPED_AT_CLOCK_SKEW = dt.timedelta(minutes=5)  # the order system's clock may run a little ahead
 
 
@@ -1290,6 +1355,10 @@ def gift_shipment_mark_shipped(
         outcome = _judge_shipment(shipment, occurred_at=shipment.due_by_at, actor=actor, kind="late")
         shipment.judged_at = clock.now()
         fields.append("judged_at")
+    elif shipment.judged_at is not None and shipped_at <= shipment.due_by_at:
+        # The overdue job judged it "not shipped" before this record arrived; the parcel left in
+        # time. Both run under the shipment's row lock, so whichever comes second sees the other.
+        _annul_not_shipped_judgement(shipment, actor=actor)
     shipment.save(update_fields=fields)
     gift = shipment.gift
     if gift.category.licence_required and not selectors.shop_has_valid_licence(

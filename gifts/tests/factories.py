@@ -115,6 +115,28 @@ def order_for(product, *, paid_amount_fen=10_000, paid_at=None, order_no=None, *
     )
 
 
+def annulled_not_shipped_violation(shop):
+    """A gift the overdue job judged 'not shipped' whose shipment, recorded afterwards, left by its
+    due time: the violation is annulled (GIFT-4.2). Returns the violation."""
+    from gifts import services
+
+    paid = dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC)
+    gift = GiftFactory(shop=shop, state=Gift.State.APPROVED, declared_value_fen=50_000)
+    order = services.order_upsert(
+        shop=shop,
+        order_no=f"AN{gift.pk}",
+        product=ProductFactory(shop=shop, promised_ship_hours=48),
+        paid_amount_fen=20_000,
+        paid_at=paid,
+        gift_lines=[(gift, 1)],
+    )
+    services.gift_shipment_overdue_run(now=paid + dt.timedelta(hours=50))
+    services.gift_shipment_mark_shipped(
+        shipment=order.gift_shipments.get(), shipped_at=paid + dt.timedelta(hours=47), tracking_no="SF9"
+    )
+    return gift.violations.select_related("annulment").get()
+
+
 def rule_version() -> RuleVersion:
     return RuleVersion.objects.get(code="GIFT", version="2022-07-01")
 

@@ -13,6 +13,7 @@ from gifts.tests.factories import (
     GiftFactory,
     ProductFactory,
     UserFactory,
+    annulled_not_shipped_violation,
     approved_gift,
     food_category,
     main_member,
@@ -194,6 +195,28 @@ def test_gift_2_5_product_take_down_in_admin(client, reviewer):
     act(client, "product", "take_down", [product.pk], apply="1", reason="标题含赠品品牌")
     product.refresh_from_db()
     assert product.state == "taken_down" and Violation.objects.get().rule_id == "GIFT-2.5"
+
+
+def test_gift_4_2_staff_see_annulled_violations_as_such(client, reviewer):
+    annulled = annulled_not_shipped_violation(main_member().organization)
+    standing = services.violation_record(
+        shop_id=annulled.shop_id,
+        rule_id="GIFT-3.1",
+        occurred_at=dt.datetime(2024, 5, 2, tzinfo=dt.UTC),
+        source_key="standing",
+        gift=annulled.gift,
+    ).violation
+    url = reverse("admin:gifts_violation_changelist")
+    html = client.get(url).content.decode()
+    assert f'data-annulled="{annulled.annulment.pk}"' in html and "已撤销" in html
+    only_annulled = client.get(url + "?annulled=yes").content.decode()
+    only_standing = client.get(url + "?annulled=no").content.decode()
+    change = reverse("admin:gifts_violation_change", args=[standing.pk])
+    assert change not in only_annulled and change in only_standing
+    detail = client.get(reverse("admin:gifts_violation_change", args=[annulled.pk])).content.decode()
+    assert annulled.annulment.reason in detail
+    annulments = client.get(reverse("admin:gifts_violationannulment_changelist")).content.decode()
+    assert annulled.annulment.get_cause_display() in annulments
 
 
 def test_categories_are_staff_managed_and_audited(client, reviewer):

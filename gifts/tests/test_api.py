@@ -328,6 +328,41 @@ def test_violation_list_is_scoped_and_constant_in_queries(owner):
     assert session(main_member().user).get("/api/v1/gifts/violations").json()["count"] == 0
 
 
+def test_gift_4_2_the_shipment_api_annuls_a_not_shipped_violation_and_the_list_shows_it(owner):
+    from gifts import services
+
+    gift = approved_gift(shop=owner.organization, declared_value_fen=50_000)
+    product = ProductFactory(shop=owner.organization, promised_ship_hours=24)
+    api = keyed(owner)
+    order = api.post(
+        "/api/v1/gifts/orders",
+        {
+            "order_no": "AN1",
+            "product_id": product.pk,
+            "paid_amount_fen": 9900,
+            "paid_at": "2024-05-01T10:00:00+08:00",
+            "gifts": [{"gift_id": gift.pk}],
+        },
+        format="json",
+    ).json()
+    services.gift_shipment_overdue_run(
+        now=dt.datetime(2024, 5, 2, 11, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    )
+    violation = Violation.objects.get()
+    resp = api.post(
+        f"/api/v1/gifts/shipments/{order['shipments'][0]['id']}/shipped",
+        {"shipped_at": "2024-05-02T09:30:00+08:00", "tracking_no": "SF1"},
+        format="json",
+    )
+    assert resp.status_code == 200, resp.content
+    assert resp.json()["annulled_violation_id"] == violation.pk and resp.json()["violation_id"] is None
+    (row,) = session(owner.user).get("/api/v1/gifts/violations").json()["results"]
+    assert (row["id"], row["annulled"], row["weight"], row["counted_weight"]) == (violation.pk, True, 2, 0)
+    assert row["annulment"]["cause"] == "shipped_in_time" and row["annulment"]["reason"].startswith(
+        "GIFT-4.2"
+    )
+
+
 def test_gift_list_is_constant_in_queries(owner):
     api = session(owner.user)
     GiftFactory(shop=owner.organization)

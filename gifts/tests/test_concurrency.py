@@ -1,5 +1,6 @@
 """Races on real PostgreSQL connections: row locks make exactly one side win."""
 
+import datetime as dt
 import threading
 
 import pytest
@@ -119,3 +120,127 @@ def test_gift_2_6_removing_a_gift_while_its_product_is_being_edited_neither_dead
     assert errors == []
     assert Gift.objects.get(pk=owner_gift.pk).state == "removed"
     assert not ProductGift.objects.filter(gift=owner_gift).exists()
+
+
+# --- GIFT-4.2: the overdue job and a late-recorded shipment at the same time -------------------------
+
+PAID = dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC)
+DUE = PAID + dt.timedelta(hours=48)
+
+
+def _overdue_shipment():
+    from gifts.models import GiftShipment
+
+    gift = approved_gift(declared_value_fen=50_000)
+    product = ProductFactory(shop=gift.shop, promised_ship_hours=48)
+    services.order_upsert(
+        shop=gift.shop,
+        order_no=f"RACE-{gift.pk}",
+        product=product,
+        paid_amount_fen=20_000,
+        paid_at=PAID,
+        gift_lines=[(gift, 1)],
+    )
+    return GiftShipment.objects.get(gift=gift)
+
+
+def _second_waits_for_first(first, second, *, shipment_id):
+    """``first`` runs in a transaction that already holds the shipment's row lock; ``second``
+    starts meanwhile and must wait on that lock until ``first`` has committed."""
+    from django.db import transaction
+
+    from gifts import locks
+
+    holding, errors, pids = threading.Event(), [], set()
+
+    def run_first():
+        try:
+            with transaction.atomic():
+                locks.lock_shipment(shipment_id)
+                holding.set()
+                for _ in range(500):  # until the other side waits on the lock
+                    with connection.cursor() as cur:
+                        cur.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                        if pids & {r[0] for r in cur.fetchall()}:
+                            break
+                    threading.Event().wait(0.02)
+                first()
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def run_second():
+        try:
+            holding.wait(10)
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_backend_pid()")
+                pids.add(cur.fetchone()[0])
+            second()
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run_first), threading.Thread(target=run_second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+
+
+def _assert_consistent(shipment_id):
+    """Shipped by the due time, so no 'not shipped' violation may stand, whoever came first."""
+    from gifts.models import GiftShipment, Violation
+
+    shipment = GiftShipment.objects.get(pk=shipment_id)
+    assert shipment.shipped_at == DUE - dt.timedelta(hours=1)
+    standing = Violation.objects.filter(gift_id=shipment.gift_id, annulment__isnull=True)
+    assert not standing.exists()
+    return list(Violation.objects.filter(gift_id=shipment.gift_id).select_related("annulment"))
+
+
+def _job():
+    return services.gift_shipment_overdue_run(now=DUE + dt.timedelta(hours=1))
+
+
+def _record(shipment):
+    return lambda: services.gift_shipment_mark_shipped(
+        shipment=shipment, shipped_at=DUE - dt.timedelta(hours=1), tracking_no="SF-RACE"
+    )
+
+
+def test_gift_4_2_job_judging_while_the_in_time_shipment_is_recorded_ends_annulled(migration_data):
+    # Given an overdue shipment the job is judging (it holds the shipment's row lock)
+    shipment = _overdue_shipment()
+
+    # When the order system records it as shipped before the due time, meanwhile
+    _second_waits_for_first(_job, _record(shipment), shipment_id=shipment.pk)
+
+    # Then the record waited for the judgement and annulled it: one violation, annulled
+    (violation,) = _assert_consistent(shipment.pk)
+    assert violation.is_annulled and violation.annulment.shipment_id == shipment.pk
+    assert GiftEvent.objects.filter(kind="violation_annulled", gift_id=shipment.gift_id).count() == 1
+
+
+def test_gift_4_2_shipment_recorded_while_the_job_looks_at_it_is_not_judged(migration_data):
+    # Given the order system recording an in-time shipment (it holds the shipment's row lock)
+    shipment = _overdue_shipment()
+
+    # When the job, which listed the shipment as unshipped, reaches it meanwhile
+    results = []
+    _second_waits_for_first(_record(shipment), lambda: results.append(_job()), shipment_id=shipment.pk)
+
+    # Then the job waited, saw it shipped and judged nothing
+    assert results == [0] and _assert_consistent(shipment.pk) == []
+
+
+def test_gift_4_2_job_and_in_time_record_started_at_once_end_consistent(migration_data):
+    shipment = _overdue_shipment()
+    results = _race(_job, _record(shipment))
+    assert not any(isinstance(r, Exception) for r in results)
+    violations = _assert_consistent(shipment.pk)
+    # either the job came first (one violation, annulled) or the record did (none)
+    assert (results[0], len(violations)) in ((1, 1), (0, 0))
+    assert all(v.is_annulled for v in violations)

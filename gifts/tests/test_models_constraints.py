@@ -18,6 +18,7 @@ from gifts.models import (
     RuleVersion,
     SpotCheck,
     Violation,
+    ViolationAnnulment,
 )
 from gifts.tests.factories import (
     GiftFactory,
@@ -187,6 +188,33 @@ def _violation(**kw):
     }
     defaults.update(kw)
     return Violation.objects.create(**defaults)
+
+
+def test_gift_4_2_violation_annulment_constraints_and_append_only():
+    gift = approved_gift()
+    shipment = GiftShipment.objects.create(order=order_for(ProductFactory(shop=gift.shop)), gift=gift)
+    v = _violation(gift=gift)
+
+    def annul(**kw):
+        row = {
+            "violation": v,
+            "cause": "shipped_in_time",
+            "reason": "按时发货",
+            "shipment": shipment,
+            "annulled_at": T0,
+        }
+        row.update(kw)
+        return ViolationAnnulment.objects.create(**row)
+
+    refused(lambda: annul(cause="mercy"))
+    refused(lambda: annul(reason=""))
+    refused(lambda: annul(shipment=None))  # shipped in time: names the shipment
+    a = annul()
+    refused(lambda: annul())  # a violation is annulled once
+    with pytest.raises(Exception), transaction.atomic():  # pgtrigger Protect: append-only
+        ViolationAnnulment.objects.filter(pk=a.pk).update(reason="edited")
+    with pytest.raises(Exception), transaction.atomic():
+        ViolationAnnulment.objects.filter(pk=a.pk).delete()
 
 
 def test_violation_constraints_and_append_only():

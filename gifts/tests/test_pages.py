@@ -25,6 +25,7 @@ from gifts.tests.factories import (
     ProductFactory,
     QualificationFactory,
     UserFactory,
+    annulled_not_shipped_violation,
     approved_gift,
     main_member,
     open_dispute,
@@ -287,6 +288,32 @@ def test_violations_page_lists_the_shops_violations(client, owner):
     )
     html = login(client, owner).get(reverse("gifts:violations")).content.decode()
     assert "违背承诺" in html and "GIFT-3.1" not in html
+
+
+def test_gift_4_2_violations_page_shows_an_annulled_violation_as_annulled(client, owner):
+    # Given one annulled violation and one that stands
+    annulled = annulled_not_shipped_violation(owner.organization)
+    gift = approved_gift(shop=owner.organization)
+    standing = services.violation_record(
+        shop_id=gift.shop_id,
+        rule_id="GIFT-3.1",
+        occurred_at=dt.datetime(2024, 5, 2, tzinfo=dt.UTC),
+        source_key="standing",
+        gift=gift,
+    ).violation
+
+    # When the merchant (a sub-account reads it too) opens the violations page
+    html = login(client, sub_member(owner.organization)).get(reverse("gifts:violations")).content.decode()
+
+    # Then the annulled one is marked annulled, with why, and its weight is not counted
+    row = re.search(rf'<tr[^>]*data-violation="{annulled.pk}"[^>]*>(.*?)</tr>', html, re.S)
+    assert 'data-annulled="1"' in row.group(0) and "已撤销" in row.group(1) and "不计" in row.group(1)
+    assert annulled.annulment.reason in row.group(1)
+    other = re.search(rf'<tr[^>]*data-violation="{standing.pk}"[^>]*>(.*?)</tr>', html, re.S)
+    assert "data-annulled" not in other.group(0) and "已撤销" not in other.group(1)
+    # and the gift's history names the annulment
+    page = login(client, owner).get(reverse("gifts:gift-detail", args=[annulled.gift_id])).content.decode()
+    assert 'data-event="violation_annulled"' in page and "撤销违规" in page
 
 
 def test_gift_5_dispute_page_shows_countdown_and_takes_evidence(client, owner):

@@ -6,7 +6,7 @@ import pytest
 
 from gifts import services
 from gifts.errors import DomainError
-from gifts.models import GiftEvent, GiftShipment, RuleVersion, SpotCheck, Violation
+from gifts.models import GiftEvent, GiftShipment, RuleVersion, SpotCheck, Violation, ViolationAnnulment
 from gifts.tests.factories import (
     ProductFactory,
     UserFactory,
@@ -14,6 +14,7 @@ from gifts.tests.factories import (
     food_category,
     valid_licence,
 )
+from portal.models import AuditEntry, Notification
 
 pytestmark = pytest.mark.django_db
 PAID = dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC)
@@ -296,3 +297,80 @@ def test_gift_4_2_a_dispute_creates_no_shipping_duty_so_no_false_late_shipping(m
         gift_lines=[(gift, 1)],
     )
     assert GiftShipment.objects.filter(order__order_no="RET-1", gift=gift).count() == 1
+
+
+# --- GIFT-4.2: a shipment recorded after the overdue judgement ---------------------------------------
+
+DUE = PAID + dt.timedelta(hours=48)
+
+
+def _judged_not_shipped(shipment) -> Violation:
+    assert services.gift_shipment_overdue_run(now=DUE + dt.timedelta(hours=1)) == 1
+    return Violation.objects.get(source_key=f"shipment:{shipment.pk}:not_shipped")
+
+
+@pytest.mark.parametrize("before_due", [dt.timedelta(hours=3), dt.timedelta(0)], ids=["before", "at-due"])
+def test_gift_4_2_shipped_in_time_but_recorded_after_the_judgement_annuls_the_violation(shipment, before_due):
+    # Given the hourly job judged the gift "not shipped" after its due time
+    violation = _judged_not_shipped(shipment)
+    assert violation.weight == 2 and violation.counted_weight == 2
+    staff = UserFactory(is_staff=True)
+
+    # When the shipment is recorded, with a shipping time not after the due time
+    _, outcome = services.gift_shipment_mark_shipped(
+        shipment=shipment, shipped_at=DUE - before_due, tracking_no="SF1", actor=staff
+    )
+
+    # Then the violation is kept as evidence but annulled, naming the shipment, when, why and who
+    assert outcome is None and Violation.objects.count() == 1
+    violation = Violation.objects.select_related("annulment").get(pk=violation.pk)
+    annulment = violation.annulment
+    assert (annulment.cause, annulment.shipment_id, annulment.annulled_by) == (
+        "shipped_in_time",
+        shipment.pk,
+        staff,
+    )
+    assert annulment.reason.startswith("GIFT-4.2") and annulment.details["tracking_no"] == "SF1"
+    assert annulment.details["due_by_at"] == DUE.isoformat()
+    # and it counts for nothing: its weight is not counted
+    assert violation.is_annulled and violation.counted_weight == 0 and violation.weight == 2
+    # and the gift's history, the audit trail and the shop's inbox say so
+    event = GiftEvent.objects.get(gift=shipment.gift, kind="violation_annulled")
+    assert event.rule_id == "GIFT-4.2" and event.details["violation_id"] == violation.pk
+    assert AuditEntry.objects.filter(
+        action="gifts.violation_annul", object_id=str(violation.pk), actor=staff
+    ).exists()
+    note = Notification.objects.get(dedupe_key=f"gifts:violation-annulled:{violation.pk}")
+    assert note.organization_id == shipment.gift.shop_id and "GIFT-4.2" in note.title
+
+
+def test_gift_4_2_shipped_after_the_due_time_and_recorded_after_the_judgement_keeps_the_violation(shipment):
+    violation = _judged_not_shipped(shipment)
+    _, outcome = services.gift_shipment_mark_shipped(
+        shipment=shipment, shipped_at=DUE + dt.timedelta(minutes=1), tracking_no="SF1"
+    )
+    assert outcome is None  # judged once: no second violation for the same lateness
+    violation = Violation.objects.get()
+    assert not violation.is_annulled and violation.counted_weight == 2
+    assert not ViolationAnnulment.objects.exists()
+    assert not GiftEvent.objects.filter(kind="violation_annulled").exists()
+
+
+def test_gift_4_2_a_late_shipping_violation_is_not_annulled_by_anything_recorded_later(shipment):
+    # Given a gift recorded as shipped late (the violation is about the shipping time itself)
+    services.gift_shipment_mark_shipped(
+        shipment=shipment, shipped_at=DUE + dt.timedelta(hours=5), tracking_no="SF1"
+    )
+    # When the overdue job runs afterwards, nothing changes
+    assert services.gift_shipment_overdue_run(now=DUE + dt.timedelta(hours=6)) == 0
+    assert not Violation.objects.get().is_annulled
+
+
+def test_gift_4_2_annulment_when_the_judgement_recorded_no_violation_is_a_no_op(shipment):
+    """GIFT-6.2: a not-shipped judgement before the rules took effect recorded nothing to annul."""
+    RuleVersion.objects.all().delete()
+    assert services.gift_shipment_overdue_run(now=DUE + dt.timedelta(hours=1)) == 1
+    shipment, outcome = services.gift_shipment_mark_shipped(
+        shipment=shipment, shipped_at=DUE - dt.timedelta(hours=1), tracking_no="SF1"
+    )
+    assert shipment.shipped_at and outcome is None and not ViolationAnnulment.objects.exists()
