@@ -66,7 +66,11 @@ class DemandDocumentsForm(forms.Form):
 
 class FairValueForm(forms.Form):
     amount = forms.DecimalField(
-        label=gettext_lazy("市场公允价值（元）"), min_value=0, max_digits=12, decimal_places=2
+        label=gettext_lazy("市场公允价值（元）"),
+        help_text=gettext_lazy("单件赠品的价值"),
+        min_value=0,
+        max_digits=12,
+        decimal_places=2,
     )
     reason = forms.CharField(label=gettext_lazy("评估依据"), widget=forms.Textarea(attrs={"rows": 3}))
     overrides_declared = forms.BooleanField(

@@ -3,6 +3,9 @@
 (GIFT-1.2) and the order's actual paid amount. It names the rule and every figure it used, so the
 reviewer, the merchant and the consumer read the same reasoning.
 
+The gift's value is one unit's value times the quantity due on the order (GIFT-2.4, ``gifts.value``):
+a listing that promises three units and delivers none owes three units' value.
+
 - GIFT-5.2 merchant lacks the licence → the consumer gets the gift's value back.
 - GIFT-5.3 gift not provided as agreed → the gift's value; value undeclared and unassessable →
   30% of the order's actual paid amount, rounded half-up to the fen, clamped to ¥20..¥500.
@@ -58,10 +61,17 @@ def fallback_compensation_fen(paid_amount_fen: int) -> int:
 
 
 def compensation_calculate(
-    *, kind: str, gift_value_fen: int | None, value_basis: str, paid_amount_fen: int
+    *, kind: str, unit_value_fen: int | None, value_basis: str, paid_amount_fen: int, quantity: int = 1
 ) -> Compensation:
+    """``unit_value_fen`` is one unit's value (None: cannot be assessed), ``quantity`` the units
+    due on the order; the gift's value is their product (GIFT-2.4)."""
+    if quantity < 1:
+        raise ValueError(f"GIFT-2.4: a gift is promised in a quantity of at least 1, not {quantity}")
+    gift_value_fen = None if unit_value_fen is None else unit_value_fen * quantity
     figures = {
         "gift_value_fen": gift_value_fen,
+        "unit_value_fen": unit_value_fen,
+        "quantity": quantity,
         "value_basis": value_basis,
         "paid_amount_fen": paid_amount_fen,
     }

@@ -51,6 +51,7 @@ class GiftForm(forms.Form):
         label=_("发货地"), choices=[("", "—"), *Gift.ShipFrom.choices], required=False
     )
     declared_value = _yuan_field(_("申报价值（元）"))
+    declared_value.help_text = _("单件赠品的价值；每单赠品价值 = 单件价值 × 每单数量（GIFT-1.2、GIFT-2.4）")
     near_expiry = forms.BooleanField(label=_("临保商品"), required=False)
     expiry_date = forms.DateField(
         label=_("到期日期"), required=False, widget=forms.DateInput(attrs={"type": "date"})

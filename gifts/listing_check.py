@@ -12,8 +12,9 @@ from django.utils.translation import gettext as _
 
 from gifts import selectors
 from gifts.models import LOTTERY_VALUE_CAP_FEN, Gift
-from gifts.value import gift_value_resolve
+from gifts.value import PromisedValue, gift_value_promised, gift_value_resolve
 from portal import clock
+from portal.money import format_fen
 
 BRAND_SEPARATORS = re.compile(r"[/|,，、;；]")
 
@@ -101,13 +102,39 @@ def gift_findings(gift: Gift, *, today=None) -> list[Finding]:
         found.append(Finding("GIFT-2.4", "GIFT-2.4-SHIP-FROM", _("未明示赠品发货地"), gid, "ship_from"))
     if gift.near_expiry and not gift.expiry_date:
         found.append(Finding("GIFT-2.4", "GIFT-2.4-EXPIRY", _("临保赠品未明示到期日期"), gid, "expiry_date"))
-    if gift.is_lottery and value.known and value.amount_fen > LOTTERY_VALUE_CAP_FEN:
+    over_cap = lottery_value_over_cap(gift)
+    if over_cap is not None:
         found.append(
-            Finding("GIFT-2.7", "GIFT-2.7", _("抽奖赠品价值超过人民币50000元"), gid, "declared_value_fen")
+            Finding(
+                "GIFT-2.7",
+                "GIFT-2.7",
+                _("抽奖赠品价值超过人民币50000元（%(figures)s）") % {"figures": value_figures_text(over_cap)},
+                gid,
+                "declared_value_fen",
+            )
         )
     if gift.ship_from == Gift.ShipFrom.DOMESTIC and not gift.domestic_shipping_approved:
         found.append(Finding("GIFT-4.3", "GIFT-4.3", _("国内发货未经平台评估通过"), gid, "ship_from"))
     return found
+
+
+def lottery_value_over_cap(gift: Gift) -> PromisedValue | None:
+    """GIFT-2.7: a lottery gift's value, what one winner receives (one unit's value × the quantity
+    per order, GIFT-2.4), is at most ¥50,000 inclusive. Returns that value when it is over."""
+    if not gift.is_lottery:
+        return None
+    value = gift_value_promised(gift)
+    if value.known and value.amount_fen > LOTTERY_VALUE_CAP_FEN:
+        return value
+    return None
+
+
+def value_figures_text(value: PromisedValue) -> str:
+    return _("单件价值 %(unit)s × 数量 %(quantity)s = %(total)s") % {
+        "unit": format_fen(value.unit.amount_fen),
+        "quantity": value.quantity,
+        "total": format_fen(value.amount_fen),
+    }
 
 
 def findings_text(findings: list[Finding]) -> str:

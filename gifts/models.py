@@ -139,7 +139,10 @@ class Gift(models.Model):
     spec = models.CharField(_("规格"), max_length=100, blank=True)
     quantity_per_order = models.PositiveIntegerField(_("每单数量"), null=True, blank=True)
     ship_from = models.CharField(_("发货地"), max_length=20, choices=ShipFrom.choices, blank=True)
-    declared_value_fen = models.BigIntegerField(_("申报价值（分）"), null=True, blank=True)
+    # GIFT-1.2/2.4: the value of one unit; what an order is promised is this times the quantity.
+    declared_value_fen = models.BigIntegerField(
+        _("申报价值（分）"), null=True, blank=True, help_text=_("单件赠品的价值")
+    )
     value_basis = models.CharField(_("价值依据"), max_length=20, choices=ValueBasis.choices, blank=True)
     # GIFT-1.2: staff set a fair market value when the value is undeclared or clearly off.
     fair_value_fen = models.BigIntegerField(_("市场公允价值（分）"), null=True, blank=True)

@@ -23,7 +23,6 @@ from gifts import locks, selectors
 from gifts.compensation import compensation_calculate
 from gifts.errors import Conflict, DomainError, GiftRuleError, ListingBreach, NotFound, TransitionError
 from gifts.models import (
-    LOTTERY_VALUE_CAP_FEN,
     DisputeEvidence,
     DocumentRequest,
     Gift,
@@ -40,7 +39,7 @@ from gifts.models import (
     ViolationAnnulment,
 )
 from gifts.uploads import delete_stored, store_upload
-from gifts.value import gift_value_resolve, value_basis_for
+from gifts.value import gift_value_on_order, gift_value_promised, gift_value_resolve, value_basis_for
 from portal import clock
 from portal.models import Membership, Organization
 from portal.money import format_fen
@@ -191,12 +190,14 @@ def violation_record(
     penalty_note: str = "",
     actor=None,
     weigh_by_value: bool = False,
+    quantity: int | None = None,
 ) -> ViolationOutcome:
     """Record a breach under the rule version in force on the day of the conduct (GIFT-6.2).
 
     Conduct before the rules took effect is not judged by them: nothing is recorded, and the skip
     is written as an event on the gift/product so shop and staff can see why. Idempotent on
-    ``source_key`` (a job that runs twice records once).
+    ``source_key`` (a job that runs twice records once). ``quantity`` is the quantity of the gift
+    the conduct concerns (an order's gift line); without it, the listing's quantity per order.
     """
     existing = Violation.objects.filter(source_key=source_key).first()
     if existing is not None:
@@ -214,8 +215,11 @@ def violation_record(
             details={"reason": reason, "occurred_at": occurred_at.isoformat(), "source_key": source_key},
         )
         return ViolationOutcome(None, reason)
-    value = gift_value_resolve(gift) if gift is not None else None
+    # GIFT-4.2 weighs by the gift's value: one unit's value times the quantity promised (GIFT-2.4).
+    value = gift_value_promised(gift, quantity=quantity) if gift is not None else None
     weight = violation_weight(value.amount_fen if value else None) if weigh_by_value else 1
+    if weigh_by_value and value is not None:
+        evidence = {**(evidence or {}), "gift_value": value.as_dict()}
     try:
         with transaction.atomic():
             violation = Violation.objects.create(
@@ -366,10 +370,13 @@ def gift_submit(*, membership, actor, gift: Gift, now=None) -> Gift:
     allowed = (S.DRAFT, S.REVISIONS_REQUESTED)
     if gift.state not in allowed:
         raise TransitionError(_("赠品状态「%(state)s」不能提交") % {"state": gift.get_state_display()})
-    value = gift_value_resolve(gift)
-    if gift.is_lottery and value.known and value.amount_fen > LOTTERY_VALUE_CAP_FEN:
+    over_cap = checks.lottery_value_over_cap(gift)
+    if over_cap is not None:
         raise GiftRuleError(
-            "GIFT-2.7", _("抽奖赠品价值不得超过人民币50000元（含）"), field="declared_value_fen"
+            "GIFT-2.7",
+            _("抽奖赠品价值不得超过人民币50000元（含）：%(figures)s")
+            % {"figures": checks.value_figures_text(over_cap)},
+            field="declared_value_fen",
         )
     if gift.category.is_prohibited:
         _move(
@@ -628,16 +635,14 @@ def gift_fair_value_set(
         details=details,
     )
     audit_record(actor=actor, action="gifts.gift_fair_value_set", obj=gift, details=details)
-    if (
-        gift.is_lottery
-        and after.known
-        and after.amount_fen > LOTTERY_VALUE_CAP_FEN
-        and gift.state != S.REMOVED
-    ):
+    over_cap = checks.lottery_value_over_cap(gift)
+    if over_cap is not None and gift.state != S.REMOVED:
+        with translation.override(settings.LANGUAGE_CODE):  # stored in the event: the default language
+            figures = checks.value_figures_text(over_cap)
         gift_remove(
             gift=gift,
             actor=actor,
-            reason="GIFT-2.7: 抽奖赠品价值超过人民币50000元",
+            reason=f"GIFT-2.7: 抽奖赠品价值超过人民币50000元（{figures}）",
             rule_id="GIFT-2.7",
             now=now,
         )
@@ -1256,6 +1261,7 @@ def _judge_shipment(shipment: GiftShipment, *, occurred_at, actor=None, kind: st
         penalty_note=note,
         actor=actor,
         weigh_by_value=True,
+        quantity=shipment.quantity,
     )
 
 
@@ -1465,6 +1471,7 @@ def gift_shipment_mark_fake(*, shipment: GiftShipment, actor, note: str) -> Viol
         penalty_note="虚假发货，根据赠品价值依据“违背承诺”处理",
         actor=actor,
         weigh_by_value=True,
+        quantity=shipment.quantity,
     )
 
 
@@ -1528,10 +1535,13 @@ def spot_check_record(
 
 
 def dispute_preview(dispute: GiftDispute):
-    value = gift_value_resolve(dispute.gift)
+    """GIFT-5: the compensation as of now, from one unit's value (GIFT-1.2) times the quantity due on
+    the dispute's order (GIFT-2.4)."""
+    value = gift_value_on_order(dispute.gift, order_id=dispute.order_id)
     return compensation_calculate(
         kind=dispute.kind,
-        gift_value_fen=value.amount_fen,
+        unit_value_fen=value.unit.amount_fen,
+        quantity=value.quantity,
         value_basis=value.basis,
         paid_amount_fen=dispute.order.paid_amount_fen,
     )

@@ -30,7 +30,7 @@ from gifts.forms import (
     QualificationUploadForm,
 )
 from gifts.models import Gift, GiftCategory
-from gifts.value import gift_value_resolve, value_basis_label
+from gifts.value import gift_value_promised, gift_value_resolve, value_basis_label
 from portal import clock
 from portal.errors import DomainError
 
@@ -119,6 +119,7 @@ def gift_detail(request, gift_id):
         {
             "gift": gift,
             "value": gift_value_resolve(gift),
+            "promised": gift_value_promised(gift),
             "findings": checks.gift_findings(gift),
             "events": selectors.gift_events(gift=gift)[:50],
             "requests": gift.document_requests.order_by("-id"),

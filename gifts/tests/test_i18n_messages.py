@@ -40,7 +40,10 @@ def test_gift_rule_error_is_english_under_english_and_names_its_rule():
     with translation.override("en"), pytest.raises(GiftRuleError) as err:
         services.gift_submit(membership=owner, actor=owner.user, gift=gift)
     assert err.value.code == "GIFT-2.7"
-    assert err.value.message == "A lottery gift's value may not exceed RMB 50,000 (inclusive)"
+    assert err.value.message == (
+        "A lottery gift's value may not exceed RMB 50,000 (inclusive): "
+        "unit value ¥50,000.01 × quantity 1 = ¥50,000.01"
+    )
     assert str(err.value).startswith("GIFT-2.7: A lottery gift's value")
     assert err.value.as_body()["code"] == "GIFT-2.7"
 
@@ -50,13 +53,15 @@ def test_gift_rule_error_stays_chinese_by_default():
     gift = _lottery_gift_over_the_cap(owner)
     with pytest.raises(GiftRuleError) as err:
         services.gift_submit(membership=owner, actor=owner.user, gift=gift)
-    assert err.value.message == "抽奖赠品价值不得超过人民币50000元（含）"
+    assert err.value.message == (
+        "抽奖赠品价值不得超过人民币50000元（含）：单件价值 ¥50,000.01 × 数量 1 = ¥50,000.01"
+    )
 
 
 def test_compensation_explanation_is_english_and_keeps_the_rule_id_in_the_text():
     with translation.override("en"):
         calc = compensation_calculate(
-            kind="lacks_licence", gift_value_fen=None, value_basis="unknown", paid_amount_fen=1
+            kind="lacks_licence", unit_value_fen=None, value_basis="unknown", paid_amount_fen=1
         )
     assert calc.rule == "GIFT-5.2"
     assert calc.explanation == "The platform must first assess the gift's fair market value (GIFT-1.2)"

@@ -94,6 +94,14 @@ def test_gift_2_7_lottery_over_the_cap_is_a_finding():
     )
 
 
+def test_gift_2_7_lottery_cap_finding_counts_the_quantity_per_order():
+    over = GiftFactory(is_lottery=True, declared_value_fen=2_000_000, quantity_per_order=3)
+    found = [f for f in listing_check(title="x", gifts=[over]) if f.rule == "GIFT-2.7"]
+    assert len(found) == 1 and "¥60,000.00" in found[0].message
+    within = GiftFactory(is_lottery=True, declared_value_fen=2_500_000, quantity_per_order=2)
+    assert "GIFT-2.7" not in rules(listing_check(title="x", gifts=[within]))
+
+
 def test_gift_2_1_unapproved_gift_is_a_finding():
     assert rules(listing_check(title="x", gifts=[GiftFactory(state="submitted")])) == ["GIFT-2.1"]
 

@@ -334,6 +334,16 @@ def test_gift_5_dispute_page_shows_countdown_and_takes_evidence(client, owner):
     assert GiftDispute.objects.get().state == "merchant_responded"
 
 
+def test_gift_2_4_gift_and_dispute_pages_show_the_value_as_unit_times_quantity(client, owner):
+    gift = approved_gift(shop=owner.organization, declared_value_fen=8_800, quantity_per_order=3)
+    dispute = open_dispute(gift)
+    login(client, owner)
+    page = client.get(reverse("gifts:gift-detail", args=[gift.pk])).content.decode()
+    assert re.search(r"<span data-value-per-order>[^<]*3 \u00d7 ¥88\.00 = ¥264\.00</span>", page)
+    html = client.get(reverse("gifts:dispute-detail", args=[dispute.pk])).content.decode()
+    assert re.search(r'data-figures="value">[^<]*¥264\.00 = [^<]*¥88\.00 \u00d7 3', html)
+
+
 def test_gift_5_evidence_document_is_404_for_another_shop(client, owner):
     dispute = open_dispute(approved_gift(shop=owner.organization))
     services.dispute_respond(

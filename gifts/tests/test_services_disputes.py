@@ -53,6 +53,43 @@ def test_gift_5_3_dispute_opens_with_a_48_hour_deadline_and_a_preview(owner):
     assert dispute.calculation["rule"] == "GIFT-5.3" and dispute.calculation["compensation_fen"] == 8_800
 
 
+def test_gift_5_3_compensation_is_the_value_of_every_unit_due_on_the_order(owner):
+    # Given an order whose gift line is due three units of a ¥88 gift, none delivered
+    gift = approved_gift(shop=owner.organization, declared_value_fen=8_800, quantity_per_order=1)
+    gift._product = ProductFactory(shop=gift.shop)
+    services.order_upsert(
+        shop=gift.shop,
+        order_no="Q3",
+        product=gift._product,
+        paid_amount_fen=50_000,
+        paid_at=NOW - dt.timedelta(days=5),
+        gift_lines=[(gift, 3)],
+    )
+
+    # When the consumer disputes it and staff uphold the claim
+    dispute, _ = _open(gift, order_no="Q3", paid=50_000)
+    decided = services.dispute_decide(
+        dispute=dispute,
+        actor=UserFactory(is_staff=True),
+        decision="upheld",
+        note="未发赠品",
+        now=NOW + dt.timedelta(hours=49),
+    )
+
+    # Then the consumer is compensated three units' value, and the figures say so (GIFT-2.4)
+    assert decided.compensation_fen == 26_400
+    figures = decided.calculation["figures"]
+    assert (figures["unit_value_fen"], figures["quantity"], figures["gift_value_fen"]) == (8_800, 3, 26_400)
+
+
+@pytest.mark.parametrize(("kind", "rule"), [("not_delivered", "GIFT-5.3"), ("lacks_licence", "GIFT-5.2")])
+def test_gift_5_without_the_orders_gift_line_the_listings_quantity_per_order_counts(owner, kind, rule):
+    gift = approved_gift(shop=owner.organization, declared_value_fen=8_800, quantity_per_order=2)
+    dispute, _ = _open(gift, kind=kind)
+    assert (dispute.calculation["rule"], dispute.calculation["compensation_fen"]) == (rule, 17_600)
+    assert dispute.calculation["figures"]["quantity"] == 2
+
+
 def test_gift_5_deadline_hours_are_configurable(owner, settings):
     settings.GIFT_DISPUTE_RESPONSE_HOURS = 24
     dispute, _ = _open(approved_gift(shop=owner.organization))

@@ -22,6 +22,7 @@ from gifts.tests.factories import (
 )
 from gifts.value import gift_value_resolve
 from portal.models import AuditEntry, Notification
+from portal.money import format_fen
 
 pytestmark = pytest.mark.django_db
 NOW = dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC)
@@ -202,6 +203,46 @@ def test_gift_2_7_lottery_value_is_at_most_50000_yuan_inclusive(owner, value_fen
         with pytest.raises(GiftRuleError) as err:
             services.gift_submit(membership=owner, actor=owner.user, gift=gift)
         assert err.value.code == "GIFT-2.7"
+
+
+@pytest.mark.parametrize(
+    ("unit_fen", "quantity", "allowed"),
+    [(2_000_000, 3, False), (2_000_000, 2, True), (2_500_000, 2, True), (2_500_001, 2, False)],
+    ids=["60000-yuan", "40000-yuan", "50000-yuan-inclusive", "50000.02-yuan"],
+)
+def test_gift_2_7_lottery_cap_weighs_every_unit_a_winner_receives(owner, unit_fen, quantity, allowed):
+    # Given a lottery prize of ``quantity`` units per winner, each under the cap on its own
+    gift = services.gift_register(
+        membership=owner,
+        actor=owner.user,
+        data=_data(
+            CategoryFactory(), is_lottery=True, declared_value_fen=unit_fen, quantity_per_order=quantity
+        ),
+    )
+    if allowed:
+        assert services.gift_submit(membership=owner, actor=owner.user, gift=gift).state == "submitted"
+        return
+    # Then the prize's value, unit times quantity, over ¥50,000 is refused under GIFT-2.7 with the figures
+    with pytest.raises(GiftRuleError) as err:
+        services.gift_submit(membership=owner, actor=owner.user, gift=gift)
+    assert (err.value.code, err.value.field) == ("GIFT-2.7", "declared_value_fen")
+    assert f"{quantity} = {format_fen(unit_fen * quantity)}" in err.value.message
+
+
+def test_gift_2_7_lottery_gift_revalued_over_the_cap_counting_its_quantity_is_removed(staff):
+    gift = approved_gift(
+        is_lottery=True,
+        ship_from="domestic",
+        value_basis="merchant_declared",
+        declared_value_fen=100_000,
+        quantity_per_order=2,
+    )
+    services.gift_fair_value_set(
+        gift=gift, amount_fen=3_000_000, reason="单件市场价 3 万", actor=staff, overrides_declared=True
+    )
+    gift.refresh_from_db()
+    removed = GiftEvent.objects.get(gift=gift, kind="removed", rule_id="GIFT-2.7")
+    assert gift.state == "removed" and "= ¥60,000.00" in removed.details["reason"]
 
 
 def test_gift_2_7_lottery_gift_revalued_over_the_cap_is_removed(staff):

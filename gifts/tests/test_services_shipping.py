@@ -72,6 +72,33 @@ def test_gift_4_2_not_shipped_by_the_deadline_is_judged_once(shipment):
     assert v.rule_id == "GIFT-4.2" and v.evidence["kind"] == "not_shipped"
 
 
+def test_gift_4_2_breach_is_weighed_by_the_value_of_every_unit_due_on_the_order():
+    # Given an order due two units of a ¥88 gift (¥176 in all), never shipped
+    gift = approved_gift(declared_value_fen=8_800, quantity_per_order=1)
+    order = services.order_upsert(
+        shop=gift.shop,
+        order_no="Q2",
+        product=ProductFactory(shop=gift.shop),
+        paid_amount_fen=20_000,
+        paid_at=PAID,
+        gift_lines=[(gift, 2)],
+    )
+    # When the overdue job judges it
+    services.gift_shipment_overdue_run(now=PAID + dt.timedelta(days=3))
+    # Then it weighs as a ¥176 gift (weight 2), not as one ¥88 unit (weight 1)
+    v = Violation.objects.get(gift=gift)
+    assert (v.gift_value_fen, v.weight) == (17_600, 2)
+    assert v.evidence["gift_value"] == {
+        "amount_fen": 17_600,
+        "unit_value_fen": 8_800,
+        "quantity": 2,
+        "quantity_source": "order",
+        "basis": "customs_declared",
+        "rule": "GIFT-1.2/GIFT-2.4",
+    }
+    assert order.gift_shipments.get().quantity == 2
+
+
 @pytest.mark.parametrize(
     ("value_fen", "weight"), [(None, 1), (9_999, 1), (10_000, 2), (99_999, 2), (100_000, 3)]
 )
