@@ -425,7 +425,7 @@ class QualificationAdmin(ReadOnlyModelAdmin):
     search_fields = ("shop__name", "licence_number")
     list_select_related = ("shop",)
     readonly_fields = ("document",)
-    actions = ["approve", "reject"]
+    actions = ["approve", "reject", "revoke"]
 
     def get_ordering(self, request):
         return ["uploaded_at", "id"]
@@ -469,6 +469,22 @@ class QualificationAdmin(ReadOnlyModelAdmin):
             form_class=ReasonForm,
             title=_("驳回资质"),
             apply=lambda q, d: services.qualification_reject(
+                qualification=q, actor=request.user, reason=d["reason"]
+            ),
+        )
+
+    @admin.action(
+        description=gettext_lazy("吊销资质：被发证机关吊销或查明无效（需写明原因，GIFT-2.3）"),
+        permissions=["change"],
+    )
+    def revoke(self, request, queryset):
+        return run_action(
+            self,
+            request,
+            queryset,
+            form_class=ReasonForm,
+            title=_("吊销资质"),
+            apply=lambda q, d: services.qualification_revoke(
                 qualification=q, actor=request.user, reason=d["reason"]
             ),
         )

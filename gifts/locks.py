@@ -5,6 +5,7 @@ order so two transactions never wait on each other in opposite orders.
 from gifts.models import (
     DocumentRequest,
     Gift,
+    GiftCategory,
     GiftDispute,
     GiftShipment,
     Order,
@@ -35,6 +36,20 @@ def lock_gift_with_its_products(gift_id: int) -> Gift:
     product_ids = ProductGift.objects.filter(gift_id=gift_id).order_by("product_id").values_list("product_id")
     list(Product.objects.select_for_update().filter(pk__in=product_ids).order_by("pk").values_list("pk"))
     return lock_gift(gift_id)
+
+
+def lock_category_with_its_products(category_id: int) -> GiftCategory:
+    """The products carrying a gift of the category (pk order), then the category. Attaching a
+    gift locks its product and then the gift, whose lock takes its category row with it (the
+    join in ``lock_gift``): a staff change of the category that detaches or suspends its gifts
+    queues behind an attach, or an attach behind it, instead of deadlocking."""
+    product_ids = (
+        ProductGift.objects.filter(gift__category_id=category_id)
+        .order_by("product_id")
+        .values_list("product_id")
+    )
+    list(Product.objects.select_for_update().filter(pk__in=product_ids).order_by("pk").values_list("pk"))
+    return GiftCategory.objects.select_for_update().get(pk=category_id)
 
 
 def lock_qualification(qualification_id: int) -> Qualification:

@@ -6,12 +6,13 @@ Design overview
   need a licence of a named type (GIFT-2.3, e.g. 食品经营许可证).
 - ``Gift`` is a shop's registration (报备, GIFT-2.1) with a state machine
   draft → submitted → approved / rejected / revisions_requested → removed, plus suspended while
-  a licence it depends on has lapsed. Every state change is one service that writes a
-  ``GiftEvent`` row in the same transaction; events are append-only (trigger).
+  a licence it depends on has lapsed or was revoked. Every state change is one service that
+  writes a ``GiftEvent`` row in the same transaction; events are append-only (trigger).
 - A gift's value for any rule is resolved in one place, ``gifts.value`` (GIFT-1.2): the declared
   value's basis follows its ship-from (a database check), staff may set a fair market value.
 - ``Product`` listings carry gifts through ``ProductGift``; a trigger refuses attaching a gift
-  that is not approved or belongs to another shop (GIFT-2.1), whatever writes the row.
+  that is not approved or belongs to another shop (GIFT-2.1), whatever writes the row. A gift that
+  may no longer be given (removed, suspended, its category prohibited) leaves every product.
 - ``Qualification`` is an uploaded licence document (stored outside the web root, served only
   through a view that checks the owner or staff); ``DocumentRequest`` is a staff demand for
   documents with a deadline (GIFT-3).
@@ -337,6 +338,8 @@ class Qualification(models.Model):
         PENDING = "pending", _("待审核")
         APPROVED = "approved", _("已通过")
         REJECTED = "rejected", _("已驳回")
+        # GIFT-2.3: an approved licence later revoked by its issuing authority or found invalid.
+        REVOKED = "revoked", _("已吊销")
 
     shop = models.ForeignKey(
         Organization, on_delete=models.PROTECT, related_name="gift_qualifications", verbose_name=_("店铺")
@@ -364,6 +367,16 @@ class Qualification(models.Model):
     )
     reviewed_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
     reject_reason = models.TextField(_("驳回原因"), blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("吊销操作人"),
+    )
+    revoked_at = models.DateTimeField(_("吊销时间"), null=True, blank=True)
+    revoke_reason = models.TextField(_("吊销原因"), blank=True)
 
     class Meta:
         verbose_name = pgettext_lazy("singular", "资质文件")
@@ -372,7 +385,12 @@ class Qualification(models.Model):
         constraints = [
             models.CheckConstraint(
                 name="gifts_qualification_state_valid",
-                condition=Q(state__in=["pending", "approved", "rejected"]),
+                condition=Q(state__in=["pending", "approved", "rejected", "revoked"]),
+            ),
+            # GIFT-2.3: a revocation says when and why (who, when staff did it).
+            models.CheckConstraint(
+                name="gifts_qualification_revoked_has_reason",
+                condition=~Q(state="revoked") | (Q(revoked_at__isnull=False) & ~Q(revoke_reason="")),
             ),
             # An approved licence has its number and expiry; a rejection has its reason.
             models.CheckConstraint(
@@ -992,6 +1010,7 @@ class GiftEvent(models.Model):
         "qualification_uploaded": pgettext_lazy("gift event", "上传资质"),
         "qualification_approved": pgettext_lazy("gift event", "资质审核通过"),
         "qualification_rejected": pgettext_lazy("gift event", "资质审核驳回"),
+        "qualification_revoked": pgettext_lazy("gift event", "资质吊销"),
         "documents_requested": pgettext_lazy("gift event", "要求提供资质"),
         "document_request_fulfilled": pgettext_lazy("gift event", "已提供资质"),
         "document_request_expired": pgettext_lazy("gift event", "资质提供超时"),

@@ -264,10 +264,17 @@ def violation_record(
 # --- categories (staff) -------------------------------------------------------------------------
 
 
-def category_save(*, category: GiftCategory, actor, changed: list[str] | None = None) -> GiftCategory:
+@transaction.atomic
+def category_save(
+    *, category: GiftCategory, actor, changed: list[str] | None = None, now=None
+) -> GiftCategory:
+    """Staff create or change a gift category. A change takes effect on the gifts already in it at
+    once, so no listed product is left in breach (``_category_enforce``)."""
     if category.licence_required and not category.licence_type.strip():
         raise GiftRuleError("GIFT-2.3", _("需要资质的类目必须写明资质类型"), field="licence_type")
     creating = category.pk is None
+    if not creating:
+        locks.lock_category_with_its_products(category.pk)
     category.save()
     audit_record(
         actor=actor,
@@ -281,7 +288,49 @@ def category_save(*, category: GiftCategory, actor, changed: list[str] | None = 
             "changed": changed or [],
         },
     )
+    if not creating:
+        _category_enforce(category, actor=actor, now=now)
     return category
+
+
+def _category_enforce(category: GiftCategory, *, actor, now=None) -> None:
+    """What a category's rules now say about the gifts in it (called with the category locked):
+
+    - GIFT-2.2 prohibited: its gifts leave every product they are attached to, so no listing goes
+      on offering prohibited goods (发布禁售商品/信息). No violation is recorded: the merchant
+      attached them when that was allowed, and conduct is judged by the rules in force when it
+      happened (GIFT-6.2). The gifts stay registered; they cannot be attached while prohibited.
+    - GIFT-2.3 a licence now needed (or another licence type): approved gifts whose shop holds no
+      valid licence of that type are suspended, as when a licence lapses, and so leave their
+      listings too. Gifts suspended for want of a licence the category no longer needs, or that
+      their shop now holds, are back in force.
+    """
+    now = now or clock.now()
+    if category.is_prohibited:
+        reason = f"GIFT-2.2: 类目「{category.name}」已被列为禁售商品，不得作为赠品"
+        linked = Gift.objects.filter(category=category, product_links__isnull=False).distinct()
+        for gift in linked.order_by("pk"):
+            _detach_gift_from_products(gift, actor=actor, now=now, rule_id="GIFT-2.2", reason=reason)
+    today = clock.today(now)
+    _suspend_gifts_lacking_licence(today=today, now=now, actor=actor, category_id=category.pk)
+    for gift_id in (
+        Gift.objects.filter(category=category, state=S.SUSPENDED).order_by("pk").values_list("pk", flat=True)
+    ):
+        gift = locks.lock_gift(gift_id)
+        lacking = category.licence_required and not selectors.shop_has_valid_licence(
+            shop_id=gift.shop_id, licence_type=category.licence_type, today=today
+        )
+        if gift.state == S.SUSPENDED and not lacking:
+            _move(
+                gift,
+                to=S.APPROVED,
+                allowed=(S.SUSPENDED,),
+                actor=actor,
+                kind="reinstated",
+                rule_id="GIFT-2.3",
+                reason="类目资质要求已变更",
+                now=now,
+            )
 
 
 # --- registration (GIFT-2.1) --------------------------------------------------------------------
@@ -527,7 +576,7 @@ def gift_remove(*, gift: Gift, actor, reason: str, rule_id: str = "", now=None) 
     audit_record(
         actor=actor, action="gifts.gift_remove", obj=gift, details={"reason": reason, "rule": rule_id}
     )
-    _detach_removed_gift(gift, actor=actor, now=now)
+    _detach_gift_from_products(gift, actor=actor, now=now, rule_id=rule_id, reason=reason)
     _notify_shop(
         gift.shop_id,
         kind="gift_removed",
@@ -546,30 +595,63 @@ def gift_withdraw(*, membership, actor, gift: Gift, now=None) -> Gift:
         raise NotFound()
     gift = locks.lock_gift_with_its_products(gift.pk)  # its products are detached below
     _move(gift, to=S.REMOVED, allowed=REMOVABLE, actor=actor, kind="withdrawn", reason="商家撤回", now=now)
-    _detach_removed_gift(gift, actor=actor, now=now)
+    _detach_gift_from_products(gift, actor=actor, now=now, reason="商家撤回", by_platform=False)
     return gift
 
 
-def _detach_removed_gift(gift: Gift, *, actor, now=None) -> None:
-    """A removed gift leaves every product it was attached to: a listing must not go on promising
-    consumers a gift that can no longer be given (GIFT-2.6). The product's history keeps it."""
-    links = ProductGift.objects.filter(gift=gift).order_by("product_id")
-    for product_id in links.values_list("product_id", flat=True):
+def _detach_gift_from_products(
+    gift: Gift, *, actor, now=None, rule_id: str = "", reason: str = "", by_platform: bool = True
+) -> list[int]:
+    """A gift that may no longer be given (removed, suspended, its category prohibited) leaves every
+    product it was attached to: a listing must not go on promising consumers a gift that cannot
+    be given (GIFT-2.6), and the listing check would find it in breach (GIFT-2.1..2.3). The
+    product stays as it is (listed or not); each detachment is kept in the gift's and the
+    product's history. Done by the platform (staff or a job), it is audited and the shop is told
+    for each listed product. Called with the products locked before the gift or its category.
+    Returns the ids of the products it left."""
+    now = now or clock.now()
+    links = list(ProductGift.objects.filter(gift=gift).select_related("product").order_by("product_id"))
+    for link in links:
+        product = link.product
         _event(
             shop_id=gift.shop_id,
-            product_id=product_id,
+            product=product,
             gift=gift,
             kind="gift_detached",
             actor=actor,
             at=now,
-            details={"reason": "gift removed"},
+            rule_id=rule_id,
+            details={"reason": reason, "product_state": product.state},
         )
-    links.delete()
+        if not by_platform:
+            continue
+        audit_record(
+            actor=actor,
+            action="gifts.product_gift_detach",
+            obj=product,
+            details={"gift": gift.pk, "rule": rule_id, "reason": reason, "product_state": product.state},
+        )
+        if product.state == Product.State.LISTED:
+            _notify_shop(
+                gift.shop_id,
+                kind="gift_detached",
+                title=gettext_noop("商品「%(product)s」已解除赠品「%(gift)s」"),
+                body="%(reason)s",
+                params={"product": product.title, "gift": gift.name, "reason": reason},
+                url=f"/gifts/products/{product.pk}/",
+                dedupe_key=f"gifts:gift-detached:{product.pk}:{gift.pk}:{now.isoformat()}",
+            )
+    ProductGift.objects.filter(pk__in=[link.pk for link in links]).delete()
+    return [link.product_id for link in links]
 
 
 @transaction.atomic
 def gift_suspend(*, gift: Gift, reason: str, rule_id: str, actor=None, now=None) -> Gift:
-    gift = locks.lock_gift(gift.pk)
+    """GIFT-2.3: the licence a gift needs lapsed or was revoked (a job or staff). The gift is
+    suspended until a valid licence is approved, and leaves the products it was attached to: a
+    suspended gift may not be attached (GIFT-2.1), so no listing goes on offering it."""
+    now = now or clock.now()
+    gift = locks.lock_gift_with_its_products(gift.pk)  # its products are detached below
     _move(
         gift,
         to=S.SUSPENDED,
@@ -580,6 +662,10 @@ def gift_suspend(*, gift: Gift, reason: str, rule_id: str, actor=None, now=None)
         reason=reason,
         now=now,
     )
+    audit_record(
+        actor=actor, action="gifts.gift_suspend", obj=gift, details={"reason": reason, "rule": rule_id}
+    )
+    _detach_gift_from_products(gift, actor=actor, now=now, rule_id=rule_id, reason=reason)
     _notify_shop(
         gift.shop_id,
         kind="gift_suspended",
@@ -587,7 +673,7 @@ def gift_suspend(*, gift: Gift, reason: str, rule_id: str, actor=None, now=None)
         body="%(reason)s",
         params={"gift": gift.name, "reason": reason},
         url=f"/gifts/{gift.pk}/",
-        dedupe_key=f"gifts:suspended:{gift.pk}:{(now or clock.now()).isoformat()}",
+        dedupe_key=f"gifts:suspended:{gift.pk}:{now.isoformat()}",
     )
     return gift
 
@@ -683,8 +769,9 @@ def product_create(*, membership, actor, data: dict) -> Product:
 def _refuse_listed_product_breach(before: list[checks.Finding], after: list[checks.Finding]) -> None:
     """A listed product must not be edited into breach (GIFT-2.1..2.7, 4.3): the listing check that
     guards publishing runs on every change to a listed product, and the change is refused if it
-    finds anything the product did not already have. Findings it already had (a licence that
-    lapsed since, say) are left to staff and do not block edits that may well fix them."""
+    finds anything the product did not already have. Findings it already had are left to staff
+    and do not block edits that may well fix them (staff actions that would put a listed product
+    in breach take the gift off it themselves: ``_detach_gift_from_products``)."""
 
     def key(f):
         return (f.code, f.gift_id, f.field)
@@ -1033,6 +1120,63 @@ def qualification_reject(*, qualification: Qualification, actor, reason: str, no
     return q
 
 
+@transaction.atomic
+def qualification_revoke(*, qualification: Qualification, actor, reason: str, now=None) -> Qualification:
+    """GIFT-2.3: staff learn an approved licence was revoked by its issuing authority or is not
+    valid. From now on it counts for nothing: the gifts that needed it are suspended and leave
+    their listings, as when a licence lapses (unless the shop holds another valid licence of the
+    type). Audited; the shop is told."""
+    now = now or clock.now()
+    if not (reason or "").strip():
+        raise DomainError("invalid", _("吊销必须写明原因"), field="reason")
+    q = locks.lock_qualification(qualification.pk)
+    if q.state != Qualification.State.APPROVED:
+        raise TransitionError(_("只有已通过的资质可以吊销"))
+    q.state = Qualification.State.REVOKED
+    q.revoke_reason = reason.strip()
+    q.revoked_by = actor if (actor is not None and actor.is_authenticated) else None
+    q.revoked_at = now
+    q.save(update_fields=["state", "revoke_reason", "revoked_by", "revoked_at"])
+    _event(
+        shop_id=q.shop_id,
+        qualification=q,
+        kind="qualification_revoked",
+        actor=actor,
+        at=now,
+        from_state="approved",
+        to_state="revoked",
+        rule_id="GIFT-2.3",
+        details={"reason": q.revoke_reason, "licence_number": q.licence_number},
+    )
+    audit_record(
+        actor=actor,
+        action="gifts.qualification_revoke",
+        obj=q,
+        details={
+            "reason": q.revoke_reason,
+            "licence_type": q.licence_type,
+            "licence_number": q.licence_number,
+        },
+    )
+    _notify_shop(
+        q.shop_id,
+        kind="gift_qualification",
+        title=gettext_noop("资质「%(licence)s」已吊销"),
+        body="%(reason)s",
+        params={"licence": q.licence_type, "reason": q.revoke_reason},
+        url="/gifts/qualifications/",
+    )
+    _suspend_gifts_lacking_licence(
+        today=clock.today(now),
+        now=now,
+        actor=actor,
+        reason=f"GIFT-2.3: 赠品所需资质「{q.licence_type}」已被吊销",
+        shop_id=q.shop_id,
+        category__licence_type=q.licence_type,
+    )
+    return q
+
+
 def _reopen_document_requests(*, qualification: Qualification, actor, now=None) -> None:
     """GIFT-3(3): a rejected document provides nothing. A demand it fulfilled is open again until
     its own deadline; past it, document_request_expire_run removes the gift on its next run."""
@@ -1073,7 +1217,7 @@ def qualification_expiry_run(*, today: dt.date | None = None) -> dict:
         sent = notification_send(
             kind="gift_licence_expiring",
             title=gettext_noop("资质「%(licence)s」将于 %(date)s 到期"),
-            body=gettext_noop("到期后依赖该资质的赠品将被暂停，请及时上传新的资质文件。"),
+            body=gettext_noop("到期后依赖该资质的赠品将被暂停并从商品中解除，请及时上传新的资质文件。"),
             params={"licence": q.licence_type, "date": q.valid_until},
             url="/gifts/qualifications/",
             organization=q.shop,
@@ -1081,19 +1225,26 @@ def qualification_expiry_run(*, today: dt.date | None = None) -> dict:
             email=True,
         )
         noticed += sent is not None
+    suspended = _suspend_gifts_lacking_licence(today=today, now=clock.start_of_day(today))
+    return {"noticed": noticed, "suspended": suspended}
+
+
+def _suspend_gifts_lacking_licence(
+    *, today: dt.date, now: dt.datetime, actor=None, reason: str = "", **filters
+) -> int:
+    """GIFT-2.3: suspend the approved gifts (narrowed by ``filters``) whose shop holds no valid
+    licence of the type their category needs today; each leaves its listings (``gift_suspend``)."""
+    reason = reason or "GIFT-2.3: 赠品所需资质已过期或缺失"
     suspended = 0
-    for gift_id in selectors.gifts_lacking_licence(today=today).values_list("pk", flat=True):
+    for gift_id in (
+        selectors.gifts_lacking_licence(today=today).filter(**filters).values_list("pk", flat=True)
+    ):
         try:
-            gift_suspend(
-                gift=Gift(pk=gift_id),
-                reason="GIFT-2.3: 赠品所需资质已过期或缺失",
-                rule_id="GIFT-2.3",
-                now=clock.start_of_day(today),
-            )
+            gift_suspend(gift=Gift(pk=gift_id), reason=reason, rule_id="GIFT-2.3", actor=actor, now=now)
             suspended += 1
         except TransitionError:
             continue  # changed state meanwhile (withdrawn, removed): nothing to suspend
-    return {"noticed": noticed, "suspended": suspended}
+    return suspended
 
 
 @transaction.atomic

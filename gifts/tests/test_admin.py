@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from gifts import services
-from gifts.models import DocumentRequest, Gift, GiftCategory, Qualification, SpotCheck, Violation
+from gifts.models import DocumentRequest, Gift, GiftCategory, ProductGift, Qualification, SpotCheck, Violation
 from gifts.tests.factories import (
     GiftFactory,
     ProductFactory,
@@ -18,6 +18,7 @@ from gifts.tests.factories import (
     food_category,
     main_member,
     upload,
+    valid_licence,
 )
 from portal.models import AuditEntry
 
@@ -142,6 +143,50 @@ def test_qualification_reject_in_admin(client, reviewer):
     act(client, "qualification", "reject", [q.pk], apply="1", reason="过期")
     q.refresh_from_db()
     assert q.state == "rejected"
+
+
+def test_gift_2_3_reviewer_revokes_a_licence_in_admin_and_its_gifts_leave_their_listings(client, reviewer):
+    # Given a shop's food gift on a listed product, covered by its only licence
+    owner = main_member()
+    licence = valid_licence(owner.organization)
+    gift = approved_gift(shop=owner.organization, category=food_category())
+    product = ProductFactory(shop=owner.organization, state="listed")
+    ProductGift.objects.create(product=product, gift=gift, attached_by=owner.user)
+
+    # When a reviewer revokes it in admin: a form asks for the reason first
+    form = act(client, "qualification", "revoke", [licence.pk])
+    assert form.status_code == 200 and 'name="reason"' in form.content.decode()
+    act(client, "qualification", "revoke", [licence.pk], apply="1", reason="发证机关已吊销")
+
+    # Then the licence is revoked and audited, the gift suspended and off the listing
+    licence.refresh_from_db()
+    gift.refresh_from_db()
+    assert (licence.state, licence.revoked_by, licence.revoke_reason) == (
+        "revoked",
+        reviewer,
+        "发证机关已吊销",
+    )
+    assert AuditEntry.objects.filter(action="gifts.qualification_revoke", actor=reviewer).exists()
+    assert gift.state == "suspended" and not ProductGift.objects.filter(gift=gift).exists()
+    assert AuditEntry.objects.filter(
+        action="gifts.product_gift_detach", actor=reviewer, object_id=str(product.pk)
+    ).exists()
+
+
+def test_gift_2_2_category_made_prohibited_in_admin_takes_its_gifts_off_listings(client, reviewer):
+    owner = main_member()
+    category = GiftCategory.objects.create(name="电子烟配件")
+    gift = approved_gift(shop=owner.organization, category=category)
+    product = ProductFactory(shop=owner.organization, state="listed")
+    ProductGift.objects.create(product=product, gift=gift, attached_by=owner.user)
+    resp = client.post(
+        reverse("admin:gifts_giftcategory_change", args=[category.pk]),
+        {"name": "电子烟配件", "is_prohibited": "on", "licence_type": ""},
+    )
+    assert resp.status_code == 302
+    assert not ProductGift.objects.filter(gift=gift).exists()
+    assert AuditEntry.objects.filter(action="gifts.category_change", actor=reviewer).exists()
+    assert AuditEntry.objects.filter(action="gifts.product_gift_detach", actor=reviewer).exists()
 
 
 def test_gift_5_dispute_decided_in_admin_audited(client, reviewer):

@@ -10,7 +10,7 @@ from django.utils import timezone
 from gifts import services
 from gifts.errors import DomainError
 from gifts.models import GiftDispute, GiftEvent
-from gifts.tests.factories import GiftFactory, ProductFactory, UserFactory, approved_gift
+from gifts.tests.factories import GiftFactory, ProductFactory, UserFactory, approved_gift, main_member
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -244,3 +244,65 @@ def test_gift_4_2_job_and_in_time_record_started_at_once_end_consistent(migratio
     # either the job came first (one violation, annulled) or the record did (none)
     assert (results[0], len(violations)) in ((1, 1), (0, 0))
     assert all(v.is_annulled for v in violations)
+
+
+# --- GIFT-2.2: staff prohibit a category while a merchant attaches a gift of it -----------------------
+
+
+def test_gift_2_2_category_prohibited_while_its_gift_is_being_attached_ends_detached():
+    """The merchant's attach holds the product and the gift (whose lock takes the category row);
+    staff prohibiting the category wait for it and then take the new attachment off again."""
+    from django.db import transaction
+
+    from gifts import locks
+    from gifts.models import GiftCategory, ProductGift
+
+    owner = main_member()
+    category = GiftCategory.objects.create(name="电子烟配件")
+    gift = approved_gift(shop=owner.organization, category=category)
+    product = ProductFactory(shop=owner.organization)
+    staff = UserFactory(is_staff=True)
+    holding, errors, pids = threading.Event(), [], set()
+
+    def merchant_attach():
+        try:
+            with transaction.atomic():
+                locks.lock_product(product.pk)
+                locks.lock_gift(gift.pk)  # as product_gift_attach does, before it writes the link
+                holding.set()
+                for _ in range(500):  # until the staff change waits on a lock
+                    with connection.cursor() as cur:
+                        cur.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                        if pids & {r[0] for r in cur.fetchall()}:
+                            break
+                    threading.Event().wait(0.02)
+                services.product_gift_attach(membership=owner, actor=owner.user, product=product, gift=gift)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def staff_prohibit():
+        try:
+            holding.wait(10)
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_backend_pid()")
+                pids.add(cur.fetchone()[0])
+            changed = GiftCategory.objects.get(pk=category.pk)
+            changed.is_prohibited = True
+            services.category_save(category=changed, actor=staff, changed=["is_prohibited"])
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=merchant_attach), threading.Thread(target=staff_prohibit)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert GiftCategory.objects.get(pk=category.pk).is_prohibited
+    assert not ProductGift.objects.filter(gift=gift).exists()
+    assert GiftEvent.objects.filter(kind="gift_attached", gift=gift).count() == 1
+    assert GiftEvent.objects.filter(kind="gift_detached", gift=gift, rule_id="GIFT-2.2").count() == 1

@@ -132,6 +132,10 @@ def test_qualification_constraints():
     refused(lambda: QualificationFactory(state="approved", licence_number="X1", valid_until=None))
     refused(lambda: QualificationFactory(state="rejected", reject_reason=""))
     refused(lambda: QualificationFactory(state="bogus"))
+    # GIFT-2.3: a revoked licence says when and why
+    refused(lambda: QualificationFactory(state="revoked", revoke_reason="吊销", revoked_at=None))
+    refused(lambda: QualificationFactory(state="revoked", revoke_reason="", revoked_at=T0))
+    QualificationFactory(state="revoked", revoke_reason="吊销", revoked_at=T0)
     refused(lambda: QualificationFactory(content_type="application/x-executable"))
     q = QualificationFactory()
     refused(lambda: QualificationFactory(storage_name=q.storage_name))

@@ -476,3 +476,15 @@ def test_gift_1_2_gift_and_dispute_pages_name_the_value_basis_not_its_code(
         text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", client.get(url).content.decode()))
         # Then the value's basis is named in the reader's language, never by its code
         assert f"¥88.00 ({label}" in text and "customs_declared" not in text, url
+
+
+def test_gift_2_3_qualifications_page_shows_a_revoked_licence_with_its_reason(client, owner):
+    licence = QualificationFactory(
+        shop=owner.organization, state="approved", licence_number="JY1", valid_until=dt.date(2099, 1, 1)
+    )
+    services.qualification_revoke(
+        qualification=licence, actor=UserFactory(is_staff=True), reason="发证机关吊销"
+    )
+    html = login(client, sub_member(owner.organization)).get(reverse("gifts:qualifications")).content.decode()
+    row = re.search(rf'<tr data-qualification="{licence.pk}">(.*?)</tr>', html, re.S).group(1)
+    assert 'data-state="revoked"' in row and "已吊销" in row and "发证机关吊销" in row
