@@ -85,7 +85,8 @@ class LedgerFilterForm(forms.Form):
             return {}
         if not self.is_valid():
             field, messages = next(iter(self.errors.items()))
-            raise errors.BillingError("invalid", f"{field}: {messages[0]}", field=field)
+            label = self.fields[field].label if field in self.fields else field
+            raise errors.BillingError("invalid", f"{label}: {messages[0]}", field=field)
         return {k: v for k, v in self.cleaned_data.items() if v}
 
 

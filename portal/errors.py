@@ -3,6 +3,12 @@ rule (``FEE-6.1-ARREARS``, ``GRANT-5``...) and whose ``field`` names the input a
 The API turns it into ``{"code", "message", "field"}`` with ``status``; pages show the message.
 """
 
+import re
+
+# A rule ID as DOMAIN.md writes it (``GRANT-5``, ``FEE-6.1-ARREARS``); the other codes
+# (``invalid``, ``conflict``, ``not_found``...) are machine words, not something to show a reader.
+RULE_ID = re.compile(r"^[A-Z][A-Z0-9.]*(-[A-Z0-9.]+)+$")
+
 
 class DomainError(Exception):
     status = 400
@@ -14,6 +20,11 @@ class DomainError(Exception):
         self.field = field
         if status is not None:
             self.status = status
+
+    @property
+    def rule(self) -> str | None:
+        """The rule ID this refusal cites, None for a plain input error."""
+        return self.code if RULE_ID.match(self.code) else None
 
     def as_body(self) -> dict:
         return {"code": self.code, "message": str(self.message), "field": self.field}

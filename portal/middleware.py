@@ -1,7 +1,9 @@
 from django.conf import settings
 from django.middleware.locale import LocaleMiddleware
 from django.shortcuts import render
+from django.urls import Resolver404, resolve, reverse
 from django.utils import translation
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from portal.errors import DomainError
 from portal.selectors import membership_active_for_user
@@ -44,8 +46,41 @@ class DomainErrorMiddleware:
 
     def process_exception(self, request, exception):
         if isinstance(exception, DomainError) and not request.path.startswith("/api/"):
-            return render(request, "portal/error.html", {"error": exception}, status=exception.status)
+            return render(
+                request,
+                "portal/error.html",
+                {"error": exception, "back_url": error_back_url(request)},
+                status=exception.status,
+            )
         return None
+
+
+def error_back_url(request) -> str:
+    """Where the error page's "Back" goes: the page the user came from when it is one of ours
+    (and not the refused URL itself), else the nearest page above the refused URL
+    (``/billing/wallet/ledger.csv`` → ``/billing/wallet/``), else the dashboard."""
+    referer = request.META.get("HTTP_REFERER", "")
+    if (
+        referer
+        and url_has_allowed_host_and_scheme(
+            referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
+        and referer != request.build_absolute_uri()
+    ):
+        return referer
+    parts = request.path.rstrip("/").split("/")
+    while len(parts) > 1:
+        parts.pop()
+        candidate = "/".join(parts) + "/"
+        if candidate == "/":
+            break
+        try:
+            match = resolve(candidate)
+        except Resolver404:
+            continue
+        if not match.kwargs:
+            return candidate
+    return reverse("dashboard")
 
 
 class ChosenLanguageMiddleware(LocaleMiddleware):

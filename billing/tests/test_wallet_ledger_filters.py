@@ -88,3 +88,32 @@ def test_selector_refuses_an_out_of_range_date_naming_the_field(charged):
             organization_id=charged.organization_id, date_to=clock.today().replace(year=9999)
         )
     assert exc.value.field == "date_to" and exc.value.status == 400
+
+
+def _back_href(html: str) -> str:
+    import re
+
+    return re.search(r'<a href="([^"]*)" data-back>', html).group(1)
+
+
+def test_csv_error_page_names_the_field_by_its_label_and_goes_back_to_the_wallet(client, charged):
+    # Given a developer who opens the export with a malformed date and no referring page
+    client.force_login(charged.user)
+    resp = client.get(reverse("billing:ledger-csv"), {"date_from": "2026-13-01"})
+    html = resp.content.decode()
+    # Then the page names the field by its label, with no machine code or raw field name shown
+    assert resp.status_code == 400
+    assert "开始日期: " in html
+    assert "<strong>invalid</strong>" not in html and "(date_from)" not in html
+    # And "Back" leads to the wallet page the export belongs to, not the dashboard
+    assert _back_href(html) == reverse("billing:wallet")
+
+
+def test_error_page_back_link_returns_to_the_referring_page_of_this_site_only(client, charged):
+    client.force_login(charged.user)
+    url = reverse("billing:ledger-csv")
+    own = "http://testserver" + reverse("billing:wallet") + "?kind=settlement_charge"
+    html = client.get(url, {"date_to": "2024-13-01"}, HTTP_REFERER=own).content.decode()
+    assert _back_href(html) == own
+    html = client.get(url, {"date_to": "2024-13-01"}, HTTP_REFERER="https://evil.example/x").content.decode()
+    assert _back_href(html) == reverse("billing:wallet")

@@ -279,7 +279,8 @@ def test_fee_6_3_closure_page_refuses_while_in_arrears_naming_the_rule(client, o
     wallet_charge_for_month(organization_id=owner.organization_id, year=2024, month=3, amount_fen=1)
     client.force_login(owner.user)
     resp = client.post(reverse("billing:closure-request"), {"reason": "bye"})
-    assert resp.status_code == 409 and 'data-code="FEE-6.3"' in resp.content.decode()
+    html = resp.content.decode()
+    assert resp.status_code == 409 and 'data-code="FEE-6.3"' in html and "<strong>FEE-6.3</strong>" in html
     assert not ClosureRequest.objects.exists()
     order = top_up_create(organization_id=owner.organization_id, amount_fen=100)
     pay(client, order)
