@@ -117,3 +117,15 @@ def test_error_page_back_link_returns_to_the_referring_page_of_this_site_only(cl
     assert _back_href(html) == own
     html = client.get(url, {"date_to": "2024-13-01"}, HTTP_REFERER="https://evil.example/x").content.decode()
     assert _back_href(html) == reverse("billing:wallet")
+
+
+def test_a_refused_filter_says_to_fix_the_filter_not_that_the_wallet_is_empty(client, charged):
+    # Given a developer whose filter the page refused (end before start)
+    client.force_login(charged.user)
+    html = client.get(reverse("billing:wallet"), {"date_from": "2026-11-01", "date_to": "2026-01-01"})
+    html = html.content.decode()
+    # Then the table asks for the filter to be fixed instead of reading like an empty ledger
+    assert "暂无流水" not in html and "data-filter-refused" in html
+    # And an accepted filter with no match still says there are no entries
+    html = client.get(reverse("billing:wallet"), {"date_from": "2999-01-01"}).content.decode()
+    assert "暂无流水" in html and "data-filter-refused" not in html
