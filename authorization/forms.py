@@ -14,7 +14,13 @@ class AuthorizeForm(forms.Form):
     """GRANT-2: organizations (searched by name), start and end date."""
 
     organizations = forms.ModelMultipleChoiceField(
-        label=_("店铺/机构"), queryset=Organization.objects.filter(kind__in=GRANTABLE)
+        label=_("店铺/机构"),
+        queryset=Organization.objects.filter(kind__in=GRANTABLE),
+        # Named with the rule, like the service's refusals: a bare "required" under the search
+        # results does not say that a shop/agency has to be ticked.
+        error_messages={
+            "required": _("GRANT-2: 店铺/机构：请搜索并勾选至少一个要授权的店铺/机构。"),  # noqa: RUF001
+        },
     )
     start_date = forms.DateField(label=_("开始日期"), widget=DateInput)
     end_date = forms.DateField(label=_("截止日期"), widget=DateInput)

@@ -411,3 +411,17 @@ def test_live_room_search_with_a_nul_byte_is_a_400_not_a_500(client):
     resp = client.get("/authorization/org/live-rooms/", {"q": "a\x00b"})
     assert resp.status_code == 400
     assert resp.context["error"].field == "q"
+
+
+def test_grant_2_authorize_with_nothing_ticked_names_the_field_and_the_rule(client, creator, today):
+    # Given a creator who fills in the dates but ticks no organization
+    login(client, creator.user)
+    page = html(
+        client.post(
+            reverse("authorization:creator-grants"), {"start_date": today, "end_date": today + days(10)}
+        )
+    )
+    # Then the error names the rule and the field to fix, not a bare "This field is required."
+    assert "GRANT-2: 店铺/机构：请搜索并勾选至少一个要授权的店铺/机构。" in page  # noqa: RUF001
+    assert "这个字段是必填项" not in page and "This field is required" not in page
+    assert not Grant.objects.exists()
