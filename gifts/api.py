@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from gifts import selectors, services
 from gifts.errors import NotFound
+from gifts.forms import POSITIVE_INT_MAX
 from gifts.listing_check import listing_check
 from gifts.models import (
     Gift,
@@ -82,17 +83,26 @@ class GiftOut(serializers.ModelSerializer):
         return gift_value_resolve(gift).as_dict()
 
 
+# The columns' own limits, checked here so that a value out of range answers 400 naming its
+# field (the database would refuse it with a DataError that names none).
+BIGINT_MAX = 9_223_372_036_854_775_807
+
+
 class GiftIn(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     brand = serializers.CharField(max_length=100)
     category_id = serializers.IntegerField()
     kind = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     spec = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    quantity_per_order = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+    quantity_per_order = serializers.IntegerField(
+        min_value=1, max_value=POSITIVE_INT_MAX, required=False, allow_null=True, default=None
+    )
     ship_from = serializers.ChoiceField(
         choices=Gift.ShipFrom.choices, required=False, allow_blank=True, default=""
     )
-    declared_value_fen = serializers.IntegerField(min_value=0, required=False, allow_null=True, default=None)
+    declared_value_fen = serializers.IntegerField(
+        min_value=0, max_value=BIGINT_MAX, required=False, allow_null=True, default=None
+    )
     near_expiry = serializers.BooleanField(required=False, default=False)
     expiry_date = serializers.DateField(required=False, allow_null=True, default=None)
     is_lottery = serializers.BooleanField(required=False, default=False)

@@ -383,3 +383,18 @@ def test_gift_5_unknown_dispute_kind_is_a_400_naming_the_field(owner):
         format="json",
     )
     assert resp.status_code == 400 and resp.json()["field"] == "kind"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("quantity_per_order", 0),
+        ("quantity_per_order", 2_147_483_648),
+        ("declared_value_fen", 9_223_372_036_854_775_808),
+    ],
+)
+def test_gift_register_out_of_range_answers_400_naming_the_field(owner, field, value):
+    api = session(owner.user)
+    resp = api.post("/api/v1/gifts/gifts", _gift_body(CategoryFactory(), **{field: value}), format="json")
+    assert resp.status_code == 400 and resp.json()["field"] == field
+    assert not Gift.objects.exists()
