@@ -5,6 +5,7 @@ import datetime as dt
 import re
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
@@ -425,3 +426,22 @@ def test_grant_2_authorize_with_nothing_ticked_names_the_field_and_the_rule(clie
     assert "GRANT-2: 店铺/机构：请搜索并勾选至少一个要授权的店铺/机构。" in page  # noqa: RUF001
     assert "这个字段是必填项" not in page and "This field is required" not in page
     assert not Grant.objects.exists()
+
+
+def test_grant_7_dates_stay_on_one_line_and_reject_asks_for_confirmation(client, creator, shop_main, today):
+    # Given a creator with an all_data grant and a pending live-room request
+    GrantFactory(creator=creator, start_date=today, end_date=today + days(30))
+    request = services.live_room_request_create(
+        membership=shop_main, live_room=LiveRoomFactory(creator=creator), actor=shop_main.user
+    )
+    login(client, creator.user)
+    body = html(client.get(reverse("authorization:creator-grants")))
+    # Then the date cells are marked as dates, which the stylesheet keeps on one line
+    end = (today + days(30)).isoformat()
+    assert f'<td class="date">{end}</td>' in body
+    css = (settings.BASE_DIR / "static/portal/app.css").read_text()
+    assert re.search(r"\.table td\.date \{[^}]*white-space:nowrap", css)
+    # And rejecting a request asks first, like the other refusing actions on the page
+    action = reverse("authorization:request-reject", args=[request.pk])
+    reject = re.search(rf'<form[^>]*action="{action}"[^>]*>', body).group(0)
+    assert "data-confirm=" in reject
