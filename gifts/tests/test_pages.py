@@ -488,3 +488,44 @@ def test_gift_2_3_qualifications_page_shows_a_revoked_licence_with_its_reason(cl
     html = login(client, sub_member(owner.organization)).get(reverse("gifts:qualifications")).content.decode()
     row = re.search(rf'<tr data-qualification="{licence.pk}">(.*?)</tr>', html, re.S).group(1)
     assert 'data-state="revoked"' in row and "已吊销" in row and "发证机关吊销" in row
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "rule"),
+    [
+        ({"is_lottery": "on", "declared_value": "50000.01"}, "declared_value", "GIFT-2.7: "),
+        ({"near_expiry": "on", "expiry_date": ""}, "expiry_date", "GIFT-2.4: "),
+    ],
+)
+@pytest.mark.parametrize("action", ["create", "edit"])
+def test_a_draft_with_a_value_submit_would_refuse_is_refused_on_save_naming_the_rule(
+    client, owner, extra, field, rule, action
+):
+    # Given a shop saving a draft (not submitting) with a value that submitting or review refuses
+    login(client, owner)
+    body = {
+        "name": "抽奖面霜",
+        "brand": "Lancome",
+        "category": CategoryFactory().pk,
+        "kind": "护肤品",
+        "spec": "15ml",
+        "quantity_per_order": 1,
+        "ship_from": "overseas",
+        "declared_value": "88.00",
+        "save": "1",
+        **extra,
+    }
+    if action == "create":
+        url = reverse("gifts:gift-create")
+    else:
+        gift = GiftFactory(shop=owner.organization, state="draft", declared_value_fen=8800)
+        url = reverse("gifts:gift-edit", args=[gift.pk])
+    resp = client.post(url, body)
+    # Then the form refuses it next to the field, naming the rule, and nothing is saved
+    assert resp.status_code == 200 and list(resp.context["form"].errors) == [field]
+    assert resp.context["form"].errors[field][0].startswith(rule)
+    assert not Gift.objects.filter(name="抽奖面霜").exists()
+    # And the cap itself is still accepted (at most ¥50,000, inclusive)
+    if field == "declared_value":
+        body["declared_value"] = "50000.00"
+        assert client.post(url, body).status_code == 302
