@@ -237,10 +237,35 @@ class RuleVersionAdmin(admin.ModelAdmin):
 # --- gifts: the review queue ----------------------------------------------------------------------
 
 
+# Labels for the keys an event's details use most; another key is shown as stored.
+EVENT_DETAIL_LABELS = {
+    "reason": gettext_lazy("原因"),
+    "note": gettext_lazy("备注"),
+    "notes": gettext_lazy("备注"),
+    "fields": gettext_lazy("修改的字段"),
+    "changed": gettext_lazy("修改的字段"),
+    "decision": gettext_lazy("裁决"),
+    "outcome": gettext_lazy("结果"),
+    "order_no": gettext_lazy("订单号"),
+    "tracking_no": gettext_lazy("运单号"),
+}
+
+
+def _detail_value(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_detail_value(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_detail_value(v)}" for k, v in value.items() if v not in (None, "", [], {}))
+    return str(value)
+
+
 class EventInline(admin.TabularInline):
+    """The gift's event log as a reviewer reads it: local time, labels rather than codes, and
+    the details as "key: value" lines (empty values left out), not raw JSON."""
+
     model = GiftEvent
     fk_name = "gift"
-    fields = ("at", "kind", "from_state", "to_state", "rule_id", "actor", "details")
+    fields = ("when", "event", "state_change", "rule_id", "actor", "details_text")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -248,6 +273,31 @@ class EventInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    @admin.display(description=gettext_lazy("时间"))
+    def when(self, e):
+        return f"{clock.local(e.at):%Y-%m-%d %H:%M}"
+
+    @admin.display(description=gettext_lazy("事件"))
+    def event(self, e):
+        return e.kind_label
+
+    @admin.display(description=gettext_lazy("状态变化"))
+    def state_change(self, e):
+        if not e.to_state:
+            return "—"
+        return f"{e.from_state_label} → {e.to_state_label}" if e.from_state else e.to_state_label
+
+    @admin.display(description=gettext_lazy("详情"))
+    def details_text(self, e):
+        items = [(k, v) for k, v in (e.details or {}).items() if v not in (None, "", [], {})]
+        if not items:
+            return "—"
+        return format_html_join(
+            mark_safe("<br>"),
+            "{}: {}",
+            ((EVENT_DETAIL_LABELS.get(k, k), _detail_value(v)) for k, v in items),
+        )
 
 
 @admin.register(Gift)

@@ -39,6 +39,7 @@ from django.db.models import Func, Q
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from portal import clock
 from portal.models import Organization
 
 # GIFT-2.7: a lottery gift is worth at most ¥50,000, inclusive.
@@ -980,7 +981,11 @@ class GiftEvent(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.at:%Y-%m-%d %H:%M} {self.kind} {self.from_state}→{self.to_state}"
+        # Admin shows this above each event row: local time and labels, like the row itself.
+        change = (
+            f"{self.from_state_label} → {self.to_state_label}" if self.from_state else self.to_state_label
+        )
+        return f"{clock.local(self.at):%Y-%m-%d %H:%M} {self.kind_label} {change}".strip()
 
     # The event log a shop reads shows labels; kind and states stay codes in the table (an
     # unknown code, e.g. from an older release, is shown as stored rather than hidden).

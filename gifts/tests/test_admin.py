@@ -8,7 +8,16 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from gifts import services
-from gifts.models import DocumentRequest, Gift, GiftCategory, ProductGift, Qualification, SpotCheck, Violation
+from gifts.models import (
+    DocumentRequest,
+    Gift,
+    GiftCategory,
+    GiftEvent,
+    ProductGift,
+    Qualification,
+    SpotCheck,
+    Violation,
+)
 from gifts.tests.factories import (
     GiftFactory,
     ProductFactory,
@@ -320,3 +329,25 @@ def test_gift_1_2_review_queue_and_gift_page_name_the_value_basis_not_its_code(c
     # Then both name the basis of the value they show, not its code
     assert "¥50.00 · 市场公允价值" in queue and "fair_value<" not in queue
     assert "¥50.00（市场公允价值）" in page and "（fair_value）" not in page  # noqa: RUF001
+
+
+def test_gift_page_events_show_local_time_labels_and_readable_details(client, reviewer):
+    # Given a gift submitted at 03:02 UTC (11:02 in Shanghai) and then rejected with a reason
+    owner = main_member()
+    gift = GiftFactory(shop=owner.organization, state="draft")
+    at = dt.datetime(2026, 11, 23, 3, 2, tzinfo=dt.UTC)
+    services.gift_submit(membership=owner, actor=owner.user, gift=gift, now=at)
+    services.gift_reject(gift=gift, actor=reviewer, reason="资料不全", now=at + dt.timedelta(hours=1))
+    GiftEvent.objects.create(
+        shop=owner.organization, gift=gift, kind="edited", details={"reason": "", "note": "首次提交"}, at=at
+    )
+    html = client.get(reverse("admin:gifts_gift_change", args=[gift.pk])).content.decode()
+    events = html[html.index("gifts-giftevent") :]
+    # Then times are local everywhere, in the row headings too (no UTC 03:02)
+    assert "2026-11-23 11:02" in events and "03:02" not in events
+    # And events and states read as labels, not codes
+    assert "提交审核" in events and "草稿 → 待审核" in events
+    assert ">submitted<" not in events and "draft→submitted" not in events
+    # And details read as key: value lines with empty values left out, never raw JSON
+    assert "备注: 首次提交" in events and "原因: 资料不全" in events
+    assert "&quot;reason&quot;" not in events and "&quot;note&quot;" not in events and "原因: <" not in events
