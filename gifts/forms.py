@@ -6,7 +6,9 @@ from decimal import Decimal
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from gifts.listing_check import value_figures_text
 from gifts.models import LOTTERY_VALUE_CAP_FEN, Gift, GiftCategory, GiftDispute
+from gifts.value import PromisedValue, ResolvedValue
 from portal.money import yuan_to_fen
 
 
@@ -84,8 +86,15 @@ class GiftForm(forms.Form):
         ("GIFT-2.7: ..." as ``gift_submit`` words it), so a draft never looks ready when it is not."""
         data = super().clean()
         value = data.get("declared_value")
-        if data.get("is_lottery") and value is not None and value * 100 > LOTTERY_VALUE_CAP_FEN:
-            self.add_error("declared_value", f"GIFT-2.7: {_('抽奖赠品价值不得超过人民币50000元（含）')}")
+        if data.get("is_lottery") and value is not None:
+            # What one winner receives: one unit's value times the quantity per order (ADR 0005)
+            unit = ResolvedValue(yuan_to_fen(value), "merchant_declared")
+            promised = PromisedValue(unit, data.get("quantity_per_order") or 1, "listing")
+            if promised.amount_fen > LOTTERY_VALUE_CAP_FEN:
+                message = _("抽奖赠品价值不得超过人民币50000元（含）：%(figures)s") % {
+                    "figures": value_figures_text(promised)
+                }
+                self.add_error("declared_value", f"GIFT-2.7: {message}")
         if data.get("near_expiry") and not data.get("expiry_date") and "expiry_date" not in self.errors:
             self.add_error("expiry_date", f"GIFT-2.4: {_('临保赠品未明示到期日期')}")
         return data

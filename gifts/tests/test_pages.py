@@ -495,6 +495,12 @@ def test_gift_2_3_qualifications_page_shows_a_revoked_licence_with_its_reason(cl
     [
         ({"is_lottery": "on", "declared_value": "50000.01"}, "declared_value", "GIFT-2.7: "),
         ({"near_expiry": "on", "expiry_date": ""}, "expiry_date", "GIFT-2.4: "),
+        # ADR 0005: a winner receives the quantity per order, so three ¥20,000 units are over the cap
+        (
+            {"is_lottery": "on", "declared_value": "20000.00", "quantity_per_order": 3},
+            "declared_value",
+            "GIFT-2.7: ",
+        ),
     ],
 )
 @pytest.mark.parametrize("action", ["create", "edit"])
@@ -527,5 +533,5 @@ def test_a_draft_with_a_value_submit_would_refuse_is_refused_on_save_naming_the_
     assert not Gift.objects.filter(name="抽奖面霜").exists()
     # And the cap itself is still accepted (at most ¥50,000, inclusive)
     if field == "declared_value":
-        body["declared_value"] = "50000.00"
+        body["declared_value"], body["quantity_per_order"] = "50000.00", 1
         assert client.post(url, body).status_code == 302
