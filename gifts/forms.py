@@ -6,8 +6,8 @@ from decimal import Decimal
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from gifts.listing_check import value_figures_text
-from gifts.models import LOTTERY_VALUE_CAP_FEN, Gift, GiftCategory, GiftDispute
+from gifts.listing_check import lottery_cap_refusal, lottery_over_cap
+from gifts.models import Gift, GiftCategory, GiftDispute
 from gifts.value import PromisedValue, ResolvedValue
 from portal.money import yuan_to_fen
 
@@ -89,12 +89,9 @@ class GiftForm(forms.Form):
         if data.get("is_lottery") and value is not None:
             # What one winner receives: one unit's value times the quantity per order (ADR 0005)
             unit = ResolvedValue(yuan_to_fen(value), "merchant_declared")
-            promised = PromisedValue(unit, data.get("quantity_per_order") or 1, "listing")
-            if promised.amount_fen > LOTTERY_VALUE_CAP_FEN:
-                message = _("抽奖赠品价值不得超过人民币50000元（含）：%(figures)s") % {
-                    "figures": value_figures_text(promised)
-                }
-                self.add_error("declared_value", f"GIFT-2.7: {message}")
+            over_cap = lottery_over_cap(PromisedValue(unit, data.get("quantity_per_order") or 1, "listing"))
+            if over_cap is not None:
+                self.add_error("declared_value", f"GIFT-2.7: {lottery_cap_refusal(over_cap)}")
         if data.get("near_expiry") and not data.get("expiry_date") and "expiry_date" not in self.errors:
             self.add_error("expiry_date", f"GIFT-2.4: {_('临保赠品未明示到期日期')}")
         return data

@@ -123,10 +123,21 @@ def lottery_value_over_cap(gift: Gift) -> PromisedValue | None:
     per order, GIFT-2.4), is at most ¥50,000 inclusive. Returns that value when it is over."""
     if not gift.is_lottery:
         return None
-    value = gift_value_promised(gift)
+    return lottery_over_cap(gift_value_promised(gift))
+
+
+def lottery_over_cap(value: PromisedValue) -> PromisedValue | None:
+    """``value`` when it is over the GIFT-2.7 cap (¥50,000 inclusive), else None."""
     if value.known and value.amount_fen > LOTTERY_VALUE_CAP_FEN:
         return value
     return None
+
+
+def lottery_cap_refusal(over_cap: PromisedValue) -> str:
+    """GIFT-2.7 as submitting a gift, and saving its draft, word the refusal."""
+    return _("抽奖赠品价值不得超过人民币50000元（含）：%(figures)s") % {
+        "figures": value_figures_text(over_cap)
+    }
 
 
 def value_figures_text(value: PromisedValue) -> str:

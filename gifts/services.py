@@ -423,8 +423,7 @@ def gift_submit(*, membership, actor, gift: Gift, now=None) -> Gift:
     if over_cap is not None:
         raise GiftRuleError(
             "GIFT-2.7",
-            _("抽奖赠品价值不得超过人民币50000元（含）：%(figures)s")
-            % {"figures": checks.value_figures_text(over_cap)},
+            checks.lottery_cap_refusal(over_cap),
             field="declared_value_fen",
         )
     if gift.category.is_prohibited:
