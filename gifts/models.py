@@ -473,7 +473,9 @@ class Order(models.Model):
         OPEN = "open", _("处理中")
         CLOSED = "closed", _("已结束")
 
-    order_no = models.CharField(_("订单号"), max_length=64, unique=True)
+    # Unique per shop, not platform-wide: another shop's key sending this number first must not
+    # stop this shop's order system from recording its own order (nor its consumers' disputes).
+    order_no = models.CharField(_("订单号"), max_length=64)
     shop = models.ForeignKey(
         Organization, on_delete=models.PROTECT, related_name="gift_orders", verbose_name=_("店铺")
     )
@@ -497,6 +499,7 @@ class Order(models.Model):
         verbose_name_plural = pgettext_lazy("plural", "订单")
         ordering = ["-id"]
         constraints = [
+            models.UniqueConstraint(name="gifts_order_no_unique_per_shop", fields=["shop", "order_no"]),
             models.CheckConstraint(name="gifts_order_paid_non_negative", condition=Q(paid_amount_fen__gte=0)),
             models.CheckConstraint(
                 name="gifts_order_ship_by_after_paid", condition=Q(ship_by_at__gte=models.F("paid_at"))

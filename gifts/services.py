@@ -1350,7 +1350,8 @@ def order_upsert(
         raise NotFound("product")
     if paid_amount_fen is None or paid_amount_fen < 0:
         raise DomainError("invalid", _("实付金额不能为负"), field="paid_amount_fen")
-    order = Order.objects.select_for_update().filter(order_no=order_no).first()
+    # Order numbers are the shop's own (unique per shop): another shop's order never matches.
+    order = Order.objects.select_for_update().filter(shop=shop, order_no=order_no).first()
     created = False
     if order is None:
         try:
@@ -1368,10 +1369,8 @@ def order_upsert(
         except IntegrityError:
             # The order system sent the same order twice at once: the other call inserted it;
             # wait for its row and treat this call as the re-send it is.
-            order = Order.objects.select_for_update().get(order_no=order_no)
+            order = Order.objects.select_for_update().get(shop=shop, order_no=order_no)
     if not created:
-        if order.shop_id != shop.pk:
-            raise NotFound("order")
         if order.paid_amount_fen != paid_amount_fen or order.product_id != product.pk:
             raise Conflict("GIFT-ORDER-MISMATCH", _("订单号已存在且金额或商品不一致"), field="order_no")
         if signed_for_at and order.signed_for_at is None:

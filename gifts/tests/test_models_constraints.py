@@ -352,3 +352,12 @@ def test_every_kind_of_gift_event_the_services_write_has_a_label():
     }
     assert {"gift_detached", "shipment_ship_by_agreed"} <= written  # the walk finds the calls
     assert sorted(written - set(GiftEvent.KIND_LABELS)) == []
+
+
+def test_order_number_is_unique_per_shop_only():
+    """gifts_order_no_unique_per_shop: one shop never records a number twice; two shops may."""
+    product = ProductFactory()
+    order_for(product, order_no="DY-7")
+    order_for(ProductFactory(), order_no="DY-7")  # another shop's order with the same number
+    with pytest.raises(IntegrityError), transaction.atomic():
+        order_for(ProductFactory(shop=product.shop), order_no="DY-7")

@@ -268,3 +268,22 @@ def test_gift_4_2_another_shops_key_cannot_add_orders_on_this_shops_product_or_g
     assert on_product.status_code == with_gift.status_code == 404
     assert on_product.json()["field"] == "product_id" and with_gift.json()["field"] == "gifts"
     assert state_of(world) == before
+
+
+def test_gift_4_2_another_shop_cannot_claim_this_shops_order_number_first(world):
+    """Order numbers are per shop: B's key sending "DY-1" with B's own product first must not
+    stop A's order system from recording A's order "DY-1" (nor a consumer's dispute on it)."""
+    body = {"order_no": "DY-1", "paid_amount_fen": 10_000, "paid_at": "2024-05-01T10:00:00Z"}
+    squat = keyed(world["b"]).post(
+        "/api/v1/gifts/orders", {**body, "product_id": world["b_product"].pk}, format="json"
+    )
+    assert squat.status_code == 200
+    own = keyed(world["a"]).post(
+        "/api/v1/gifts/orders", {**body, "product_id": world["product"].pk}, format="json"
+    )
+    assert own.status_code == 200, own.content
+    a_order = Order.objects.get(shop=world["a"].organization, order_no="DY-1")
+    assert a_order.product_id == world["product"].pk
+    assert [s["gift_id"] for s in own.json()["shipments"]] == [world["approved"].pk]
+    b_order = Order.objects.get(shop=world["b"].organization, order_no="DY-1")
+    assert b_order.product_id == world["b_product"].pk and not b_order.gift_shipments.exists()
