@@ -110,9 +110,9 @@ def seed() -> None:
         ProductGift.objects.create(product=product, gift=approved, attached_by=owner)
 
     order, created = Order.objects.get_or_create(
+        shop=shop,
         order_no="DY-DEMO-0001",
         defaults={
-            "shop": shop,
             "product": product,
             "paid_amount_fen": 39_900,
             "paid_at": now - dt.timedelta(days=4),
