@@ -140,6 +140,23 @@ def lottery_cap_refusal(over_cap: PromisedValue) -> str:
     }
 
 
+def draft_refusals(gift: Gift) -> list[Finding]:
+    """What saving a draft refuses, because submitting (GIFT-2.7) or approval (GIFT-2.4) would refuse
+    it anyway: a draft never looks ready when it is not. ``gift_register`` and ``gift_update``, which
+    the shop's form and the API both go through, refuse the first; the words are ``gift_submit``'s."""
+    found: list[Finding] = []
+    over_cap = lottery_value_over_cap(gift)
+    if over_cap is not None:
+        found.append(
+            Finding("GIFT-2.7", "GIFT-2.7", lottery_cap_refusal(over_cap), gift.pk, "declared_value_fen")
+        )
+    if gift.near_expiry and not gift.expiry_date:
+        found.append(
+            Finding("GIFT-2.4", "GIFT-2.4-EXPIRY", _("临保赠品未明示到期日期"), gift.pk, "expiry_date")
+        )
+    return found
+
+
 def value_figures_text(value: PromisedValue) -> str:
     return _("单件价值 %(unit)s × 数量 %(quantity)s = %(total)s") % {
         "unit": format_fen(value.unit.amount_fen),

@@ -372,6 +372,10 @@ def _apply_gift_data(gift: Gift, data: dict) -> None:
     gift.value_basis = value_basis_for(gift.ship_from, gift.declared_value_fen)
     if gift.ship_from != Gift.ShipFrom.DOMESTIC:
         gift.domestic_shipping_approved = False
+    # GIFT-2.7 / GIFT-2.4: the draft form and the API both save through here, so both refuse alike.
+    refusals = checks.draft_refusals(gift)
+    if refusals:
+        raise GiftRuleError(refusals[0].rule, refusals[0].message, field=refusals[0].field)
 
 
 @transaction.atomic

@@ -45,7 +45,8 @@ def _shop_membership(request):
 
 
 def _form_error(form, exc: DomainError):
-    field = exc.field if exc.field in form.fields else None
+    field = getattr(form, "SERVICE_FIELDS", {}).get(exc.field, exc.field)
+    field = field if field in form.fields else None
     form.add_error(field, f"{exc.code}: {exc.message}")
 
 

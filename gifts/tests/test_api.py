@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001
 """Gifts API: owner, sub-account, other shop (404), order system with its Api-Key."""
 
 import datetime as dt
@@ -84,6 +85,39 @@ def test_gift_2_7_lottery_over_cap_refused_with_rule_code(owner):
         format="json",
     )
     assert resp.status_code == 400 and resp.json()["code"] == "GIFT-2.7"
+
+
+@pytest.mark.parametrize(
+    ("extra", "rule", "field", "words"),
+    [
+        (
+            {"is_lottery": True, "declared_value_fen": 5_000_001},
+            "GIFT-2.7",
+            "declared_value_fen",
+            "抽奖赠品价值不得超过人民币50000元（含）：单件价值 ¥50,000.01 × 数量 1 = ¥50,000.01",
+        ),
+        (
+            {"is_lottery": True, "declared_value_fen": 2_000_000, "quantity_per_order": 3},
+            "GIFT-2.7",
+            "declared_value_fen",
+            "抽奖赠品价值不得超过人民币50000元（含）：单件价值 ¥20,000.00 × 数量 3 = ¥60,000.00",
+        ),
+        ({"near_expiry": True, "expiry_date": None}, "GIFT-2.4", "expiry_date", "临保赠品未明示到期日期"),
+    ],
+)
+def test_api_draft_over_the_lottery_cap_or_near_expiry_undated_is_refused_like_the_form(
+    owner, extra, rule, field, words
+):
+    # When the shop registers a draft (not submitting) that submitting or approval would refuse
+    resp = session(owner.user).post(
+        "/api/v1/gifts/gifts", _gift_body(CategoryFactory(), **extra), format="json"
+    )
+
+    # Then the API answers 400 naming the field and the rule, in the words the draft form shows
+    # after "GIFT-x: ", and nothing is saved
+    assert resp.status_code == 400
+    assert resp.json() == {"code": rule, "message": words, "field": field}
+    assert not Gift.objects.filter(shop=owner.organization).exists()
 
 
 def test_gift_api_sub_account_reads_but_cannot_register(owner):

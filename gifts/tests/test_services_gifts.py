@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001
 """Registration, review and value rules (GIFT-1.2, 2.1, 2.2, 2.3, 2.4, 2.7, 4.3)."""
 
 import datetime as dt
@@ -182,9 +183,8 @@ def test_gift_2_3_licence_of_another_type_or_shop_does_not_count(owner, staff):
 
 
 def test_gift_2_4_near_expiry_gift_needs_its_date_before_approval(owner, staff):
-    gift = services.gift_register(
-        membership=owner, actor=owner.user, data=_data(CategoryFactory(), near_expiry=True), submit=True
-    )
+    # A gift submitted before drafts were checked on save, without its expiry date
+    gift = GiftFactory(shop=owner.organization, near_expiry=True, expiry_date=None, state="submitted")
     with pytest.raises(GiftRuleError) as err:
         services.gift_approve(gift=gift, actor=staff)
     assert err.value.code == "GIFT-2.4" and err.value.field == "expiry_date"
@@ -192,11 +192,8 @@ def test_gift_2_4_near_expiry_gift_needs_its_date_before_approval(owner, staff):
 
 @pytest.mark.parametrize(("value_fen", "allowed"), [(5_000_000, True), (5_000_001, False)])
 def test_gift_2_7_lottery_value_is_at_most_50000_yuan_inclusive(owner, value_fen, allowed):
-    gift = services.gift_register(
-        membership=owner,
-        actor=owner.user,
-        data=_data(CategoryFactory(), is_lottery=True, declared_value_fen=value_fen),
-    )
+    # A draft as it may have been saved before drafts were checked on save
+    gift = GiftFactory(shop=owner.organization, is_lottery=True, declared_value_fen=value_fen)
     if allowed:
         assert services.gift_submit(membership=owner, actor=owner.user, gift=gift).state == "submitted"
     else:
@@ -211,13 +208,10 @@ def test_gift_2_7_lottery_value_is_at_most_50000_yuan_inclusive(owner, value_fen
     ids=["60000-yuan", "40000-yuan", "50000-yuan-inclusive", "50000.02-yuan"],
 )
 def test_gift_2_7_lottery_cap_weighs_every_unit_a_winner_receives(owner, unit_fen, quantity, allowed):
-    # Given a lottery prize of ``quantity`` units per winner, each under the cap on its own
-    gift = services.gift_register(
-        membership=owner,
-        actor=owner.user,
-        data=_data(
-            CategoryFactory(), is_lottery=True, declared_value_fen=unit_fen, quantity_per_order=quantity
-        ),
+    # Given a lottery prize of ``quantity`` units per winner, each under the cap on its own, in a
+    # draft as it may have been saved before drafts were checked on save
+    gift = GiftFactory(
+        shop=owner.organization, is_lottery=True, declared_value_fen=unit_fen, quantity_per_order=quantity
     )
     if allowed:
         assert services.gift_submit(membership=owner, actor=owner.user, gift=gift).state == "submitted"
@@ -227,6 +221,61 @@ def test_gift_2_7_lottery_cap_weighs_every_unit_a_winner_receives(owner, unit_fe
         services.gift_submit(membership=owner, actor=owner.user, gift=gift)
     assert (err.value.code, err.value.field) == ("GIFT-2.7", "declared_value_fen")
     assert f"{quantity} = {format_fen(unit_fen * quantity)}" in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("extra", "rule", "field"),
+    [
+        ({"is_lottery": True, "declared_value_fen": 5_000_001}, "GIFT-2.7", "declared_value_fen"),
+        # ADR 0005: a winner receives the quantity per order, so three ¥20,000 units are over the cap
+        (
+            {"is_lottery": True, "declared_value_fen": 2_000_000, "quantity_per_order": 3},
+            "GIFT-2.7",
+            "declared_value_fen",
+        ),
+        ({"near_expiry": True, "expiry_date": None}, "GIFT-2.4", "expiry_date"),
+    ],
+)
+@pytest.mark.parametrize("action", ["register", "update"])
+def test_saving_a_draft_submit_or_approval_would_refuse_is_refused_naming_the_rule(
+    owner, extra, rule, field, action
+):
+    # Given a draft of the shop's, or a new one
+    draft = GiftFactory(shop=owner.organization, name="原草稿")
+    data = _data(CategoryFactory(), name="抽奖面霜", **extra)
+
+    # When it is saved (not submitted) over the lottery cap, or near expiry without a date
+    with pytest.raises(GiftRuleError) as err:
+        if action == "register":
+            services.gift_register(membership=owner, actor=owner.user, data=data)
+        else:
+            services.gift_update(membership=owner, actor=owner.user, gift=draft, data=data)
+
+    # Then the service refuses it naming the field and the rule, in gift_submit's words, and saves nothing
+    assert (err.value.code, err.value.field) == (rule, field)
+    if rule == "GIFT-2.7":
+        assert err.value.message.startswith("抽奖赠品价值不得超过人民币50000元（含）：单件价值")
+    else:
+        assert err.value.message == "临保赠品未明示到期日期"
+    draft.refresh_from_db()
+    assert draft.name == "原草稿" and not Gift.objects.filter(name="抽奖面霜").exists()
+    assert not GiftEvent.objects.filter(gift=draft, kind="edited").exists()
+
+
+def test_gift_2_7_a_draft_at_the_cap_and_a_dated_near_expiry_draft_are_saved(owner):
+    gift = services.gift_register(
+        membership=owner,
+        actor=owner.user,
+        data=_data(
+            CategoryFactory(),
+            is_lottery=True,
+            declared_value_fen=2_500_000,
+            quantity_per_order=2,
+            near_expiry=True,
+            expiry_date=dt.date(2026, 12, 31),
+        ),
+    )
+    assert gift.state == "draft" and Gift.objects.filter(pk=gift.pk).exists()
 
 
 def test_gift_2_7_lottery_gift_revalued_over_the_cap_counting_its_quantity_is_removed(staff):
