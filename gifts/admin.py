@@ -748,7 +748,7 @@ class EvidenceInline(admin.TabularInline):
 
 @admin.register(GiftDispute)
 class GiftDisputeAdmin(ReadOnlyModelAdmin):
-    list_display = ("order", "shop", "gift", "kind", "state", "deadline", "preview")
+    list_display = ("order", "shop", "gift", "kind", "state", "deadline", "returned_intact", "preview")
     list_filter = ("state", "kind")
     search_fields = ("order__order_no", "shop__name")
     list_select_related = ("order", "shop", "gift")
@@ -762,6 +762,11 @@ class GiftDisputeAdmin(ReadOnlyModelAdmin):
     @admin.display(description=gettext_lazy("举证截止"), ordering="response_deadline_at")
     def deadline(self, d):
         return d.response_deadline_at
+
+    @admin.display(description=gettext_lazy("完好退回赠品数量"))
+    def returned_intact(self, d):
+        """GIFT-5.4: units returned intact of those due, on a return; "—" elsewhere."""
+        return d.units_returned_intact_text
 
     @admin.display(description=gettext_lazy("赔付预估"))
     def preview(self, d):

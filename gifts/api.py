@@ -205,6 +205,8 @@ class DisputeOut(serializers.ModelSerializer):
             "compensation_fen",
             "refund_deduction_fen",
             "return_shipping_payer",
+            "units_promised",
+            "units_returned_intact",
             "calculation",
         ]
 
@@ -223,6 +225,15 @@ class DisputeIn(serializers.Serializer):
     signed_for_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     kind = serializers.CharField(help_text=DISPUTE_KINDS_HELP)
     consumer_claim = serializers.CharField(required=False, allow_blank=True, default="")
+    # Range checked by the service, so that an out-of-range count names GIFT-5.4.
+    units_returned_intact = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="a return (return_gift_lost, return_merchant_fault): how many of the gift units due on "
+        "the order came back intact, 0..that quantity (GIFT-5.4); only the others' value is deducted. "
+        "Omitted: none intact",
+    )
 
 
 class OrderLineIn(serializers.Serializer):

@@ -12,6 +12,8 @@ a listing that promises three units and delivers none owes three units' value.
 - GIFT-5.4 return with the gift lost or damaged through the consumer → the return goes ahead and
   the merchant may deduct the gift's declared or fair value from the refund; consumer's fault, so
   the consumer pays return shipping. A return caused by the merchant → the merchant pays it.
+  Of a gift of several units some may come back intact: only the units not returned intact are
+  deducted (``units_returned_intact``; not stated → none, the whole gift's value).
 - GIFT-5.5 product refunded through the merchant's fault, or a gift that by nature cannot be
   returned → the gift's return is settled between merchant and consumer (协商处理).
 """
@@ -21,6 +23,7 @@ from decimal import Decimal
 
 from django.utils.translation import gettext as _
 
+from gifts.models import GiftDispute
 from portal.money import round_half_up
 
 FALLBACK_RATE = Decimal("0.30")
@@ -60,13 +63,31 @@ def fallback_compensation_fen(paid_amount_fen: int) -> int:
     return max(FALLBACK_MIN_FEN, min(FALLBACK_MAX_FEN, raw))
 
 
+def units_returned_intact_in_range(units_returned_intact: int | None, quantity: int) -> bool:
+    """GIFT-5.4: a return counts 0 up to the units due on the order as intact (None: not stated)."""
+    return units_returned_intact is None or 0 <= units_returned_intact <= quantity
+
+
 def compensation_calculate(
-    *, kind: str, unit_value_fen: int | None, value_basis: str, paid_amount_fen: int, quantity: int = 1
+    *,
+    kind: str,
+    unit_value_fen: int | None,
+    value_basis: str,
+    paid_amount_fen: int,
+    quantity: int = 1,
+    units_returned_intact: int | None = None,
 ) -> Compensation:
     """``unit_value_fen`` is one unit's value (None: cannot be assessed), ``quantity`` the units
-    due on the order; the gift's value is their product (GIFT-2.4)."""
+    due on the order; the gift's value is their product (GIFT-2.4). ``units_returned_intact`` is,
+    for a return, how many of those units came back intact (None: not stated)."""
     if quantity < 1:
         raise ValueError(f"GIFT-2.4: a gift is promised in a quantity of at least 1, not {quantity}")
+    if units_returned_intact is not None and kind not in GiftDispute.RETURN_KINDS:
+        raise ValueError(f"GIFT-5.4: units returned intact only apply to a return, not {kind!r}")
+    if not units_returned_intact_in_range(units_returned_intact, quantity):
+        raise ValueError(
+            f"GIFT-5.4: {units_returned_intact} units returned intact is outside 0..{quantity} promised"
+        )
     gift_value_fen = None if unit_value_fen is None else unit_value_fen * quantity
     figures = {
         "gift_value_fen": gift_value_fen,
@@ -115,13 +136,23 @@ def compensation_calculate(
             figures=figures,
             explanation=_("按赠品价值退还相应价款"),
         )
+    if kind in GiftDispute.RETURN_KINDS:
+        figures["units_returned_intact"] = units_returned_intact
     if kind == "return_gift_lost":
+        # Consumer's fault: only the units that did not come back intact are deducted; not stated
+        # counts as none intact (the whole gift's value), as before units were recorded.
+        units_not_intact = quantity - (units_returned_intact or 0)
+        figures["units_not_returned_intact"] = units_not_intact
+        if units_not_intact == 0:
+            deduction = 0  # all came back intact: nothing to deduct, whatever the value
+        else:
+            deduction = None if unit_value_fen is None else unit_value_fen * units_not_intact
         return Compensation(
             rule="GIFT-5.4",
             kind=kind,
-            refund_deduction_fen=gift_value_fen,
+            refund_deduction_fen=deduction,
             return_shipping_payer="consumer",
-            needs_fair_value=gift_value_fen is None,
+            needs_fair_value=deduction is None,
             figures=figures,
             explanation=_("商家不得拒绝退货，可在退款时扣除赠品声明价值或市场公允价值"),
         )

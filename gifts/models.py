@@ -780,6 +780,8 @@ class GiftDispute(models.Model):
     SETTLE_KINDS = ("return_merchant_fault", "gift_not_returnable")
     # GIFT-5.2/5.3: upheld, these pay the consumer the gift's value — once per order and gift.
     COMPENSATING_KINDS = ("not_delivered", "not_as_described", "lacks_licence")
+    # GIFT-5.4: a return, on which units may come back intact.
+    RETURN_KINDS = ("return_gift_lost", "return_merchant_fault")
 
     order = models.ForeignKey(
         Order, on_delete=models.PROTECT, related_name="gift_disputes", verbose_name=_("订单")
@@ -814,6 +816,13 @@ class GiftDispute(models.Model):
     compensation_fen = models.BigIntegerField(_("赔付金额（分）"), null=True, blank=True)
     refund_deduction_fen = models.BigIntegerField(_("退款扣除（分）"), null=True, blank=True)
     return_shipping_payer = models.CharField(_("退货运费承担方"), max_length=20, blank=True)
+    # GIFT-5.4: on a return, the units due on the order (as the calculation counted them) and how
+    # many of them came back intact; only the others' value may be deducted. Not stated (null, as
+    # on every dispute recorded before these columns): none intact, the whole gift's value.
+    units_promised = models.PositiveIntegerField(_("订单应有赠品数量"), null=True, blank=True)
+    units_returned_intact = models.PositiveIntegerField(
+        _("完好退回赠品数量"), null=True, blank=True, help_text=_("未填写：视为均未完好退回（GIFT-5.4）")
+    )
     calculation = models.JSONField(_("计算依据"), default=dict, blank=True)
     opened_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -873,6 +882,22 @@ class GiftDispute(models.Model):
                 condition=(Q(compensation_fen__isnull=True) | Q(compensation_fen__gte=0))
                 & (Q(refund_deduction_fen__isnull=True) | Q(refund_deduction_fen__gte=0)),
             ),
+            # GIFT-5.4: a return counts 0 up to the units due on the order as returned intact, and
+            # only a return counts them.
+            models.CheckConstraint(
+                name="gifts_giftdispute_units_intact_in_range",
+                condition=Q(units_returned_intact__isnull=True)
+                | (
+                    Q(kind__in=["return_gift_lost", "return_merchant_fault"])
+                    & Q(units_promised__isnull=False)
+                    & Q(units_returned_intact__gte=0)
+                    & Q(units_returned_intact__lte=models.F("units_promised"))
+                ),
+            ),
+            models.CheckConstraint(
+                name="gifts_giftdispute_units_promised_positive",
+                condition=Q(units_promised__isnull=True) | Q(units_promised__gte=1),
+            ),
             models.CheckConstraint(
                 name="gifts_giftdispute_deadline_after_open",
                 condition=Q(response_deadline_at__gt=models.F("opened_at")),
@@ -881,6 +906,15 @@ class GiftDispute(models.Model):
 
     def __str__(self):
         return f"{self.order} · {self.gift} · {self.get_kind_display()}"
+
+    @property
+    def units_returned_intact_text(self) -> str:
+        """GIFT-5.4, as pages and admin show it: "2 / 3" units intact of those due on a return."""
+        if self.kind not in self.RETURN_KINDS:
+            return "—"
+        if self.units_returned_intact is None:
+            return str(_("未填写（视为均未完好退回）"))
+        return f"{self.units_returned_intact} / {self.units_promised}"
 
 
 class DisputeEvidence(models.Model):

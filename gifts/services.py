@@ -20,7 +20,7 @@ from django.utils.translation import gettext_noop
 
 from gifts import listing_check as checks
 from gifts import locks, selectors
-from gifts.compensation import compensation_calculate
+from gifts.compensation import compensation_calculate, units_returned_intact_in_range
 from gifts.errors import Conflict, DomainError, GiftRuleError, ListingBreach, NotFound, TransitionError
 from gifts.models import (
     DisputeEvidence,
@@ -1689,15 +1689,39 @@ def spot_check_record(
 
 def dispute_preview(dispute: GiftDispute):
     """GIFT-5: the compensation as of now, from one unit's value (GIFT-1.2) times the quantity due on
-    the dispute's order (GIFT-2.4)."""
+    the dispute's order (GIFT-2.4); on a return, less the units returned intact (GIFT-5.4). A return
+    counts the units due when it was recorded (``units_promised``), the ones its intact count is of."""
     value = gift_value_on_order(dispute.gift, order_id=dispute.order_id)
     return compensation_calculate(
         kind=dispute.kind,
         unit_value_fen=value.unit.amount_fen,
-        quantity=value.quantity,
+        quantity=dispute.units_promised or value.quantity,
         value_basis=value.basis,
         paid_amount_fen=dispute.order.paid_amount_fen,
+        units_returned_intact=dispute.units_returned_intact,
     )
+
+
+def _refuse_units_intact_out_of_range(dispute: GiftDispute) -> None:
+    """GIFT-5.4: units returned intact are counted on a return, 0 up to the units due on the order.
+    The check ``gifts_giftdispute_units_intact_in_range`` is the backstop."""
+    intact, quantity = dispute.units_returned_intact, dispute.units_promised
+    if intact is None:
+        return
+    if dispute.kind not in GiftDispute.RETURN_KINDS:
+        raise GiftRuleError(
+            "GIFT-5.4",
+            _("完好退回的赠品数量只适用于退货（%(kinds)s）")
+            % {"kinds": "、".join(str(GiftDispute.Kind(k).label) for k in GiftDispute.RETURN_KINDS)},
+            field="units_returned_intact",
+        )
+    if quantity is None or not units_returned_intact_in_range(intact, quantity):
+        raise GiftRuleError(
+            "GIFT-5.4",
+            _("完好退回的赠品数量应在 0 到该订单应有的赠品数量 %(quantity)s 之间，而不是 %(intact)s")
+            % {"quantity": quantity, "intact": intact},
+            field="units_returned_intact",
+        )
 
 
 def _refuse_second_compensation(
@@ -1733,10 +1757,13 @@ def dispute_open(
     signed_for_at: dt.datetime | None,
     kind: str,
     consumer_claim: str = "",
+    units_returned_intact: int | None = None,
     now=None,
 ) -> tuple[GiftDispute, bool]:
     """The order system opens a gift dispute. ``shop`` is the caller's organization (an API key
     of the gift's shop); None for staff. Retries return the same dispute (created=False).
+    On a return, ``units_returned_intact`` is how many of the units due on the order came back
+    intact (GIFT-5.4; None: not stated, deducted as none).
 
     GIFT-5.1: the order's product dispute is never read or written here.
     """
@@ -1782,7 +1809,11 @@ def dispute_open(
             opened_at=now,
             response_deadline_at=now + dt.timedelta(hours=dispute_response_hours()),
             opened_by=actor if (actor is not None and actor.is_authenticated) else None,
+            units_returned_intact=units_returned_intact,
         )
+        if kind in GiftDispute.RETURN_KINDS:
+            dispute.units_promised = gift_value_on_order(gift, order_id=order.pk).quantity
+        _refuse_units_intact_out_of_range(dispute)
         with translation.override(settings.LANGUAGE_CODE):  # stored: keep it in the default language
             calc = dispute_preview(dispute)
         dispute.calculation = calc.as_dict()
@@ -1802,7 +1833,13 @@ def dispute_open(
             at=now,
             to_state=dispute.state,
             rule_id=calc.rule,
-            details={"kind": kind},
+            details={"kind": kind}
+            if kind not in GiftDispute.RETURN_KINDS
+            else {
+                "kind": kind,
+                "units_promised": dispute.units_promised,
+                "units_returned_intact": units_returned_intact,
+            },
         )
         _notify_shop(
             gift.shop_id,

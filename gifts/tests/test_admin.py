@@ -351,3 +351,33 @@ def test_gift_page_events_show_local_time_labels_and_readable_details(client, re
     # And details read as key: value lines with empty values left out, never raw JSON
     assert "备注: 首次提交" in events and "原因: 资料不全" in events
     assert "&quot;reason&quot;" not in events and "&quot;note&quot;" not in events and "原因: <" not in events
+
+
+def test_gift_5_4_dispute_admin_lists_units_returned_intact(client, reviewer):
+    gift = approved_gift(declared_value_fen=8_800)
+    product = ProductFactory(shop=gift.shop)
+    now = dt.datetime.now(dt.UTC)
+    services.order_upsert(
+        shop=gift.shop,
+        order_no="ADM-R3",
+        product=product,
+        paid_amount_fen=50_000,
+        paid_at=now,
+        gift_lines=[(gift, 3)],
+    )
+    dispute, _ = services.dispute_open(
+        shop=gift.shop,
+        actor=None,
+        order_no="ADM-R3",
+        paid_amount_fen=50_000,
+        paid_at=now,
+        product_id=product.pk,
+        gift_id=gift.pk,
+        signed_for_at=None,
+        kind="return_gift_lost",
+        units_returned_intact=1,
+    )
+    listing = client.get(reverse("admin:gifts_giftdispute_changelist")).content.decode()
+    assert '<td class="field-returned_intact">1 / 3</td>' in listing
+    change = client.get(reverse("admin:gifts_giftdispute_change", args=[dispute.pk])).content.decode()
+    assert "完好退回赠品数量" in change and "¥176.00" in change

@@ -219,6 +219,54 @@ def test_gift_5_order_system_opens_a_dispute_with_the_shops_key_and_retry_is_ide
     assert GiftDispute.objects.count() == 1 and Order.objects.get().product_dispute_state == "none"
 
 
+def _order_of_three(api, gift, product, order_no="DY20240501001"):
+    resp = api.post(
+        "/api/v1/gifts/orders",
+        {
+            "order_no": order_no,
+            "product_id": product.pk,
+            "paid_amount_fen": 10_000,
+            "paid_at": "2024-05-01T10:00:00+08:00",
+            "gifts": [{"gift_id": gift.pk, "quantity": 3}],
+        },
+        format="json",
+    )
+    assert resp.status_code == 200, resp.json()
+
+
+def test_gift_5_4_order_system_records_a_partial_return_and_reads_it_back(owner):
+    # Given an order due three ¥88 units of a gift
+    gift = approved_gift(shop=owner.organization, declared_value_fen=8_800)
+    product = ProductFactory(shop=owner.organization)
+    api = keyed(owner)
+    _order_of_three(api, gift, product)
+
+    # When the order system records a return with two units back intact, one lost by the consumer
+    body = _dispute_body(gift, product, kind="return_gift_lost", units_returned_intact=2)
+    resp = api.post("/api/v1/gifts/disputes", body, format="json")
+
+    # Then the dispute shows both counts and deducts one unit's value
+    assert resp.status_code == 201, resp.json()
+    got = resp.json()
+    assert (got["units_promised"], got["units_returned_intact"]) == (3, 2)
+    assert got["calculation"]["refund_deduction_fen"] == 8_800
+    read = session(owner.user).get(f"/api/v1/gifts/disputes/{got['id']}").json()
+    assert (read["units_promised"], read["units_returned_intact"]) == (3, 2)
+
+
+@pytest.mark.parametrize("intact", [-1, 4, 2**40])
+def test_gift_5_4_api_refuses_units_returned_intact_out_of_range_naming_the_field_and_rule(owner, intact):
+    gift = approved_gift(shop=owner.organization)
+    product = ProductFactory(shop=owner.organization)
+    api = keyed(owner)
+    _order_of_three(api, gift, product)
+    body = _dispute_body(gift, product, kind="return_gift_lost", units_returned_intact=intact)
+    resp = api.post("/api/v1/gifts/disputes", body, format="json")
+    assert resp.status_code == 400
+    assert (resp.json()["code"], resp.json()["field"]) == ("GIFT-5.4", "units_returned_intact")
+    assert not GiftDispute.objects.exists()
+
+
 def test_gift_5_dispute_api_other_shops_key_gets_404_and_shop_session_is_forbidden(owner):
     gift = approved_gift()
     product = ProductFactory(shop=gift.shop)

@@ -134,3 +134,74 @@ def test_gift_5_5_gift_not_returnable_is_settled_between_the_parties():
 def test_unknown_kind_is_an_error():
     with pytest.raises(ValueError):
         compensation_calculate(kind="x", unit_value_fen=None, value_basis="unknown", paid_amount_fen=1)
+
+
+@pytest.mark.parametrize(
+    ("intact", "deduction_fen", "not_intact"),
+    [(2, 8_800, 1), (0, 26_400, 3), (3, 0, 0), (None, 26_400, 3)],
+    ids=["2-of-3-intact", "none-intact", "all-intact", "not-stated"],
+)
+def test_gift_5_4_only_the_units_not_returned_intact_are_deducted(intact, deduction_fen, not_intact):
+    # Given a return of an order due three ¥88 units, the consumer's fault (gift lost or damaged)
+    calc = compensation_calculate(
+        kind="return_gift_lost",
+        unit_value_fen=8_800,
+        quantity=3,
+        value_basis="customs_declared",
+        paid_amount_fen=50_000,
+        units_returned_intact=intact,
+    )
+    # Then the merchant may deduct the value of the units that did not come back intact, no more
+    # (not stated: none intact, the whole gift's value, as before units were recorded)
+    assert (calc.rule, calc.refund_deduction_fen, calc.return_shipping_payer) == (
+        "GIFT-5.4",
+        deduction_fen,
+        "consumer",
+    )
+    assert (calc.figures["units_returned_intact"], calc.figures["units_not_returned_intact"]) == (
+        intact,
+        not_intact,
+    )
+    assert calc.figures["gift_value_fen"] == 26_400
+
+
+def test_gift_5_4_all_units_intact_deduct_nothing_even_when_the_value_is_unknown():
+    calc = compensation_calculate(
+        kind="return_gift_lost",
+        unit_value_fen=None,
+        quantity=2,
+        value_basis="unknown",
+        paid_amount_fen=1,
+        units_returned_intact=2,
+    )
+    assert calc.refund_deduction_fen == 0 and not calc.needs_fair_value
+
+
+@pytest.mark.parametrize("intact", [-1, 4])
+def test_gift_5_4_units_returned_intact_outside_0_to_the_quantity_is_an_error(intact):
+    with pytest.raises(ValueError, match=r"GIFT-5\.4"):
+        compensation_calculate(
+            kind="return_gift_lost",
+            unit_value_fen=8_800,
+            quantity=3,
+            value_basis="customs_declared",
+            paid_amount_fen=1,
+            units_returned_intact=intact,
+        )
+
+
+def test_gift_5_4_merchant_fault_return_deducts_nothing_whatever_came_back_intact():
+    calc = compensation_calculate(
+        kind="return_merchant_fault",
+        unit_value_fen=8_800,
+        quantity=3,
+        value_basis="customs_declared",
+        paid_amount_fen=50_000,
+        units_returned_intact=1,
+    )
+    assert (calc.refund_deduction_fen, calc.return_shipping_payer, calc.settle_between_parties) == (
+        None,
+        "merchant",
+        True,
+    )
+    assert calc.figures["units_returned_intact"] == 1 and "units_not_returned_intact" not in calc.figures

@@ -325,6 +325,19 @@ def test_gift_5_4_only_an_upheld_dispute_deducts_from_the_refund_in_the_database
     _dispute(**decided, decision="upheld", refund_deduction_fen=8_800)
 
 
+def test_gift_5_4_units_returned_intact_are_0_to_the_units_promised_in_the_database():
+    ret = {"kind": "return_gift_lost"}
+    refused(lambda: _dispute(**ret, units_promised=3, units_returned_intact=4))
+    refused(lambda: _dispute(**ret, units_promised=3, units_returned_intact=-1))
+    refused(lambda: _dispute(**ret, units_promised=None, units_returned_intact=1))
+    refused(lambda: _dispute(**ret, units_promised=0))
+    refused(lambda: _dispute(kind="not_delivered", units_promised=3, units_returned_intact=1))
+    _dispute(**ret, units_promised=3, units_returned_intact=3)
+    _dispute(**ret, units_promised=3, units_returned_intact=0)
+    _dispute(kind="return_merchant_fault", units_promised=3, units_returned_intact=2)
+    _dispute(**ret)  # not stated, as on every dispute recorded before the columns
+
+
 def test_gift_events_are_append_only_and_have_a_subject():
     gift = approved_gift()
     refused(lambda: GiftEvent.objects.create(shop=gift.shop, kind="x", at=T0))

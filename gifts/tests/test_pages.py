@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001
 """Shop pages: owner, sub-account and another shop (404)."""
 
 import datetime as dt
@@ -535,3 +536,38 @@ def test_a_draft_with_a_value_submit_would_refuse_is_refused_on_save_naming_the_
     if field == "declared_value":
         body["declared_value"], body["quantity_per_order"] = "50000.00", 1
         assert client.post(url, body).status_code == 302
+
+
+def test_gift_5_4_dispute_page_shows_units_returned_intact_and_what_is_deducted(client, owner):
+    # Given a return of three units due on the order, two back intact (consumer's fault)
+    gift = approved_gift(shop=owner.organization, declared_value_fen=8_800)
+    product = ProductFactory(shop=owner.organization)
+    now = dt.datetime.now(dt.UTC)
+    services.order_upsert(
+        shop=gift.shop,
+        order_no="RP3",
+        product=product,
+        paid_amount_fen=50_000,
+        paid_at=now,
+        gift_lines=[(gift, 3)],
+    )
+    dispute, _ = services.dispute_open(
+        shop=gift.shop,
+        actor=None,
+        order_no="RP3",
+        paid_amount_fen=50_000,
+        paid_at=now,
+        product_id=product.pk,
+        gift_id=gift.pk,
+        signed_for_at=None,
+        kind="return_gift_lost",
+        units_returned_intact=2,
+    )
+
+    # When the shop opens the dispute
+    html = login(client, owner).get(reverse("gifts:dispute-detail", args=[dispute.pk])).content.decode()
+
+    # Then it reads two of three units back intact, and a deduction of one unit's value
+    assert re.search(r"<td colspan=\"3\" data-units-returned-intact>2 / 3</td>", html)
+    deduction = re.search(r'<li data-figures="deduction">(.*?)</li>', html, re.S).group(1)
+    assert "¥88.00" in deduction and "未完好退回 1 件（GIFT-5.4）" in deduction

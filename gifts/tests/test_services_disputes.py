@@ -310,3 +310,93 @@ def test_gift_5_deadline_hours_come_from_settings_with_48_by_default(settings):
     assert env.int("GIFT_DISPUTE_RESPONSE_HOURS", default=48) == 48
     settings.GIFT_DISPUTE_RESPONSE_HOURS = 72
     assert services.dispute_response_hours() == 72
+
+
+def _return_of_three(owner, *, kind="return_gift_lost", intact, order_no="R3"):
+    """A return on an order whose gift line was due three ¥88 units, ``intact`` of them back intact."""
+    gift = approved_gift(shop=owner.organization, declared_value_fen=8_800, quantity_per_order=1)
+    product = ProductFactory(shop=gift.shop)
+    services.order_upsert(
+        shop=gift.shop,
+        order_no=order_no,
+        product=product,
+        paid_amount_fen=50_000,
+        paid_at=NOW - dt.timedelta(days=5),
+        gift_lines=[(gift, 3)],
+    )
+    return services.dispute_open(
+        shop=gift.shop,
+        actor=None,
+        order_no=order_no,
+        paid_amount_fen=50_000,
+        paid_at=NOW - dt.timedelta(days=5),
+        product_id=product.pk,
+        gift_id=gift.pk,
+        signed_for_at=NOW - dt.timedelta(days=1),
+        kind=kind,
+        units_returned_intact=intact,
+        now=NOW,
+    )
+
+
+@pytest.mark.parametrize(
+    ("intact", "deduction_fen"),
+    [(2, 8_800), (0, 26_400), (3, 0), (None, 26_400)],
+    ids=["2-of-3-intact", "none-intact", "all-intact", "not-stated"],
+)
+def test_gift_5_4_partial_return_deducts_only_the_units_not_returned_intact(owner, intact, deduction_fen):
+    # Given a return of three units promised, ``intact`` of them back intact (consumer's fault)
+    dispute, created = _return_of_three(owner, intact=intact)
+    assert created and (dispute.units_promised, dispute.units_returned_intact) == (3, intact)
+
+    # When staff uphold the merchant's claim
+    d = services.dispute_decide(
+        dispute=dispute,
+        actor=UserFactory(is_staff=True),
+        decision="upheld",
+        note="部分赠品遗失",
+        now=NOW + dt.timedelta(hours=49),
+    )
+
+    # Then only the value of the units not returned intact is deducted, and the figures say so
+    d.refresh_from_db()
+    assert (d.refund_deduction_fen, d.return_shipping_payer) == (deduction_fen, "consumer")
+    assert (d.units_promised, d.units_returned_intact) == (3, intact)
+    figures = d.calculation["figures"]
+    assert (figures["quantity"], figures["units_returned_intact"]) == (3, intact)
+    opened = d.events.get(kind="dispute_opened")
+    assert opened.details == {
+        "kind": "return_gift_lost",
+        "units_promised": 3,
+        "units_returned_intact": intact,
+    }
+
+
+@pytest.mark.parametrize("intact", [-1, 4])
+def test_gift_5_4_units_returned_intact_outside_0_to_the_quantity_is_refused(owner, intact):
+    with pytest.raises(GiftRuleError) as err:
+        _return_of_three(owner, intact=intact, order_no="R-OUT")
+    assert (err.value.code, err.value.field) == ("GIFT-5.4", "units_returned_intact")
+    assert "3" in err.value.message and str(intact) in err.value.message
+    assert not GiftDispute.objects.exists()
+
+
+def test_gift_5_4_units_returned_intact_only_on_a_return(owner):
+    with pytest.raises(GiftRuleError) as err:
+        _return_of_three(owner, kind="not_delivered", intact=1)
+    assert (err.value.code, err.value.field) == ("GIFT-5.4", "units_returned_intact")
+    assert not GiftDispute.objects.exists()
+
+
+def test_gift_5_4_merchant_fault_return_is_unaffected_by_units_returned_intact(owner):
+    # Given a return through the merchant's fault with one of three units back intact
+    dispute, _ = _return_of_three(owner, kind="return_merchant_fault", intact=1)
+
+    # Then nothing is deducted, the merchant pays return shipping and the gift is settled between them
+    assert (dispute.state, dispute.return_shipping_payer, dispute.refund_deduction_fen) == (
+        "settle_between_parties",
+        "merchant",
+        None,
+    )
+    assert dispute.calculation["refund_deduction_fen"] is None
+    assert (dispute.units_promised, dispute.units_returned_intact) == (3, 1)
