@@ -17,8 +17,15 @@ from gifts.models import (
 
 def lock_gift(gift_id: int) -> Gift:
     # Serialises state changes of one gift: a reviewer's approval racing the licence job's
-    # suspension (or the shop's withdrawal) must see each other's result.
-    return Gift.objects.select_for_update().select_related("category", "shop").get(pk=gift_id)
+    # suspension (or the shop's withdrawal) must see each other's result. FOR UPDATE takes every
+    # joined row unless told otherwise: the category row is taken on purpose (see
+    # ``lock_category_with_its_products``), the shop row is not, so locks on two gifts of one shop
+    # do not queue behind each other.
+    return (
+        Gift.objects.select_for_update(of=("self", "category"))
+        .select_related("category", "shop")
+        .get(pk=gift_id)
+    )
 
 
 def lock_gifts(gift_ids) -> list[Gift]:

@@ -306,3 +306,61 @@ def test_gift_2_2_category_prohibited_while_its_gift_is_being_attached_ends_deta
     assert not ProductGift.objects.filter(gift=gift).exists()
     assert GiftEvent.objects.filter(kind="gift_attached", gift=gift).count() == 1
     assert GiftEvent.objects.filter(kind="gift_detached", gift=gift, rule_id="GIFT-2.2").count() == 1
+
+
+# --- lock_gift locks the gift and its category, not the shop ---------------------------------------
+
+
+def _locks_within(seconds: str, fn):
+    """Runs ``fn`` in a transaction that gives up waiting for a row lock after ``seconds``: True when
+    it got its locks, False when it would have had to wait."""
+    from django.db import OperationalError, transaction
+
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cur:
+                cur.execute(f"SET LOCAL lock_timeout = '{seconds}'")
+            fn()
+        return True
+    except OperationalError as exc:
+        assert "lock timeout" in str(exc)
+        return False
+
+
+def test_gift_2_1_two_gifts_of_one_shop_are_locked_at_once_without_waiting():
+    """A review, suspension or withdrawal of one gift must not queue behind another gift of the
+    same shop: the gift lock takes the gift's row and its category's (which the GIFT-2.2 category
+    change relies on), never the shop's. Gifts of one category still queue, on purpose."""
+    from django.db import transaction
+
+    from gifts import locks
+
+    first = approved_gift()
+    other = approved_gift(shop=first.shop)  # another category (the factory makes one per gift)
+    same_category = approved_gift(shop=first.shop, category=first.category)
+    assert other.category_id != first.category_id
+    holding, release, errors = threading.Event(), threading.Event(), []
+
+    def hold_first():
+        try:
+            with transaction.atomic():
+                locks.lock_gift(first.pk)
+                holding.set()
+                release.wait(30)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_first)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        other_locked = _locks_within("2s", lambda: locks.lock_gift(other.pk))
+        same_category_locked = _locks_within("500ms", lambda: locks.lock_gift(same_category.pk))
+    finally:
+        release.set()
+        holder.join(30)
+    assert errors == []
+    assert other_locked, "a gift of the same shop waited for another gift's lock"
+    assert not same_category_locked, "the gift lock no longer takes the category row (GIFT-2.2 race)"
