@@ -3,6 +3,7 @@
 import datetime as dt
 
 from celery import shared_task
+from celery.utils.time import get_exponential_backoff_interval
 from django.db import InterfaceError, OperationalError
 
 from billing.services import metering, settlement, usage
@@ -10,22 +11,33 @@ from portal import clock
 
 
 @shared_task(
+    bind=True,
     name="billing.settle_chunk",
     acks_late=True,
     time_limit=30 * 60,
     soft_time_limit=25 * 60,
-    # A database restart or a dropped connection: the chunk rolled back, try again shortly.
-    # Anything else is left to the daily beat, which re-sends every unfinished chunk. Each run
-    # of the task (retry, redelivery after a lost worker, beat) is one of the chunk's attempts:
-    # past BILLING_SETTLEMENT_CHUNK_MAX_ATTEMPTS the chunk is failed and the task does nothing.
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=30,
-    retry_backoff_max=15 * 60,
-    max_retries=6,
 )
-def settle_chunk_task(chunk_id: int) -> int:
-    """One chunk of organizations of a month (idempotent: a done or failed chunk is skipped)."""
-    return settlement.settlement_settle_chunk(chunk_id=chunk_id)
+def settle_chunk_task(self, chunk_id: int) -> int:
+    """One chunk of organizations of a month (idempotent: a done or failed chunk is skipped).
+
+    A database restart or a dropped connection: the chunk rolled back, try again shortly (back-off
+    from 30 s to 15 min). Anything else is left to the daily beat, which re-sends every unfinished
+    chunk. Each run of the task (retry, redelivery after a lost worker, beat) is one of the chunk's
+    attempts, and BILLING_SETTLEMENT_CHUNK_MAX_ATTEMPTS is the only limit: the retries allowed are
+    read from it at each retry, one more than the attempts, so the run after the last attempt finds
+    the chunk failed and ends the chain (a fixed ``max_retries`` below the setting ended it first,
+    leaving the chunk open for the next day's beat). Only a run that could not reach the database
+    to count its attempt can make the chain end with the chunk still open; the beat sends it again.
+    """
+    try:
+        return settlement.settlement_settle_chunk(chunk_id=chunk_id)
+    except (OperationalError, InterfaceError) as exc:
+        countdown = get_exponential_backoff_interval(
+            factor=30, retries=self.request.retries, maximum=15 * 60, full_jitter=True
+        )
+        raise self.retry(
+            exc=exc, countdown=countdown, max_retries=settlement.settlement_chunk_max_attempts()
+        ) from exc
 
 
 @shared_task(name="billing.settle_month", time_limit=30 * 60, soft_time_limit=25 * 60)

@@ -176,13 +176,38 @@ def test_fee_4_2_back_off_retries_of_a_dropped_connection_stop_at_the_chunks_lim
     # (eager retries run nested in place; an error they propagate would end the chain early;
     # the fixture restores the setting)
     celery_app.conf.task_eager_propagates = False
-    # when every attempt loses its connection (the task retries with back-off, up to 6 times)
+    # when every attempt loses its connection (the task retries with back-off)
     result = settle_chunk_task.apply(args=[bad.pk], throw=False)
     # then the retries are attempts of the chunk too: after the limit it is failed, not retried
     assert len(calls) == limit
     chunk = _chunk(bad)
     assert chunk.failed_at is not None and chunk.attempts == limit
     assert chunk.last_error.startswith("OperationalError: server closed the connection")
+    assert result.state == "SUCCESS" and result.result == 0
+
+
+@pytest.mark.django_db
+def test_fee_4_2_back_off_retries_of_a_dropped_connection_go_on_up_to_a_limit_set_higher(
+    settings, month, eager_celery, monkeypatch
+):
+    """The chunk's attempts limit is the one limit: the task has no retry count of its own that
+    would end the retries first and leave the chunk open (neither done nor failed) for a day."""
+    settings.BILLING_SETTLEMENT_CHUNK_MAX_ATTEMPTS = 10
+    _, _good, bad = month
+    calls = []
+
+    def dropped(**kw):
+        calls.append(1)
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(settlement, "_charge_batch", dropped)
+    celery_app.conf.task_eager_propagates = False
+    # when every attempt loses its connection, ten attempts allowed
+    result = settle_chunk_task.apply(args=[bad.pk], throw=False)
+    # then the task retried until the chunk's tenth attempt failed it, not fewer times
+    assert len(calls) == 10
+    chunk = _chunk(bad)
+    assert chunk.failed_at is not None and chunk.attempts == 10
     assert result.state == "SUCCESS" and result.result == 0
 
 
