@@ -214,7 +214,7 @@ class TestBatchIdReusedCommand:
         assert "already ingested" in import_usage(first, "--batch-id", "day-1")
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_fee_2_3_a_concurrent_send_of_the_id_with_another_body_is_refused(usage_table_cleanup):
     """A holds batch "race" open; B sends the same id with other rows and waits on the unique
     batch id; when A commits, B sees A's digest and is refused, not counted as a duplicate."""

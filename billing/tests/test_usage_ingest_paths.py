@@ -146,7 +146,7 @@ def test_fee_2_3_an_hour_needs_its_utc_offset(app, hour, taken):
         assert result.errors == [{"line": 2, "reason": "hour is not an ISO 8601 time with a UTC offset"}]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.parametrize("created_ahead", [True, False])
 def test_fee_2_3_a_batch_racing_a_first_load_replaces_what_it_committed(usage_table_cleanup, created_ahead):
     """Batch A loads March's first rows and holds its transaction open; batch B, with the same
