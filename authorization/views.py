@@ -81,8 +81,13 @@ def creator_grants(request):
     pending live-room requests and live-room grants; GRANT-2 authorize form."""
     creator = _creator_or_404(request)
     today = clock.today()
-    form = AuthorizeForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    # The search box is part of the authorize form, its button a submit named "search": without
+    # JavaScript a search posts the ticked organizations along, and the page comes back with them
+    # still ticked beside the new matches, nothing authorized (with htmx the results update as
+    # the creator types, and Enter still lands here).
+    searching = request.method == "POST" and "search" in request.POST
+    form = AuthorizeForm(None if searching else (request.POST or None))
+    if request.method == "POST" and not searching and form.is_valid():
         try:
             grants = services.grant_authorize_all_data(
                 creator=creator,
@@ -110,9 +115,14 @@ def creator_grants(request):
         request,
         "authorization/creator_grants.html",
         {
-            **_org_choices(request.GET.get("q", ""), request.POST.getlist("organizations")),
+            **_org_choices(
+                (request.POST if request.method == "POST" else request.GET).get("q", ""),
+                request.POST.getlist("organizations"),
+            ),
             "page": page,
             "form": form,
+            "start_value": request.POST.get("start_date", today.isoformat()),
+            "end_value": request.POST.get("end_date", ""),
             "state": state,
             "states": GrantState.choices,
             "today": today,

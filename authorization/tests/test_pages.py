@@ -3,6 +3,7 @@ pages behind the access check (GRANT-11), other parties' ids answer 404."""
 
 import datetime as dt
 import re
+from html.parser import HTMLParser
 
 import pytest
 from django.conf import settings
@@ -140,6 +141,100 @@ def test_grant_2_a_refused_authorize_and_a_new_search_keep_the_ticked_organizati
     assert checked(found) == [agency.pk]
     assert f'value="{shop.pk}">' in found and f'value="{provider.pk}"' not in found
     assert not Grant.objects.exists()
+
+
+class _Forms(HTMLParser):
+    """A page's forms as a browser without JavaScript sees them: method, action and controls."""
+
+    def __init__(self, page):
+        super().__init__(convert_charrefs=True)
+        self.forms, self._form = [], None
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form":
+            self._form = {**a, "controls": []}
+            self.forms.append(self._form)
+        elif self._form is not None and tag in ("input", "button", "select", "textarea"):
+            self._form["controls"].append({"tag": tag, **a})
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._form = None
+
+
+def _submit(client, url, page, *, holding, button_class=None, fill=None, tick=()):
+    """Submit, as a browser without JavaScript does, the form of ``page`` holding the control named
+    ``holding``: with its first submit button (what Enter in one of its fields does) or the one of
+    ``button_class``; ``fill`` types into fields, ``tick`` checks boxes by value. The browser
+    refuses to send a form whose required field is empty unless the button says formnovalidate."""
+    form = next(f for f in _Forms(page).forms if any(c.get("name") == holding for c in f["controls"]))
+    buttons = [
+        c
+        for c in form["controls"]
+        if (c["tag"] == "button" and c.get("type", "submit") == "submit")
+        or (c["tag"] == "input" and c.get("type") == "submit")
+    ]
+    button = (
+        next(b for b in buttons if button_class in (b.get("class") or "").split())
+        if button_class
+        else buttons[0]
+    )
+    data = {}
+    for c in form["controls"]:
+        name, kind = c.get("name"), c.get("type", "text")
+        if not name or c["tag"] == "button" or kind in ("submit", "button"):
+            continue
+        if kind in ("checkbox", "radio"):
+            if "checked" in c or c.get("value") in tick:
+                data.setdefault(name, []).append(c.get("value", "on"))
+            continue
+        value = (fill or {}).get(name, c.get("value", ""))
+        if "required" in c and not value and "formnovalidate" not in button and "novalidate" not in form:
+            raise AssertionError(f"the browser refuses to submit: {name} is required")
+        data.setdefault(name, []).append(value)
+    if button.get("name"):
+        data[button["name"]] = [button.get("value", "")]
+    action = button.get("formaction") or form.get("action") or url.split("?")[0]
+    if (button.get("formmethod") or form.get("method") or "get").lower() == "post":
+        return action, client.post(action, data)
+    return action, client.get(action, data)
+
+
+def test_grant_2_without_javascript_a_search_keeps_the_ticked_organizations_and_authorize_grants_all(
+    client, creator, today
+):
+    # Given a creator on the authorize page in a browser without JavaScript
+    shop, agency = OrganizationFactory(name="好物店"), OrganizationFactory(name="星光机构", kind="agency")
+    login(client, creator.user)
+    url = reverse("authorization:creator-grants")
+    page = html(client.get(url))
+    # who searches for a shop by name (Enter in the search box) and ticks it
+    url, resp = _submit(client, url, page, holding="q", fill={"q": "好物"})
+    page = html(resp)
+    assert f'value="{shop.pk}"' in page
+    # When they search for an agency
+    url, resp = _submit(client, url, page, holding="q", fill={"q": "星光"}, tick=[str(shop.pk)])
+    page = html(resp)
+    # Then the shop is still ticked beside the agency found, and nothing is authorized yet
+    assert f'value="{shop.pk}" checked' in page and f'value="{agency.pk}">' in page
+    assert not Grant.objects.exists()
+    # When they tick the agency too, pick an end date and authorize
+    end = today + days(30)
+    url, resp = _submit(
+        client,
+        url,
+        page,
+        holding="organizations",
+        button_class="primary",
+        fill={"end_date": end.isoformat()},
+        tick=[str(agency.pk)],
+    )
+    # Then both are granted (GRANT-2: several organizations at once)
+    assert resp.status_code == 302
+    granted = Grant.objects.filter(creator=creator, start_date=today, end_date=end)
+    assert sorted(granted.values_list("organization_id", flat=True)) == sorted([shop.pk, agency.pk])
 
 
 def test_grant_5_early_renew_in_place_with_htmx(client, creator, today):
