@@ -98,6 +98,11 @@ def wallet(request):
     else:
         entries = sel.ledger_list_for_organization(organization_id=org_id, **filters.filters())
     page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
+    bill_ids = sel.ledger_bill_ids(organization_id=org_id, entries=page)
+    for entry in page:
+        # The note column names what an entry is in the reader's language (the stored
+        # ``reference`` is a machine string: "bill #3", "top-up T…"), linked to its bill or order.
+        entry.bill_id = bill_ids.get((entry.period_year, entry.period_month))
     return render(
         request,
         "billing/wallet.html",

@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from billing import errors
 from billing.models import (
+    Bill,
     ClosureRequest,
     DepositAccount,
     DepositEntry,
@@ -114,6 +115,22 @@ def balance_series_for_organization(
     )
     rows.reverse()
     return rows
+
+
+def ledger_bill_ids(*, organization_id: int, entries) -> dict[tuple[int, int], int]:
+    """{(year, month): bill id} of the settlement charges among ``entries`` (one page of the
+    ledger), in one query: the ledger's note links each charge to the bill it paid."""
+    periods = {
+        (e.period_year, e.period_month)
+        for e in entries
+        if e.kind == LedgerEntry.Kind.SETTLEMENT_CHARGE and e.period_year
+    }
+    if not periods:
+        return {}
+    rows = Bill.objects.filter(
+        organization_id=organization_id, year__in={y for y, _m in periods}, month__in={m for _y, m in periods}
+    ).values_list("year", "month", "pk")
+    return {(y, m): pk for y, m, pk in rows if (y, m) in periods}
 
 
 def top_up_order_list_for_organization(*, organization_id: int) -> QuerySet[TopUpOrder]:

@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 from django.urls import reverse
 
-from billing.models import ClosureRequest, Invoice, LedgerEntry, TopUpOrder
+from billing.models import Bill, ClosureRequest, Invoice, LedgerEntry, TopUpOrder
 from billing.services.invoice import invoice_issue, invoice_request
 from billing.services.topup import top_up_create
 from billing.services.wallet import wallet_charge_for_month
@@ -99,6 +99,33 @@ def test_ledger_filters_by_kind_and_date(client, owner):
     assert "data-kind=" not in html
     html = client.get(reverse("billing:wallet"), {"date_to": clock.today().isoformat()}).content.decode()
     assert html.count("data-kind=") == 2
+
+
+def test_ledger_notes_name_the_bill_and_the_order_in_words_not_machine_references(client, owner, teammate):
+    # Given a settled month with its bill, a month charged without one, and a paid top-up
+    org_id = owner.organization_id
+    bill = Bill.objects.create(organization_id=org_id, year=2024, month=4, subtotal_fen=300, total_fen=300)
+    wallet_charge_for_month(
+        organization_id=org_id, year=2024, month=4, amount_fen=300, reference=f"bill #{bill.pk}"
+    )
+    wallet_charge_for_month(organization_id=org_id, year=2024, month=3, amount_fen=100)
+    order = top_up_create(organization_id=org_id, amount_fen=1000)
+    client.force_login(owner.user)
+    pay(client, order)
+    for member in (owner, teammate):
+        client.force_login(member.user)
+        # When a member reads the ledger
+        html = client.get(reverse("billing:wallet")).content.decode()
+        # Then each note says what was paid, linked to it; no "bill #", "top-up" or "settlement" codes
+        assert f'<a href="{reverse("billing:bill", args=[bill.pk])}">2024-04 技术服务费</a>' in html
+        assert "2024-03 技术服务费" in html
+        assert f'href="{reverse("billing:top-up-result", args=[order.out_trade_no])}"' in html
+        for code in (f"bill #{bill.pk}", "settlement 2024-03", f"top-up {order.out_trade_no}"):
+            assert code not in html, code
+    # and the English page reads in English
+    client.post(reverse("set_language"), {"language": "en", "next": "/"})
+    html = client.get(reverse("billing:wallet")).content.decode()
+    assert "2024-04 technical service fee" in html and "Top-up order" in html
 
 
 def test_ledger_csv_streams_the_filtered_rows_of_the_own_organization_only(client, owner, outsider):
