@@ -196,7 +196,7 @@ def bill_pdf(request, bill_id: int):
     from billing.pdf import build_pdf
 
     bill = sel.bill_get_for_membership(membership=_membership(request), bill_id=bill_id)
-    table = [[_("应用"), "API", _("调用位置"), _("调用次数"), _("折扣日调用"), _("单价(分/千次)"), _("金额")]]
+    table = [[_("应用"), "API", _("调用位置"), _("调用次数"), _("折扣日调用"), _("单价(元/千次)"), _("金额")]]
     for g in sel.bill_detail_groups(bill=bill):
         for line in g["lines"]:
             table.append(
@@ -206,7 +206,7 @@ def bill_pdf(request, bill_id: int):
                     _location_label(line.location),
                     f"{line.calls:,}",
                     line.discounted_label or "—",
-                    line.price_label,
+                    line.price_yuan_label,
                     format_fen(line.amount_fen),
                 ]
             )
@@ -230,7 +230,7 @@ def bill_pdf(request, bill_id: int):
             (_("组织"), bill.organization.name),
             (_("账期"), f"{bill.year}-{bill.month:02d}"),
             (_("小计"), format_fen(bill.subtotal_fen)),
-            (_("折扣"), format_fen(bill.discount_fen)),
+            (_("折扣"), format_fen(-bill.discount_fen)),
             (_("应付合计"), format_fen(bill.total_fen)),
             (_("结算时间"), clock.local(bill.settled_at).strftime("%Y-%m-%d %H:%M")),
         ],

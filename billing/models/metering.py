@@ -42,6 +42,8 @@ from django.db.models import Func, Q
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
+from portal.money import format_fen
+
 FIRST_BILLABLE = (2023, 3)  # FEE-4.2: months before 2023-03 are never charged
 
 
@@ -565,7 +567,13 @@ class BillLine(models.Model):
 
     @property
     def price_label(self) -> str:
+        """Fen per 1,000 calls, for the CSV: "800", or "800 / 900" when the price changed."""
         return " / ".join(str(p["price"]) for p in self.prices) or "0"
+
+    @property
+    def price_yuan_label(self) -> str:
+        """The same for people (page and PDF), as money: "¥8.00", or "¥8.00 / ¥9.00"."""
+        return " / ".join(format_fen(p["price"]) for p in self.prices) or format_fen(0)
 
     @property
     def discounted_calls(self) -> list[tuple[Decimal, int]]:

@@ -96,6 +96,39 @@ class TestBills:
         # FEE-5.1: each line says how many of its calls fell on discounted days, at which rate
         assert "100 @ 20%" in html and "50 @ 20%" in html
 
+    def test_bill_shows_prices_as_yuan_counts_with_separators_and_one_sign_for_discounts(
+        self, client, owner, app
+    ):
+        # Given a month of 48,125 calls at 800 fen per 1,000, with a discount on another app only
+        api = paid_api(price_fen_per_1000=800, code="order.list")
+        other = AppFactory(organization=owner.organization, name="无折扣")
+        DiscountFactory(
+            app=app, rate=Decimal("0.2"), valid_from=dt.date(2026, 1, 1), valid_to=dt.date(2026, 12, 31)
+        )
+        record_usage(
+            [
+                (app, api, "in_cloud", sh(2026, 3, 2, 10), 48_125),
+                (other, api, "in_cloud", sh(2026, 3, 2, 10), 1),
+            ]
+        )
+        settlement_run_month(year=2026, month=3)
+        bill = Bill.objects.get(organization=owner.organization)
+        client.force_login(owner.user)
+        # When the developer reads the bill and the bill list
+        detail = client.get(reverse("billing:bill", args=[bill.pk])).content.decode()
+        listing = client.get(reverse("billing:bills")).content.decode()
+        # Then money is ¥ with two decimals (the price too), counts have separators,
+        # a discount is always minus, and nothing off is ¥0.00, not -¥0.00
+        assert '<td class="num" data-testid="bill-line-price">¥8.00</td>' in detail
+        assert '<td class="num">48,125</td>' in detail
+        assert (
+            f'data-testid="bill-discount">-¥{bill.discount_fen // 100}.' in detail and bill.discount_fen > 0
+        )
+        assert "-¥0.00" not in detail and '<td class="num">¥0.00</td>' in detail
+        assert f"-¥{bill.discount_fen // 100}." in listing
+        catalog = client.get(reverse("billing:catalog")).content.decode()
+        assert '<td class="num">¥8.00</td>' in catalog
+
     def test_in_english_one_bill_is_a_bill_and_the_list_is_bills(self, client, owner, billed):
         owner.user.language = "en"
         owner.user.save(update_fields=["language"])
