@@ -16,12 +16,21 @@ document.addEventListener("keydown", (event) => {
     menu.querySelector("summary").focus();
   });
 });
-// <form data-confirm="message">: ask before submitting (no confirm, no request).
-document.addEventListener("submit", (event) => {
-  const form = event.target;
-  const message = form.getAttribute("data-confirm");
-  if (message && !window.confirm(message)) event.preventDefault();
-});
+// <form data-confirm="message">: ask before submitting (no confirm, no request). Asked in the
+// capture phase, before the form's own listeners: htmx (data-hx-post) sends its request from a
+// listener on the form, which a bubbling handler here would only reach after the request left.
+document.addEventListener(
+  "submit",
+  (event) => {
+    const form = event.target;
+    const message = form.getAttribute("data-confirm");
+    if (message && !window.confirm(message)) {
+      event.preventDefault();
+      event.stopPropagation();
+    }
+  },
+  true,
+);
 // Countdown timers: <span data-deadline="ISO-8601">.
 function tick() {
   document.querySelectorAll("[data-deadline]").forEach((el) => {
