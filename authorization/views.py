@@ -158,6 +158,9 @@ def _row_response(request, grant, *, error=None):
             {
                 "g": grant,
                 "error": error,
+                # A refused action keeps the dates the creator typed, to be corrected rather
+                # than typed again (the row is swapped in place, the form with it).
+                "entered": request.POST if error else {},
                 "today": today,
                 "tomorrow": today + dt.timedelta(days=1),
             },

@@ -272,6 +272,44 @@ def test_a_grant_actions_unreadable_date_is_named_by_its_label_not_its_field_cod
     assert error.startswith(f"{label}：") and "_date" not in error  # noqa: RUF001
 
 
+def test_grant_6_a_refused_renewal_keeps_the_dates_the_creator_entered(client, creator, today):
+    # Given an expired grant and a live one
+    expired = GrantFactory(creator=creator, start_date=today - days(9), end_date=today - days(1))
+    live = GrantFactory(creator=creator, start_date=today, end_date=today + days(9))
+    login(client, creator.user)
+    # When the creator renews with an end before the start (GRANT-6)
+    start, end = today + days(10), today + days(3)
+    row = html(
+        client.post(
+            reverse("authorization:grant-renew", args=[expired.pk]),
+            {"start_date": start, "end_date": end},
+            HTTP_HX_REQUEST="true",
+        )
+    )
+    # Then the row names the rule and the form still holds both dates to correct
+    assert "GRANT-6" in row
+    assert f'name="start_date" min="{today.isoformat()}" value="{start.isoformat()}"' in row
+    assert f'value="{end.isoformat()}" required' in row
+    # and an early renewal to the current end date (GRANT-5) keeps that date too
+    row = html(
+        client.post(
+            reverse("authorization:grant-early-renew", args=[live.pk]),
+            {"end_date": live.end_date},
+            HTTP_HX_REQUEST="true",
+        )
+    )
+    assert "GRANT-5" in row and f'value="{live.end_date.isoformat()}"' in row
+    # while a successful renewal shows an empty form again
+    row = html(
+        client.post(
+            reverse("authorization:grant-early-renew", args=[live.pk]),
+            {"end_date": today + days(30)},
+            HTTP_HX_REQUEST="true",
+        )
+    )
+    assert 'name="end_date" required aria-label="新截止日期" value=""' in row
+
+
 def test_grant_6_renew_and_grant_4_revoke_from_the_page(client, creator, today):
     expired = GrantFactory(creator=creator, start_date=today - days(9), end_date=today - days(1))
     live = GrantFactory(creator=creator, start_date=today, end_date=today + days(9))
