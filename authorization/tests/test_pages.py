@@ -461,6 +461,23 @@ def _sales(creator, room, today):
         )
 
 
+def test_creator_data_counts_orders_and_viewers_with_thousands_separators(client, shop, shop_main, today):
+    # Given a day of 12,345 orders watched by 2,541,786 people, visible to the shop (GRANT-11)
+    creator = CreatorFactory()
+    CreatorDailySales.objects.create(
+        creator=creator, date=today, gmv_fen=1_000_000, orders=12_345, viewers=2_541_786
+    )
+    services.grant_authorize_all_data(
+        creator=creator, organizations=[shop], start_date=today, end_date=today + days(5), actor=creator.user
+    )
+    login(client, shop_main.user)
+    # When the shop's main account opens the creator's data
+    body = html(client.get(reverse("authorization:creator-data", args=[creator.pk])))
+    # Then the totals and the day's row group the digits like the money beside them
+    assert "订单数 12,345 · 观看人数 2,541,786" in body
+    assert '<td class="num">12,345</td><td class="num">2,541,786</td>' in body
+
+
 def test_grant_11_creator_data_page_only_while_access_allows(
     client, shop, shop_main, shop_sub, today, django_capture_on_commit_callbacks
 ):

@@ -31,7 +31,7 @@ def test_developer_sees_usage_chart_bill_and_exports(page, live_server, login, u
 
     login(page, member.user.username, "pw-e2e-metering-1")
     page.goto(f"{live_server.url}/billing/usage/?month=2026-03")
-    assert page.get_by_test_id("total-calls").inner_text() == "1500"
+    assert page.get_by_test_id("total-calls").inner_text() == "1,500"
     # app.js drew both charts from their JSON configs (no inline script under the CSP).
     drawn = page.evaluate(
         "() => [...document.querySelectorAll('canvas[data-chart]')].map(c => !!window.Chart.getChart(c))"

@@ -205,6 +205,12 @@ class TestUsageAndPolicy:
         html = resp.content.decode()
         assert 'data-chart="usage-tier-chart"' in html and 'id="usage-app-chart"' in html
 
+    def test_usage_total_groups_its_digits(self, client, owner, app):
+        record_usage([(app, paid_api(code="order.list"), "in_cloud", sh(2026, 3, 2, 10), 168_031)])
+        client.force_login(owner.user)
+        html = client.get(reverse("billing:usage"), {"month": "2026-03"}).content.decode()
+        assert '<strong data-testid="total-calls">168,031</strong>' in html
+
     def test_usage_is_scoped_to_the_organization(self, client, outsider, app):
         api = paid_api()
         record_usage([(app, api, "in_cloud", sh(2026, 3, 2), 10)])
