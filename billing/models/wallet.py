@@ -20,10 +20,11 @@ import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
 from portal.models import Organization
+from portal.money import format_fen
 
 TOP_UP_MIN_FEN = 100  # ¥1
 TOP_UP_MAX_FEN = 100_000_000  # ¥1,000,000
@@ -42,7 +43,7 @@ class Wallet(models.Model):
         verbose_name_plural = pgettext_lazy("plural", "钱包")
 
     def __str__(self):
-        return f"{self.organization} ({self.balance_fen} fen)"
+        return f"{self.organization} ({format_fen(self.balance_fen)})"
 
     @property
     def in_arrears(self) -> bool:
@@ -130,7 +131,7 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.get_kind_display()} {self.amount_fen} fen"
+        return f"{self.get_kind_display()} {format_fen(self.amount_fen)}"
 
 
 class TopUpOrder(models.Model):
@@ -319,7 +320,7 @@ class Invoice(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.title} {self.amount_fen} fen ({self.state})"
+        return f"{self.title} {format_fen(self.amount_fen)} ({self.get_state_display()})"
 
 
 class DepositAccount(models.Model):
@@ -341,7 +342,7 @@ class DepositAccount(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.organization} deposit {self.balance_fen} fen"
+        return f"{self.organization} {gettext('保证金余额')} {format_fen(self.balance_fen)}"
 
 
 @pgtrigger.register(
@@ -389,7 +390,7 @@ class DepositEntry(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.get_kind_display()} {self.amount_fen} fen"
+        return f"{self.get_kind_display()} {format_fen(self.amount_fen)}"
 
 
 class ClosureRequest(models.Model):

@@ -64,6 +64,35 @@ def test_billing_ops_sees_money_tables_read_only(client, ops, org):
     assert LedgerEntry.objects.get().amount_fen == 1000
 
 
+def test_money_tables_name_wallets_entries_and_invoices_in_yuan_not_raw_fen(client, ops, org):
+    # Given a ¥1,234.56 top-up, a deposit and an invoice request
+    paid(org.id, 123_456)
+    entry = LedgerEntry.objects.get()
+    deposit_pay_in(organization_id=org.id, amount_fen=50_000, actor=ops)
+    wallet_charge_for_month(organization_id=org.id, year=2024, month=5, amount_fen=10_000)
+    invoice_request(
+        organization_id=org.id,
+        amount_fen=1_000,
+        title="星河",
+        taxpayer_id=USCC,
+        kind="general",
+        email="a@b.cn",
+    )
+    # When billing-ops read the ledger, a ledger entry, the deposits and the invoices
+    pages = [
+        client.get(reverse("admin:billing_ledgerentry_changelist")).content.decode(),
+        client.get(reverse("admin:billing_ledgerentry_change", args=[entry.pk])).content.decode(),
+        client.get(reverse("admin:billing_depositentry_changelist")).content.decode(),
+        client.get(reverse("admin:billing_invoice_change", args=[Invoice.objects.get().pk])).content.decode(),
+    ]
+    # Then money reads as ¥ with two decimals, never "<n> fen" or a raw state code
+    text = " ".join(pages)
+    assert f"{org.name} (¥1,134.56)" in pages[0]
+    assert "充值入账 ¥1,234.56" in pages[1]
+    assert "星河 ¥10.00 (待审核)" in pages[3]
+    assert " fen" not in text and "(requested)" not in text
+
+
 def test_non_staff_cannot_open_the_admin(client, owner):
     client.force_login(owner.user)
     assert client.get(reverse("admin:billing_invoice_changelist")).status_code == 302
