@@ -102,7 +102,7 @@ class GrantAdmin(admin.ModelAdmin):
                     )
                     done += 1
                 except DomainError as exc:
-                    self.message_user(request, f"#{grant.pk} {exc.code}: {exc.message}", messages.WARNING)
+                    self.message_user(request, f"#{grant.pk} {exc.display}", messages.WARNING)
             self.message_user(request, _("已解除 %(n)d 条授权。") % {"n": done}, messages.SUCCESS)
             return None
         return render(

@@ -97,7 +97,7 @@ def creator_grants(request):
                 actor=request.user,
             )
         except DomainError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, f"{exc.code}: {exc.message}")
+            form.add_error(exc.field if exc.field in form.fields else None, exc.display)
         else:
             messages.success(request, _("已授权给 %(n)d 个店铺/机构。") % {"n": len(grants)})
             return redirect("authorization:creator-grants")
@@ -182,7 +182,7 @@ def _grant_action(request, grant_id, form_class, call):
     try:
         grant = call(grant, form.cleaned_data)
     except DomainError as exc:
-        return _row_response(request, grant, error=f"{exc.code}: {exc.message}")
+        return _row_response(request, grant, error=exc.display)
     if not request.htmx:
         messages.success(request, _("操作成功。"))
     return _row_response(request, grant)

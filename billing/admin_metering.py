@@ -176,7 +176,7 @@ class ApiAdmin(admin.ModelAdmin):
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except DomainError as exc:
-            self.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
+            self.message_user(request, exc.display, messages.ERROR)
             return redirect(request.get_full_path())
 
     def save_model(self, request, obj, form, change):
@@ -317,7 +317,7 @@ class DiscountAdmin(admin.ModelAdmin):
                 discount=obj if change else None,
             )
         except DomainError as exc:
-            messages.error(request, f"{exc.code}: {exc.message}")
+            messages.error(request, exc.display)
             raise
 
     def has_delete_permission(self, request, obj=None):
@@ -339,7 +339,7 @@ class DiscountAdmin(admin.ModelAdmin):
                 for d in queryset:
                     svc.discount_delete(discount=d, actor=request.user)
         except DomainError as exc:
-            messages.error(request, f"{exc.code}: {exc.message}")
+            messages.error(request, exc.display)
             raise PermissionDenied(exc.message) from exc
 
 
@@ -614,7 +614,7 @@ class SettlementRunAdmin(admin.ModelAdmin):
         try:
             _check_month(year, month)
         except DomainError as exc:
-            messages.error(request, f"{exc.code}: {exc.message}")
+            messages.error(request, exc.display)
             return
         from portal.services import audit_record
 
@@ -737,7 +737,7 @@ class SettlementChunkAdmin(admin.ModelAdmin):
             try:
                 settlement_chunk_reset(chunk_id=chunk.pk, actor=request.user)
             except DomainError as exc:
-                messages.error(request, f"{exc.code}: {exc.message}")
+                messages.error(request, exc.display)
             else:
                 reset.append(str(chunk))
         if reset:

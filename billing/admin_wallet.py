@@ -96,7 +96,7 @@ def _with_form(modeladmin, request, queryset: QuerySet, form_class, title: str, 
                 apply(obj, form.cleaned_data)
                 done += 1
             except DomainError as exc:
-                modeladmin.message_user(request, f"{obj}: {exc.code} {exc.message}", messages.ERROR)
+                modeladmin.message_user(request, f"{obj}: {exc.display}", messages.ERROR)
         modeladmin.message_user(request, _("已处理 %(n)d 条。") % {"n": done}, messages.SUCCESS)
         return None
     return TemplateResponse(
@@ -245,7 +245,7 @@ class InvoiceAdmin(ReadOnlyAdmin):
                 invoice_svc.invoice_issue(invoice_id=invoice.pk, actor=request.user)
                 done += 1
             except DomainError as exc:
-                self.message_user(request, f"{invoice}: {exc.code} {exc.message}", messages.ERROR)
+                self.message_user(request, f"{invoice}: {exc.display}", messages.ERROR)
         self.message_user(request, _("已开具 %(n)d 张发票。") % {"n": done}, messages.SUCCESS)
 
     @admin.action(description=_("驳回所选申请 (需填写原因)"), permissions=["change"])
@@ -316,7 +316,7 @@ class DepositAccountAdmin(ReadOnlyAdmin):
                     idempotency_key=f"admin-add:{data['token']}",
                 )
             except DomainError as exc:
-                form.add_error(None, f"{exc.code}: {exc.message}")
+                form.add_error(None, exc.display)
             else:
                 self.message_user(
                     request,
@@ -391,7 +391,7 @@ class ClosureRequestAdmin(ReadOnlyAdmin):
             try:
                 deposit_svc.closure_approve(closure_id=closure.pk, actor=request.user)
             except DomainError as exc:
-                self.message_user(request, f"{closure}: {exc.code} {exc.message}", messages.ERROR)
+                self.message_user(request, f"{closure}: {exc.display}", messages.ERROR)
 
     @admin.action(description=_("驳回注销申请"), permissions=["change"])
     def reject(self, request, queryset):

@@ -256,9 +256,7 @@ def invoices(request):
                     actor=request.user,
                 )
             except DomainError as exc:
-                form.add_error(
-                    "amount_yuan" if exc.field == "amount_fen" else None, f"{exc.code}: {exc.message}"
-                )
+                form.add_error("amount_yuan" if exc.field == "amount_fen" else None, exc.display)
             else:
                 messages.success(request, _("发票申请已提交, 等待审核。"))
                 return redirect("billing:invoice", invoice_id=invoice.pk)

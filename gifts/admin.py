@@ -103,7 +103,7 @@ def run_action(modeladmin, request, queryset, *, form_class, title, apply, singl
                 apply(obj, form.cleaned_data)
                 done += 1
             except DomainError as exc:
-                modeladmin.message_user(request, f"{obj}: {exc.code} {exc.message}", messages.ERROR)
+                modeladmin.message_user(request, f"{obj}: {exc.display}", messages.ERROR)
         if done:
             modeladmin.message_user(
                 request,
@@ -130,7 +130,7 @@ def run_simple(modeladmin, request, queryset, *, title, apply):
             apply(obj)
             done += 1
         except DomainError as exc:
-            modeladmin.message_user(request, f"{obj}: {exc.code} {exc.message}", messages.ERROR)
+            modeladmin.message_user(request, f"{obj}: {exc.display}", messages.ERROR)
     if done:
         modeladmin.message_user(
             request, _("%(title)s：已处理 %(done)s 条。") % {"title": title, "done": done}, messages.SUCCESS

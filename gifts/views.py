@@ -47,7 +47,7 @@ def _shop_membership(request):
 def _form_error(form, exc: DomainError):
     field = getattr(form, "SERVICE_FIELDS", {}).get(exc.field, exc.field)
     field = field if field in form.fields else None
-    form.add_error(field, f"{exc.code}: {exc.message}")
+    form.add_error(field, exc.display)
 
 
 @login_required
@@ -287,7 +287,7 @@ def product_detail(request, product_id):
         except DomainError as exc:
             if exc.status in (403, 404):
                 raise
-            messages.error(request, f"{exc.code}: {exc.message}")
+            messages.error(request, exc.display)
             if exc.code == "invalid":
                 status = 400  # malformed input, not a rule's refusal
             if isinstance(exc, ListingBreach):

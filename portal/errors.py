@@ -26,6 +26,12 @@ class DomainError(Exception):
         """The rule ID this refusal cites, None for a plain input error."""
         return self.code if RULE_ID.match(self.code) else None
 
+    @property
+    def display(self) -> str:
+        """The refusal as a page shows it: "GRANT-5: …" when a rule is cited, else the message
+        alone (a reader has no use for ``invalid`` or ``conflict``)."""
+        return f"{self.rule}: {self.message}" if self.rule else str(self.message)
+
     def as_body(self) -> dict:
         return {"code": self.code, "message": str(self.message), "field": self.field}
 

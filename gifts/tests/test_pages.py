@@ -335,6 +335,24 @@ def test_gift_5_dispute_page_shows_countdown_and_takes_evidence(client, owner):
     assert GiftDispute.objects.get().state == "merchant_responded"
 
 
+def test_gift_5_an_empty_dispute_response_says_why_without_a_machine_code(client, owner):
+    # Given a dispute awaiting the shop's evidence
+    dispute = open_dispute(approved_gift(shop=owner.organization))
+    login(client, owner)
+    url = reverse("gifts:dispute-detail", args=[dispute.pk])
+    # When the shop submits neither a statement nor a file
+    html = client.post(url, {"response": ""}).content.decode()
+    # Then the page says what is missing, with no "invalid:" code in front of it
+    assert '<span class="error">请填写说明或上传证据' in html
+    assert "invalid:" not in html
+    # while a refusal that cites a rule still names it
+    bad = client.post(
+        url, {"response": "x", "files": [upload("a.exe", b"MZ" + b"\x00" * 64)]}
+    ).content.decode()
+    assert "UPLOAD-TYPE: " in bad
+    assert GiftDispute.objects.get().state == "awaiting_merchant"
+
+
 def test_gift_2_4_gift_and_dispute_pages_show_the_value_as_unit_times_quantity(client, owner):
     gift = approved_gift(shop=owner.organization, declared_value_fen=8_800, quantity_per_order=3)
     dispute = open_dispute(gift)
