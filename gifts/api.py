@@ -12,6 +12,7 @@ Who may call what
   the merchant's to open.
 """
 
+from django.db import transaction
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
@@ -299,6 +300,13 @@ def _paginate(request, view, qs, serializer_cls):
     return paginator.get_paginated_response(serializer_cls(page, many=True).data)
 
 
+def _category(category_id: int) -> GiftCategory:
+    category = GiftCategory.objects.filter(pk=category_id).first()
+    if category is None:
+        raise NotFound("category", field="category_id")
+    return category
+
+
 def _order_system_shop(request, *, perm: str):
     """The calling organization for order-system endpoints; None means platform staff."""
     if isinstance(request.auth, ApiKey):
@@ -337,13 +345,10 @@ class GiftListCreateApi(APIView):
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         submit = values.pop("submit")
-        category = GiftCategory.objects.filter(pk=values.pop("category_id")).first()
-        if category is None:
-            raise NotFound("category", field="category_id")
         gift = services.gift_register(
             membership=_membership(request),
             actor=request.user,
-            data={**values, "category": category},
+            data={**values, "category": _category(values.pop("category_id"))},
             submit=submit,
         )
         return Response(GiftOut(gift).data, status=status.HTTP_201_CREATED)
@@ -355,6 +360,30 @@ class GiftDetailApi(APIView):
         return Response(
             GiftOut(selectors.gift_get_for_shop(membership=_membership(request), gift_id=gift_id)).data
         )
+
+    @extend_schema(
+        request=GiftIn,
+        responses=GiftOut,
+        summary="Edit a draft or a gift sent back for revisions (GIFT-2.4, GIFT-2.7), and submit it",
+        description=(
+            "Replaces the gift's registration with the body, as the edit page does; with "
+            "``submit`` the gift is then submitted for review. Both or neither: a refused "
+            "submission leaves the gift as it was."
+        ),
+    )
+    def put(self, request, gift_id):
+        membership = _membership(request)
+        gift = selectors.gift_get_for_shop(membership=membership, gift_id=gift_id)
+        data = GiftIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        submit = values.pop("submit")
+        values["category"] = _category(values.pop("category_id"))
+        with transaction.atomic():
+            gift = services.gift_update(membership=membership, actor=request.user, gift=gift, data=values)
+            if submit:
+                gift = services.gift_submit(membership=membership, actor=request.user, gift=gift)
+        return Response(GiftOut(gift).data)
 
 
 class GiftSubmitApi(APIView):

@@ -120,6 +120,79 @@ def test_api_draft_over_the_lottery_cap_or_near_expiry_undated_is_refused_like_t
     assert not Gift.objects.filter(shop=owner.organization).exists()
 
 
+def test_gift_2_1_the_shop_edits_a_draft_and_submits_it_through_the_api(owner):
+    # Given a draft registered through the API
+    api = session(owner.user)
+    gift_id = api.post("/api/v1/gifts/gifts", _gift_body(CategoryFactory()), format="json").json()["id"]
+
+    # When the shop replaces it with a corrected registration and submits it
+    resp = api.put(
+        f"/api/v1/gifts/gifts/{gift_id}",
+        _gift_body(CategoryFactory(), spec="30ml", declared_value_fen=12_000, submit=True),
+        format="json",
+    )
+
+    # Then the gift carries the new fields and is waiting for review
+    assert resp.status_code == 200, resp.json()
+    gift = Gift.objects.get(pk=gift_id)
+    assert (gift.spec, gift.declared_value_fen, gift.state) == ("30ml", 12_000, Gift.State.SUBMITTED)
+    assert resp.json()["state"] == "submitted"
+    assert list(GiftEvent.objects.filter(gift=gift).order_by("id").values_list("kind", flat=True)) == [
+        "registered",
+        "edited",
+        "submitted",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "rule", "field"),
+    [
+        (
+            {"is_lottery": True, "declared_value_fen": 2_000_000, "quantity_per_order": 3},
+            "GIFT-2.7",
+            "declared_value_fen",
+        ),
+        ({"near_expiry": True, "expiry_date": None}, "GIFT-2.4", "expiry_date"),
+    ],
+)
+def test_api_edit_of_a_draft_is_refused_like_the_form_and_changes_nothing(owner, extra, rule, field):
+    gift = GiftFactory(shop=owner.organization, state=Gift.State.DRAFT, spec="15ml")
+
+    resp = session(owner.user).put(
+        f"/api/v1/gifts/gifts/{gift.pk}", _gift_body(gift.category, spec="99ml", **extra), format="json"
+    )
+
+    assert resp.status_code == 400
+    assert (resp.json()["code"], resp.json()["field"]) == (rule, field)
+    gift.refresh_from_db()
+    assert gift.spec == "15ml" and not gift.is_lottery and not gift.near_expiry
+
+
+def test_api_edit_of_a_gift_under_review_is_refused(owner):
+    gift = GiftFactory(shop=owner.organization, state=Gift.State.SUBMITTED, spec="15ml")
+
+    resp = session(owner.user).put(
+        f"/api/v1/gifts/gifts/{gift.pk}", _gift_body(gift.category, spec="99ml"), format="json"
+    )
+
+    assert resp.status_code == 409, resp.json()
+    gift.refresh_from_db()
+    assert gift.spec == "15ml"
+
+
+def test_api_edit_is_for_the_shops_main_account_only(owner):
+    mine = GiftFactory(shop=owner.organization, state=Gift.State.DRAFT)
+    theirs = GiftFactory(state=Gift.State.DRAFT)
+    body = _gift_body(mine.category, spec="99ml")
+
+    assert session(owner.user).put(f"/api/v1/gifts/gifts/{theirs.pk}", body, format="json").status_code == 404
+    resp = session(sub_member(owner.organization).user).put(
+        f"/api/v1/gifts/gifts/{mine.pk}", body, format="json"
+    )
+    assert resp.status_code == 403 and resp.json()["code"] == "GIFT-MAIN-ONLY"
+    assert Gift.objects.get(pk=theirs.pk).spec != "99ml" and Gift.objects.get(pk=mine.pk).spec != "99ml"
+
+
 def test_gift_api_sub_account_reads_but_cannot_register(owner):
     GiftFactory(shop=owner.organization)
     sub = session(sub_member(owner.organization).user)
