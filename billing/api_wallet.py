@@ -263,22 +263,44 @@ class InvoiceListCreateApi(generics.ListAPIView):
     def get_queryset(self):
         return sel.invoice_list_for_organization(organization_id=_membership(self.request).organization_id)
 
-    @extend_schema(request=InvoiceIn, responses={201: InvoiceOut}, summary="Request an invoice (FEE-4.3)")
+    @extend_schema(
+        request=InvoiceIn,
+        responses={201: InvoiceOut, 409: OpenApiTypes.OBJECT},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        summary="Request an invoice (FEE-4.3; Idempotency-Key replays the first answer)",
+    )
     def post(self, request):
         membership = _membership(request, write=True)
         data = InvoiceIn(data=request.data)
         data.is_valid(raise_exception=True)
         d = data.validated_data
-        invoice = invoice_svc.invoice_request(
+
+        def create():
+            invoice = invoice_svc.invoice_request(
+                organization_id=membership.organization_id,
+                actor=request.user,
+                amount_fen=d["amount_fen"],
+                title=d["title"],
+                taxpayer_id=d["taxpayer_id"],
+                kind=d["invoice_type"],
+                email=d["email"],
+            )
+            return 201, InvoiceOut(invoice).data
+
+        key = request.headers.get("Idempotency-Key")
+        if not key:
+            status, body = create()
+            return Response(body, status=status)
+        # FEE-4.3: a client retrying a request whose answer it lost gets the same invoice back,
+        # not a second request for the same money.
+        status, body, replayed = topup_svc.idempotent_call(
             organization_id=membership.organization_id,
-            actor=request.user,
-            amount_fen=d["amount_fen"],
-            title=d["title"],
-            taxpayer_id=d["taxpayer_id"],
-            kind=d["invoice_type"],
-            email=d["email"],
+            scope="invoices",
+            key=key,
+            fingerprint=topup_svc.request_fingerprint(dict(d)),
+            call=create,
         )
-        return Response(InvoiceOut(invoice).data, status=201)
+        return Response(body, status=status, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
 
 class InvoiceDetailApi(APIView):

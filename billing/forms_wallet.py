@@ -16,6 +16,13 @@ def _yuan_field(label, **kw):
     return forms.DecimalField(label=label, max_digits=12, decimal_places=2, **kw)
 
 
+def _request_token_field():
+    """A one-time token minted when the form is shown (the view's ``initial``): a double submit,
+    or a browser retry of the same POST, carries the same token and gets the first answer
+    (``billing.services.topup.idempotent_call``) instead of creating a second order or invoice."""
+    return forms.CharField(widget=forms.HiddenInput, required=False, max_length=100)
+
+
 def _to_fen(value) -> int:
     try:
         return yuan_to_fen(value)
@@ -30,6 +37,7 @@ class TopUpForm(forms.Form):
         widget=forms.RadioSelect,
         initial=str(PRESETS_FEN[0]),
     )
+    request_token = _request_token_field()
     # The limits are checked once, in clean(), with the page's own ¥1 to ¥1,000,000 message;
     # the browser is told the same range.
     custom_yuan = _yuan_field(
@@ -96,6 +104,7 @@ class InvoiceRequestForm(forms.Form):
     taxpayer_id = forms.CharField(label=_("纳税人识别号"), min_length=18, max_length=18)
     kind = forms.ChoiceField(label=_("发票类型"), choices=Invoice.Kind.choices)
     email = forms.EmailField(label=_("接收邮箱"))
+    request_token = _request_token_field()
 
     def clean_taxpayer_id(self):
         value = self.cleaned_data["taxpayer_id"].strip().upper()

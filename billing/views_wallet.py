@@ -6,6 +6,7 @@ tenant's order or invoice answers 404.
 """
 
 import csv
+import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -172,21 +173,52 @@ def top_up_list(request):
 @require_http_methods(["GET", "POST"])
 def top_up(request):
     membership = _membership(request)
-    form = TopUpForm(request.POST or None)
+    form = TopUpForm(request.POST or None, initial={"request_token": uuid.uuid4().hex})
     if request.method == "POST":
         _membership(request, write=True)
         if form.is_valid():
-            order = topup_svc.top_up_create(
-                organization_id=membership.organization_id,
-                amount_fen=form.cleaned_data["amount_fen"],
-                actor=request.user,
-            )
-            return redirect(get_provider(order.provider).checkout_url(order=order))
+            amount = form.cleaned_data["amount_fen"]
+
+            def create():
+                order = topup_svc.top_up_create(
+                    organization_id=membership.organization_id, amount_fen=amount, actor=request.user
+                )
+                return 201, {"out_trade_no": order.out_trade_no}
+
+            try:
+                body = _once(
+                    organization_id=membership.organization_id,
+                    scope="top-up-page",
+                    data={"amount_fen": amount},
+                    token=form.cleaned_data["request_token"],
+                    call=create,
+                )
+            except DomainError as exc:
+                form.add_error(None, f"{exc.code}: {exc.message}")
+            else:
+                order = _order_or_404(request, body["out_trade_no"])
+                return redirect(get_provider(order.provider).checkout_url(order=order))
     return render(
         request,
         "billing/topup.html",
         {**_wallet_context(membership.organization_id), "form": form, "can_write": membership.is_main},
     )
+
+
+def _once(*, organization_id: int, scope: str, data: dict, token: str, call) -> dict:
+    """Run ``call`` once per form token: a double-clicked submit, or the browser re-sending the
+    POST, gets the first request's answer instead of a second order or invoice. Without a token
+    (a form not shown by this page) every POST runs."""
+    if not token:
+        return call()[1]
+    _status, body, _replayed = topup_svc.idempotent_call(
+        organization_id=organization_id,
+        scope=scope,
+        key=token,
+        fingerprint=topup_svc.request_fingerprint(data),
+        call=call,
+    )
+    return body
 
 
 def _order_or_404(request, out_trade_no) -> TopUpOrder:
@@ -240,26 +272,31 @@ def sandbox_cashier(request, out_trade_no):
 def invoices(request):
     membership = _membership(request)
     org_id = membership.organization_id
-    form = InvoiceRequestForm(request.POST or None)
+    form = InvoiceRequestForm(request.POST or None, initial={"request_token": uuid.uuid4().hex})
     if request.method == "POST":
         _membership(request, write=True)
         if form.is_valid():
             d = form.cleaned_data
+            fields = {k: d[k] for k in ("amount_fen", "title", "taxpayer_id", "kind", "email")}
+
+            def create():
+                invoice = invoice_svc.invoice_request(organization_id=org_id, actor=request.user, **fields)
+                return 201, {"invoice_id": invoice.pk}
+
             try:
-                invoice = invoice_svc.invoice_request(
+                # FEE-4.3: a double submit is one request, not two invoices for the same money.
+                body = _once(
                     organization_id=org_id,
-                    amount_fen=d["amount_fen"],
-                    title=d["title"],
-                    taxpayer_id=d["taxpayer_id"],
-                    kind=d["kind"],
-                    email=d["email"],
-                    actor=request.user,
+                    scope="invoice-page",
+                    data=fields,
+                    token=d["request_token"],
+                    call=create,
                 )
             except DomainError as exc:
                 form.add_error("amount_yuan" if exc.field == "amount_fen" else None, exc.display)
             else:
                 messages.success(request, _("发票申请已提交, 等待审核。"))
-                return redirect("billing:invoice", invoice_id=invoice.pk)
+                return redirect("billing:invoice", invoice_id=body["invoice_id"])
     page = Paginator(sel.invoice_list_for_organization(organization_id=org_id), 20).get_page(
         request.GET.get("page")
     )
