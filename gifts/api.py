@@ -13,7 +13,7 @@ Who may call what
 """
 
 from django.db import transaction
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
@@ -339,17 +339,24 @@ class GiftListCreateApi(APIView):
         )
         return _paginate(request, self, qs, GiftOut)
 
-    @extend_schema(request=GiftIn, responses={201: GiftOut}, summary="Register a gift (GIFT-2.1)")
+    @extend_schema(
+        request=GiftIn,
+        responses={201: GiftOut},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        summary="Register a gift (GIFT-2.1; a retry with the same Idempotency-Key returns that gift)",
+    )
     def post(self, request):
         data = GiftIn(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         submit = values.pop("submit")
+        values["category"] = _category(values.pop("category_id"))
         gift = services.gift_register(
             membership=_membership(request),
             actor=request.user,
-            data={**values, "category": _category(values.pop("category_id"))},
+            data=values,
             submit=submit,
+            request_key=request.headers.get("Idempotency-Key"),
         )
         return Response(GiftOut(gift).data, status=status.HTTP_201_CREATED)
 

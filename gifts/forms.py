@@ -57,6 +57,8 @@ class GiftForm(forms.Form):
         label=_("到期日期"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
     is_lottery = forms.BooleanField(label=_("抽奖赠品"), required=False)
+    # Minted when the registration form is shown: a double submit registers one gift (GIFT-2.1).
+    request_token = forms.CharField(widget=forms.HiddenInput, required=False, max_length=100)
 
     # The service's name for a field it refuses (GIFT-1.2, GIFT-2.7 on ``declared_value_fen``) → this
     # form's, so the refusal is shown next to the field typed in yuan.
@@ -85,6 +87,7 @@ class GiftForm(forms.Form):
 
     def service_data(self) -> dict:
         data = dict(self.cleaned_data)
+        data.pop("request_token", None)
         value = data.pop("declared_value")
         data["declared_value_fen"] = yuan_to_fen(value) if value is not None else None
         return data

@@ -172,6 +172,9 @@ class Gift(models.Model):
     submitted_at = models.DateTimeField(_("提交时间"), null=True, blank=True, db_index=True)
     decided_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    # GIFT-2.1: the registration form's one-time token or the API's Idempotency-Key. A double
+    # submit or a client's retry registers one gift: the unique key is the backstop for the race.
+    request_key = models.CharField(_("登记请求键"), max_length=100, null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = pgettext_lazy("singular", "赠品")
@@ -179,6 +182,11 @@ class Gift(models.Model):
         ordering = ["-id"]
         indexes = [models.Index(name="gifts_gift_shop_state", fields=["shop", "state"])]
         constraints = [
+            models.UniqueConstraint(
+                name="gifts_gift_one_per_request_key",
+                fields=["shop", "request_key"],
+                condition=models.Q(request_key__isnull=False),
+            ),
             models.CheckConstraint(
                 name="gifts_gift_state_valid",
                 condition=Q(

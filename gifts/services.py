@@ -379,11 +379,33 @@ def _apply_gift_data(gift: Gift, data: dict) -> None:
 
 
 @transaction.atomic
-def gift_register(*, membership, actor, data: dict, submit: bool = False, now=None) -> Gift:
+def gift_register(
+    *, membership, actor, data: dict, submit: bool = False, request_key: str | None = None, now=None
+) -> Gift:
+    """GIFT-2.1: register a gift (and submit it for review when ``submit``).
+
+    ``request_key`` (the form's one-time token, the API's Idempotency-Key) makes a repeat of
+    the same request return the gift it registered, in whatever state it is now, instead of
+    registering it twice: a double click, a browser re-sending the POST, a client retrying a
+    call whose answer it lost. Two at once queue on the unique key; the second returns the
+    first's gift."""
     shop = _require_shop_member(membership, main=True)
-    gift = Gift(shop=shop, created_by=actor)
+    request_key = (request_key or "").strip()[: Gift._meta.get_field("request_key").max_length] or None
+    if request_key is not None:
+        done = Gift.objects.filter(shop=shop, request_key=request_key).first()
+        if done is not None:
+            return done
+    gift = Gift(shop=shop, created_by=actor, request_key=request_key)
     _apply_gift_data(gift, data)
-    gift.save()
+    try:
+        with transaction.atomic():
+            gift.save()
+    except IntegrityError:
+        # A concurrent submit of the same request inserted first and has committed by now.
+        done = Gift.objects.filter(shop=shop, request_key=request_key).first() if request_key else None
+        if done is None:
+            raise
+        return done
     _event(
         shop_id=shop.pk,
         gift=gift,

@@ -9,6 +9,8 @@ evidence (customer service is often a sub-account's job), but cannot register or
 upload licences or change listings (those answer 403 with code GIFT-MAIN-ONLY).
 """
 
+import uuid
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
@@ -69,7 +71,7 @@ def gift_list(request):
 @login_required
 def gift_create(request):
     membership = _shop_membership(request)
-    form = GiftForm(request.POST or None)
+    form = GiftForm(request.POST or None, initial={"request_token": uuid.uuid4().hex})
     if request.method == "POST" and form.is_valid():
         try:
             gift = services.gift_register(
@@ -77,6 +79,7 @@ def gift_create(request):
                 actor=request.user,
                 data=form.service_data(),
                 submit="submit" in request.POST,
+                request_key=form.cleaned_data["request_token"],
             )
         except DomainError as exc:
             if exc.status == 403:

@@ -374,3 +374,11 @@ def test_order_number_is_unique_per_shop_only():
     order_for(ProductFactory(), order_no="DY-7")  # another shop's order with the same number
     with pytest.raises(IntegrityError), transaction.atomic():
         order_for(ProductFactory(shop=product.shop), order_no="DY-7")
+
+
+def test_gift_2_1_one_gift_per_shop_and_request_key():
+    first = GiftFactory(request_key="k-1")
+    GiftFactory(request_key="k-1")  # another shop: its own keys
+    GiftFactory(shop=first.shop, request_key=None)
+    GiftFactory(shop=first.shop, request_key=None)  # no key: no limit
+    refused(lambda: GiftFactory(shop=first.shop, request_key="k-1"))

@@ -1,0 +1,108 @@
+"""Double submits with real threads on PostgreSQL: the registration form posted twice at once,
+or an API client retrying with its Idempotency-Key, registers one gift (GIFT-2.1)."""
+
+import re
+import threading
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from gifts.models import Gift, GiftEvent
+from gifts.tests.factories import CategoryFactory, main_member
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _at_once(n, fn) -> list:
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+
+    def run(i):
+        try:
+            barrier.wait()
+            results[i] = fn(i)
+        except Exception as exc:
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+def _token(html: str) -> str:
+    match = re.search(r'name="request_token" value="([0-9a-f]{32})"', html)
+    assert match, "the registration form carries a one-time request token"
+    return match.group(1)
+
+
+def test_gift_2_1_registration_form_submitted_twice_at_once_registers_one_gift():
+    owner = main_member()
+    category = CategoryFactory()
+    client = Client()
+    client.force_login(owner.user)
+    token = _token(client.get(reverse("gifts:gift-create")).content.decode())
+    form = {
+        "name": "面霜小样",
+        "brand": "Lancome",
+        "category": category.pk,
+        "quantity_per_order": 1,
+        "ship_from": "overseas",
+        "declared_value": "88.00",
+        "submit": "1",
+        "request_token": token,
+    }
+
+    def post(i):
+        c = Client()
+        c.force_login(owner.user)
+        return c.post(reverse("gifts:gift-create"), form)
+
+    responses = _at_once(2, post)
+
+    gift = Gift.objects.get()
+    assert gift.state == "submitted"
+    assert GiftEvent.objects.filter(gift=gift, kind="submitted").count() == 1
+    target = reverse("gifts:gift-detail", args=[gift.pk])
+    assert [(r.status_code, r.url) for r in responses] == [(302, target), (302, target)]
+    # A new form is a new registration.
+    client.post(reverse("gifts:gift-create"), {**form, "request_token": "e" * 32})
+    assert Gift.objects.count() == 2
+
+
+def test_gift_2_1_api_retried_with_one_idempotency_key_registers_one_gift():
+    owner = main_member()
+    other_shop = main_member()
+    body = {
+        "name": "旅行装面霜",
+        "brand": "Lancome",
+        "category_id": CategoryFactory().pk,
+        "quantity_per_order": 1,
+        "ship_from": "bonded",
+        "declared_value_fen": 8800,
+        "submit": True,
+    }
+
+    def post(i):
+        api = APIClient()
+        api.force_login(owner.user)
+        return api.post("/api/v1/gifts/gifts", body, format="json", headers={"Idempotency-Key": "reg-1"})
+
+    responses = _at_once(3, post)
+
+    gift = Gift.objects.get()
+    assert [r.status_code for r in responses] == [201, 201, 201]
+    assert {r.json()["id"] for r in responses} == {gift.pk}
+    # The key is the shop's own: another shop using the same key registers its own gift.
+    api = APIClient()
+    api.force_login(other_shop.user)
+    resp = api.post("/api/v1/gifts/gifts", body, format="json", headers={"Idempotency-Key": "reg-1"})
+    assert resp.status_code == 201 and resp.json()["id"] != gift.pk
+    assert Gift.objects.filter(shop=other_shop.organization).count() == 1
