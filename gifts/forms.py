@@ -144,6 +144,8 @@ class PrecheckForm(forms.Form):
 class DisputeResponseForm(forms.Form):
     response = forms.CharField(label=_("商家说明"), widget=forms.Textarea(attrs={"rows": 4}), required=False)
     files = MultipleFileField(label=_("证据文件（PDF/JPEG/PNG）"), required=False)
+    # Minted when the page is shown: the same answer posted twice is recorded once.
+    request_token = forms.CharField(widget=forms.HiddenInput, required=False, max_length=100)
 
 
 DISPUTE_KINDS = GiftDispute.Kind

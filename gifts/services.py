@@ -1879,19 +1879,32 @@ def dispute_open(
 
 
 def dispute_respond(
-    *, membership, actor, dispute: GiftDispute, response: str, files=(), now=None
+    *, membership, actor, dispute: GiftDispute, response: str, files=(), request_key: str = "", now=None
 ) -> GiftDispute:
-    """The merchant answers with evidence before the deadline (main or sub-account)."""
+    """The merchant answers with evidence before the deadline (main or sub-account).
+
+    ``request_key`` (the answer form's one-time token) records the answer once: the same form
+    posted again (a double click, the browser re-sending it) neither appends the text again nor
+    stores the evidence twice. It is checked under the dispute's row lock, so two at once queue
+    and the second finds the first's event."""
     now = now or clock.now()
     shop = _require_shop_member(membership, main=False)
     if dispute.shop_id != shop.pk:
         raise NotFound()
     if not (response or "").strip() and not files:
         raise DomainError("invalid", _("请填写说明或上传证据"), field="response")
+    request_key = (request_key or "").strip()[:100]
     stored = [store_upload(f, folder=f"gifts/evidence/{shop.pk}") for f in files]
     try:
         with transaction.atomic():
             d = locks.lock_dispute(dispute.pk)
+            if (
+                request_key
+                and GiftEvent.objects.filter(
+                    dispute=d, kind="dispute_responded", details__request_key=request_key
+                ).exists()
+            ):
+                raise _AlreadyAnswered(d)
             if d.state not in (GiftDispute.State.AWAITING_MERCHANT, GiftDispute.State.MERCHANT_RESPONDED):
                 raise TransitionError(_("该争议已不接受举证"))
             if now > d.response_deadline_at:
@@ -1923,13 +1936,25 @@ def dispute_respond(
                 at=now,
                 from_state=old,
                 to_state=d.state,
-                details={"files": len(stored)},
+                details={"files": len(stored), **({"request_key": request_key} if request_key else {})},
             )
+    except _AlreadyAnswered as done:
+        for s in stored:
+            delete_stored(s.storage_name)
+        return done.dispute
     except BaseException:
         for s in stored:
             delete_stored(s.storage_name)
         raise
     return d
+
+
+class _AlreadyAnswered(Exception):
+    """This answer form was already recorded: nothing to write (its uploads are dropped)."""
+
+    def __init__(self, dispute: GiftDispute):
+        super().__init__(dispute.pk)
+        self.dispute = dispute
 
 
 @transaction.atomic

@@ -367,7 +367,9 @@ def dispute_list(request):
 def dispute_detail(request, dispute_id):
     membership = _shop_membership(request)
     dispute = selectors.dispute_get_for_shop(membership=membership, dispute_id=dispute_id)
-    form = DisputeResponseForm(request.POST or None, request.FILES or None)
+    form = DisputeResponseForm(
+        request.POST or None, request.FILES or None, initial={"request_token": uuid.uuid4().hex}
+    )
     if request.method == "POST" and form.is_valid():
         try:
             services.dispute_respond(
@@ -376,6 +378,7 @@ def dispute_detail(request, dispute_id):
                 dispute=dispute,
                 response=form.cleaned_data["response"],
                 files=form.cleaned_data["files"],
+                request_key=form.cleaned_data["request_token"],
             )
         except DomainError as exc:
             if exc.status in (403, 404):

@@ -1,5 +1,6 @@
 """Double submits with real threads on PostgreSQL: the registration form posted twice at once,
-or an API client retrying with its Idempotency-Key, registers one gift (GIFT-2.1)."""
+or an API client retrying with its Idempotency-Key, registers one gift (GIFT-2.1); a dispute
+answer posted twice is recorded once (GIFT-5)."""
 
 import re
 import threading
@@ -10,8 +11,8 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from gifts.models import Gift, GiftEvent
-from gifts.tests.factories import CategoryFactory, main_member
+from gifts.models import DisputeEvidence, Gift, GiftEvent
+from gifts.tests.factories import CategoryFactory, approved_gift, main_member, open_dispute, upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,7 +40,7 @@ def _at_once(n, fn) -> list:
 
 def _token(html: str) -> str:
     match = re.search(r'name="request_token" value="([0-9a-f]{32})"', html)
-    assert match, "the registration form carries a one-time request token"
+    assert match, "the form carries a one-time request token"
     return match.group(1)
 
 
@@ -106,3 +107,30 @@ def test_gift_2_1_api_retried_with_one_idempotency_key_registers_one_gift():
     resp = api.post("/api/v1/gifts/gifts", body, format="json", headers={"Idempotency-Key": "reg-1"})
     assert resp.status_code == 201 and resp.json()["id"] != gift.pk
     assert Gift.objects.filter(shop=other_shop.organization).count() == 1
+
+
+def test_gift_5_dispute_answer_posted_twice_at_once_is_recorded_once():
+    owner = main_member()
+    gift = approved_gift(shop=owner.organization)
+    dispute = open_dispute(gift)
+    client = Client()
+    client.force_login(owner.user)
+    url = reverse("gifts:dispute-detail", args=[dispute.pk])
+    token = _token(client.get(url).content.decode())
+
+    def post(i):
+        c = Client()
+        c.force_login(owner.user)
+        return c.post(url, {"response": "已按时发货 见运单", "files": upload(), "request_token": token})
+
+    responses = _at_once(2, post)
+
+    assert [r.status_code for r in responses] == [302, 302]
+    dispute.refresh_from_db()
+    assert dispute.merchant_response == "已按时发货 见运单"
+    assert DisputeEvidence.objects.filter(dispute=dispute).count() == 1
+    assert GiftEvent.objects.filter(dispute=dispute, kind="dispute_responded").count() == 1
+    # A second answer from a new form is appended, as before.
+    client.post(url, {"response": "补充说明", "request_token": "d" * 32})
+    dispute.refresh_from_db()
+    assert dispute.merchant_response == "已按时发货 见运单\n\n补充说明"
