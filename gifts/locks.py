@@ -1,6 +1,9 @@
 """The only place that takes row locks in the gifts app. Several rows are locked in primary-key
-order so two transactions never wait on each other in opposite orders.
+order so two transactions never wait on each other in opposite orders; rows of different
+tables in one order too: a shop's valid licences, then products, then a category, then its gifts.
 """
+
+from django.db import transaction
 
 from gifts.models import (
     DocumentRequest,
@@ -15,17 +18,38 @@ from gifts.models import (
 )
 
 
+class _CategoryMoved(Exception):
+    """The gift moved to another category between reading its category and locking it."""
+
+
+def _require_transaction() -> None:
+    # The savepoints below would otherwise open (and at once commit) a transaction of their own,
+    # and the locks would be gone before the caller acts on what it read.
+    if not transaction.get_connection().in_atomic_block:
+        raise transaction.TransactionManagementError("row locks are taken inside a transaction")
+
+
 def lock_gift(gift_id: int) -> Gift:
     # Serialises state changes of one gift: a reviewer's approval racing the licence job's
-    # suspension (or the shop's withdrawal) must see each other's result. FOR UPDATE takes every
-    # joined row unless told otherwise: the category row is taken on purpose (see
-    # ``lock_category_with_its_products``), the shop row is not, so locks on two gifts of one shop
-    # do not queue behind each other.
-    return (
-        Gift.objects.select_for_update(of=("self", "category"))
-        .select_related("category", "shop")
-        .get(pk=gift_id)
-    )
+    # suspension (or the shop's withdrawal) must see each other's result. The category row is
+    # taken on purpose (see ``lock_category_with_its_products``), and before the gift: a category
+    # change locks the category and then suspends or reinstates its gifts (``_category_enforce``),
+    # so a gift lock that held the gift while waiting for the category would deadlock with it.
+    # The shop row is not taken, so locks on two gifts of one shop do not queue behind each other.
+    _require_transaction()
+    while True:
+        category_id = Gift.objects.filter(pk=gift_id).values_list("category_id", flat=True).get()
+        try:
+            # A savepoint, so a retry lets go of a category the gift no longer belongs to.
+            with transaction.atomic():
+                category = GiftCategory.objects.select_for_update().get(pk=category_id)
+                gift = Gift.objects.select_for_update(of=("self",)).select_related("shop").get(pk=gift_id)
+                if gift.category_id != category_id:
+                    raise _CategoryMoved
+        except _CategoryMoved:
+            continue  # its category was changed while we waited: lock the new one first
+        gift.category = category
+        return gift
 
 
 def lock_gifts(gift_ids) -> list[Gift]:
@@ -47,8 +71,8 @@ def lock_gift_with_its_products(gift_id: int) -> Gift:
 
 def lock_category_with_its_products(category_id: int) -> GiftCategory:
     """The products carrying a gift of the category (pk order), then the category. Attaching a
-    gift locks its product and then the gift, whose lock takes its category row with it (the
-    join in ``lock_gift``): a staff change of the category that detaches or suspends its gifts
+    gift locks its product and then the gift, whose lock takes its category row first (see
+    ``lock_gift``): a staff change of the category that detaches or suspends its gifts
     queues behind an attach, or an attach behind it, instead of deadlocking."""
     product_ids = (
         ProductGift.objects.filter(gift__category_id=category_id)

@@ -364,3 +364,161 @@ def test_gift_2_1_two_gifts_of_one_shop_are_locked_at_once_without_waiting():
     assert errors == []
     assert other_locked, "a gift of the same shop waited for another gift's lock"
     assert not same_category_locked, "the gift lock no longer takes the category row (GIFT-2.2 race)"
+
+
+# --- GIFT-2.3: a gift lock and a category change take the category before the gift ----------------
+
+
+def _wait_until_waiting_on_lock(pids, *, done=None, tries=500):
+    """Until one of ``pids`` waits on a row lock (or ``done`` is set: the other side finished
+    without waiting). Returns True when it saw it waiting."""
+    for _ in range(tries):
+        with connection.cursor() as cur:
+            # inside a transaction the activity view is read once and kept, unless cleared
+            cur.execute("SELECT pg_stat_clear_snapshot()")
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            if pids & {r[0] for r in cur.fetchall()}:
+                return True
+        if done is not None and done.is_set():
+            return False
+        threading.Event().wait(0.02)
+    return False
+
+
+def _backend_pid():
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        return cur.fetchone()[0]
+
+
+def test_gift_2_3_licence_job_suspending_a_gift_while_staff_change_its_category_does_not_deadlock(
+    monkeypatch,
+):
+    """The licence job suspends an approved gift (no products) whose licence lapsed while staff change
+    the gift's category to need another licence, which suspends the same gift. Staff hold the
+    category and then lock the gift; the job's gift lock must not hold the gift while it waits for
+    the category, or the two wait on each other ("deadlock detected") and one side fails."""
+    from gifts.models import Gift, GiftCategory
+    from gifts.tests.factories import food_category, valid_licence
+
+    category = food_category()
+    gift = approved_gift(category=category)
+    today = dt.date(2024, 6, 2)
+    valid_licence(gift.shop, valid_until=today - dt.timedelta(days=1))  # lapsed yesterday
+    staff = UserFactory(is_staff=True)
+    holding, job_done, errors, job_pids, results = threading.Event(), threading.Event(), [], set(), []
+    job_waited = []
+
+    enforce = services._category_enforce
+
+    def enforce_once_the_job_waits(category, **kwargs):
+        # staff hold the category (locked by category_save) until the job's gift lock is waiting
+        holding.set()
+        job_waited.append(_wait_until_waiting_on_lock(job_pids, done=job_done))
+        enforce(category, **kwargs)
+
+    monkeypatch.setattr(services, "_category_enforce", enforce_once_the_job_waits)
+
+    def staff_change():
+        try:
+            changed = GiftCategory.objects.get(pk=category.pk)
+            changed.licence_type = "保健食品经营许可证"
+            services.category_save(
+                category=changed,
+                actor=staff,
+                changed=["licence_type"],
+                now=dt.datetime(2024, 6, 2, 2, 0, tzinfo=dt.UTC),
+            )
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def licence_job():
+        try:
+            holding.wait(10)
+            job_pids.add(_backend_pid())
+            results.append(services.qualification_expiry_run(today=today))
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            job_done.set()
+            connection.close()
+
+    threads = [threading.Thread(target=staff_change), threading.Thread(target=licence_job)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert job_waited == [True]  # the two did meet: the job came while staff held the category
+    assert GiftCategory.objects.get(pk=category.pk).licence_type == "保健食品经营许可证"
+    assert Gift.objects.get(pk=gift.pk).state == "suspended"
+    # staff suspended it first; the job waited, found it suspended already and left it
+    assert results == [{"noticed": 0, "suspended": 0}]
+    assert GiftEvent.objects.filter(gift=gift, kind="suspended", rule_id="GIFT-2.3").count() == 1
+
+
+def test_gift_2_2_gift_lock_waiting_while_the_gift_changes_category_ends_on_the_new_category():
+    """The gift lock reads the gift's category, locks it, then the gift. When the gift moved to
+    another category meanwhile (a merchant's edit holding it), the lock starts again on the new
+    category and lets go of the old one, so a change of the old category does not queue behind it."""
+    from django.db import transaction
+
+    from gifts import locks
+    from gifts.tests.factories import CategoryFactory
+
+    gift = GiftFactory()
+    old_category, new_category = gift.category, CategoryFactory()
+    holding, done, release, errors, pids, locked = (
+        threading.Event(),
+        threading.Event(),
+        threading.Event(),
+        [],
+        set(),
+        [],
+    )
+
+    def merchant_edit():
+        try:
+            with transaction.atomic():
+                edited = locks.lock_gift(gift.pk)
+                holding.set()
+                assert _wait_until_waiting_on_lock(pids)
+                edited.category = new_category
+                edited.save(update_fields=["category"])
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def other_lock():
+        try:
+            holding.wait(10)
+            pids.add(_backend_pid())
+            with transaction.atomic():
+                locked.append(locks.lock_gift(gift.pk))
+                done.set()
+                release.wait(30)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+            connection.close()
+
+    threads = [threading.Thread(target=merchant_edit), threading.Thread(target=other_lock)]
+    for t in threads:
+        t.start()
+    try:
+        assert done.wait(30)
+        old_free = _locks_within("2s", lambda: locks.lock_category_with_its_products(old_category.pk))
+        new_free = _locks_within("500ms", lambda: locks.lock_category_with_its_products(new_category.pk))
+    finally:
+        release.set()
+        for t in threads:
+            t.join(30)
+    assert errors == []
+    assert [g.category_id for g in locked] == [new_category.pk]
+    assert locked[0].category == new_category
+    assert old_free, "the gift lock kept the category the gift left"
+    assert not new_free, "the gift lock did not take the gift's new category"
