@@ -1,6 +1,6 @@
 """The only place that takes row locks in the gifts app. Several rows are locked in primary-key
 order so two transactions never wait on each other in opposite orders; rows of different
-tables in one order too: a shop's valid licences, then products, then a category, then its gifts.
+tables in one order too: a shop's licences, then products, then a category, then its gifts.
 """
 
 from django.db import transaction
@@ -49,6 +49,43 @@ def lock_gift(gift_id: int) -> Gift:
         except _CategoryMoved:
             continue  # its category was changed while we waited: lock the new one first
         gift.category = category
+        return gift
+
+
+def lock_gift_with_its_licences(gift_id: int) -> Gift:
+    """The shop's approved licences of the type the gift's category needs (FOR SHARE, pk order),
+    then the gift (``lock_gift``). An approval relies on the shop holding such a licence (GIFT-2.3);
+    a revocation locks the licence (FOR UPDATE) before it suspends the approved gifts that needed
+    it. So the two queue: either the approval waits for the revocation and sees the licence
+    revoked, or the revocation waits for the approval and then finds the gift approved. Shared
+    locks, so approvals of two gifts relying on one licence do not queue behind each other."""
+    _require_transaction()
+    while True:
+        shop_id, *needs = (
+            Gift.objects.filter(pk=gift_id)
+            .values_list("shop_id", "category__licence_required", "category__licence_type")
+            .get()
+        )
+        try:
+            with transaction.atomic():  # a savepoint, as in ``lock_gift``
+                if needs[0]:
+                    licences = (
+                        Qualification.objects.filter(
+                            shop_id=shop_id, licence_type=needs[1], state=Qualification.State.APPROVED
+                        )
+                        .order_by("pk")
+                        .values_list("pk")
+                    )
+                    sql, params = licences.query.sql_with_params()
+                    with transaction.get_connection().cursor() as cursor:
+                        # Django's select_for_update has no FOR SHARE; FOR UPDATE would make two
+                        # approvals relying on one licence wait for each other.
+                        cursor.execute(f"{sql} FOR SHARE", params)
+                gift = lock_gift(gift_id)
+                if [gift.category.licence_required, gift.category.licence_type] != needs:
+                    raise _CategoryMoved
+        except _CategoryMoved:
+            continue  # the licence the gift needs changed while we waited: lock the new one first
         return gift
 
 

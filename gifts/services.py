@@ -491,7 +491,9 @@ def _approval_blockers(gift: Gift, today) -> list[checks.Finding]:
 @transaction.atomic
 def gift_approve(*, gift: Gift, actor, now=None) -> Gift:
     now = now or clock.now()
-    gift = locks.lock_gift(gift.pk)
+    # GIFT-2.3: the licence the approval relies on is locked with the gift, so a revocation at the
+    # same moment either comes first (and the check below refuses) or finds the gift approved.
+    gift = locks.lock_gift_with_its_licences(gift.pk)
     if gift.state != S.SUBMITTED:
         raise TransitionError(_("赠品状态「%(state)s」不能审核通过") % {"state": gift.get_state_display()})
     blockers = _approval_blockers(gift, clock.today(now))

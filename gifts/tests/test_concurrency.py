@@ -522,3 +522,129 @@ def test_gift_2_2_gift_lock_waiting_while_the_gift_changes_category_ends_on_the_
     assert locked[0].category == new_category
     assert old_free, "the gift lock kept the category the gift left"
     assert not new_free, "the gift lock did not take the gift's new category"
+
+
+# --- GIFT-2.3: a reviewer approves a gift while staff revoke the shop's licence --------------------
+
+
+def _submitted_food_gift_with_licence():
+    from gifts.tests.factories import food_category, valid_licence
+
+    gift = GiftFactory(state="submitted", category=food_category())
+    return gift, valid_licence(gift.shop)
+
+
+def _approval_meets_revocation(monkeypatch, *, holder: str):
+    """Runs a reviewer's approval and a revocation of the licence it relies on, ``holder`` ("approve"
+    or "revoke") first: it is held, with its locks taken and its check done, until the other side
+    waits on a lock (or finishes without waiting). Returns (errors, approval result, other waited)."""
+    gift, licence = _submitted_food_gift_with_licence()
+    staff = UserFactory(is_staff=True)
+    holding, other_done, errors, other_pids, waited, approved = (
+        threading.Event(),
+        threading.Event(),
+        [],
+        set(),
+        [],
+        [],
+    )
+
+    def held(fn):
+        def wrapper(*args, **kwargs):
+            result = fn(*args, **kwargs) if holder == "approve" else None
+            holding.set()
+            waited.append(_wait_until_waiting_on_lock(other_pids, done=other_done))
+            return result if holder == "approve" else fn(*args, **kwargs)
+
+        return wrapper
+
+    if holder == "approve":  # the reviewer has checked the licence and not yet committed
+        monkeypatch.setattr(services, "_approval_blockers", held(services._approval_blockers))
+    else:  # staff have marked the licence revoked and not yet looked for gifts to suspend
+        monkeypatch.setattr(
+            services, "_suspend_gifts_lacking_licence", held(services._suspend_gifts_lacking_licence)
+        )
+
+    def approve():
+        try:
+            approved.append(services.gift_approve(gift=gift, actor=staff))
+        except Exception as exc:
+            approved.append(exc)
+
+    def revoke():
+        services.qualification_revoke(qualification=licence, actor=staff, reason="发证机关已吊销")
+
+    def run(fn, *, first):
+        try:
+            if not first:
+                holding.wait(10)
+                other_pids.add(_backend_pid())
+            fn()
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            if not first:
+                other_done.set()
+            connection.close()
+
+    threads = [
+        threading.Thread(target=run, args=(approve,), kwargs={"first": holder == "approve"}),
+        threading.Thread(target=run, args=(revoke,), kwargs={"first": holder == "revoke"}),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return gift, licence, errors, approved, waited
+
+
+def _assert_no_approved_gift_without_its_licence(gift, licence):
+    from gifts import selectors
+    from gifts.models import Gift, Qualification
+
+    gift = Gift.objects.select_related("category").get(pk=gift.pk)
+    assert Qualification.objects.get(pk=licence.pk).state == "revoked"
+    lacking = selectors.gifts_lacking_licence(today=timezone.localdate()).filter(pk=gift.pk)
+    assert not lacking.exists(), "GIFT-2.3: the gift is approved though its licence was revoked"
+    return gift
+
+
+def test_gift_2_3_licence_revoked_while_the_gift_is_being_approved_ends_suspended(monkeypatch):
+    # Given a reviewer approving a food gift (licence checked, not yet committed)
+    # When staff revoke the shop's food licence meanwhile
+    gift, licence, errors, approved, waited = _approval_meets_revocation(monkeypatch, holder="approve")
+
+    # Then the revocation waited for the approval and then suspended the approved gift
+    assert errors == []
+    gift = _assert_no_approved_gift_without_its_licence(gift, licence)
+    assert waited == [True], "the revocation did not wait for the approval relying on the licence"
+    assert [type(result).__name__ for result in approved] == ["Gift"]
+    assert gift.state == "suspended"
+    kinds = list(GiftEvent.objects.filter(gift=gift).order_by("pk").values_list("kind", flat=True))
+    assert kinds[-2:] == ["approved", "suspended"]
+
+
+def test_gift_2_3_gift_approved_while_its_licence_is_being_revoked_is_refused(monkeypatch):
+    # Given staff revoking the shop's food licence (marked revoked, not yet committed)
+    # When a reviewer approves a food gift of the shop meanwhile
+    gift, licence, errors, approved, waited = _approval_meets_revocation(monkeypatch, holder="revoke")
+
+    # Then the approval waited for the revocation and was refused for want of a licence
+    assert errors == []
+    assert waited == [True], "the approval did not wait for the revocation of its licence"
+    gift = _assert_no_approved_gift_without_its_licence(gift, licence)
+    (refusal,) = approved
+    assert isinstance(refusal, DomainError) and refusal.code == "GIFT-2.3"
+    assert gift.state == "submitted"
+    assert not GiftEvent.objects.filter(gift=gift, kind__in=["approved", "suspended"]).exists()
+
+
+def test_gift_2_3_approval_and_revocation_started_at_once_never_leave_the_gift_approved():
+    gift, licence = _submitted_food_gift_with_licence()
+    staff = UserFactory(is_staff=True)
+    _race(
+        lambda: services.gift_approve(gift=gift, actor=staff),
+        lambda: services.qualification_revoke(qualification=licence, actor=staff, reason="发证机关已吊销"),
+    )
+    gift = _assert_no_approved_gift_without_its_licence(gift, licence)
+    assert gift.state in ("submitted", "suspended")
