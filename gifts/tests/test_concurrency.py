@@ -15,6 +15,22 @@ from gifts.tests.factories import GiftFactory, ProductFactory, UserFactory, appr
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def _wait_until_waiting_on_lock(pids, *, done=None, tries=500):
+    """Until one of ``pids`` waits on a row lock (or ``done`` is set: the other side finished
+    without waiting). Returns True when it saw it waiting."""
+    for _ in range(tries):
+        with connection.cursor() as cur:
+            # inside a transaction the activity view is read once and kept, unless cleared
+            cur.execute("SELECT pg_stat_clear_snapshot()")
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            if pids & {r[0] for r in cur.fetchall()}:
+                return True
+        if done is not None and done.is_set():
+            return False
+        threading.Event().wait(0.02)
+    return False
+
+
 def _race(*fns):
     barrier = threading.Barrier(len(fns))
     results = [None] * len(fns)
@@ -86,12 +102,7 @@ def test_gift_2_6_removing_a_gift_while_its_product_is_being_edited_neither_dead
             with transaction.atomic():
                 locks.lock_product(product.pk)
                 holding.set()
-                for _ in range(200):  # until the removal waits on a lock
-                    with connection.cursor() as cur:
-                        cur.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-                        if pids & {r[0] for r in cur.fetchall()}:
-                            break
-                    threading.Event().wait(0.02)
+                _wait_until_waiting_on_lock(pids, tries=200)  # until the removal waits on a lock
                 GiftEvent.objects.create(
                     shop=owner_gift.shop, product=product, gift=owner_gift, kind="edit", at=timezone.now()
                 )
@@ -158,12 +169,7 @@ def _second_waits_for_first(first, second, *, shipment_id):
             with transaction.atomic():
                 locks.lock_shipment(shipment_id)
                 holding.set()
-                for _ in range(500):  # until the other side waits on the lock
-                    with connection.cursor() as cur:
-                        cur.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-                        if pids & {r[0] for r in cur.fetchall()}:
-                            break
-                    threading.Event().wait(0.02)
+                _wait_until_waiting_on_lock(pids, tries=500)  # until the other side waits on the lock
                 first()
         except Exception as exc:
             errors.append(exc)
@@ -270,12 +276,7 @@ def test_gift_2_2_category_prohibited_while_its_gift_is_being_attached_ends_deta
                 locks.lock_product(product.pk)
                 locks.lock_gift(gift.pk)  # as product_gift_attach does, before it writes the link
                 holding.set()
-                for _ in range(500):  # until the staff change waits on a lock
-                    with connection.cursor() as cur:
-                        cur.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-                        if pids & {r[0] for r in cur.fetchall()}:
-                            break
-                    threading.Event().wait(0.02)
+                _wait_until_waiting_on_lock(pids, tries=500)  # until the staff change waits on a lock
                 services.product_gift_attach(membership=owner, actor=owner.user, product=product, gift=gift)
         except Exception as exc:
             errors.append(exc)
@@ -367,22 +368,6 @@ def test_gift_2_1_two_gifts_of_one_shop_are_locked_at_once_without_waiting():
 
 
 # --- GIFT-2.3: a gift lock and a category change take the category before the gift ----------------
-
-
-def _wait_until_waiting_on_lock(pids, *, done=None, tries=500):
-    """Until one of ``pids`` waits on a row lock (or ``done`` is set: the other side finished
-    without waiting). Returns True when it saw it waiting."""
-    for _ in range(tries):
-        with connection.cursor() as cur:
-            # inside a transaction the activity view is read once and kept, unless cleared
-            cur.execute("SELECT pg_stat_clear_snapshot()")
-            cur.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-            if pids & {r[0] for r in cur.fetchall()}:
-                return True
-        if done is not None and done.is_set():
-            return False
-        threading.Event().wait(0.02)
-    return False
 
 
 def _backend_pid():
