@@ -51,6 +51,14 @@ class TopUpForm(forms.Form):
     def clean(self):
         data = super().clean()
         preset = data.get("preset")
+        # A typed custom amount wins over whichever preset is picked: without JavaScript nothing
+        # moves the radio to "custom" as one types, and an order for a preset the payer did not
+        # mean (or a refused amount silently replaced by ¥100) must never be created.
+        if str(self.data.get("custom_yuan", "")).strip():
+            preset = data["preset"] = "custom"
+            self.errors.pop("preset", None)
+            self.data = self.data.copy()  # shown again with an error: "custom" is the one picked
+            self.data["preset"] = "custom"
         if preset == "custom":
             if "custom_yuan" in self.errors:
                 return data  # unreadable as an amount: its own message says why

@@ -26,7 +26,11 @@ def test_demo_developer_tops_up_100_yuan_through_the_sandbox_cashier(page, live_
     credits_before = page.locator('tr[data-kind="top_up_credit"]').count()
     page.click("text=充值 >> nth=0")
     page.wait_for_url("**/billing/top-up/")
+    # a custom amount typed, then a preset picked after all: the preset is what is paid
+    page.fill('input[name="custom_yuan"]', "50")
+    assert page.is_checked('input[name="preset"][value="custom"]')
     page.check('input[name="preset"][value="10000"]')  # ¥100.00
+    assert page.input_value('input[name="custom_yuan"]') == ""
     page.click("#topup-form button[type=submit]")
     page.wait_for_url("**/billing/cashier/sandbox/**")
     assert "¥100.00" in page.locator("main").inner_text()

@@ -192,6 +192,29 @@ def test_a_bad_custom_top_up_amount_gets_one_message_that_matches_the_stated_lim
     assert not TopUpOrder.objects.exists()
 
 
+@pytest.mark.parametrize("preset", ["10000", "50000", ""])
+def test_a_typed_custom_amount_wins_over_the_picked_preset(client, owner, preset):
+    # Given the owner on the top-up page without JavaScript, with a preset still picked (or none)
+    client.force_login(owner.user)
+    post = {"custom_yuan": "88.5"} | ({"preset": preset} if preset else {})
+    # When a custom amount is typed and the form sent
+    resp = client.post(reverse("billing:top-up"), post)
+    # Then the order is for the typed amount, never the preset
+    assert resp.status_code == 302
+    assert list(TopUpOrder.objects.values_list("amount_fen", flat=True)) == [8_850]
+
+
+def test_a_typed_refused_custom_amount_is_refused_not_replaced_by_the_preset(client, owner):
+    # Given the owner on the top-up page without JavaScript, the ¥100 preset still picked
+    client.force_login(owner.user)
+    # When "-5" is typed as the custom amount
+    resp = client.post(reverse("billing:top-up"), {"preset": "10000", "custom_yuan": "-5"})
+    # Then no order is created: the typed amount is refused, and the page shows "custom" picked
+    assert resp.status_code == 200 and list(resp.context["form"].errors) == ["custom_yuan"]
+    assert not TopUpOrder.objects.exists()
+    assert resp.context["form"]["preset"].value() == "custom"
+
+
 def test_sandbox_fail_button_marks_the_order_failed(client, owner):
     order = top_up_create(organization_id=owner.organization_id, amount_fen=500)
     client.force_login(owner.user)
