@@ -30,6 +30,11 @@ def _to_fen(value) -> int:
         raise ValidationError(_("金额最多两位小数。")) from exc
 
 
+def _top_up_error(message) -> str:
+    """A top-up amount refusal cites the rule code the service and the API answer with."""
+    return f"{errors.TOP_UP_AMOUNT}: {message}"
+
+
 class TopUpForm(forms.Form):
     preset = forms.TypedChoiceField(
         label=_("充值金额"),
@@ -48,6 +53,17 @@ class TopUpForm(forms.Form):
         ),
     )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Django's own wording ("确认小数不超过 2 位.") names neither the field nor the rule.
+        range_message = _top_up_error(_("充值金额须在 ¥1 至 ¥1,000,000 之间。"))
+        self.fields["custom_yuan"].error_messages.update(
+            invalid=_top_up_error(_("自定义金额须是数字, 如 100 或 99.50。")),
+            max_decimal_places=_top_up_error(_("自定义金额最多两位小数 (精确到分)。")),
+            max_digits=range_message,
+            max_whole_digits=range_message,
+        )
+
     def clean(self):
         data = super().clean()
         preset = data.get("preset")
@@ -63,14 +79,14 @@ class TopUpForm(forms.Form):
             if "custom_yuan" in self.errors:
                 return data  # unreadable as an amount: its own message says why
             if data.get("custom_yuan") is None:
-                raise ValidationError({"custom_yuan": _("请输入金额。")})
+                raise ValidationError({"custom_yuan": _top_up_error(_("请输入自定义金额。"))})
             amount = _to_fen(data["custom_yuan"])
         elif preset:
             amount = int(preset)
         else:
             return data
         if not TOP_UP_MIN_FEN <= amount <= TOP_UP_MAX_FEN:
-            raise ValidationError({"custom_yuan": _("充值金额须在 ¥1 至 ¥1,000,000 之间。")})
+            raise ValidationError({"custom_yuan": _top_up_error(_("充值金额须在 ¥1 至 ¥1,000,000 之间。"))})
         data["amount_fen"] = amount
         return data
 
@@ -113,6 +129,18 @@ class InvoiceRequestForm(forms.Form):
     kind = forms.ChoiceField(label=_("发票类型"), choices=Invoice.Kind.choices)
     email = forms.EmailField(label=_("接收邮箱"))
     request_token = _request_token_field()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # In the terms of the rule the service refuses with, not Django's ("确保该值大于或等于 0.01").
+        positive = f"{errors.FEE_4_3}: {_('开票金额须大于 ¥0, 最多两位小数。')}"
+        self.fields["amount_yuan"].error_messages.update(
+            invalid=f"{errors.FEE_4_3}: {_('开票金额须是数字, 如 100 或 99.50。')}",
+            min_value=positive,
+            max_decimal_places=positive,
+            max_digits=f"{errors.FEE_4_3}: {_('开票金额超过可开票金额。')}",
+            max_whole_digits=f"{errors.FEE_4_3}: {_('开票金额超过可开票金额。')}",
+        )
 
     def clean_taxpayer_id(self):
         value = self.cleaned_data["taxpayer_id"].strip().upper()

@@ -30,9 +30,14 @@ class MultipleFileField(forms.FileField):
 POSITIVE_INT_MAX = 2_147_483_647
 
 
-def _yuan_field(label, required=False):
+def _yuan_field(label, required=False, error_messages=None):
     return forms.DecimalField(
-        label=label, required=required, min_value=Decimal(0), max_digits=12, decimal_places=2
+        label=label,
+        required=required,
+        min_value=Decimal(0),
+        max_digits=12,
+        decimal_places=2,
+        error_messages=error_messages,
     )
 
 
@@ -45,12 +50,28 @@ class GiftForm(forms.Form):
     kind = forms.CharField(label=_("品种"), max_length=100, required=False)
     spec = forms.CharField(label=_("规格"), max_length=100, required=False)
     quantity_per_order = forms.IntegerField(
-        label=_("每单数量"), min_value=1, max_value=POSITIVE_INT_MAX, required=False
+        label=_("每单数量"),
+        min_value=1,
+        max_value=POSITIVE_INT_MAX,
+        required=False,
+        # Django's own wording ("确保该值小于或等于2147483647。") names neither field nor rule.
+        error_messages=dict.fromkeys(
+            ("invalid", "min_value", "max_value"), _("GIFT-2.4: 每单数量须为 1 至 2,147,483,647 之间的整数")
+        ),
     )
     ship_from = forms.ChoiceField(
         label=_("发货地"), choices=[("", "—"), *Gift.ShipFrom.choices], required=False
     )
-    declared_value = _yuan_field(_("申报价值（元）"))
+    declared_value = _yuan_field(
+        _("申报价值（元）"),
+        error_messages={
+            "invalid": _("GIFT-1.2: 申报价值须是数字（元），如 99.50"),
+            "min_value": _("GIFT-1.2: 申报价值不能为负"),
+            "max_decimal_places": _("GIFT-1.2: 申报价值最多两位小数（精确到分）"),
+            "max_digits": _("GIFT-1.2: 申报价值最多 ¥9,999,999,999.99"),
+            "max_whole_digits": _("GIFT-1.2: 申报价值最多 ¥9,999,999,999.99"),
+        },
+    )
     declared_value.help_text = _("单件赠品的价值；每单赠品价值 = 单件价值 × 每单数量（GIFT-1.2、GIFT-2.4）")
     near_expiry = forms.BooleanField(label=_("临保商品"), required=False)
     expiry_date = forms.DateField(
@@ -118,7 +139,14 @@ class ProductForm(forms.Form):
     main_image_shows_gift_alone = forms.BooleanField(label=_("主图单独展示赠品"), required=False)
     gift_more_prominent = forms.BooleanField(label=_("主图中赠品比商品更显著"), required=False)
     promised_ship_hours = forms.IntegerField(
-        label=_("承诺发货时长（小时）"), min_value=1, max_value=POSITIVE_INT_MAX, initial=48
+        label=_("承诺发货时长（小时）"),
+        min_value=1,
+        max_value=POSITIVE_INT_MAX,
+        initial=48,
+        error_messages=dict.fromkeys(
+            ("invalid", "min_value", "max_value"),
+            _("GIFT-4.2: 承诺发货时长须为 1 至 2,147,483,647 之间的整数（小时）"),
+        ),
     )
 
 

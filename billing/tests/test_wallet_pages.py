@@ -170,12 +170,13 @@ def test_top_up_preset_and_limits(client, owner):
 @pytest.mark.parametrize(
     ("typed", "message"),
     [
-        ("abc", "输入一个数字。"),
-        ("1.234", "确认小数不超过 2 位."),
-        ("0", "充值金额须在 ¥1 至 ¥1,000,000 之间。"),
-        ("-5", "充值金额须在 ¥1 至 ¥1,000,000 之间。"),
-        ("0.5", "充值金额须在 ¥1 至 ¥1,000,000 之间。"),
-        ("", "请输入金额。"),
+        ("abc", "FEE-4.1-TOP-UP-AMOUNT: 自定义金额须是数字, 如 100 或 99.50。"),
+        ("1.234", "FEE-4.1-TOP-UP-AMOUNT: 自定义金额最多两位小数 (精确到分)。"),
+        ("12345678901", "FEE-4.1-TOP-UP-AMOUNT: 充值金额须在 ¥1 至 ¥1,000,000 之间。"),
+        ("0", "FEE-4.1-TOP-UP-AMOUNT: 充值金额须在 ¥1 至 ¥1,000,000 之间。"),
+        ("-5", "FEE-4.1-TOP-UP-AMOUNT: 充值金额须在 ¥1 至 ¥1,000,000 之间。"),
+        ("0.5", "FEE-4.1-TOP-UP-AMOUNT: 充值金额须在 ¥1 至 ¥1,000,000 之间。"),
+        ("", "FEE-4.1-TOP-UP-AMOUNT: 请输入自定义金额。"),
     ],
 )
 def test_a_bad_custom_top_up_amount_gets_one_message_that_matches_the_stated_limits(
@@ -184,8 +185,9 @@ def test_a_bad_custom_top_up_amount_gets_one_message_that_matches_the_stated_lim
     # Given the owner on the top-up page, when a custom amount is typed that cannot be paid
     client.force_login(owner.user)
     resp = client.post(reverse("billing:top-up"), {"preset": "custom", "custom_yuan": typed})
-    # Then the field says what is wrong once, in the terms of the page's own ¥1 to ¥1,000,000
-    # (not "enter an amount" after one was typed, nor a 0.01 minimum the page never states)
+    # Then the field says what is wrong once, naming the field and the rule, in the terms of the
+    # page's own ¥1 to ¥1,000,000 (not "enter an amount" after one was typed, nor a 0.01 minimum
+    # the page never states, nor Django's "确认小数不超过 2 位.")
     assert resp.status_code == 200 and resp.context["form"].errors == {"custom_yuan": [message]}
     html = resp.content.decode()
     assert 'min="1"' in html and 'max="1000000"' in html
@@ -213,6 +215,26 @@ def test_a_typed_refused_custom_amount_is_refused_not_replaced_by_the_preset(cli
     assert resp.status_code == 200 and list(resp.context["form"].errors) == ["custom_yuan"]
     assert not TopUpOrder.objects.exists()
     assert resp.context["form"]["preset"].value() == "custom"
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("abc", "FEE-4.3: 开票金额须是数字, 如 100 或 99.50。"),
+        ("0", "FEE-4.3: 开票金额须大于 ¥0, 最多两位小数。"),
+        ("1.234", "FEE-4.3: 开票金额须大于 ¥0, 最多两位小数。"),
+    ],
+)
+def test_fee_4_3_a_bad_invoice_amount_names_the_field_and_the_rule(client, owner, typed, message):
+    # Given the owner requesting an invoice, when the amount typed is not one that can be invoiced
+    client.force_login(owner.user)
+    resp = client.post(
+        reverse("billing:invoices"),
+        {"amount_yuan": typed, "title": "星河", "taxpayer_id": USCC, "kind": "general", "email": "a@b.cn"},
+    )
+    # Then the amount field says why, citing FEE-4.3, and nothing is requested
+    assert resp.status_code == 200 and resp.context["form"].errors == {"amount_yuan": [message]}
+    assert not Invoice.objects.exists()
 
 
 def test_sandbox_fail_button_marks_the_order_failed(client, owner):

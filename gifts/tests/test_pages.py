@@ -453,9 +453,41 @@ def test_a_quantity_beyond_the_columns_range_is_a_form_error_not_a_500(client, o
             "save": "1",
         },
     )
-    # Then the form says so next to the field and nothing is saved
-    assert resp.status_code == 200 and list(resp.context["form"].errors) == ["quantity_per_order"]
+    # Then the form says so next to the field, naming the field and the rule, and nothing is saved
+    assert resp.status_code == 200 and resp.context["form"].errors == {
+        "quantity_per_order": ["GIFT-2.4: 每单数量须为 1 至 2,147,483,647 之间的整数"]
+    }
     assert re.search(r'name="quantity_per_order"[^>]*aria-invalid="true"', resp.content.decode())
+    assert not Gift.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "typed", "message"),
+    [
+        ("quantity_per_order", "0", "GIFT-2.4: 每单数量须为 1 至 2,147,483,647 之间的整数"),
+        ("quantity_per_order", "1.5", "GIFT-2.4: 每单数量须为 1 至 2,147,483,647 之间的整数"),
+        ("declared_value", "88.123", "GIFT-1.2: 申报价值最多两位小数（精确到分）"),
+        ("declared_value", "-1", "GIFT-1.2: 申报价值不能为负"),
+        ("declared_value", "abc", "GIFT-1.2: 申报价值须是数字（元），如 99.50"),
+        ("declared_value", "99999999999", "GIFT-1.2: 申报价值最多 ¥9,999,999,999.99"),
+    ],
+)
+def test_a_bad_number_in_the_gift_form_names_the_field_and_the_rule(client, owner, field, typed, message):
+    # Given a shop registering a gift, when a number is typed that the rules refuse
+    login(client, owner)
+    data = {
+        "name": "面霜小样",
+        "brand": "Lancome",
+        "category": CategoryFactory().pk,
+        "quantity_per_order": "1",
+        "ship_from": "overseas",
+        "declared_value": "88.00",
+        "save": "1",
+    }
+    resp = client.post(reverse("gifts:gift-create"), {**data, field: typed})
+    # Then the field's message cites its rule, not Django's "确保该值小于或等于2147483647。"
+    assert resp.status_code == 200 and resp.context["form"].errors == {field: [message]}
+    assert message in resp.content.decode()
     assert not Gift.objects.exists()
 
 
@@ -470,8 +502,10 @@ def test_promised_ship_hours_beyond_the_columns_range_is_a_form_error_not_a_500(
     resp = client.post(
         url, {"action": action, "title": "精华液 50ml", "subtitle": "", "promised_ship_hours": "99999999999"}
     )
-    # Then the form says so and nothing changed
-    assert resp.status_code == 200 and list(resp.context["form"].errors) == ["promised_ship_hours"]
+    # Then the form says so, naming the field and the rule, and nothing changed
+    assert resp.status_code == 200 and resp.context["form"].errors == {
+        "promised_ship_hours": ["GIFT-4.2: 承诺发货时长须为 1 至 2,147,483,647 之间的整数（小时）"]
+    }
     assert re.search(r'name="promised_ship_hours"[^>]*aria-invalid="true"', resp.content.decode())
     assert list(Product.objects.values_list("title", flat=True)) == ["精华液 30ml"]
 
