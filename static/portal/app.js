@@ -75,3 +75,29 @@ document.addEventListener("DOMContentLoaded", () => {
     canvas.chart = new window.Chart(canvas, config);
   });
 });
+// List tables on a phone: each cell is labelled with its column's heading (data-label) and the
+// table marked .stacked, which app.css shows as one card per row under its breakpoint. Done
+// again after htmx swaps in rows or tables; a cell already labelled keeps its label.
+function labelTableCells() {
+  document.querySelectorAll("table.table:not(.facts)").forEach((table) => {
+    const head = table.tHead && table.tHead.rows[0];
+    if (!head) return;
+    const labels = [];
+    for (const th of head.cells) {
+      for (let i = 0; i < th.colSpan; i += 1) labels.push(th.textContent.replace(/\s+/g, " ").trim());
+    }
+    for (const body of table.tBodies) {
+      for (const row of body.rows) {
+        let column = 0;
+        for (const cell of row.cells) {
+          const label = cell.colSpan === 1 ? labels[column] : "";
+          if (label && !cell.hasAttribute("data-label")) cell.dataset.label = label;
+          column += cell.colSpan;
+        }
+      }
+    }
+    table.classList.add("stacked");
+  });
+}
+document.addEventListener("DOMContentLoaded", labelTableCells);
+document.addEventListener("htmx:afterSettle", labelTableCells);
