@@ -267,6 +267,8 @@ def chart_config(*, labels: list[str], gmv_fen: list[int], label: str) -> dict:
             "animation": False,
             "maintainAspectRatio": False,
             "plugins": {"legend": {"display": True}},
+            # From zero: an axis starting near the smallest day made a 5% dip look like a crash.
+            "scales": {"y": {"beginAtZero": True}},
         },
     }
 

@@ -478,6 +478,23 @@ def test_creator_data_counts_orders_and_viewers_with_thousands_separators(client
     assert '<td class="num">12,345</td><td class="num">2,541,786</td>' in body
 
 
+def test_the_creator_sales_chart_starts_at_zero_and_reads_in_yuan(client, shop, shop_main, today):
+    # Given a shop with access to a creator's sales
+    creator = CreatorFactory()
+    room = LiveRoomFactory(creator=creator)
+    _sales(creator, room, today)
+    services.grant_authorize_all_data(
+        creator=creator, organizations=[shop], start_date=today, end_date=today + days(5), actor=creator.user
+    )
+    login(client, shop_main.user)
+    # When the shop opens the creator's data
+    resp = client.get(reverse("authorization:creator-data", args=[creator.pk]))
+    # Then the chart's y axis starts at zero (not near the smallest day, which made small
+    # swings look steep), and the page's script is told the axis is money
+    assert resp.context["chart"]["options"]["scales"]["y"]["beginAtZero"] is True
+    assert 'data-chart="gmv-chart" data-money-axis="y"' in html(resp)
+
+
 def test_grant_11_creator_data_page_only_while_access_allows(
     client, shop, shop_main, shop_sub, today, django_capture_on_commit_callbacks
 ):

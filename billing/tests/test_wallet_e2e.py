@@ -45,10 +45,12 @@ def test_demo_developer_tops_up_100_yuan_through_the_sandbox_cashier(page, live_
     chart = page.wait_for_function(
         "() => { const c = document.querySelector('canvas[data-chart=\"balance-chart\"]').chart;"
         " return c && c.scales.x.ticks.length && {labels: c.scales.x.ticks.map(t => t.label),"
-        " last: c.data.datasets[0].data.at(-1).y}; }"
+        " yLabels: c.scales.y.ticks.map(t => t.label), last: c.data.datasets[0].data.at(-1).y}; }"
     ).json_value()
     assert round(chart["last"] * 100) == before + 10_000
-    assert chart["labels"] and all(re.fullmatch(r"\d{4}/\d{2}/\d{2}", label) for label in chart["labels"])
+    # dates as the site writes them (2026-05-03, not 2026/05/03), amounts in yuan with their sign
+    assert chart["labels"] and all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", label) for label in chart["labels"])
+    assert chart["yLabels"] and all(re.fullmatch(r"-?¥[\d,]+(\.\d+)?", y) for y in chart["yLabels"]), chart
     assert LedgerEntry.objects.filter(kind="top_up_credit", amount_fen=10_000).count() == 1
 
 
@@ -67,4 +69,4 @@ def test_a_balance_chart_over_a_few_minutes_labels_its_ticks_with_the_time(page,
         "() => { const c = document.querySelector('canvas[data-chart=\"balance-chart\"]').chart;"
         " return c && c.scales.x.ticks.length && c.scales.x.ticks.map(t => t.label); }"
     ).json_value()
-    assert labels and all(re.fullmatch(r"\d{4}/\d{2}/\d{2} \d{2}:\d{2}", label) for label in labels), labels
+    assert labels and all(re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", label) for label in labels), labels

@@ -45,10 +45,21 @@ document.addEventListener("DOMContentLoaded", tick);
 // Charts: <canvas data-chart="json-script-id"> whose JSON is a Chart.js config. With
 // data-time-axis="x" the x values are epoch milliseconds, shown as Asia/Shanghai dates (the
 // JSON cannot carry the formatting functions, and Chart.js's own time axis needs an adapter).
+// Dates read as everywhere else on the site, 2026-05-03 (zh-CN's own format is 2026/05/03).
 function shanghaiTime(ms, withTime) {
   const options = { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit" };
-  if (withTime) Object.assign(options, { hour: "2-digit", minute: "2-digit", hour12: false });
-  return new Date(ms).toLocaleString(document.documentElement.lang || "zh-CN", options);
+  if (withTime) Object.assign(options, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  const part = {};
+  new Intl.DateTimeFormat("en-US", options).formatToParts(new Date(ms)).forEach((p) => {
+    part[p.type] = p.value;
+  });
+  const date = `${part.year}-${part.month}-${part.day}`;
+  return withTime ? `${date} ${part.hour}:${part.minute}` : date;
+}
+// With data-money-axis="y" the y values are yuan: ticks and tooltips read "¥1,234".
+function yuan(value) {
+  const text = Math.abs(value).toLocaleString("en-US", { maximumFractionDigits: 2 });
+  return value < 0 ? `-¥${text}` : `¥${text}`;
 }
 document.addEventListener("DOMContentLoaded", () => {
   if (!window.Chart) return;
@@ -70,6 +81,17 @@ document.addEventListener("DOMContentLoaded", () => {
       const plugins = (config.options.plugins = config.options.plugins || {});
       plugins.tooltip = Object.assign({}, plugins.tooltip, {
         callbacks: { title: (items) => (items.length ? shanghaiTime(items[0].parsed[axis], true) : "") },
+      });
+    }
+    const money = canvas.dataset.moneyAxis;
+    if (money) {
+      const scales = (config.options.scales = config.options.scales || {});
+      scales[money] = Object.assign({}, scales[money]);
+      scales[money].ticks = Object.assign({}, scales[money].ticks, { callback: (value) => yuan(value) });
+      const plugins = (config.options.plugins = config.options.plugins || {});
+      plugins.tooltip = Object.assign({}, plugins.tooltip);
+      plugins.tooltip.callbacks = Object.assign({}, plugins.tooltip.callbacks, {
+        label: (item) => `${item.dataset.label ? `${item.dataset.label}: ` : ""}${yuan(item.parsed[money])}`,
       });
     }
     canvas.chart = new window.Chart(canvas, config);
