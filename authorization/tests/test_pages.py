@@ -404,6 +404,15 @@ def test_grant_8_organization_list_with_state_filter(client, shop, shop_main, to
     assert html(client.get(reverse("authorization:org-grants"), {"state": "bogus"}))
 
 
+def test_a_grant_with_no_events_says_so_in_its_log(client, shop, shop_main, today):
+    # Given a grant with no recorded operations yet
+    grant = GrantFactory(organization=shop, start_date=today, end_date=today + days(5))
+    login(client, shop_main.user)
+    # When the shop opens it, then the empty log says so instead of showing a bare heading row
+    body = html(client.get(reverse("authorization:grant-detail", args=[grant.pk])))
+    assert "暂无记录" in body[body.index('id="events"') :]
+
+
 def test_grant_9_sub_account_list_shows_live_room_grants_only(client, shop, shop_sub, today):
     all_data, room_grant = _org_setup(shop, today)
     login(client, shop_sub.user)

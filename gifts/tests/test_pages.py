@@ -82,6 +82,17 @@ def test_the_gift_forms_help_texts_are_read_out_with_their_fields(client, owner)
         assert [ref for ref in described if f'id="{ref}"' not in html] == []
 
 
+def test_a_gift_with_no_events_says_so_under_its_state_log(client, owner):
+    # Given a draft gift with nothing recorded yet
+    gift = GiftFactory(shop=owner.organization)
+    login(client, owner)
+    # When the shop opens it
+    page = client.get(reverse("gifts:gift-detail", args=[gift.pk])).content.decode()
+    # Then the state-log section says it is empty, as the products section beside it does
+    section = page[page.index("状态记录</h2>") :]
+    assert "暂无状态记录" in section[: section.index("</section>")]
+
+
 def test_gift_detail_event_log_shows_labels_not_state_codes(client, owner, settings):
     # given a submitted gift that a reviewer rejects
     gift = GiftFactory(shop=owner.organization, state=Gift.State.SUBMITTED)
