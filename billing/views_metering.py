@@ -196,7 +196,9 @@ def bill_pdf(request, bill_id: int):
     from billing.pdf import build_pdf
 
     bill = sel.bill_get_for_membership(membership=_membership(request), bill_id=bill_id)
-    table = [[_("应用"), "API", _("调用位置"), _("调用次数"), _("折扣日调用"), _("单价(元/千次)"), _("金额")]]
+    table = [
+        [_("应用"), "API", _("调用位置"), _("调用次数"), _("享受折扣的调用"), _("单价(元/千次)"), _("金额")]
+    ]
     for g in sel.bill_detail_groups(bill=bill):
         for line in g["lines"]:
             table.append(

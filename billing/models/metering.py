@@ -588,9 +588,12 @@ class BillLine(models.Model):
 
     @property
     def discounted_label(self) -> str:
-        """The same for the page and PDF: "3,000 @ 20%" per rate, or "" if none."""
-        parts = self.discounted_calls
-        return " / ".join(f"{calls:,} @ {(rate * 100).normalize():f}%" for rate, calls in parts)
+        """The same for the page and PDF, in words: "3,000 次, 优惠 20%" per rate, or "" if none."""
+        return " / ".join(
+            gettext("%(calls)s 次, 优惠 %(rate)s%%")
+            % {"calls": f"{calls:,}", "rate": f"{(rate * 100).normalize():f}"}
+            for rate, calls in self.discounted_calls
+        )
 
     @property
     def discounted_codes(self) -> str:

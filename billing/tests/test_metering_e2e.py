@@ -42,7 +42,7 @@ def test_developer_sees_usage_chart_bill_and_exports(page, live_server, login, u
     page.click("text=2026-03")
     # 1,500 fen of usage; the 1,200 calls of the 3rd to 5th (1,200 fen) are 20% off: ¥12.60
     assert page.get_by_test_id("bill-total").inner_text() == "¥12.60"
-    assert page.get_by_test_id("bill-line-discounted").inner_text() == "1,200 @ 20%"
+    assert page.get_by_test_id("bill-line-discounted").inner_text() == "1,200 次, 优惠 20%"
     if SCREENSHOT:
         page.screenshot(path=SCREENSHOT, full_page=True)
     with page.expect_download() as csv_download:

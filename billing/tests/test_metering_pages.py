@@ -93,8 +93,10 @@ class TestBills:
         assert (billed.subtotal_fen, billed.discount_fen, billed.total_fen) == (250, 50, 200)
         assert "order.list" in html and "va.data" in html and "抖店云外" in html and "¥2.00" in html
         assert html.count('data-testid="bill-line"') == 2
-        # FEE-5.1: each line says how many of its calls fell on discounted days, at which rate
-        assert "100 @ 20%" in html and "50 @ 20%" in html
+        # FEE-5.1: each line says in words how many of its calls were discounted, by how much
+        # (not "100 @ 20%" under "折扣日调用")
+        assert "享受折扣的调用" in html and "折扣日调用" not in html
+        assert "100 次, 优惠 20%" in html and "50 次, 优惠 20%" in html and "@ 20%" not in html
 
     def test_bill_shows_prices_as_yuan_counts_with_separators_and_one_sign_for_discounts(
         self, client, owner, app
@@ -159,8 +161,8 @@ class TestBills:
         client.force_login(teammate.user)
         resp = client.get(reverse("billing:bill-pdf", args=[billed.pk]))
         assert resp.status_code == 200 and resp.content.startswith(b"%PDF")
-        text = pdf_text(resp.content)
-        assert "order.list" in text and "100 @ 20%" in text and "50 @ 20%" in text
+        text = " ".join(pdf_text(resp.content).split())  # a narrow cell wraps its words
+        assert "order.list" in text and "100 次, 优惠 20%" in text and "50 次, 优惠 20%" in text
 
     def test_other_tenant_gets_404_on_every_bill_url(self, client, outsider, billed):
         client.force_login(outsider.user)

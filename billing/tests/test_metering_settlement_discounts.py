@@ -71,7 +71,7 @@ class TestDiscountDays:
             {"price": 1000, "calls": 4000, "from": "2026-03-09", "discounted": [{"rate": 0.2, "calls": 2000}]}
         ]
         assert line.discounted_calls == [(Decimal("0.2"), 2000)]
-        assert line.discounted_label == "2,000 @ 20%"
+        assert line.discounted_label == "2,000 次, 优惠 20%"
 
     def test_fee_5_1_discount_starting_on_the_20th_leaves_earlier_days_undiscounted(self, app):
         # given a 50% discount from 2026-03-20 on, usage on the 5th and on the 25th
@@ -100,7 +100,7 @@ class TestDiscountDays:
             {"rate": 0.3, "calls": 2000},
         ]
         # and the line's label (page, PDF) shows both rates with their calls
-        assert BillLine.objects.get().discounted_label == "1,000 @ 10% / 2,000 @ 30%"
+        assert BillLine.objects.get().discounted_label == "1,000 次, 优惠 10% / 2,000 次, 优惠 30%"
 
     def test_fee_5_1_database_refuses_two_overlapping_discounts_of_one_app(self, app):
         discount(app, "0.1", dt.date(2026, 3, 1), dt.date(2026, 3, 15))
