@@ -360,3 +360,27 @@ def test_fee_6_3_closure_page_refuses_while_in_arrears_naming_the_rule(client, o
     assert ClosureRequest.objects.get().state == "pending"
     client.force_login(teammate.user)
     assert client.post(reverse("billing:closure-request")).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("language", "note"), [("zh-hans", "超过一个月的欠费由保证金抵扣 (FEE-6.3)"), ("en", None)]
+)
+def test_fee_6_3_a_deposit_transfer_is_noted_in_the_readers_language(client, owner, settings, language, note):
+    from billing.services.deposit import deposit_pay_in, deposit_transfer_arrears
+
+    # Given arrears older than a month, paid from the deposit
+    wallet_charge_for_month(organization_id=owner.organization_id, year=2024, month=1, amount_fen=5_000)
+    deposit_pay_in(organization_id=owner.organization_id, amount_fen=2_000, actor=None)
+    later = clock.today() + dt.timedelta(days=40)  # the charge booked today is then over a month old
+    assert deposit_transfer_arrears(organization_id=owner.organization_id, today=later)
+    settings.LOCALE_PATHS = list(settings.LOCALE_PATHS)  # reload the compiled catalogues
+    client.force_login(owner.user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    # When the owner reads the wallet's ledger and the deposit's entries
+    wallet = client.get(reverse("billing:wallet")).content.decode()
+    deposit = client.get(reverse("billing:deposit")).content.decode()
+    # Then the transfer's note is in the reader's language, like the other notes, never the
+    # service's stored English
+    for page in (wallet, deposit):
+        assert "arrears older than one month" not in page and "deposit transfer" not in page
+        assert (note or "Arrears over a month old, paid from the deposit (FEE-6.3)") in page
