@@ -155,9 +155,10 @@ class ApiAdmin(admin.ModelAdmin):
         # The gate caches by API name; a rename would leave stale entries behind.
         return ["code"] if obj else []
 
-    @admin.display(description=_("当前单价(分/千次)"), ordering="price_today")
+    @admin.display(description=_("当前单价(元/千次)"), ordering="price_today")
     def current_price(self, obj):
-        return "—" if obj.price_today is None else obj.price_today
+        # In yuan, as the rest of the back office (a bare "120" read as ¥120, not ¥1.20).
+        return "—" if obj.price_today is None else format_fen(obj.price_today)
 
     @admin.display(description=_("已排定的类型变更"))
     def scheduled_tier(self, obj):

@@ -270,9 +270,12 @@ def test_fee_2_1_api_list_shows_todays_price_and_a_scheduled_tier_change(
         for api in (changing, steady)
     }
     tomorrow = (today + dt.timedelta(days=1)).isoformat()
-    assert "120" in rows[changing.code] and "999" not in rows[changing.code]  # the price in force today
+    # the price in force today, in yuan (not "120", the fen)
+    assert "¥1.20" in rows[changing.code] and "¥9.99" not in rows[changing.code]
+    assert '<td class="field-current_price">120</td>' not in rows[changing.code]
     assert f"{Api.Tier.VALUE_ADDED.label}, 自 {tomorrow} 起" in rows[changing.code]
-    assert "80" in rows[steady.code] and "自" not in rows[steady.code]
+    assert "¥0.80" in rows[steady.code] and "自" not in rows[steady.code]
+    assert "当前单价(元/千次)" in page
 
 
 def test_fee_2_1_api_list_shows_the_tier_in_force_before_the_midnight_job_applies_it(client, ops):
