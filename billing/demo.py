@@ -9,3 +9,4 @@ def seed() -> None:
     demo_wallet.seed_history()
     demo_metering.seed()  # catalog and apps first: the wallet demo may charge for their usage
     demo_wallet.seed()
+    demo_wallet.seed_bills()  # after every charge above

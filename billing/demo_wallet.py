@@ -15,7 +15,7 @@ import datetime as dt
 from django.db import transaction
 from django.utils import timezone
 
-from billing.models import DepositEntry, Invoice, LedgerEntry, TopUpOrder
+from billing.models import Bill, DepositEntry, Invoice, LedgerEntry, TopUpOrder
 from billing.payments.sandbox import SandboxProvider, event_body
 from billing.services.deposit import deposit_pay_in
 from billing.services.wallet import wallet_charge_for_month
@@ -108,6 +108,33 @@ def seed_history(*, today: dt.date | None = None) -> None:
                         amount_fen=fee_fen,
                         reference=f"settlement {year}-{month:02d}",
                     )
+
+
+def seed_bills() -> None:
+    """A bill for every month the demo charged without settling usage (the provider's older
+    history, the second shop's arrears): the ledger's charge and the bills page must agree
+    (FEE-4.2: a charge is a month's bill paid). Totals only, no lines: those months have no
+    usage to itemize. Run after every charge is written; idempotent."""
+    charges = LedgerEntry.objects.filter(
+        kind=LedgerEntry.Kind.SETTLEMENT_CHARGE,
+        wallet__organization__in=[demo.organization("provider"), demo.organization("shop2")],
+    ).select_related("wallet")
+    for charge in charges:
+        org_id = charge.wallet.organization_id
+        if Bill.objects.filter(
+            organization_id=org_id, year=charge.period_year, month=charge.period_month
+        ).exists():
+            continue
+        bill = Bill.objects.create(
+            organization_id=org_id,
+            year=charge.period_year,
+            month=charge.period_month,
+            subtotal_fen=-charge.amount_fen,
+            discount_fen=0,
+            total_fen=-charge.amount_fen,
+            ledger_entry_id=charge.pk,
+        )
+        Bill.objects.filter(pk=bill.pk).update(settled_at=charge.created_at)  # not the seeding time
 
 
 def seed() -> None:

@@ -67,3 +67,24 @@ def test_reseeding_leaves_the_demo_ledger_as_it_was():
     call_command("seed_demo")
 
     assert ledger_rows() == first
+
+
+def test_fee_4_2_every_month_the_demo_charged_has_its_bill():
+    from billing.models import Bill
+
+    # when the demo is seeded
+    call_command("seed_demo")
+
+    # then each settlement charge in any ledger is a bill of the same month, for the same total
+    # (the history's charges for months before the last two used to have none)
+    charges = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.SETTLEMENT_CHARGE).select_related("wallet")
+    assert charges.count() >= 6
+    for charge in charges:
+        bill = Bill.objects.get(
+            organization_id=charge.wallet.organization_id, year=charge.period_year, month=charge.period_month
+        )
+        assert bill.total_fen == -charge.amount_fen and bill.ledger_entry_id == charge.pk, charge
+    # and seeding again adds no second bill
+    bills = Bill.objects.count()
+    call_command("seed_demo")
+    assert Bill.objects.count() == bills
