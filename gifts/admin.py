@@ -39,7 +39,7 @@ from gifts.models import (
     Violation,
     ViolationAnnulment,
 )
-from gifts.value import gift_value_resolve
+from gifts.value import gift_line_quantity, gift_value_resolve
 from portal import clock
 from portal.errors import DomainError
 from portal.money import format_fen, yuan_to_fen
@@ -759,6 +759,10 @@ class GiftDisputeAdmin(ReadOnlyModelAdmin):
     def get_ordering(self, request):
         return ["response_deadline_at", "id"]
 
+    def get_queryset(self, request):
+        # The compensation preview needs each order's gift line quantity: in the list's query.
+        return super().get_queryset(request).annotate(line_quantity=gift_line_quantity())
+
     @admin.display(description=gettext_lazy("举证截止"), ordering="response_deadline_at")
     def deadline(self, d):
         return d.response_deadline_at
@@ -770,7 +774,7 @@ class GiftDisputeAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description=gettext_lazy("赔付预估"))
     def preview(self, d):
-        calc = services.dispute_preview(d)
+        calc = services.dispute_preview(d, line_quantity=d.line_quantity)
         return f"{calc.rule} {format_fen(calc.compensation_fen)}"
 
     @admin.display(description=gettext_lazy("按当前价值计算 (GIFT-5)"))

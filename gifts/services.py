@@ -39,7 +39,7 @@ from gifts.models import (
     ViolationAnnulment,
 )
 from gifts.uploads import delete_stored, store_upload
-from gifts.value import gift_value_on_order, gift_value_promised, gift_value_resolve, value_basis_for
+from gifts.value import LOOK_UP, gift_value_on_order, gift_value_promised, gift_value_resolve, value_basis_for
 from portal import clock
 from portal.models import Membership, Organization
 from portal.money import format_fen
@@ -1711,11 +1711,12 @@ def spot_check_record(
 # --- disputes (GIFT-5) ----------------------------------------------------------------------------
 
 
-def dispute_preview(dispute: GiftDispute):
+def dispute_preview(dispute: GiftDispute, *, line_quantity=LOOK_UP):
     """GIFT-5: the compensation as of now, from one unit's value (GIFT-1.2) times the quantity due on
     the dispute's order (GIFT-2.4); on a return, less the units returned intact (GIFT-5.4). A return
-    counts the units due when it was recorded (``units_promised``), the ones its intact count is of."""
-    value = gift_value_on_order(dispute.gift, order_id=dispute.order_id)
+    counts the units due when it was recorded (``units_promised``), the ones its intact count is of.
+    ``line_quantity``: the order's gift line quantity, when a list has read it already."""
+    value = gift_value_on_order(dispute.gift, order_id=dispute.order_id, line_quantity=line_quantity)
     return compensation_calculate(
         kind=dispute.kind,
         unit_value_fen=value.unit.amount_fen,

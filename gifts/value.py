@@ -18,6 +18,7 @@ reading in the consumer's favour that GIFT-2.4 asks for when a listing is ambigu
 
 from dataclasses import dataclass
 
+from django.db.models import OuterRef, Subquery
 from django.utils.translation import gettext_lazy as _
 
 from gifts.models import Gift, GiftShipment
@@ -107,15 +108,28 @@ def gift_value_promised(gift: Gift, *, quantity: int | None = None) -> PromisedV
     return PromisedValue(gift_value_resolve(gift), 1, "unstated")
 
 
-def gift_value_on_order(gift: Gift, *, order_id: int) -> PromisedValue:
+LOOK_UP = object()
+
+
+def gift_line_quantity(*, order_field: str = "order_id", gift_field: str = "gift_id") -> Subquery:
+    """The quantity of the gift line (shipment) of a row's order and gift, as an annotation: a
+    list computes every row's value in its one query (see ``gift_value_on_order``)."""
+    lines = GiftShipment.objects.filter(order_id=OuterRef(order_field), gift_id=OuterRef(gift_field))
+    return Subquery(lines.values("quantity")[:1])
+
+
+def gift_value_on_order(gift: Gift, *, order_id: int, line_quantity=LOOK_UP) -> PromisedValue:
     """The gift's value on one order: the quantity its gift line (shipment) is due, else the
-    listing's quantity per order (a dispute may arrive before the order system posts the line)."""
-    quantity = (
-        GiftShipment.objects.filter(order_id=order_id, gift_id=gift.pk)
-        .values_list("quantity", flat=True)
-        .first()
-    )
-    return gift_value_promised(gift, quantity=quantity)
+    listing's quantity per order (a dispute may arrive before the order system posts the line).
+    ``line_quantity`` is that line's quantity when the caller has read it already (``None``: the
+    order has no line for the gift)."""
+    if line_quantity is LOOK_UP:
+        line_quantity = (
+            GiftShipment.objects.filter(order_id=order_id, gift_id=gift.pk)
+            .values_list("quantity", flat=True)
+            .first()
+        )
+    return gift_value_promised(gift, quantity=line_quantity)
 
 
 def value_basis_for(ship_from: str, declared_value_fen: int | None) -> str:

@@ -381,3 +381,45 @@ def test_gift_5_4_dispute_admin_lists_units_returned_intact(client, reviewer):
     assert '<td class="field-returned_intact">1 / 3</td>' in listing
     change = client.get(reverse("admin:gifts_giftdispute_change", args=[dispute.pk])).content.decode()
     assert "完好退回赠品数量" in change and "¥176.00" in change
+
+
+# --- lists over large tables (portal.admin_scale) ---------------------------------------------------
+
+
+def _disputes_on_orders(count: int):
+    gift = approved_gift(declared_value_fen=8_800)
+    product = ProductFactory(shop=gift.shop)
+    now = dt.datetime.now(dt.UTC)
+    for i in range(count):
+        services.order_upsert(
+            shop=gift.shop,
+            order_no=f"ADM-N{i}",
+            product=product,
+            paid_amount_fen=50_000,
+            paid_at=now,
+            gift_lines=[(gift, 2)],
+        )
+        services.dispute_open(
+            shop=gift.shop,
+            actor=None,
+            order_no=f"ADM-N{i}",
+            paid_amount_fen=50_000,
+            paid_at=now,
+            product_id=product.pk,
+            gift_id=gift.pk,
+            signed_for_at=None,
+            kind="not_delivered",
+        )
+
+
+def test_gift_5_dispute_list_previews_compensation_in_one_query_per_page(
+    client, reviewer, django_assert_max_num_queries
+):
+    # Given eight disputes, each on an order whose gift line is two units of an ¥88 gift
+    _disputes_on_orders(8)
+    url = reverse("admin:gifts_giftdispute_changelist")
+    # When the list renders, then each row's preview reads its gift line from the list's query
+    # (it used to look each line up: one query per row)
+    with django_assert_max_num_queries(12):
+        html = client.get(url).content.decode()
+    assert html.count("¥176.00") == 8  # GIFT-5.3: two units of the gift's value, per order
