@@ -19,6 +19,7 @@ from authorization.models import (
     WebhookDelivery,
 )
 from portal.admin import AuditedModelAdmin
+from portal.admin_scale import LargeTableAdmin
 from portal.errors import DomainError
 
 
@@ -56,7 +57,7 @@ class RevokeReasonForm(forms.Form):
 
 
 @admin.register(Grant)
-class GrantAdmin(admin.ModelAdmin):
+class GrantAdmin(LargeTableAdmin):
     list_display = (
         "id",
         "creator",
@@ -69,9 +70,9 @@ class GrantAdmin(admin.ModelAdmin):
         "revoked_at",
     )
     list_filter = ("scope", "is_current")
-    search_fields = ("creator__nickname", "creator__douyin_id", "organization__name")
+    search_fields = ("creator__nickname__icontains", "creator__douyin_id", "organization__name__icontains")
+    search_help_text = _("达人昵称, 抖音号 (完整), 或组织名称")
     list_select_related = ("creator", "organization", "live_room")
-    show_full_result_count = False
     inlines = [GrantEventInline]
     actions = ["revoke_with_reason"]
     readonly_fields = [f.name for f in Grant._meta.fields]
@@ -120,12 +121,12 @@ class GrantAdmin(admin.ModelAdmin):
 
 
 @admin.register(GrantEvent)
-class GrantEventAdmin(_ReadOnly, admin.ModelAdmin):
+class GrantEventAdmin(_ReadOnly, LargeTableAdmin):
     list_display = ("at", "grant", "operation", "actor", "old_end_date", "new_end_date")
     list_filter = ("operation",)
-    search_fields = ("grant__creator__nickname", "grant__organization__name")
+    search_fields = ("grant__creator__nickname__icontains", "grant__organization__name__icontains")
+    search_help_text = _("达人昵称或组织名称")
     list_select_related = ("grant", "actor")
-    show_full_result_count = False
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm("authorization.view_grantevent")
@@ -203,12 +204,12 @@ class OrganizationWebhookAdmin(AuditedModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(_ReadOnly, admin.ModelAdmin):
+class WebhookDeliveryAdmin(_ReadOnly, LargeTableAdmin):
     """What was sent to each organization's webhook and how it answered (read-only)."""
 
     list_display = ("created_at", "organization", "event", "status", "response_status", "attempts")
     list_filter = ("status", "event")
-    search_fields = ("organization__name",)
+    search_fields = ("organization__name__icontains",)
     list_select_related = ("organization",)
 
     def has_view_permission(self, request, obj=None):

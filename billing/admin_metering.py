@@ -38,6 +38,7 @@ from billing.models import (
 from billing.selectors import metering as sel
 from billing.services import metering as svc
 from portal import clock
+from portal.admin_scale import LargeTableAdmin
 from portal.errors import DomainError
 from portal.money import format_fen
 
@@ -345,7 +346,7 @@ class DiscountAdmin(admin.ModelAdmin):
 
 
 @admin.register(UsageBatch)
-class UsageBatchAdmin(admin.ModelAdmin):
+class UsageBatchAdmin(LargeTableAdmin):
     list_display = [
         "batch_id",
         "source",
@@ -356,6 +357,7 @@ class UsageBatchAdmin(admin.ModelAdmin):
         "received_at",
     ]
     search_fields = ["batch_id"]
+    ordering = ["-id"]  # batches are appended: newest first on the primary key
     readonly_fields = [f.name for f in UsageBatch._meta.fields]
 
     def has_add_permission(self, request):
@@ -380,11 +382,29 @@ class BillLineInline(ReadOnlyInline):
     readonly_fields = fields
 
 
+class BillPeriodFilter(admin.SimpleListFilter):
+    """The months settled, from the runs (a few dozen rows), not ``SELECT DISTINCT`` over the
+    bills (one per organization and month)."""
+
+    title = _("账期")
+    parameter_name = "period"
+
+    def lookups(self, request, model_admin):
+        runs = SettlementRun.objects.order_by("-year", "-month").values_list("year", "month")
+        return [(f"{y}-{m:02d}", f"{y}-{m:02d}") for y, m in runs]
+
+    def queryset(self, request, queryset):
+        year, _sep, month = (self.value() or "").partition("-")
+        if not (year.isdigit() and month.isdigit()):
+            return queryset
+        return queryset.filter(year=int(year), month=int(month))
+
+
 @admin.register(Bill)
-class BillAdmin(admin.ModelAdmin):
+class BillAdmin(LargeTableAdmin):
     list_display = ["organization", "period", "subtotal", "discount", "total", "ledger_entry_id", "run"]
-    list_filter = ["year", "month"]
-    search_fields = ["organization__name"]
+    list_filter = [BillPeriodFilter]
+    search_fields = ["organization__name__icontains"]
     list_select_related = ["organization", "run"]
     readonly_fields = [f.name for f in Bill._meta.fields]
     inlines = [BillAppInline, BillLineInline]
@@ -543,7 +563,7 @@ class SettlementRunAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("账单"))
     def bills_link(self, obj):
-        url = reverse("admin:billing_bill_changelist") + f"?year={obj.year}&month={obj.month}"
+        url = reverse("admin:billing_bill_changelist") + f"?period={obj.year}-{obj.month:02d}"
         return format_html('<a href="{}">{}</a>', url, _("查看账单"))
 
     @admin.display(description=_("复核"), boolean=True)

@@ -9,6 +9,7 @@ import uuid
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404
@@ -30,6 +31,7 @@ from billing.models import (
 )
 from billing.services import deposit as deposit_svc
 from billing.services import invoice as invoice_svc
+from portal.admin_scale import LargeTableAdmin, RecentValuesListFilter
 from portal.errors import DomainError
 from portal.models import Organization
 from portal.money import format_fen, yuan_to_fen
@@ -78,8 +80,11 @@ class DepositOpenForm(AmountForm):
     that already has an account). ``token`` is minted when the form is shown and makes a
     double submission pay in once."""
 
+    # Searched as typed (the organization admin's search), not a <select> of every organization.
     organization = forms.ModelChoiceField(
-        label=_("组织"), queryset=Organization.objects.order_by("name", "pk")
+        label=_("组织"),
+        queryset=Organization.objects.all(),
+        widget=AutocompleteSelect(DepositAccount._meta.get_field("organization"), admin.site),
     )
     token = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
@@ -126,31 +131,47 @@ class WalletAdmin(ReadOnlyAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyAdmin):
+class LedgerEntryAdmin(LargeTableAdmin, ReadOnlyAdmin):
+    """Newest first by id, which the primary key serves: entries are appended, so id order is
+    time order, and the ledger carries no index on its time alone (every credit would pay for
+    it). A date drill-down (``date_hierarchy``) would scan the whole ledger for its years; the
+    date filter offers ranges from now, which the same backward walk finds."""
+
     list_display = ["created_at", "wallet", "kind", "amount", "balance_after", "reference"]
-    list_filter = ["kind"]
-    search_fields = ["wallet__organization__name", "reference"]
-    date_hierarchy = "created_at"
+    list_filter = ["kind", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["wallet__organization__name__icontains", "top_up_order__out_trade_no"]
+    search_help_text = _("组织名称, 或充值订单号 (完整)")
+    ordering = ["-id"]
     list_select_related = ["wallet__organization"]
     amount = _fen("amount_fen", _("金额"))
     balance_after = _fen("balance_after_fen", _("余额"))
 
 
 @admin.register(TopUpOrder)
-class TopUpOrderAdmin(ReadOnlyAdmin):
+class TopUpOrderAdmin(LargeTableAdmin, ReadOnlyAdmin):
+    """Newest first by id (orders are appended; no index on ``created_at`` alone), a date
+    filter instead of a drill-down, as on the ledger."""
+
     list_display = ["out_trade_no", "organization", "amount", "provider", "state", "created_at", "paid_at"]
-    list_filter = ["state", "provider"]
-    search_fields = ["out_trade_no", "organization__name", "provider_trade_no"]
+    list_filter = ["state", ("provider", RecentValuesListFilter), ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["out_trade_no", "organization__name__icontains"]
+    search_help_text = _("订单号 (完整), 或组织名称")
+    ordering = ["-id"]
     list_select_related = ["organization"]
-    date_hierarchy = "created_at"
     amount = _fen("amount_fen", _("金额"))
 
 
 @admin.register(PaymentEvent)
-class PaymentEventAdmin(ReadOnlyAdmin):
+class PaymentEventAdmin(LargeTableAdmin, ReadOnlyAdmin):
     list_display = ["received_at", "provider", "event_id", "order", "status", "outcome", "amount_fen"]
-    list_filter = ["provider", "outcome", "status"]
+    list_filter = [
+        ("provider", RecentValuesListFilter),
+        ("outcome", RecentValuesListFilter),
+        ("status", RecentValuesListFilter),
+    ]
     search_fields = ["event_id", "order__out_trade_no"]
+    search_help_text = _("事件 ID 或充值订单号 (完整)")
+    list_select_related = ["order"]  # nullable: Django's default select_related() skips it
 
 
 class InvoiceStateFilter(admin.SimpleListFilter):
@@ -177,7 +198,7 @@ class InvoiceStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(ReadOnlyAdmin):
+class InvoiceAdmin(LargeTableAdmin, ReadOnlyAdmin):
     list_display = [
         "requested_at",
         "organization",
@@ -189,7 +210,11 @@ class InvoiceAdmin(ReadOnlyAdmin):
         "number",
     ]
     list_filter = [InvoiceStateFilter, "kind"]
-    search_fields = ["title", "taxpayer_id", "number", "organization__name"]
+    search_fields = ["number", "taxpayer_id", "organization__name__icontains", "title__icontains"]
+    search_help_text = _("发票号码或纳税人识别号 (完整), 组织名称或发票抬头")
+    # Requests are appended: id order is request order, and the queue's partial index
+    # (billing_invoice_queue) is on id.
+    ordering = ["-id"]
     list_select_related = ["organization"]
     actions = ["issue", "reject"]
     amount = _fen("amount_fen", _("金额"))

@@ -41,6 +41,7 @@ from gifts.models import (
 )
 from gifts.value import gift_line_quantity, gift_value_resolve
 from portal import clock
+from portal.admin_scale import LargeTableAdmin, RecentValuesListFilter
 from portal.errors import DomainError
 from portal.money import format_fen, yuan_to_fen
 from portal.services import audit_record
@@ -148,6 +149,11 @@ class ReadOnlyModelAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields] + list(self.readonly_fields)
+
+
+class LargeReadOnlyModelAdmin(LargeTableAdmin, ReadOnlyModelAdmin):
+    """Shop data that grows with the shops' business: orders, shipments, violations, events,
+    disputes (see ``portal.admin_scale``)."""
 
 
 def _waiting(since):
@@ -578,7 +584,7 @@ class ProductAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(Order)
-class OrderAdmin(ReadOnlyModelAdmin):
+class OrderAdmin(LargeReadOnlyModelAdmin):
     list_display = (
         "order_no",
         "shop",
@@ -588,11 +594,12 @@ class OrderAdmin(ReadOnlyModelAdmin):
         "signed_for_at",
         "product_dispute_state",
     )
-    search_fields = ("order_no",)
+    search_fields = ("order_no", "shop__name__icontains")
+    search_help_text = gettext_lazy("订单号 (完整) 或店铺名称")
 
 
 @admin.register(GiftShipment)
-class GiftShipmentAdmin(ReadOnlyModelAdmin):
+class GiftShipmentAdmin(LargeReadOnlyModelAdmin):
     list_display = (
         "order",
         "gift",
@@ -605,6 +612,7 @@ class GiftShipmentAdmin(ReadOnlyModelAdmin):
     )
     list_select_related = ("order", "gift")
     search_fields = ("order__order_no", "tracking_no")
+    search_help_text = gettext_lazy("订单号或运单号 (完整)")
     actions = ["mark_fake"]
 
     @admin.display(description=gettext_lazy("应发货时间 (GIFT-4.2)"))
@@ -672,7 +680,7 @@ class AnnulledFilter(admin.SimpleListFilter):
 
 
 @admin.register(Violation)
-class ViolationAdmin(ReadOnlyModelAdmin):
+class ViolationAdmin(LargeReadOnlyModelAdmin):
     list_display = (
         "occurred_at",
         "shop",
@@ -685,8 +693,12 @@ class ViolationAdmin(ReadOnlyModelAdmin):
         "weight",
         "standing",
     )
-    list_filter = (AnnulledFilter, "rule_id", "violation_type")
-    search_fields = ("shop__name",)
+    list_filter = (
+        AnnulledFilter,
+        ("rule_id", RecentValuesListFilter),
+        ("violation_type", RecentValuesListFilter),
+    )
+    search_fields = ("shop__name__icontains",)
     list_select_related = ("shop", "rule_version", "gift", "product", "annulment")
     readonly_fields = ("standing",)
 
@@ -718,9 +730,9 @@ class ViolationAnnulmentAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(GiftEvent)
-class GiftEventAdmin(ReadOnlyModelAdmin):
+class GiftEventAdmin(LargeReadOnlyModelAdmin):
     list_display = ("at", "shop", "kind", "from_state", "to_state", "rule_id", "actor", "gift", "dispute")
-    list_filter = ("kind", "rule_id")
+    list_filter = (("kind", RecentValuesListFilter), ("rule_id", RecentValuesListFilter))
     list_select_related = ("shop", "actor", "gift", "dispute")
 
     def has_change_permission(self, request, obj=None):
@@ -747,10 +759,10 @@ class EvidenceInline(admin.TabularInline):
 
 
 @admin.register(GiftDispute)
-class GiftDisputeAdmin(ReadOnlyModelAdmin):
+class GiftDisputeAdmin(LargeReadOnlyModelAdmin):
     list_display = ("order", "shop", "gift", "kind", "state", "deadline", "returned_intact", "preview")
     list_filter = ("state", "kind")
-    search_fields = ("order__order_no", "shop__name")
+    search_fields = ("order__order_no", "shop__name__icontains")
     list_select_related = ("order", "shop", "gift")
     readonly_fields = ("calculation_now",)
     inlines = [EvidenceInline]

@@ -160,3 +160,20 @@ def test_grant_11_admin_webhook_url_follows_the_same_rules(client, grant_ops):
     )
     assert resp.status_code == 200 and "内网" in resp.content.decode()
     assert not OrganizationWebhook.objects.exists()
+
+
+def test_grant_ops_finds_a_grant_by_exact_douyin_id_and_its_events_by_nickname(client, grant_ops, grant):
+    other = GrantFactory(creator=CreatorFactory(nickname="另一位达人"))
+    other.events.create(operation="authorize", new_start_date=other.start_date, new_end_date=other.end_date)
+    found = client.get(reverse("admin:authorization_grant_changelist"), {"q": grant.creator.douyin_id})
+    assert [g.pk for g in found.context["cl"].result_list] == [grant.pk]
+    events = client.get(reverse("admin:authorization_grantevent_changelist"), {"q": "鹿带"})
+    assert [e.grant_id for e in events.context["cl"].result_list] == [grant.pk]
+    # The list's count is bounded (LIMIT), never a COUNT over every event
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        client.get(reverse("admin:authorization_grantevent_changelist"))
+    counts = [q["sql"] for q in ctx.captured_queries if "COUNT(" in q["sql"]]
+    assert counts and all("LIMIT" in sql for sql in counts), counts

@@ -291,3 +291,29 @@ def test_fee_2_1_api_list_shows_the_tier_in_force_before_the_midnight_job_applie
     row = page[page.index(api.code) : page.index("</tr>", page.index(api.code))]
     assert str(Api.Tier.VALUE_ADDED.label) in row and str(Api.Tier.BASIC.label) not in row
     assert "自" not in row
+
+
+def test_fee_4_2_a_runs_bills_link_lists_that_month_and_periods_come_from_the_runs(client, ops):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from portal.tests.factories import OrganizationFactory
+
+    # Given two settled months with a bill each
+    runs = [
+        SettlementRun.objects.create(year=2026, month=m, status=SettlementRun.Status.DONE) for m in (2, 3)
+    ]
+    bills = [Bill.objects.create(organization=OrganizationFactory(), year=2026, month=m) for m in (2, 3)]
+    # When staff follow March's "bills" link from the run list
+    runs_page = client.get(reverse("admin:billing_settlementrun_changelist")).content.decode()
+    link = reverse("admin:billing_bill_changelist") + "?period=2026-03"
+    assert link in runs_page
+    with CaptureQueriesContext(connection) as ctx:
+        resp = client.get(link)
+    # Then only March's bills are listed, and the period filter offers the settled months
+    # without a DISTINCT over every bill
+    assert [b.pk for b in resp.context["cl"].result_list] == [bills[1].pk]
+    html = resp.content.decode()
+    assert "?period=2026-02" in html and "?period=2026-03" in html
+    assert not [q for q in ctx.captured_queries if "DISTINCT" in q["sql"]]
+    assert runs[0].pk

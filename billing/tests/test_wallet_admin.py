@@ -374,3 +374,56 @@ def test_admin_invoice_pdf_lost_by_storage_is_404_not_500(client, ops, org):
     invoice = _issued_invoice(org, ops)
     invoice.pdf.storage.delete(invoice.pdf.name)
     assert client.get(reverse("admin:billing_invoice_pdf", args=[invoice.pk])).status_code == 404
+
+
+# --- lists over large tables (portal.admin_scale) ---------------------------------------------------
+
+
+def _counts(ctx, table):
+    return [q["sql"] for q in ctx.captured_queries if "COUNT(" in q["sql"] and f'"{table}"' in q["sql"]]
+
+
+def test_ledger_list_counts_a_bounded_slice_and_finds_an_entry_by_its_order_number(client, ops, org):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from portal.tests.factories import OrganizationFactory
+
+    # Given top-ups of two organizations
+    mine = paid(org.id, 1000)
+    paid(OrganizationFactory().id, 2000)
+    # When billing-ops open the ledger, then no count reads the whole ledger (it is capped)
+    with CaptureQueriesContext(connection) as ctx:
+        resp = client.get(reverse("admin:billing_ledgerentry_changelist"))
+    assert resp.context["cl"].result_count == 2
+    counts = _counts(ctx, "billing_ledgerentry")
+    assert counts and all("LIMIT" in sql for sql in counts), counts
+    # And the entry of one top-up is found by the order's number, through the order's unique key
+    found = client.get(reverse("admin:billing_ledgerentry_changelist"), {"q": mine.out_trade_no})
+    assert [e.top_up_order_id for e in found.context["cl"].result_list] == [mine.pk]
+    by_name = client.get(reverse("admin:billing_ledgerentry_changelist"), {"q": org.name[2:]})
+    assert [e.top_up_order_id for e in by_name.context["cl"].result_list] == [mine.pk]
+
+
+def test_payment_event_list_reads_the_orders_in_its_one_query(client, ops, django_assert_max_num_queries):
+    from portal.tests.factories import OrganizationFactory
+
+    # Given eight callbacks, each for another organization's order
+    orders = [paid(OrganizationFactory().id, 1000 + i) for i in range(8)]
+    # When the list renders, then the orders come with the events (it was one query per row)
+    with django_assert_max_num_queries(12):
+        html = client.get(reverse("admin:billing_paymentevent_changelist")).content.decode()
+    assert all(o.out_trade_no in html for o in orders)
+    found = client.get(reverse("admin:billing_paymentevent_changelist"), {"q": orders[3].out_trade_no})
+    assert [e.order_id for e in found.context["cl"].result_list] == [orders[3].pk]
+
+
+def test_fee_6_3_deposit_add_page_searches_organizations_instead_of_listing_them(client, ops, org):
+    from portal.tests.factories import OrganizationFactory
+
+    others = OrganizationFactory.create_batch(5)
+    html = client.get(reverse("admin:billing_depositaccount_add")).content.decode()
+    # An organization is chosen by searching (admin autocomplete), never from a <select> holding
+    # every organization (a page of a million options)
+    assert "admin-autocomplete" in html
+    assert not any(f'value="{o.pk}"' in html for o in [org, *others])

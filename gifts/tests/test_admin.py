@@ -423,3 +423,44 @@ def test_gift_5_dispute_list_previews_compensation_in_one_query_per_page(
     with django_assert_max_num_queries(12):
         html = client.get(url).content.decode()
     assert html.count("¥176.00") == 8  # GIFT-5.3: two units of the gift's value, per order
+
+
+def test_order_found_by_its_exact_number_and_its_shipment_too(client, reviewer):
+    gift = approved_gift()
+    order = services.order_upsert(
+        shop=gift.shop,
+        order_no="DY20261123000042",
+        product=ProductFactory(shop=gift.shop),
+        paid_amount_fen=10_000,
+        paid_at=dt.datetime.now(dt.UTC),
+        gift_lines=[(gift, 1)],
+    )
+    services.order_upsert(
+        shop=gift.shop,
+        order_no="DY20261123000043",
+        product=ProductFactory(shop=gift.shop),
+        paid_amount_fen=10_000,
+        paid_at=dt.datetime.now(dt.UTC),
+        gift_lines=[(gift, 1)],
+    )
+    orders = client.get(reverse("admin:gifts_order_changelist"), {"q": "DY20261123000042"})
+    assert [o.pk for o in orders.context["cl"].result_list] == [order.pk]
+    shipments = client.get(reverse("admin:gifts_giftshipment_changelist"), {"q": " DY20261123000042 "})
+    assert [s.order_id for s in shipments.context["cl"].result_list] == [order.pk]
+    # A fragment is not a key: the search compares order numbers exactly (indexed)
+    assert (
+        not client.get(reverse("admin:gifts_order_changelist"), {"q": "2026112300004"})
+        .context["cl"]
+        .result_list
+    )
+
+
+def test_violation_list_filter_offers_recent_rule_ids_without_scanning_the_table(client, reviewer):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    annulled_not_shipped_violation(approved_gift().shop)
+    with CaptureQueriesContext(connection) as ctx:
+        html = client.get(reverse("admin:gifts_violation_changelist")).content.decode()
+    assert "?rule_id=GIFT-4.2" in html
+    assert not [q for q in ctx.captured_queries if "DISTINCT" in q["sql"] and "LIMIT" not in q["sql"]]
