@@ -506,6 +506,8 @@ class Order(models.Model):
         verbose_name = _("订单")
         verbose_name_plural = pgettext_lazy("plural", "订单")
         ordering = ["-id"]
+        # Staff look an order up by its number alone (the unique key leads with the shop).
+        indexes = [models.Index(name="gifts_order_no", fields=["order_no"])]
         constraints = [
             models.UniqueConstraint(name="gifts_order_no_unique_per_shop", fields=["shop", "order_no"]),
             models.CheckConstraint(name="gifts_order_paid_non_negative", condition=Q(paid_amount_fen__gte=0)),
@@ -561,7 +563,11 @@ class GiftShipment(models.Model):
                 name="gifts_shipment_unshipped",
                 fields=["order"],
                 condition=Q(shipped_at__isnull=True, judged_at__isnull=True),
-            )
+            ),
+            # Staff look a shipment up by its tracking number.
+            models.Index(
+                name="gifts_shipment_tracking", fields=["tracking_no"], condition=~Q(tracking_no="")
+            ),
         ]
 
     def __str__(self):
@@ -620,6 +626,7 @@ class Violation(models.Model):
         verbose_name = pgettext_lazy("singular", "违规记录")
         verbose_name_plural = _("违规记录")
         ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(name="gifts_violation_time", fields=["-occurred_at", "-id"])]
         constraints = [
             models.CheckConstraint(
                 name="gifts_violation_has_subject", condition=Q(gift__isnull=False) | Q(product__isnull=False)
@@ -845,6 +852,8 @@ class GiftDispute(models.Model):
         verbose_name = pgettext_lazy("singular", "赠品争议")
         verbose_name_plural = _("赠品争议")
         ordering = ["-opened_at"]
+        # The admin queue: the nearest response deadline first.
+        indexes = [models.Index(name="gifts_dispute_deadline", fields=["response_deadline_at", "id"])]
         constraints = [
             # The order system retries: one dispute per order, gift and kind.
             models.UniqueConstraint(name="gifts_giftdispute_once", fields=["order", "gift", "kind"]),

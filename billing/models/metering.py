@@ -488,6 +488,8 @@ class Bill(models.Model):
         verbose_name = pgettext_lazy("singular", "账单")
         verbose_name_plural = _("账单")
         ordering = ["-year", "-month", "organization_id"]
+        # The admin list in this order, newest month first, and one month's page of it.
+        indexes = [models.Index(name="billing_bill_period_org", fields=["-year", "-month", "organization"])]
         constraints = [
             models.UniqueConstraint(
                 name="billing_bill_one_per_org_month", fields=["organization", "year", "month"]

@@ -18,8 +18,10 @@ Design:
 
 import pgtrigger
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -229,6 +231,9 @@ class PaymentEvent(models.Model):
     class Meta:
         verbose_name = pgettext_lazy("singular", "支付回调")
         verbose_name_plural = _("支付回调")
+        # An order's callbacks (admin search by order number); one entry per callback, which
+        # the provider sends once or twice per order.
+        indexes = [models.Index(name="billing_paymentevent_order", fields=["order"])]
         constraints = [
             models.UniqueConstraint(name="billing_paymentevent_unique_event", fields=["provider", "event_id"])
         ]
@@ -304,6 +309,12 @@ class Invoice(models.Model):
         verbose_name = pgettext_lazy("singular", "发票")
         verbose_name_plural = _("发票")
         ordering = ["-requested_at", "-id"]
+        indexes = [
+            # The review queue (admin's default view), newest first, and its count.
+            models.Index(name="billing_invoice_queue", fields=["-id"], condition=Q(state="requested")),
+            models.Index(name="billing_invoice_taxpayer", fields=["taxpayer_id"]),
+            GinIndex(OpClass(Upper("title"), name="gin_trgm_ops"), name="billing_invoice_title_trgm"),
+        ]
         constraints = [
             models.CheckConstraint(name="billing_invoice_amount_positive", condition=Q(amount_fen__gt=0)),
             models.CheckConstraint(
