@@ -169,6 +169,9 @@ class PaymentEventAdmin(LargeTableAdmin, ReadOnlyAdmin):
         ("outcome", RecentValuesListFilter),
         ("status", RecentValuesListFilter),
     ]
+    # No index on the event's order: every top-up credit would write one more entry (the credit
+    # path's index trim, bench/RESULTS_billing_wallet.md). A search by order number scans the
+    # events, which staff do rarely; the top-up order's own page is the usual way in.
     search_fields = ["event_id", "order__out_trade_no"]
     search_help_text = _("事件 ID 或充值订单号 (完整)")
     list_select_related = ["order"]  # nullable: Django's default select_related() skips it

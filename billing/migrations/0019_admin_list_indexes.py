@@ -35,8 +35,4 @@ class Migration(migrations.Migration):
             model_name='invoice',
             index=django.contrib.postgres.indexes.GinIndex(django.contrib.postgres.indexes.OpClass(django.db.models.functions.text.Upper('title'), name='gin_trgm_ops'), name='billing_invoice_title_trgm'),
         ),
-        AddIndexConcurrently(
-            model_name='paymentevent',
-            index=models.Index(fields=['order'], name='billing_paymentevent_order'),
-        ),
     ]

@@ -231,9 +231,6 @@ class PaymentEvent(models.Model):
     class Meta:
         verbose_name = pgettext_lazy("singular", "支付回调")
         verbose_name_plural = _("支付回调")
-        # An order's callbacks (admin search by order number); one entry per callback, which
-        # the provider sends once or twice per order.
-        indexes = [models.Index(name="billing_paymentevent_order", fields=["order"])]
         constraints = [
             models.UniqueConstraint(name="billing_paymentevent_unique_event", fields=["provider", "event_id"])
         ]

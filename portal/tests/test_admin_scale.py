@@ -110,7 +110,6 @@ def test_api_key_form_searches_organizations_instead_of_listing_them(client, sup
         ("gifts_giftdispute", {}, "gifts_dispute_deadline"),  # the queue: nearest deadline first
         ("billing_bill", {}, "billing_bill_period_org"),  # newest month first, by organization
         ("billing_invoice", {}, "billing_invoice_queue"),  # the review queue
-        ("billing_paymentevent", {"q": "T1"}, "billing_paymentevent_order"),
         ("portal_auditentry", {"q": "42"}, "portal_audit_object_id"),
     ],
 )
