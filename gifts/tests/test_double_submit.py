@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from gifts.models import DisputeEvidence, Gift, GiftEvent
 from gifts.tests.factories import CategoryFactory, approved_gift, main_member, open_dispute, upload
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _at_once(n, fn) -> list:
