@@ -89,10 +89,6 @@ def lock_gift_with_its_licences(gift_id: int) -> Gift:
         return gift
 
 
-def lock_gifts(gift_ids) -> list[Gift]:
-    return list(Gift.objects.select_for_update().filter(pk__in=gift_ids).order_by("pk"))
-
-
 def lock_product(product_id: int) -> Product:
     # Attaching races the gift's removal; the product is locked first, then the gift.
     return Product.objects.select_for_update().get(pk=product_id)
