@@ -1,6 +1,21 @@
 """The only place that takes row locks in the gifts app. Several rows are locked in primary-key
 order so two transactions never wait on each other in opposite orders; rows of different
-tables in one order too: a shop's licences, then products, then a category, then its gifts.
+tables in one order too:
+
+    a shop's licences (qualifications) -> products -> a category -> its gifts
+
+- Licences first: a revocation (``qualification_revoke``) holds the licence FOR UPDATE and then
+  suspends gifts (products, category, gift), and an approval (``qualification_approve``) holds
+  the new licence and then reinstates gifts (category, gift). Everything that decides a gift's
+  standing from the shop's licences (GIFT-2.3) takes them FOR SHARE before anything else
+  (``lock_gift_with_its_licences``, and a category change through
+  ``lock_category_with_its_products(licences_of_type=...)``), so it either waits for the
+  revocation and reads its result, or the revocation waits for it.
+- Products before the gift: attaching locks the product, then the gift.
+- The category before the gift: ``lock_gift`` takes the category row first, so a category change
+  (holding the category, then suspending or reinstating its gifts) and any gift lock queue.
+
+Orders, disputes, shipments and document requests are not locked together with these.
 """
 
 from django.db import transaction
@@ -52,13 +67,30 @@ def lock_gift(gift_id: int) -> Gift:
         return gift
 
 
+def _lock_licences(shop_ids, licence_type: str) -> None:
+    """FOR SHARE, pk order: the shops' approved licences of ``licence_type``. A revocation of one
+    of them waits until the holder commits."""
+    licences = (
+        Qualification.objects.filter(
+            shop_id__in=shop_ids, licence_type=licence_type, state=Qualification.State.APPROVED
+        )
+        .order_by("pk")
+        .values_list("pk")
+    )
+    sql, params = licences.query.sql_with_params()
+    with transaction.get_connection().cursor() as cursor:
+        # Django's select_for_update has no FOR SHARE; FOR UPDATE would make two transactions
+        # relying on one licence (approvals of two gifts) wait for each other.
+        cursor.execute(f"{sql} FOR SHARE", params)
+
+
 def lock_gift_with_its_licences(gift_id: int) -> Gift:
-    """The shop's approved licences of the type the gift's category needs (FOR SHARE, pk order),
-    then the gift (``lock_gift``). An approval relies on the shop holding such a licence (GIFT-2.3);
-    a revocation locks the licence (FOR UPDATE) before it suspends the approved gifts that needed
-    it. So the two queue: either the approval waits for the revocation and sees the licence
-    revoked, or the revocation waits for the approval and then finds the gift approved. Shared
-    locks, so approvals of two gifts relying on one licence do not queue behind each other."""
+    """The shop's licences of the type the gift's category needs (``_lock_licences``), then the gift
+    (``lock_gift``). An approval relies on the shop holding such a licence (GIFT-2.3); a revocation
+    locks the licence (FOR UPDATE) before it suspends the approved gifts that needed it. So the two
+    queue: either the approval waits for the revocation and sees the licence revoked, or the
+    revocation waits for the approval and then finds the gift approved. A category change
+    reinstating a suspended gift relies on the licence the same way."""
     _require_transaction()
     while True:
         shop_id, *needs = (
@@ -69,18 +101,7 @@ def lock_gift_with_its_licences(gift_id: int) -> Gift:
         try:
             with transaction.atomic():  # a savepoint, as in ``lock_gift``
                 if needs[0]:
-                    licences = (
-                        Qualification.objects.filter(
-                            shop_id=shop_id, licence_type=needs[1], state=Qualification.State.APPROVED
-                        )
-                        .order_by("pk")
-                        .values_list("pk")
-                    )
-                    sql, params = licences.query.sql_with_params()
-                    with transaction.get_connection().cursor() as cursor:
-                        # Django's select_for_update has no FOR SHARE; FOR UPDATE would make two
-                        # approvals relying on one licence wait for each other.
-                        cursor.execute(f"{sql} FOR SHARE", params)
+                    _lock_licences([shop_id], needs[1])
                 gift = lock_gift(gift_id)
                 if [gift.category.licence_required, gift.category.licence_type] != needs:
                     raise _CategoryMoved
@@ -102,18 +123,52 @@ def lock_gift_with_its_products(gift_id: int) -> Gift:
     return lock_gift(gift_id)
 
 
-def lock_category_with_its_products(category_id: int) -> GiftCategory:
+def lock_category_with_its_products(category_id: int, *, licences_of_type: str = "") -> GiftCategory:
     """The products carrying a gift of the category (pk order), then the category. Attaching a
     gift locks its product and then the gift, whose lock takes its category row first (see
     ``lock_gift``): a staff change of the category that detaches or suspends its gifts
-    queues behind an attach, or an attach behind it, instead of deadlocking."""
-    product_ids = (
-        ProductGift.objects.filter(gift__category_id=category_id)
-        .order_by("product_id")
-        .values_list("product_id")
+    queues behind an attach, or an attach behind it, instead of deadlocking.
+
+    With ``licences_of_type`` (the licence the category needs after the change), first the
+    licences of that type of the shops whose gifts in the category are approved or suspended
+    (``_lock_licences``): the change suspends or reinstates those gifts by whether their shop holds
+    one (GIFT-2.3), so a revocation of such a licence queues with it. Taken before the
+    products and the category, the order a revocation takes them in (licence, then the gifts it
+    suspends); when a shop's gift entered those states meanwhile, it starts again."""
+    _require_transaction()
+    while True:
+        shops = set()
+        if licences_of_type:
+            shops = _shops_with_standing_gifts(category_id)
+        try:
+            with transaction.atomic():  # a savepoint, so a retry lets go of what it took
+                if shops:
+                    _lock_licences(sorted(shops), licences_of_type)
+                product_ids = (
+                    ProductGift.objects.filter(gift__category_id=category_id)
+                    .order_by("product_id")
+                    .values_list("product_id")
+                )
+                list(
+                    Product.objects.select_for_update()
+                    .filter(pk__in=product_ids)
+                    .order_by("pk")
+                    .values_list("pk")
+                )
+                category = GiftCategory.objects.select_for_update().get(pk=category_id)
+                if licences_of_type and not _shops_with_standing_gifts(category_id) <= shops:
+                    raise _CategoryMoved
+        except _CategoryMoved:
+            continue  # another shop's gift was approved in the category: lock its licences first
+        return category
+
+
+def _shops_with_standing_gifts(category_id: int) -> set[int]:
+    return set(
+        Gift.objects.filter(
+            category_id=category_id, state__in=(Gift.State.APPROVED, Gift.State.SUSPENDED)
+        ).values_list("shop_id", flat=True)
     )
-    list(Product.objects.select_for_update().filter(pk__in=product_ids).order_by("pk").values_list("pk"))
-    return GiftCategory.objects.select_for_update().get(pk=category_id)
 
 
 def lock_qualification(qualification_id: int) -> Qualification:

@@ -274,7 +274,12 @@ def category_save(
         raise GiftRuleError("GIFT-2.3", _("需要资质的类目必须写明资质类型"), field="licence_type")
     creating = category.pk is None
     if not creating:
-        locks.lock_category_with_its_products(category.pk)
+        # GIFT-2.3: the licences the change judges the gifts by are locked before the products and
+        # the category (see gifts.locks), so a revocation of one at the same moment queues with the
+        # change instead of being missed by it.
+        locks.lock_category_with_its_products(
+            category.pk, licences_of_type=category.licence_type if category.licence_required else ""
+        )
     category.save()
     audit_record(
         actor=actor,
@@ -316,7 +321,9 @@ def _category_enforce(category: GiftCategory, *, actor, now=None) -> None:
     for gift_id in (
         Gift.objects.filter(category=category, state=S.SUSPENDED).order_by("pk").values_list("pk", flat=True)
     ):
-        gift = locks.lock_gift(gift_id)
+        # The licence is read under its lock: a revocation at the same moment either commits first
+        # (and the gift stays suspended) or waits and then suspends the reinstated gift.
+        gift = locks.lock_gift_with_its_licences(gift_id)
         lacking = category.licence_required and not selectors.shop_has_valid_licence(
             shop_id=gift.shop_id, licence_type=category.licence_type, today=today
         )

@@ -633,3 +633,169 @@ def test_gift_2_3_approval_and_revocation_started_at_once_never_leave_the_gift_a
     )
     gift = _assert_no_approved_gift_without_its_licence(gift, licence)
     assert gift.state in ("submitted", "suspended")
+
+
+# --- GIFT-2.3: a category change, a revocation, an approval and the licence job meet -----------------
+
+
+def _first_held_until_second_waits(monkeypatch, *, first, second, hold: str, after: bool = True):
+    """Runs ``first`` and ``second`` in two threads. ``first`` is held in ``services.<hold>`` (after
+    the real call when ``after``, else before it), with the locks it took so far, until ``second``
+    waits on a lock (or finishes without waiting); ``second`` starts once ``first`` is held.
+    Returns (errors, waited): ``waited == [True]`` when ``second`` did wait."""
+    holding, second_done, errors, pids, waited, first_ident = (
+        threading.Event(),
+        threading.Event(),
+        [],
+        set(),
+        [],
+        [],
+    )
+    real = getattr(services, hold)
+
+    def held(*args, **kwargs):
+        if threading.get_ident() not in first_ident or waited:
+            return real(*args, **kwargs)
+        result = real(*args, **kwargs) if after else None
+        holding.set()
+        waited.append(_wait_until_waiting_on_lock(pids, done=second_done))
+        return result if after else real(*args, **kwargs)
+
+    monkeypatch.setattr(services, hold, held)
+
+    def run_first():
+        try:
+            first_ident.append(threading.get_ident())
+            first()
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            holding.set()
+            connection.close()
+
+    def run_second():
+        try:
+            holding.wait(10)
+            pids.add(_backend_pid())
+            second()
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            second_done.set()
+            connection.close()
+
+    threads = [threading.Thread(target=run_first), threading.Thread(target=run_second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return errors, waited
+
+
+def _gift_suspended_until_its_category_needs_the_shops_licence():
+    """A gift suspended for want of a 保健食品 licence, whose shop holds a valid 食品 licence:
+    staff changing the category to need the 食品 licence put the gift back in force."""
+    from gifts.tests.factories import CategoryFactory, valid_licence
+
+    category = CategoryFactory(name="保健食品", licence_required=True, licence_type="保健食品经营许可证")
+    gift = GiftFactory(state="suspended", category=category)
+    return gift, valid_licence(gift.shop)
+
+
+def _category_needs_food_licence(category, staff):
+    from gifts.models import GiftCategory
+
+    def change():
+        changed = GiftCategory.objects.get(pk=category.pk)
+        changed.licence_type = "食品经营许可证"
+        services.category_save(category=changed, actor=staff, changed=["licence_type"])
+
+    return change
+
+
+def _revoke(licence, staff):
+    return lambda: services.qualification_revoke(qualification=licence, actor=staff, reason="发证机关已吊销")
+
+
+def test_gift_2_3_category_change_reinstating_a_gift_while_its_licence_is_revoked_leaves_it_suspended(
+    monkeypatch,
+):
+    # Given staff revoking the shop's food licence (marked revoked, its gifts looked at: none is
+    # approved in a category needing it yet; not committed)
+    gift, licence = _gift_suspended_until_its_category_needs_the_shops_licence()
+    staff = UserFactory(is_staff=True)
+
+    # When staff change the gift's category to need that licence meanwhile
+    errors, waited = _first_held_until_second_waits(
+        monkeypatch,
+        first=_revoke(licence, staff),
+        second=_category_needs_food_licence(gift.category, staff),
+        hold="_suspend_gifts_lacking_licence",
+    )
+
+    # Then the category change waited for the revocation and left the gift suspended
+    assert errors == []
+    gift = _assert_no_approved_gift_without_its_licence(gift, licence)
+    assert gift.category.licence_type == "食品经营许可证"
+    assert gift.state == "suspended"
+    assert not GiftEvent.objects.filter(gift=gift, kind="reinstated").exists()
+    assert waited == [True], "the category change read the licence without waiting for its revocation"
+
+
+def test_gift_2_3_licence_revoked_while_a_category_change_reinstates_the_gift_ends_suspended(monkeypatch):
+    # Given staff changing a category so the shop's food licence puts its gift back in force
+    # (reinstated, not yet committed)
+    gift, licence = _gift_suspended_until_its_category_needs_the_shops_licence()
+    staff = UserFactory(is_staff=True)
+
+    # When staff revoke that licence meanwhile
+    errors, waited = _first_held_until_second_waits(
+        monkeypatch,
+        first=_category_needs_food_licence(gift.category, staff),
+        second=_revoke(licence, staff),
+        hold="_category_enforce",
+    )
+
+    # Then the revocation waited for the change and suspended the reinstated gift again
+    assert errors == []
+    gift = _assert_no_approved_gift_without_its_licence(gift, licence)
+    assert gift.state == "suspended"
+    kinds = list(GiftEvent.objects.filter(gift=gift).order_by("pk").values_list("kind", flat=True))
+    assert kinds[-2:] == ["reinstated", "suspended"]
+    assert waited == [True], "the revocation did not wait for the category change relying on the licence"
+
+
+def test_gift_2_3_category_change_and_revocation_suspending_its_gift_queue_without_deadlock(monkeypatch):
+    """Licences before products and the category: the revocation holds the licence and then locks
+    the products and category of the gift it suspends, so a category change must take the licence
+    before its products and category, or the two wait on each other ("deadlock detected")."""
+    from gifts.models import Gift, GiftCategory, ProductGift
+    from gifts.tests.factories import food_category, valid_licence
+
+    # Given an approved food gift on a product, and staff revoking the shop's food licence
+    # (marked revoked, not yet looking for gifts to suspend)
+    gift = approved_gift(category=food_category())
+    licence = valid_licence(gift.shop)
+    ProductGift.objects.create(product=ProductFactory(shop=gift.shop), gift=gift, attached_by=UserFactory())
+    staff = UserFactory(is_staff=True)
+
+    def rename():
+        changed = GiftCategory.objects.get(pk=gift.category_id)
+        changed.name = "预包装食品"
+        services.category_save(category=changed, actor=staff, changed=["name"])
+
+    # When staff change the gift's category meanwhile
+    errors, waited = _first_held_until_second_waits(
+        monkeypatch,
+        first=_revoke(licence, staff),
+        second=rename,
+        hold="_suspend_gifts_lacking_licence",
+        after=False,
+    )
+
+    # Then the change waited for the revocation, which suspended the gift; neither failed
+    assert errors == []
+    assert waited == [True], "the category change did not wait for the revocation of its gifts' licence"
+    assert GiftCategory.objects.get(pk=gift.category_id).name == "预包装食品"
+    assert Gift.objects.get(pk=gift.pk).state == "suspended"
+    assert not ProductGift.objects.filter(gift=gift).exists()
