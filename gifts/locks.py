@@ -8,9 +8,9 @@ tables in one order too:
   suspends gifts (products, category, gift), and an approval (``qualification_approve``) holds
   the new licence and then reinstates gifts (category, gift). Everything that decides a gift's
   standing from the shop's licences (GIFT-2.3) takes them FOR SHARE before anything else
-  (``lock_gift_with_its_licences``, and a category change through
-  ``lock_category_with_its_products(licences_of_type=...)``), so it either waits for the
-  revocation and reads its result, or the revocation waits for it.
+  (``lock_gift_with_its_licences``, ``lock_gift_with_its_licences_and_products``, and a category
+  change through ``lock_category_with_its_products(licences_of_type=...)``), so it either waits
+  for the revocation or approval and reads its result, or the other side waits for it.
 - Products before the gift: attaching locks the product, then the gift.
 - The category before the gift: ``lock_gift`` takes the category row first, so a category change
   (holding the category, then suspending or reinstating its gifts) and any gift lock queue.
@@ -68,11 +68,16 @@ def lock_gift(gift_id: int) -> Gift:
 
 
 def _lock_licences(shop_ids, licence_type: str) -> None:
-    """FOR SHARE, pk order: the shops' approved licences of ``licence_type``. A revocation of one
-    of them waits until the holder commits."""
+    """FOR SHARE, pk order: the shops' licences of ``licence_type`` that are approved, or pending
+    (an approval in progress holds one FOR UPDATE, so whoever checks the licence waits for it and
+    then sees it valid). A revocation or an approval of one of them waits until the holder commits.
+    A licence uploaded after the lock is not covered: its review would have to start and commit
+    within the holder's transaction (milliseconds; a review follows an upload by minutes)."""
     licences = (
         Qualification.objects.filter(
-            shop_id__in=shop_ids, licence_type=licence_type, state=Qualification.State.APPROVED
+            shop_id__in=shop_ids,
+            licence_type=licence_type,
+            state__in=(Qualification.State.APPROVED, Qualification.State.PENDING),
         )
         .order_by("pk")
         .values_list("pk")
@@ -80,17 +85,11 @@ def _lock_licences(shop_ids, licence_type: str) -> None:
     sql, params = licences.query.sql_with_params()
     with transaction.get_connection().cursor() as cursor:
         # Django's select_for_update has no FOR SHARE; FOR UPDATE would make two transactions
-        # relying on one licence (approvals of two gifts) wait for each other.
+        # relying on one licence (approvals of two gifts, the job and a reviewer) wait for each other.
         cursor.execute(f"{sql} FOR SHARE", params)
 
 
-def lock_gift_with_its_licences(gift_id: int) -> Gift:
-    """The shop's licences of the type the gift's category needs (``_lock_licences``), then the gift
-    (``lock_gift``). An approval relies on the shop holding such a licence (GIFT-2.3); a revocation
-    locks the licence (FOR UPDATE) before it suspends the approved gifts that needed it. So the two
-    queue: either the approval waits for the revocation and sees the licence revoked, or the
-    revocation waits for the approval and then finds the gift approved. A category change
-    reinstating a suspended gift relies on the licence the same way."""
+def _lock_gift_with_its_licences(gift_id: int, *, products: bool) -> Gift:
     _require_transaction()
     while True:
         shop_id, *needs = (
@@ -102,12 +101,30 @@ def lock_gift_with_its_licences(gift_id: int) -> Gift:
             with transaction.atomic():  # a savepoint, as in ``lock_gift``
                 if needs[0]:
                     _lock_licences([shop_id], needs[1])
-                gift = lock_gift(gift_id)
+                gift = lock_gift_with_its_products(gift_id) if products else lock_gift(gift_id)
                 if [gift.category.licence_required, gift.category.licence_type] != needs:
                     raise _CategoryMoved
         except _CategoryMoved:
             continue  # the licence the gift needs changed while we waited: lock the new one first
         return gift
+
+
+def lock_gift_with_its_licences(gift_id: int) -> Gift:
+    """The shop's licences of the type the gift's category needs (``_lock_licences``), then the gift
+    (``lock_gift``). An approval relies on the shop holding such a licence (GIFT-2.3); a revocation
+    locks the licence (FOR UPDATE) before it suspends the approved gifts that needed it. So the two
+    queue: either the approval waits for the revocation and sees the licence revoked, or the
+    revocation waits for the approval and then finds the gift approved. A category change
+    reinstating a suspended gift relies on the licence the same way."""
+    return _lock_gift_with_its_licences(gift_id, products=False)
+
+
+def lock_gift_with_its_licences_and_products(gift_id: int) -> Gift:
+    """As ``lock_gift_with_its_licences``, with the gift's products between the licences and the
+    gift (``lock_gift_with_its_products``): a suspension re-checks the licence under these locks
+    and detaches the gift from its products. A licence approved meanwhile either commits before
+    the check (which then sees it valid) or waits for the suspension, and then reinstates the gift."""
+    return _lock_gift_with_its_licences(gift_id, products=True)
 
 
 def lock_product(product_id: int) -> Product:
@@ -132,7 +149,7 @@ def lock_category_with_its_products(category_id: int, *, licences_of_type: str =
     With ``licences_of_type`` (the licence the category needs after the change), first the
     licences of that type of the shops whose gifts in the category are approved or suspended
     (``_lock_licences``): the change suspends or reinstates those gifts by whether their shop holds
-    one (GIFT-2.3), so a revocation of such a licence queues with it. Taken before the
+    one (GIFT-2.3), so a revocation or approval of such a licence queues with it. Taken before the
     products and the category, the order a revocation takes them in (licence, then the gifts it
     suspends); when a shop's gift entered those states meanwhile, it starts again."""
     _require_transaction()

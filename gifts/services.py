@@ -275,8 +275,8 @@ def category_save(
     creating = category.pk is None
     if not creating:
         # GIFT-2.3: the licences the change judges the gifts by are locked before the products and
-        # the category (see gifts.locks), so a revocation of one at the same moment queues with the
-        # change instead of being missed by it.
+        # the category (see gifts.locks), so a revocation or approval of one at the same moment
+        # queues with the change instead of being missed by it.
         locks.lock_category_with_its_products(
             category.pk, licences_of_type=category.licence_type if category.licence_required else ""
         )
@@ -683,9 +683,25 @@ def _detach_gift_from_products(
 def gift_suspend(*, gift: Gift, reason: str, rule_id: str, actor=None, now=None) -> Gift:
     """GIFT-2.3: the licence a gift needs lapsed or was revoked (a job or staff). The gift is
     suspended until a valid licence is approved, and leaves the products it was attached to: a
-    suspended gift may not be attached (GIFT-2.1), so no listing goes on offering it."""
+    suspended gift may not be attached (GIFT-2.1), so no listing goes on offering it.
+
+    The reason is checked again under the locks: the caller listed the gift before it took them,
+    and a licence approved meanwhile (or a category that no longer needs one) means there is
+    nothing to suspend. The shop's licences are locked with the gift, so an approval in progress
+    either commits before the check or waits and then reinstates the gift."""
     now = now or clock.now()
-    gift = locks.lock_gift_with_its_products(gift.pk)  # its products are detached below
+    gift = locks.lock_gift_with_its_licences_and_products(gift.pk)  # its products are detached below
+    if gift.state == S.APPROVED and (
+        not gift.category.licence_required
+        or selectors.shop_has_valid_licence(
+            shop_id=gift.shop_id, licence_type=gift.category.licence_type, today=clock.today(now)
+        )
+    ):
+        raise GiftRuleError(
+            "GIFT-2.3",
+            _("店铺持有赠品所需的有效资质，赠品不予暂停"),
+            field="gift",
+        )
     _move(
         gift,
         to=S.SUSPENDED,
@@ -1278,6 +1294,8 @@ def _suspend_gifts_lacking_licence(
             suspended += 1
         except TransitionError:
             continue  # changed state meanwhile (withdrawn, removed): nothing to suspend
+        except GiftRuleError:
+            continue  # the shop holds a valid licence by now, or the category needs none
     return suspended
 
 

@@ -799,3 +799,108 @@ def test_gift_2_3_category_change_and_revocation_suspending_its_gift_queue_witho
     assert GiftCategory.objects.get(pk=gift.category_id).name == "预包装食品"
     assert Gift.objects.get(pk=gift.pk).state == "suspended"
     assert not ProductGift.objects.filter(gift=gift).exists()
+
+
+JOB_DAY = dt.date(2024, 6, 2)
+
+
+def _approved_gift_with_lapsed_licence_and_a_new_one_pending():
+    from gifts.tests.factories import QualificationFactory, food_category, valid_licence
+
+    gift = approved_gift(category=food_category())
+    valid_licence(gift.shop, valid_until=JOB_DAY - dt.timedelta(days=1))  # lapsed yesterday
+    return gift, QualificationFactory(shop=gift.shop, state="pending")
+
+
+def _approve(pending, staff):
+    return lambda: services.qualification_approve(
+        qualification=pending,
+        actor=staff,
+        licence_number="JY13101010000002",
+        valid_until=dt.date(2099, 12, 31),
+        now=dt.datetime(2024, 6, 2, 1, 0, tzinfo=dt.UTC),
+    )
+
+
+def test_gift_2_3_licence_approved_between_the_jobs_listing_and_its_lock_leaves_the_gift_approved(
+    monkeypatch,
+):
+    from gifts.models import Gift
+
+    # Given an approved food gift whose shop's licence lapsed, the new licence awaiting review
+    gift, pending = _approved_gift_with_lapsed_licence_and_a_new_one_pending()
+    staff = UserFactory(is_staff=True)
+    approved, results = [], []
+    suspend = services.gift_suspend
+
+    def reviewer_approves_first(**kwargs):
+        # the job has listed the gift as lacking a licence and not yet locked it
+        reviewer = threading.Thread(
+            target=lambda: (approved.append(_approve(pending, staff)()), connection.close())
+        )
+        reviewer.start()
+        reviewer.join(30)
+        return suspend(**kwargs)
+
+    monkeypatch.setattr(services, "gift_suspend", reviewer_approves_first)
+
+    # When the licence job runs, and the reviewer approves the new licence between its listing
+    # and its lock
+    results.append(services.qualification_expiry_run(today=JOB_DAY))
+
+    # Then the job, checking again under the lock, leaves the gift in force
+    assert [q.state for q in approved] == ["approved"]
+    assert Gift.objects.get(pk=gift.pk).state == "approved"
+    assert not GiftEvent.objects.filter(gift=gift, kind="suspended").exists()
+    assert results == [{"noticed": 0, "suspended": 0}]
+
+
+def test_gift_2_3_licence_job_meeting_an_approval_in_progress_waits_and_leaves_the_gift_approved(
+    monkeypatch,
+):
+    from gifts.models import Gift
+
+    # Given a reviewer approving the shop's new licence (approved, found no suspended gift, not
+    # yet committed)
+    gift, pending = _approved_gift_with_lapsed_licence_and_a_new_one_pending()
+    staff = UserFactory(is_staff=True)
+
+    # When the licence job finds the gift lacking its (lapsed) licence meanwhile
+    results = []
+    errors, waited = _first_held_until_second_waits(
+        monkeypatch,
+        first=_approve(pending, staff),
+        second=lambda: results.append(services.qualification_expiry_run(today=JOB_DAY)),
+        hold="_notify_shop",
+    )
+
+    # Then the job waited for the approval and left the gift in force
+    assert errors == []
+    assert Gift.objects.get(pk=gift.pk).state == "approved"
+    assert not GiftEvent.objects.filter(gift=gift, kind="suspended").exists()
+    assert results == [{"noticed": 0, "suspended": 0}]
+    assert waited == [True], "the licence job did not wait for the approval of the shop's licence"
+
+
+def test_gift_2_3_licence_approved_while_the_job_suspends_the_gift_reinstates_it(monkeypatch):
+    from gifts.models import Gift
+
+    # Given the licence job suspending an approved gift whose shop's licence lapsed (suspended,
+    # not yet committed)
+    gift, pending = _approved_gift_with_lapsed_licence_and_a_new_one_pending()
+    staff = UserFactory(is_staff=True)
+
+    # When a reviewer approves the shop's new licence meanwhile
+    errors, waited = _first_held_until_second_waits(
+        monkeypatch,
+        first=lambda: services.qualification_expiry_run(today=JOB_DAY),
+        second=_approve(pending, staff),
+        hold="_detach_gift_from_products",
+    )
+
+    # Then the approval waited for the suspension and put the gift back in force
+    assert errors == []
+    assert Gift.objects.get(pk=gift.pk).state == "approved"
+    kinds = list(GiftEvent.objects.filter(gift=gift).order_by("pk").values_list("kind", flat=True))
+    assert kinds[-2:] == ["suspended", "reinstated"]
+    assert waited == [True], "the approval did not wait for the suspension relying on the missing licence"
