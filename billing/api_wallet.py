@@ -205,18 +205,31 @@ class TopUpListCreateApi(generics.ListAPIView):
             )
             return 201, TopUpOut(order, context={"request": request}).data
 
-        key = request.headers.get("Idempotency-Key")
-        if not key:
-            status, body = create()
-            return Response(body, status=status)
-        status, body, replayed = topup_svc.idempotent_call(
+        return _idempotent_response(
+            request,
             organization_id=membership.organization_id,
             scope="top-ups",
-            key=key,
-            fingerprint=topup_svc.request_fingerprint({"amount_fen": amount}),
+            data={"amount_fen": amount},
             call=create,
         )
-        return Response(body, status=status, headers={"Idempotent-Replayed": "true"} if replayed else None)
+
+
+def _idempotent_response(request, *, organization_id: int, scope: str, data: dict, call) -> Response:
+    """``call()`` (→ status, body) once per ``Idempotency-Key``: the same key and body replay the
+    first answer (``Idempotent-Replayed: true``), the same key with another body is refused (409,
+    ``topup_svc.idempotent_call``). Without the header every request runs."""
+    key = request.headers.get("Idempotency-Key")
+    if not key:
+        status, body = call()
+        return Response(body, status=status)
+    status, body, replayed = topup_svc.idempotent_call(
+        organization_id=organization_id,
+        scope=scope,
+        key=key,
+        fingerprint=topup_svc.request_fingerprint(data),
+        call=call,
+    )
+    return Response(body, status=status, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
 
 class TopUpDetailApi(APIView):
@@ -287,20 +300,11 @@ class InvoiceListCreateApi(generics.ListAPIView):
             )
             return 201, InvoiceOut(invoice).data
 
-        key = request.headers.get("Idempotency-Key")
-        if not key:
-            status, body = create()
-            return Response(body, status=status)
         # FEE-4.3: a client retrying a request whose answer it lost gets the same invoice back,
         # not a second request for the same money.
-        status, body, replayed = topup_svc.idempotent_call(
-            organization_id=membership.organization_id,
-            scope="invoices",
-            key=key,
-            fingerprint=topup_svc.request_fingerprint(dict(d)),
-            call=create,
+        return _idempotent_response(
+            request, organization_id=membership.organization_id, scope="invoices", data=dict(d), call=create
         )
-        return Response(body, status=status, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
 
 class InvoiceDetailApi(APIView):

@@ -9,18 +9,12 @@ from billing.models import TOP_UP_MAX_FEN, TOP_UP_MIN_FEN, Invoice, LedgerEntry
 from billing.selectors.wallet import ledger_filter_error
 from billing.services.invoice import uscc_is_valid
 from billing.services.topup import PRESETS_FEN
+from portal.forms import RequestTokenField
 from portal.money import format_fen, yuan_to_fen
 
 
 def _yuan_field(label, **kw):
     return forms.DecimalField(label=label, max_digits=12, decimal_places=2, **kw)
-
-
-def _request_token_field():
-    """A one-time token minted when the form is shown (the view's ``initial``): a double submit,
-    or a browser retry of the same POST, carries the same token and gets the first answer
-    (``billing.services.topup.idempotent_call``) instead of creating a second order or invoice."""
-    return forms.CharField(widget=forms.HiddenInput, required=False, max_length=100)
 
 
 def _to_fen(value) -> int:
@@ -42,7 +36,7 @@ class TopUpForm(forms.Form):
         widget=forms.RadioSelect,
         initial=str(PRESETS_FEN[0]),
     )
-    request_token = _request_token_field()
+    request_token = RequestTokenField()
     # The limits are checked once, in clean(), with the page's own ¥1 to ¥1,000,000 message;
     # the browser is told the same range.
     custom_yuan = _yuan_field(
@@ -128,18 +122,19 @@ class InvoiceRequestForm(forms.Form):
     taxpayer_id = forms.CharField(label=_("纳税人识别号"), min_length=18, max_length=18)
     kind = forms.ChoiceField(label=_("发票类型"), choices=Invoice.Kind.choices)
     email = forms.EmailField(label=_("接收邮箱"))
-    request_token = _request_token_field()
+    request_token = RequestTokenField()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # In the terms of the rule the service refuses with, not Django's ("确保该值大于或等于 0.01").
         positive = f"{errors.FEE_4_3}: {_('开票金额须大于 ¥0, 最多两位小数。')}"
+        too_much = f"{errors.FEE_4_3}: {_('开票金额超过可开票金额。')}"
         self.fields["amount_yuan"].error_messages.update(
             invalid=f"{errors.FEE_4_3}: {_('开票金额须是数字, 如 100 或 99.50。')}",
             min_value=positive,
             max_decimal_places=positive,
-            max_digits=f"{errors.FEE_4_3}: {_('开票金额超过可开票金额。')}",
-            max_whole_digits=f"{errors.FEE_4_3}: {_('开票金额超过可开票金额。')}",
+            max_digits=too_much,
+            max_whole_digits=too_much,
         )
 
     def clean_taxpayer_id(self):

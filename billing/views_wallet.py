@@ -6,7 +6,6 @@ tenant's order or invoice answers 404.
 """
 
 import csv
-import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -27,6 +26,7 @@ from billing.services import invoice as invoice_svc
 from billing.services import topup as topup_svc
 from portal import clock
 from portal.errors import DomainError
+from portal.forms import request_token_initial
 
 # Rows per page of the HTML lists. Offset pages (Django's Paginator, ``_pagination.html``)
 # suit these per-organization lists; portal.pagination's keyset pages are for the deep API
@@ -173,7 +173,7 @@ def top_up_list(request):
 @require_http_methods(["GET", "POST"])
 def top_up(request):
     membership = _membership(request)
-    form = TopUpForm(request.POST or None, initial={"request_token": uuid.uuid4().hex})
+    form = TopUpForm(request.POST or None, initial=request_token_initial())
     if request.method == "POST":
         _membership(request, write=True)
         if form.is_valid():
@@ -194,7 +194,7 @@ def top_up(request):
                     call=create,
                 )
             except DomainError as exc:
-                form.add_error(None, f"{exc.code}: {exc.message}")
+                form.add_error(None, exc.display)
             else:
                 order = _order_or_404(request, body["out_trade_no"])
                 return redirect(get_provider(order.provider).checkout_url(order=order))
@@ -272,7 +272,7 @@ def sandbox_cashier(request, out_trade_no):
 def invoices(request):
     membership = _membership(request)
     org_id = membership.organization_id
-    form = InvoiceRequestForm(request.POST or None, initial={"request_token": uuid.uuid4().hex})
+    form = InvoiceRequestForm(request.POST or None, initial=request_token_initial())
     if request.method == "POST":
         _membership(request, write=True)
         if form.is_valid():

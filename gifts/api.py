@@ -12,7 +12,6 @@ Who may call what
   the merchant's to open.
 """
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
@@ -386,10 +385,9 @@ class GiftDetailApi(APIView):
         values = dict(data.validated_data)
         submit = values.pop("submit")
         values["category"] = _category(values.pop("category_id"))
-        with transaction.atomic():
-            gift = services.gift_update(membership=membership, actor=request.user, gift=gift, data=values)
-            if submit:
-                gift = services.gift_submit(membership=membership, actor=request.user, gift=gift)
+        gift = services.gift_update(
+            membership=membership, actor=request.user, gift=gift, data=values, submit=submit
+        )
         return Response(GiftOut(gift).data)
 
 

@@ -7,6 +7,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from gifts.models import Gift, GiftCategory, GiftDispute
+from portal.forms import RequestTokenField
 from portal.money import yuan_to_fen
 
 
@@ -79,7 +80,7 @@ class GiftForm(forms.Form):
     )
     is_lottery = forms.BooleanField(label=_("抽奖赠品"), required=False)
     # Minted when the registration form is shown: a double submit registers one gift (GIFT-2.1).
-    request_token = forms.CharField(widget=forms.HiddenInput, required=False, max_length=100)
+    request_token = RequestTokenField()
 
     # The service's name for a field it refuses (GIFT-1.2, GIFT-2.7 on ``declared_value_fen``) → this
     # form's, so the refusal is shown next to the field typed in yuan.
@@ -173,7 +174,7 @@ class DisputeResponseForm(forms.Form):
     response = forms.CharField(label=_("商家说明"), widget=forms.Textarea(attrs={"rows": 4}), required=False)
     files = MultipleFileField(label=_("证据文件（PDF/JPEG/PNG）"), required=False)
     # Minted when the page is shown: the same answer posted twice is recorded once.
-    request_token = forms.CharField(widget=forms.HiddenInput, required=False, max_length=100)
+    request_token = RequestTokenField()
 
 
 DISPUTE_KINDS = GiftDispute.Kind

@@ -135,9 +135,14 @@ def lock_product(product_id: int) -> Product:
 def lock_gift_with_its_products(gift_id: int) -> Gift:
     """The products a gift is attached to (pk order), then the gift: the order attaching takes
     (product, then the gift's key), so removing a gift cannot deadlock with an attach."""
-    product_ids = ProductGift.objects.filter(gift_id=gift_id).order_by("product_id").values_list("product_id")
-    list(Product.objects.select_for_update().filter(pk__in=product_ids).order_by("pk").values_list("pk"))
+    _lock_products(ProductGift.objects.filter(gift_id=gift_id))
     return lock_gift(gift_id)
+
+
+def _lock_products(links) -> None:
+    """The products of ``links`` (a ``ProductGift`` queryset), in pk order."""
+    product_ids = links.order_by("product_id").values_list("product_id")
+    list(Product.objects.select_for_update().filter(pk__in=product_ids).order_by("pk").values_list("pk"))
 
 
 def lock_category_with_its_products(category_id: int, *, licences_of_type: str = "") -> GiftCategory:
@@ -161,17 +166,7 @@ def lock_category_with_its_products(category_id: int, *, licences_of_type: str =
             with transaction.atomic():  # a savepoint, so a retry lets go of what it took
                 if shops:
                     _lock_licences(sorted(shops), licences_of_type)
-                product_ids = (
-                    ProductGift.objects.filter(gift__category_id=category_id)
-                    .order_by("product_id")
-                    .values_list("product_id")
-                )
-                list(
-                    Product.objects.select_for_update()
-                    .filter(pk__in=product_ids)
-                    .order_by("pk")
-                    .values_list("pk")
-                )
+                _lock_products(ProductGift.objects.filter(gift__category_id=category_id))
                 category = GiftCategory.objects.select_for_update().get(pk=category_id)
                 if licences_of_type and not _shops_with_standing_gifts(category_id) <= shops:
                     raise _CategoryMoved

@@ -428,7 +428,9 @@ def gift_register(
 
 
 @transaction.atomic
-def gift_update(*, membership, actor, gift: Gift, data: dict) -> Gift:
+def gift_update(*, membership, actor, gift: Gift, data: dict, submit: bool = False) -> Gift:
+    """Edit a draft or a gift sent back for revisions; with ``submit``, then submit it for review,
+    in the same transaction (both or neither), as ``gift_register`` does."""
     shop = _require_shop_member(membership, main=True)
     gift = locks.lock_gift(gift.pk)
     if gift.shop_id != shop.pk:
@@ -438,6 +440,8 @@ def gift_update(*, membership, actor, gift: Gift, data: dict) -> Gift:
     _apply_gift_data(gift, data)
     gift.save()
     _event(shop_id=shop.pk, gift=gift, kind="edited", actor=actor, details={"fields": sorted(data)})
+    if submit:
+        gift = gift_submit(membership=membership, actor=actor, gift=gift)
     return gift
 
 

@@ -9,8 +9,6 @@ evidence (customer service is often a sub-account's job), but cannot register or
 upload licences or change listings (those answer 403 with code GIFT-MAIN-ONLY).
 """
 
-import uuid
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
@@ -35,6 +33,7 @@ from gifts.models import Gift, GiftCategory
 from gifts.value import gift_value_promised, gift_value_resolve, value_basis_label
 from portal import clock
 from portal.errors import DomainError
+from portal.forms import request_token_initial
 
 PAGE_SIZE = 25
 
@@ -71,7 +70,7 @@ def gift_list(request):
 @login_required
 def gift_create(request):
     membership = _shop_membership(request)
-    form = GiftForm(request.POST or None, initial={"request_token": uuid.uuid4().hex})
+    form = GiftForm(request.POST or None, initial=request_token_initial())
     if request.method == "POST" and form.is_valid():
         try:
             gift = services.gift_register(
@@ -99,10 +98,12 @@ def gift_edit(request, gift_id):
     if request.method == "POST" and form.is_valid():
         try:
             services.gift_update(
-                membership=membership, actor=request.user, gift=gift, data=form.service_data()
+                membership=membership,
+                actor=request.user,
+                gift=gift,
+                data=form.service_data(),
+                submit="submit" in request.POST,
             )
-            if "submit" in request.POST:
-                services.gift_submit(membership=membership, actor=request.user, gift=gift)
         except DomainError as exc:
             if exc.status == 403:
                 raise
@@ -367,9 +368,7 @@ def dispute_list(request):
 def dispute_detail(request, dispute_id):
     membership = _shop_membership(request)
     dispute = selectors.dispute_get_for_shop(membership=membership, dispute_id=dispute_id)
-    form = DisputeResponseForm(
-        request.POST or None, request.FILES or None, initial={"request_token": uuid.uuid4().hex}
-    )
+    form = DisputeResponseForm(request.POST or None, request.FILES or None, initial=request_token_initial())
     if request.method == "POST" and form.is_valid():
         try:
             services.dispute_respond(
