@@ -4,8 +4,9 @@ tables in one order too:
 
     a shop's licences (qualifications) -> products -> a category -> its gifts
 
-- Licences first: a revocation (``qualification_revoke``) holds the licence FOR UPDATE and then
-  suspends gifts (products, category, gift), and an approval (``qualification_approve``) holds
+- Licences first: a revocation (``qualification_revoke``) holds the licence and the shop's other
+  licences of its type FOR UPDATE (``lock_qualification_with_its_siblings``) and then suspends
+  gifts (products, category, gift), and an approval (``qualification_approve``) holds
   the new licence and then reinstates gifts (category, gift). Everything that decides a gift's
   standing from the shop's licences (GIFT-2.3) takes them FOR SHARE before anything else
   (``lock_gift_with_its_licences``, ``lock_gift_with_its_licences_and_products``, and a category
@@ -19,6 +20,7 @@ Orders, disputes, shipments and document requests are not locked together with t
 """
 
 from django.db import transaction
+from django.db.models import Q
 
 from gifts.models import (
     DocumentRequest,
@@ -185,6 +187,31 @@ def _shops_with_standing_gifts(category_id: int) -> set[int]:
 
 def lock_qualification(qualification_id: int) -> Qualification:
     return Qualification.objects.select_for_update().get(pk=qualification_id)
+
+
+def lock_qualification_with_its_siblings(qualification_id: int) -> Qualification:
+    """The licence, with the shop's other approved or pending licences of its type, FOR UPDATE in pk
+    order. A revocation suspends the gifts that needed the licence unless the shop holds another valid
+    one of the type (GIFT-2.3): it relies on those others as an approval relies on its licence. Two
+    revocations of a shop's two licences, each holding only its own, would each read the other still
+    approved (not yet committed) and neither would suspend. Holding all of them, the second waits for
+    the first and then reads its licence revoked. They are the rows everyone deciding a gift's standing
+    takes first (``_lock_licences``, FOR SHARE, pk order), so this adds no new order; the shop row is
+    not locked, as no gifts lock takes it (see ``lock_gift``). A licence's shop and type never change
+    after upload, so they are read unlocked first."""
+    _require_transaction()
+    shop_id, licence_type = (
+        Qualification.objects.filter(pk=qualification_id).values_list("shop_id", "licence_type").get()
+    )
+    siblings = Q(
+        shop_id=shop_id,
+        licence_type=licence_type,
+        state__in=(Qualification.State.APPROVED, Qualification.State.PENDING),
+    )
+    locked = (
+        Qualification.objects.select_for_update().filter(Q(pk=qualification_id) | siblings).order_by("pk")
+    )
+    return next(q for q in locked if q.pk == qualification_id)
 
 
 def lock_document_request(request_id: int) -> DocumentRequest:

@@ -1183,7 +1183,10 @@ def qualification_revoke(*, qualification: Qualification, actor, reason: str, no
     now = now or clock.now()
     if not (reason or "").strip():
         raise DomainError("invalid", _("吊销必须写明原因"), field="reason")
-    q = locks.lock_qualification(qualification.pk)
+    # The shop's other licences of the type are locked too: whether one of them is still valid decides
+    # below whether the gifts that needed this one are suspended, so a revocation of one of them at the
+    # same moment must queue with this one rather than each reading the other as still valid.
+    q = locks.lock_qualification_with_its_siblings(qualification.pk)
     if q.state != Qualification.State.APPROVED:
         raise TransitionError(_("只有已通过的资质可以吊销"))
     q.state = Qualification.State.REVOKED

@@ -904,3 +904,64 @@ def test_gift_2_3_licence_approved_while_the_job_suspends_the_gift_reinstates_it
     kinds = list(GiftEvent.objects.filter(gift=gift).order_by("pk").values_list("kind", flat=True))
     assert kinds[-2:] == ["suspended", "reinstated"]
     assert waited == [True], "the approval did not wait for the suspension relying on the missing licence"
+
+
+# --- GIFT-2.3: two licences of one shop revoked at the same moment ----------------------------------
+
+
+def test_gift_2_3_both_licences_of_a_shop_revoked_at_once_suspend_its_gift(monkeypatch):
+    """A revocation suspends the gifts that needed the licence unless the shop holds another valid
+    one of the type. Two revocations of a shop's two licences, each holding only its own licence,
+    each read the other still approved (not yet committed) and suspend nothing: the gift stays in
+    force with no valid licence. Holding all the shop's licences of the type, they queue instead,
+    and the second finds the first licence revoked and suspends the gift."""
+    from gifts.models import Gift, ProductGift, Qualification
+    from gifts.tests.factories import food_category, valid_licence
+
+    # Given an approved food gift on a product, and its shop's two valid food licences
+    gift = approved_gift(category=food_category())
+    licences = {"a": valid_licence(gift.shop), "b": valid_licence(gift.shop)}
+    ProductGift.objects.create(product=ProductFactory(shop=gift.shop), gift=gift, attached_by=UserFactory())
+    staff = UserFactory(is_staff=True)
+    started, errors, pids, waited = threading.Barrier(2), [], {}, {}
+    looked = {name: threading.Event() for name in licences}
+    real = services._suspend_gifts_lacking_licence
+
+    def held(*args, **kwargs):
+        # each revocation, once it has looked for gifts lacking the licence (not yet committed),
+        # waits until the other has looked too, or waits on a lock
+        me = threading.current_thread().name
+        other = "b" if me == "a" else "a"
+        result = real(*args, **kwargs)
+        looked[me].set()
+        waited[me] = _wait_until_waiting_on_lock({pids[other]}, done=looked[other])
+        return result
+
+    monkeypatch.setattr(services, "_suspend_gifts_lacking_licence", held)
+
+    def revoke():
+        me = threading.current_thread().name
+        try:
+            pids[me] = _backend_pid()
+            started.wait(10)
+            services.qualification_revoke(qualification=licences[me], actor=staff, reason="发证机关已吊销")
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            looked[me].set()
+            connection.close()
+
+    # When staff revoke both licences at the same moment
+    threads = [threading.Thread(target=revoke, name=name) for name in licences]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+
+    # Then one revocation waited for the other and suspended the gift, which left its product
+    assert errors == []
+    assert set(Qualification.objects.filter(shop=gift.shop).values_list("state", flat=True)) == {"revoked"}
+    assert Gift.objects.get(pk=gift.pk).state == "suspended", "GIFT-2.3: approved with no valid licence"
+    assert GiftEvent.objects.filter(gift=gift, kind="suspended", rule_id="GIFT-2.3").count() == 1
+    assert not ProductGift.objects.filter(gift=gift).exists()
+    assert sorted(waited.values()) == [False, True], "the two revocations did not queue"
