@@ -12,7 +12,8 @@ tables in one order too:
   (``lock_gift_with_its_licences``, ``lock_gift_with_its_licences_and_products``, and a category
   change through ``lock_category_with_its_products(licences_of_type=...)``), so it either waits
   for the revocation or approval and reads its result, or the other side waits for it.
-- Products before the gift: attaching locks the product, then the gift.
+- Products before the gift: attaching locks the licences the gift needs (FOR SHARE, as above), the
+  product, then the gift (``lock_product_with_gift_and_its_licences``).
 - The category before the gift: ``lock_gift`` takes the category row first, so a category change
   (holding the category, then suspending or reinstating its gifts) and any gift lock queue.
 
@@ -91,7 +92,7 @@ def _lock_licences(shop_ids, licence_type: str) -> None:
         cursor.execute(f"{sql} FOR SHARE", params)
 
 
-def _lock_gift_with_its_licences(gift_id: int, *, products: bool) -> Gift:
+def _lock_gift_with_its_licences(gift_id: int, *, products: bool, product_id: int | None = None) -> Gift:
     _require_transaction()
     while True:
         shop_id, *needs = (
@@ -103,6 +104,8 @@ def _lock_gift_with_its_licences(gift_id: int, *, products: bool) -> Gift:
             with transaction.atomic():  # a savepoint, as in ``lock_gift``
                 if needs[0]:
                     _lock_licences([shop_id], needs[1])
+                if product_id is not None:
+                    lock_product(product_id)
                 gift = lock_gift_with_its_products(gift_id) if products else lock_gift(gift_id)
                 if [gift.category.licence_required, gift.category.licence_type] != needs:
                     raise _CategoryMoved
@@ -127,6 +130,16 @@ def lock_gift_with_its_licences_and_products(gift_id: int) -> Gift:
     and detaches the gift from its products. A licence approved meanwhile either commits before
     the check (which then sees it valid) or waits for the suspension, and then reinstates the gift."""
     return _lock_gift_with_its_licences(gift_id, products=True)
+
+
+def lock_product_with_gift_and_its_licences(product_id: int, gift_id: int) -> tuple[Product, Gift]:
+    """Attaching: the shop's licences of the type the gift's category needs (``_lock_licences``), the
+    product, then the gift (``lock_gift``). The attach relies on the shop holding such a licence
+    (GIFT-2.3) as an approval does, so a revocation at the same moment queues with it: either the
+    attach waits and is refused, or the revocation waits and then suspends the attached gift and
+    takes it off the product (whose link it now sees, so it locks that product too)."""
+    gift = _lock_gift_with_its_licences(gift_id, products=False, product_id=product_id)
+    return lock_product(product_id), gift  # held already: this only reads it
 
 
 def lock_product(product_id: int) -> Product:

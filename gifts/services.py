@@ -863,10 +863,12 @@ def product_gift_attach(*, membership, actor, product: Product, gift: Gift, now=
     """GIFT-2.1: only an approved gift can be attached (a trigger refuses anything else); not one
     whose category is prohibited (GIFT-2.2) or needs a licence the shop lacks (GIFT-2.3)."""
     shop = _require_shop_member(membership, main=True)
-    product = locks.lock_product(product.pk)
+    # GIFT-2.3: the licence the attach relies on is locked (FOR SHARE) before the product and the gift,
+    # so a revocation at the same moment either comes first (and the check below refuses) or waits and
+    # then finds the gift attached, suspends it and takes it off the product.
+    product, gift = locks.lock_product_with_gift_and_its_licences(product.pk, gift.pk)
     if product.shop_id != shop.pk:
         raise NotFound()
-    gift = locks.lock_gift(gift.pk)
     if gift.shop_id != shop.pk:
         raise NotFound()
     if gift.state != S.APPROVED:

@@ -965,3 +965,82 @@ def test_gift_2_3_both_licences_of_a_shop_revoked_at_once_suspend_its_gift(monke
     assert GiftEvent.objects.filter(gift=gift, kind="suspended", rule_id="GIFT-2.3").count() == 1
     assert not ProductGift.objects.filter(gift=gift).exists()
     assert sorted(waited.values()) == [False, True], "the two revocations did not queue"
+
+
+# --- GIFT-2.3: a merchant attaches a gift while staff revoke the licence it needs -------------------
+
+
+def _food_gift_with_licence_and_a_product():
+    from gifts.tests.factories import food_category, valid_licence
+
+    owner = main_member()
+    gift = approved_gift(shop=owner.organization, category=food_category())
+    return owner, gift, valid_licence(owner.organization), ProductFactory(shop=owner.organization)
+
+
+def _attach(owner, product, gift, results):
+    def attach():
+        try:
+            results.append(
+                services.product_gift_attach(membership=owner, actor=owner.user, product=product, gift=gift)
+            )
+        except DomainError as exc:
+            results.append(exc)
+
+    return attach
+
+
+def test_gift_2_3_gift_attached_while_its_licence_is_being_revoked_is_refused(monkeypatch):
+    from gifts.models import Gift, ProductGift
+
+    # Given staff revoking the shop's food licence (marked revoked, not yet looking for gifts to
+    # suspend)
+    owner, gift, licence, product = _food_gift_with_licence_and_a_product()
+    staff = UserFactory(is_staff=True)
+
+    # When the merchant attaches a food gift of the shop to a product meanwhile
+    results = []
+    errors, waited = _first_held_until_second_waits(
+        monkeypatch,
+        first=_revoke(licence, staff),
+        second=_attach(owner, product, gift, results),
+        hold="_suspend_gifts_lacking_licence",
+        after=False,
+    )
+
+    # Then the attach waited for the revocation, which suspended the gift for want of the licence, and
+    # was refused: the gift was never on the product, so the shop is not told it was taken off again
+    assert errors == []
+    assert waited == [True], "the attach read the licence without waiting for its revocation"
+    (refusal,) = results
+    assert isinstance(refusal, DomainError) and refusal.code == "GIFT-2.1"
+    assert Gift.objects.get(pk=gift.pk).state == "suspended"
+    assert not ProductGift.objects.filter(gift=gift).exists()
+    assert not GiftEvent.objects.filter(gift=gift, kind__in=["gift_attached", "gift_detached"]).exists()
+
+
+def test_gift_2_3_licence_revoked_while_its_gift_is_being_attached_ends_detached(monkeypatch):
+    from gifts.models import Gift, ProductGift
+
+    # Given the merchant attaching a food gift to a product (licence checked, link written, not
+    # yet committed)
+    owner, gift, licence, product = _food_gift_with_licence_and_a_product()
+    staff = UserFactory(is_staff=True)
+
+    # When staff revoke the shop's food licence meanwhile
+    results = []
+    errors, waited = _first_held_until_second_waits(
+        monkeypatch,
+        first=_attach(owner, product, gift, results),
+        second=_revoke(licence, staff),
+        hold="_event",
+    )
+
+    # Then the revocation waited for the attach, then suspended the gift and took it off the product
+    assert errors == []
+    assert waited == [True], "the revocation did not wait for the attach relying on the licence"
+    assert [type(r).__name__ for r in results] == ["ProductGift"]
+    assert Gift.objects.get(pk=gift.pk).state == "suspended"
+    assert not ProductGift.objects.filter(gift=gift).exists()
+    kinds = list(GiftEvent.objects.filter(gift=gift).order_by("pk").values_list("kind", flat=True))
+    assert kinds[-3:] == ["gift_attached", "suspended", "gift_detached"]
