@@ -15,7 +15,8 @@ tables in one order too:
 - Products before the gift: attaching locks the licences the gift needs (FOR SHARE, as above), the
   product, then the gift (``lock_product_with_gift_and_its_licences``).
 - The category before the gift: ``lock_gift`` takes the category row first, so a category change
-  (holding the category, then suspending or reinstating its gifts) and any gift lock queue.
+  (holding the category, then suspending or reinstating its gifts) and any gift lock queue. An
+  edit moving a gift into another category takes both categories (pk order), then the gift.
 
 Orders, disputes, shipments and document requests are not locked together with these.
 """
@@ -47,20 +48,26 @@ def _require_transaction() -> None:
         raise transaction.TransactionManagementError("row locks are taken inside a transaction")
 
 
-def lock_gift(gift_id: int) -> Gift:
+def lock_gift(gift_id: int, *, moving_to: int | None = None) -> Gift:
     # Serialises state changes of one gift: a reviewer's approval racing the licence job's
     # suspension (or the shop's withdrawal) must see each other's result. The category row is
     # taken on purpose (see ``lock_category_with_its_products``), and before the gift: a category
     # change locks the category and then suspends or reinstates its gifts (``_category_enforce``),
     # so a gift lock that held the gift while waiting for the category would deadlock with it.
     # The shop row is not taken, so locks on two gifts of one shop do not queue behind each other.
+    # ``moving_to``: an edit moving the gift into that category takes it too, with the gift's own
+    # (pk order) and before the gift. Taken after the gift, it would wait while holding the gift and
+    # its old category, and two edits moving gifts each into the other's category would deadlock;
+    # and a staff change of the new category queues with the edit like one of the old.
     _require_transaction()
     while True:
         category_id = Gift.objects.filter(pk=gift_id).values_list("category_id", flat=True).get()
         try:
             # A savepoint, so a retry lets go of a category the gift no longer belongs to.
             with transaction.atomic():
-                category = GiftCategory.objects.select_for_update().get(pk=category_id)
+                ids = sorted({category_id} | ({moving_to} if moving_to is not None else set()))
+                categories = GiftCategory.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+                category = next(c for c in categories if c.pk == category_id)
                 gift = Gift.objects.select_for_update(of=("self",)).select_related("shop").get(pk=gift_id)
                 if gift.category_id != category_id:
                     raise _CategoryMoved

@@ -432,11 +432,20 @@ def gift_update(*, membership, actor, gift: Gift, data: dict, submit: bool = Fal
     """Edit a draft or a gift sent back for revisions; with ``submit``, then submit it for review,
     in the same transaction (both or neither), as ``gift_register`` does."""
     shop = _require_shop_member(membership, main=True)
-    gift = locks.lock_gift(gift.pk)
+    # A category the edit moves the gift into is locked with its own, before the gift (gifts.locks):
+    # submitting below relies on it (GIFT-2.2), and a staff change of it queues with the edit.
+    moving_to = data["category"].pk if data.get("category") is not None else None
+    gift = locks.lock_gift(gift.pk, moving_to=moving_to)
     if gift.shop_id != shop.pk:
         raise NotFound()
     if gift.state not in (S.DRAFT, S.REVISIONS_REQUESTED):
         raise TransitionError(_("只有草稿或待修改的赠品可以编辑"))
+    if moving_to is not None and moving_to != gift.category_id:
+        # as staff left it, read under the lock (the caller's copy may be older, or deleted since)
+        category = GiftCategory.objects.filter(pk=moving_to).first()
+        if category is None:
+            raise NotFound("category", field="category")
+        data = {**data, "category": category}
     _apply_gift_data(gift, data)
     gift.save()
     _event(shop_id=shop.pk, gift=gift, kind="edited", actor=actor, details={"fields": sorted(data)})

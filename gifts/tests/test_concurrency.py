@@ -1044,3 +1044,45 @@ def test_gift_2_3_licence_revoked_while_its_gift_is_being_attached_ends_detached
     assert not ProductGift.objects.filter(gift=gift).exists()
     kinds = list(GiftEvent.objects.filter(gift=gift).order_by("pk").values_list("kind", flat=True))
     assert kinds[-3:] == ["gift_attached", "suspended", "gift_detached"]
+
+
+# --- GIFT-2.2: an edit moves a gift into another category ---------------------------------------------
+
+
+def test_gift_2_2_two_edits_moving_gifts_into_each_others_category_do_not_deadlock(monkeypatch):
+    """An edit moving a gift into another category locks that category too, and before the gift (the
+    category before its gifts, both categories in pk order). Locked only when submitting re-locks the
+    gift, it was taken while the edit held the gift and its old category: two shops saving and
+    submitting at once, one moving a gift from A to B and the other one from B to A, each waited for
+    the category the other held ("deadlock detected") and one of them failed."""
+    from gifts.models import Gift
+
+    # Given two shops' drafts, one in category A and one in category B
+    in_a, in_b = GiftFactory(), GiftFactory()
+    a, b = in_a.category, in_b.category
+
+    def edit_and_submit(gift, category):
+        owner = main_member(gift.shop)
+
+        def edit():
+            services.gift_update(
+                membership=owner, actor=owner.user, gift=gift, data={"category": category}, submit=True
+            )
+
+        return edit
+
+    # When one shop moves its gift into B and submits it (edited, not yet committed), and the other
+    # moves its gift into A and submits it meanwhile
+    errors, waited = _first_held_until_second_waits(
+        monkeypatch,
+        first=edit_and_submit(in_a, b),
+        second=edit_and_submit(in_b, a),
+        hold="_event",
+    )
+
+    # Then the second waited for the first, and both gifts are submitted in their new categories
+    assert errors == []
+    assert waited == [True], "the two edits did not meet"
+    assert Gift.objects.get(pk=in_a.pk).category_id == b.pk
+    assert Gift.objects.get(pk=in_b.pk).category_id == a.pk
+    assert {Gift.objects.get(pk=in_a.pk).state, Gift.objects.get(pk=in_b.pk).state} == {"submitted"}

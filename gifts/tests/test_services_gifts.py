@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 
 from gifts import services
 from gifts.errors import DomainError, GiftRuleError, NotFound, TransitionError
-from gifts.models import Gift, GiftEvent, ProductGift, Violation
+from gifts.models import Gift, GiftCategory, GiftEvent, ProductGift, Violation
 from gifts.tests.factories import (
     CategoryFactory,
     GiftFactory,
@@ -110,6 +110,21 @@ def test_gift_2_1_revisions_requested_then_edited_and_resubmitted(owner, staff):
     services.gift_update(membership=owner, actor=owner.user, gift=gift, data={"spec": "15ml"})
     services.gift_submit(membership=owner, actor=owner.user, gift=gift)
     assert services.gift_approve(gift=gift, actor=staff).state == "approved"
+
+
+def test_gift_2_2_edit_moving_a_gift_into_a_category_deleted_meanwhile_is_not_found(owner):
+    # Given a draft, and a category the shop's form offered that staff have deleted since
+    gift = services.gift_register(membership=owner, actor=owner.user, data=_data(CategoryFactory()))
+    gone = CategoryFactory()
+    GiftCategory.objects.filter(pk=gone.pk).delete()
+
+    # When the shop saves the draft moved into it
+    with pytest.raises(NotFound) as err:
+        services.gift_update(membership=owner, actor=owner.user, gift=gift, data={"category": gone})
+
+    # Then it is told the category is not found (not a server error), and the draft is unchanged
+    assert err.value.field == "category"
+    assert Gift.objects.get(pk=gift.pk).category_id == gift.category_id
 
 
 def test_gift_2_1_reject_needs_a_reason(owner, staff):
