@@ -9,6 +9,9 @@
   the audit trail is append-only, enforced by a database trigger. A notification keeps its
   untranslated source text and parameters, so it reads in each reader's language.
 - ``ApiKey`` lets machine clients call the API for one organization; only a hash is stored.
+- ``OutboundEmail`` is the transactional outbox of notification emails: written in the
+  notification's transaction, sent after commit, swept by beat when that send never happened
+  or failed (``portal.services.outbound_emails_send_due``), so a crash loses no email.
 """
 
 import hashlib
@@ -17,9 +20,11 @@ import secrets
 import pgtrigger
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models.functions import Upper
+from django.utils import timezone
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -227,6 +232,78 @@ def notification_text_render(msgid: str, params: dict) -> str:
         except (KeyError, ValueError, TypeError):
             continue
     return msgid
+
+
+class OutboundEmail(models.Model):
+    """One email of a notification to the recipients who read one language (the outbox).
+
+    Written in the same transaction as its ``Notification``: a rollback writes neither, a
+    commit always has both. After the commit the sender tries at once; the beat sweeper sends
+    a row whose immediate send never ran (a crash, after ``next_attempt_at``, a grace of two
+    minutes) and retries a failed one with back-off, until ``EMAIL_OUTBOX_MAX_ATTEMPTS``
+    attempts have failed (state failed; staff may resend it from admin).
+
+    A sender holds the row's lock (FOR UPDATE SKIP LOCKED) from before the SMTP call until the
+    state is written, so two senders never send one row twice. Delivery is at-least-once only
+    across a crash between the mail server accepting the email and that commit: the row is
+    still pending then, and is sent again.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("待发送")
+        SENT = "sent", _("已发送")
+        FAILED = "failed", _("发送失败")
+
+    notification = models.ForeignKey(
+        Notification,
+        on_delete=models.CASCADE,
+        related_name="emails",
+        verbose_name=pgettext_lazy("singular", "通知"),
+    )
+    language = models.CharField(_("语言"), max_length=10)
+    recipients = ArrayField(models.CharField(max_length=254), verbose_name=_("收件人"))
+    subject = models.TextField(_("主题"))
+    text = models.TextField(_("正文"))
+    state = models.CharField(_("状态"), max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(_("尝试次数"), default=0)
+    last_error = models.CharField(_("最近错误"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("创建时间"), default=timezone.now)
+    # When the sweeper may (next) send a pending row: a grace after creation for the immediate
+    # send, then the back-off after each failed attempt.
+    next_attempt_at = models.DateTimeField(_("下次尝试时间"))
+    sent_at = models.DateTimeField(_("发送时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = pgettext_lazy("singular", "外发邮件")
+        verbose_name_plural = _("外发邮件")
+        constraints = [
+            models.CheckConstraint(
+                name="portal_outboundemail_state_valid",
+                condition=models.Q(state__in=["pending", "sent", "failed"]),
+            ),
+            # sent_at says when the mail server took it: set exactly on sent rows.
+            models.CheckConstraint(
+                name="portal_outboundemail_sent_at_iff_sent",
+                condition=models.Q(state="sent", sent_at__isnull=False)
+                | (~models.Q(state="sent") & models.Q(sent_at__isnull=True)),
+            ),
+            models.CheckConstraint(
+                name="portal_outboundemail_has_recipients", condition=models.Q(recipients__len__gt=0)
+            ),
+        ]
+        indexes = [
+            # The sweeper's query (partial: pending rows are the few in flight).
+            models.Index(
+                name="portal_outbound_email_due",
+                fields=["next_attempt_at"],
+                condition=models.Q(state="pending"),
+            ),
+            # Admin search by recipient (recipients && ARRAY[...]).
+            GinIndex(name="portal_outbound_email_to", fields=["recipients"]),
+        ]
+
+    def __str__(self):
+        return f"{self.subject[:60]} → {', '.join(self.recipients)[:80]} ({self.state})"
 
 
 class ApiKey(models.Model):

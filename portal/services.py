@@ -1,6 +1,8 @@
 """Writes shared by every app: audit entries, notifications, API keys, active membership."""
 
+import datetime as dt
 import logging
+import time
 from smtplib import SMTPException
 
 from django.conf import settings
@@ -8,6 +10,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 
+from portal import locks
 from portal.api_auth import key_cache_mark_revoked
 from portal.errors import DomainError, NotFound
 from portal.models import (
@@ -16,10 +19,21 @@ from portal.models import (
     Membership,
     Notification,
     Organization,
+    OutboundEmail,
     notification_text_render,
 )
 
 log = logging.getLogger(__name__)
+
+# The after-commit send normally runs within a second of the commit; the sweeper leaves a new
+# row alone this long, so it sends only what that send never did (its process died).
+EMAIL_SWEEP_GRACE = dt.timedelta(minutes=2)
+EMAIL_BACKOFF_FIRST = dt.timedelta(minutes=1)
+EMAIL_BACKOFF_MAX = dt.timedelta(hours=1)
+# One sweep sends at most this many rows and starts none after this many seconds (each send may
+# block up to EMAIL_TIMEOUT), well within its task's time limit; the next sweep goes on.
+EMAIL_SWEEP_BATCH = 200
+EMAIL_SWEEP_SECONDS = 4 * 60
 
 
 def audit_record(*, actor, action: str, obj, details: dict | None = None) -> AuditEntry:
@@ -53,7 +67,9 @@ def notification_send(
     goes in ``params`` behind a placeholder-only msgid such as ``"%(reason)s"``.
 
     Returns None when the same dedupe_key was already sent (a job that runs twice).
-    The email goes out after commit so a rolled-back job sends nothing.
+    The emails are written to the outbox (``OutboundEmail``) in the notice's transaction and
+    sent after commit, so a rolled-back job sends nothing and a crash after the commit loses
+    nothing: the beat sweeper sends what the after-commit send did not.
     """
     params = {
         name: value if isinstance(value, int | str) else str(value) for name, value in (params or {}).items()
@@ -77,22 +93,45 @@ def notification_send(
                 url=url,
                 dedupe_key=dedupe_key,
             )
+            emails = (
+                _outbound_emails_record(
+                    note, user=user, organization=organization, title=title, body=body, params=params, url=url
+                )
+                if email
+                else []
+            )
     except IntegrityError:
         if dedupe_key and Notification.objects.filter(dedupe_key=dedupe_key).exists():
             return None
         raise
-    if email:
-        for language, recipients in _emails_by_language(user=user, organization=organization).items():
-            with translation.override(language):
-                subject = notification_text_render(title, params)
-                text = notification_text_render(body, params)
-            text = f"{text}\n\n{settings.PORTAL_BASE_URL}{url}"
-            transaction.on_commit(
-                lambda subject=subject, text=text, recipients=recipients: _email_or_queue(
-                    subject=subject, text=text, recipients=recipients
-                )
-            )
+    if emails:
+        transaction.on_commit(lambda ids=[e.pk for e in emails]: outbound_emails_send(email_ids=ids))
     return note
+
+
+def _outbound_emails_record(
+    note: Notification, *, user, organization, title: str, body: str, params: dict, url: str
+) -> list[OutboundEmail]:
+    """The notice's emails as outbox rows, one per language of its recipients, in the caller's
+    transaction (the notice and its emails commit together)."""
+    now = timezone.now()
+    rows = []
+    for language, recipients in _emails_by_language(user=user, organization=organization).items():
+        with translation.override(language):
+            subject = notification_text_render(title, params)
+            text = notification_text_render(body, params)
+        rows.append(
+            OutboundEmail(
+                notification=note,
+                language=language,
+                recipients=recipients,
+                subject=subject,
+                text=f"{text}\n\n{settings.PORTAL_BASE_URL}{url}",
+                created_at=now,
+                next_attempt_at=now + EMAIL_SWEEP_GRACE,
+            )
+        )
+    return OutboundEmail.objects.bulk_create(rows)
 
 
 def email_send(*, subject: str, text: str, recipients: list[str]) -> int:
@@ -100,18 +139,79 @@ def email_send(*, subject: str, text: str, recipients: list[str]) -> int:
     return send_mail(subject, text, None, recipients, fail_silently=False)
 
 
-def _email_or_queue(*, subject: str, text: str, recipients: list[str]) -> None:
-    """Send at once (after the commit); if the mail server is down, a Celery task retries with
-    back-off, so the email of a notice stored once (dedupe key) is not lost with the outage."""
-    try:
-        email_send(subject=subject, text=text, recipients=recipients)
-    except (SMTPException, OSError) as exc:
-        from portal.tasks import send_email_task
+def email_backoff(attempts: int) -> dt.timedelta:
+    """The wait after the ``attempts``-th failed attempt: 1 minute, doubling, at most an hour."""
+    return min(EMAIL_BACKOFF_MAX, EMAIL_BACKOFF_FIRST * 2 ** (attempts - 1))
 
-        log.warning(
-            "email %r to %d recipient(s) failed (%s): queued for retry", subject, len(recipients), exc
-        )
-        send_email_task.apply_async(args=[subject, text, recipients], countdown=60)
+
+def outbound_emails_send(*, email_ids: list[int], now: dt.datetime | None = None) -> int:
+    """The after-commit send of a notice's emails: each row still pending and never tried is
+    sent now; return how many the mail server took. A row another sender holds, or already
+    tried, is left to it and to the sweeper."""
+    sent = 0
+    for email_id in email_ids:
+        with transaction.atomic():
+            email = locks.lock_outbound_email_first_attempt(email_id)
+            if email is not None:
+                sent += _outbound_email_attempt(email, now=now or timezone.now()) == OutboundEmail.State.SENT
+    return sent
+
+
+def outbound_emails_send_due(
+    *,
+    now: dt.datetime | None = None,
+    limit: int = EMAIL_SWEEP_BATCH,
+    budget_seconds: float = EMAIL_SWEEP_SECONDS,
+) -> dict[str, int]:
+    """The beat sweeper: send the pending rows due at ``now`` (default: the clock), the oldest
+    due first; return how many were sent, left for a later retry, and given up.
+
+    Due are rows whose after-commit send never happened (``EMAIL_SWEEP_GRACE`` after they were
+    written) and rows whose last attempt failed, once their back-off has passed. One short
+    transaction per row holds its lock through the SMTP call (``portal.locks``), so concurrent
+    sweeps and a late after-commit send skip it; a sweep that dies mid-send rolls back, and the
+    row, still pending and uncounted, is sent by the next sweep.
+    """
+    now = now or timezone.now()
+    outcomes = dict.fromkeys(OutboundEmail.State.values, 0)
+    started = time.monotonic()
+    for _ in range(limit):
+        if time.monotonic() - started > budget_seconds:
+            break
+        with transaction.atomic():
+            email = locks.lock_outbound_email_due(now=now)
+            if email is None:
+                break
+            outcomes[_outbound_email_attempt(email, now=now)] += 1
+    return {
+        "sent": outcomes[OutboundEmail.State.SENT],
+        "retry": outcomes[OutboundEmail.State.PENDING],
+        "failed": outcomes[OutboundEmail.State.FAILED],
+    }
+
+
+def _outbound_email_attempt(email: OutboundEmail, *, now: dt.datetime) -> str:
+    """Send a row the caller holds locked and record the outcome; return the new state.
+
+    Any exception of the send is a failed attempt (a mail server down, a refused address, a
+    malformed header alike): recorded and retried with back-off, failed after
+    ``EMAIL_OUTBOX_MAX_ATTEMPTS``, so one bad row never blocks the rows behind it."""
+    attempts = email.attempts + 1
+    row = OutboundEmail.objects.filter(pk=email.pk)
+    try:
+        email_send(subject=email.subject, text=email.text, recipients=email.recipients)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[: OutboundEmail._meta.get_field("last_error").max_length]
+        log_failure = log.warning if isinstance(exc, SMTPException | OSError) else log.exception
+        if attempts >= settings.EMAIL_OUTBOX_MAX_ATTEMPTS:
+            row.update(state=OutboundEmail.State.FAILED, attempts=attempts, last_error=error)
+            log_failure("email #%s failed %d times, given up: %s", email.pk, attempts, error)
+            return OutboundEmail.State.FAILED
+        row.update(attempts=attempts, last_error=error, next_attempt_at=now + email_backoff(attempts))
+        log_failure("email #%s attempt %d failed, retried later: %s", email.pk, attempts, error)
+        return OutboundEmail.State.PENDING
+    row.update(state=OutboundEmail.State.SENT, attempts=attempts, sent_at=now, last_error="")
+    return OutboundEmail.State.SENT
 
 
 def _emails_by_language(*, user, organization) -> dict[str, list[str]]:

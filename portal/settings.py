@@ -236,6 +236,12 @@ CELERY_TASK_IGNORE_RESULT = CELERY_RESULT_BACKEND is None
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="portal@localhost")
 PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
+# Seconds an SMTP connection may block: a sender holds its outbox row's lock while it talks to
+# the mail server (portal.models.OutboundEmail), so a hung server must not hold it for ever.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+# Attempts an outbox email gets (the first after commit, then the beat sweeper's, with back-off
+# from 1 minute doubling to at most an hour: about ten hours) before it is marked failed.
+EMAIL_OUTBOX_MAX_ATTEMPTS = env.int("EMAIL_OUTBOX_MAX_ATTEMPTS", default=16)
 # Finished grant-webhook deliveries (delivered / failed) older than this many days are deleted
 # by the daily prune (authorization.beat); at least 1, so a delivery still being retried stays.
 WEBHOOK_DELIVERY_RETENTION_DAYS = env.int("WEBHOOK_DELIVERY_RETENTION_DAYS", default=30)

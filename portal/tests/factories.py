@@ -1,7 +1,10 @@
+import datetime as dt
+
 import factory
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from portal.models import Creator, Membership, Organization, User
+from portal.models import Creator, Membership, Notification, Organization, OutboundEmail, User
 
 
 class UserFactory(DjangoModelFactory):
@@ -44,6 +47,30 @@ class CreatorFactory(DjangoModelFactory):
     user = factory.SubFactory(UserFactory)
     nickname = factory.Sequence(lambda n: f"达人{n}")
     douyin_id = factory.Sequence(lambda n: f"dy_{n}")
+
+
+class NotificationFactory(DjangoModelFactory):
+    class Meta:
+        model = Notification
+
+    user = factory.SubFactory(UserFactory)
+    kind = "test"
+    title = factory.Sequence(lambda n: f"通知 {n}")
+
+
+class OutboundEmailFactory(DjangoModelFactory):
+    """A pending outbox email whose after-commit send never ran (its grace is over)."""
+
+    class Meta:
+        model = OutboundEmail
+
+    notification = factory.SubFactory(NotificationFactory)
+    language = "zh-hans"
+    recipients = factory.LazyAttribute(lambda o: [o.notification.user.email])
+    subject = factory.LazyAttribute(lambda o: o.notification.title)
+    text = "正文"
+    created_at = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(minutes=10))
+    next_attempt_at = factory.LazyAttribute(lambda o: o.created_at + dt.timedelta(minutes=2))
 
 
 def main_member(org=None, **kwargs) -> Membership:

@@ -107,15 +107,12 @@ def test_an_api_call_without_a_session_loads_no_user_for_the_language(client, dj
 def test_an_email_the_mail_server_refuses_is_retried_not_lost(
     django_capture_on_commit_callbacks, monkeypatch
 ):
+    import datetime as dt
     from smtplib import SMTPServerDisconnected
 
     from portal import services
-    from portal.tasks import send_email_task
+    from portal.models import OutboundEmail
 
-    queued = []
-    monkeypatch.setattr(
-        send_email_task, "apply_async", lambda args, countdown: queued.append((args, countdown))
-    )
     real, calls = services.send_mail, []
 
     def mail_server_down(*args, **kwargs):
@@ -127,8 +124,8 @@ def test_an_email_the_mail_server_refuses_is_retried_not_lost(
     with django_capture_on_commit_callbacks(execute=True):
         notification_send(kind="t", title=NOTICE, params=PARAMS, user=user, email=True, dedupe_key="once")
     assert len(calls) == 1 and mail.outbox == []
-    [(args, countdown)] = queued
-    assert args[0] == EN and args[2] == ["en@example.com"] and countdown > 0
-    monkeypatch.setattr(services, "send_mail", real)  # the mail server is back: the retry sends it
-    assert send_email_task.apply(args=args).get() == 1
+    retry = OutboundEmail.objects.get()
+    assert (retry.state, retry.subject, retry.recipients) == ("pending", EN, ["en@example.com"])
+    monkeypatch.setattr(services, "send_mail", real)  # the mail server is back: the sweeper sends it
+    assert services.outbound_emails_send_due(now=retry.next_attempt_at + dt.timedelta(seconds=1))["sent"] == 1
     assert [(m.to, m.subject) for m in mail.outbox] == [(["en@example.com"], EN)]
