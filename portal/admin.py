@@ -1,13 +1,24 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms.models import BaseInlineFormSet
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from portal.admin_scale import LargeTableAdmin, RecentValuesListFilter
-from portal.models import ApiKey, AuditEntry, Creator, Membership, Notification, Organization, User
-from portal.services import audit_record
+from portal.errors import DomainError
+from portal.models import (
+    ApiKey,
+    AuditEntry,
+    Creator,
+    Membership,
+    Notification,
+    Organization,
+    OutboundEmail,
+    User,
+)
+from portal.services import audit_record, outbound_email_resend
 
 
 class AuditedModelAdmin(admin.ModelAdmin):
@@ -143,6 +154,59 @@ class NotificationAdmin(LargeTableAdmin, ReadOnlyAdmin):
     list_display = ("created_at", "kind", "title", "user", "organization", "read_at")
     list_filter = (("kind", RecentValuesListFilter),)
     list_select_related = ("user", "organization")  # both nullable: not followed by default
+
+
+@admin.register(OutboundEmail)
+class OutboundEmailAdmin(LargeTableAdmin, ReadOnlyAdmin):
+    """The outbox of notification emails (read-only): what was sent, what waits for a retry and
+    why, what was given up. Staff who may change outbox emails resend a failed one (audited)."""
+
+    list_display = (
+        "created_at",
+        "subject",
+        "to",
+        "language",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "sent_at",
+        "last_error",
+    )
+    list_filter = ("state",)
+    search_fields = ("recipients",)
+    search_help_text = _("收件人邮箱 (完整)")
+    actions = ["resend"]
+
+    @admin.display(description=_("收件人"))
+    def to(self, obj):
+        return ", ".join(obj.recipients)
+
+    def get_search_results(self, request, queryset, search_term):
+        """An address among the recipients, as typed or in lower case (array overlap: the GIN
+        index ``portal_outbound_email_to``)."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(recipients__overlap=sorted({term, term.lower()})), False
+
+    def has_resend_permission(self, request) -> bool:
+        """P-4: resending sends mail in the portal's name: the change permission, not the view."""
+        return request.user.has_perm("portal.change_outboundemail")
+
+    @admin.action(description=_("重新发送所选失败邮件"), permissions=["resend"])
+    def resend(self, request, queryset):
+        if not self.has_resend_permission(request):
+            raise PermissionDenied
+        resent = 0
+        for email in queryset.order_by("pk"):
+            try:
+                outbound_email_resend(email_id=email.pk, actor=request.user)
+            except DomainError as exc:
+                messages.error(request, exc.display)
+            else:
+                resent += 1
+        if resent:
+            messages.success(request, gettext("已重新发送 %(count)d 封邮件。") % {"count": resent})
 
 
 @admin.register(ApiKey)

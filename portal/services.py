@@ -9,10 +9,11 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from portal import locks
 from portal.api_auth import key_cache_mark_revoked
-from portal.errors import DomainError, NotFound
+from portal.errors import Conflict, DomainError, NotFound
 from portal.models import (
     ApiKey,
     AuditEntry,
@@ -212,6 +213,39 @@ def _outbound_email_attempt(email: OutboundEmail, *, now: dt.datetime) -> str:
         return OutboundEmail.State.PENDING
     row.update(state=OutboundEmail.State.SENT, attempts=attempts, sent_at=now, last_error="")
     return OutboundEmail.State.SENT
+
+
+def outbound_email_resend(*, email_id: int, actor, now: dt.datetime | None = None) -> OutboundEmail:
+    """Staff give a failed email a new set of attempts (admin; audited, P-4): it is pending
+    again, tried once after commit and then by the sweeper, as a new email would be."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        try:
+            email = locks.lock_outbound_email(email_id)
+        except OutboundEmail.DoesNotExist:
+            raise NotFound() from None
+        if email.state != OutboundEmail.State.FAILED:
+            raise Conflict(
+                "conflict",
+                gettext("只有发送失败的邮件可以重新发送 (#%(id)s)。") % {"id": email.pk},
+                field="state",
+            )
+        OutboundEmail.objects.filter(pk=email.pk).update(
+            state=OutboundEmail.State.PENDING, attempts=0, next_attempt_at=now + EMAIL_SWEEP_GRACE
+        )
+        audit_record(
+            actor=actor,
+            action="portal.outbound_email_resend",
+            obj=email,
+            details={
+                "recipients": email.recipients,
+                "attempts": email.attempts,
+                "last_error": email.last_error,
+            },
+        )
+        transaction.on_commit(lambda: outbound_emails_send(email_ids=[email.pk]))
+    email.refresh_from_db()
+    return email
 
 
 def _emails_by_language(*, user, organization) -> dict[str, list[str]]:

@@ -1,7 +1,8 @@
 """Notification emails are not lost on a crash (the outbox, ``OutboundEmail``): written in the
 notice's transaction, sent at once after commit, and otherwise by the beat sweeper, which
-retries a mail server that is down with back-off and gives up after EMAIL_OUTBOX_MAX_ATTEMPTS.
-Two senders at the same moment send an email once."""
+retries a mail server that is down with back-off and gives up after EMAIL_OUTBOX_MAX_ATTEMPTS;
+staff see the outbox in admin and resend a failed email (audited, P-4). Two senders at the same
+moment send an email once."""
 
 import datetime as dt
 import threading
@@ -10,8 +11,11 @@ from smtplib import SMTPServerDisconnected
 
 import pytest
 from celery.schedules import crontab
+from django.contrib.auth.models import Permission
 from django.core import mail
 from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 from django_celery_beat.models import PeriodicTask
@@ -19,8 +23,9 @@ from django_celery_beat.schedulers import DatabaseScheduler
 
 from portal import locks, services, tasks
 from portal.celery import app, collect_beat_schedule
-from portal.models import Notification, OutboundEmail
-from portal.services import outbound_emails_send, outbound_emails_send_due
+from portal.errors import Conflict
+from portal.models import AuditEntry, Notification, OutboundEmail
+from portal.services import outbound_email_resend, outbound_emails_send, outbound_emails_send_due
 from portal.tests.factories import (
     MembershipFactory,
     OrganizationFactory,
@@ -252,6 +257,105 @@ def test_an_email_that_raises_anything_is_retried_and_does_not_block_the_rows_be
     assert sent_to() == [tuple(good.recipients)]
 
 
+# --- admin: the outbox list and the resend action --------------------------------------------------
+
+
+@pytest.fixture
+def outbox_staff(client):
+    """Staff who may view and change outbox emails (the change permission resends)."""
+    user = UserFactory(is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="portal", codename__in=["view_outboundemail", "change_outboundemail"]
+        )
+    )
+    client.force_login(user)
+    return user
+
+
+@pytest.mark.django_db
+def test_a_failed_email_shows_in_admin_with_its_error_and_is_found_by_recipient(
+    client, outbox_staff, given_up
+):
+    sent = OutboundEmailFactory(recipients=["other@example.com"], state="sent", sent_at=timezone.now())
+    url = reverse("admin:portal_outboundemail_changelist")
+    listing = client.get(url + "?state__exact=failed").content.decode()
+    assert "Gone@Example.com" in listing and "SMTPServerDisconnected" in listing
+    assert "other@example.com" not in listing
+    # search by a recipient's whole address: as stored, or typed in capitals for a lower-case one
+    found = client.get(url, {"q": "Gone@Example.com"}).content.decode()
+    assert "Gone@Example.com" in found and "other@example.com" not in found
+    found = client.get(url, {"q": " Other@Example.com "}).content.decode()
+    assert "other@example.com" in found and "Gone@Example.com" not in found
+    assert "Gone@Example.com" not in client.get(url, {"q": "Gone@"}).content.decode()
+    # the list is read-only: no add, and each row's page shows no save button
+    page = client.get(reverse("admin:portal_outboundemail_change", args=[given_up.pk])).content.decode()
+    assert "SMTPServerDisconnected" in page and 'name="_save"' not in page
+    assert client.get(reverse("admin:portal_outboundemail_add")).status_code == 403
+    assert OutboundEmail.objects.get(pk=sent.pk).state == "sent"
+
+
+@pytest.mark.django_db
+def test_p_4_staff_resend_a_failed_email_and_it_is_sent_and_audited(
+    client, outbox_staff, given_up, mail_server, django_capture_on_commit_callbacks
+):
+    # when the mail server is back and staff resend the failed email from admin
+    mail_server.up()
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = client.post(
+            reverse("admin:portal_outboundemail_changelist"),
+            {"action": "resend", "_selected_action": [given_up.pk]},
+        )
+    assert resp.status_code == 302
+    # then it went out at once, on the first of its new attempts
+    email = OutboundEmail.objects.get(pk=given_up.pk)
+    assert (email.state, email.attempts, email.last_error) == ("sent", 1, "")
+    assert sent_to() == [("Gone@Example.com",)]
+    # and the audit trail names the staff member and what was resent
+    entry = AuditEntry.objects.get(action="portal.outbound_email_resend")
+    assert (entry.actor, entry.object_type, entry.object_id) == (
+        outbox_staff,
+        "portal.outboundemail",
+        str(email.pk),
+    )
+    assert entry.details == {
+        "recipients": ["Gone@Example.com"],
+        "attempts": 4,
+        "last_error": "SMTPServerDisconnected: Connection unexpectedly closed",
+    }
+
+
+@pytest.mark.django_db
+def test_p_4_staff_who_may_only_view_the_outbox_cannot_resend(client, given_up, mail_server):
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_outboundemail"))
+    client.force_login(viewer)
+    url = reverse("admin:portal_outboundemail_changelist")
+    listing = client.get(url)
+    assert listing.status_code == 200 and 'value="resend"' not in listing.content.decode()
+    client.post(url, {"action": "resend", "_selected_action": [given_up.pk]})
+    assert OutboundEmail.objects.get(pk=given_up.pk).state == "failed"
+    assert not AuditEntry.objects.filter(action="portal.outbound_email_resend").exists()
+
+
+@pytest.mark.django_db
+def test_only_a_failed_email_can_be_resent(client, outbox_staff):
+    # given an email that was sent
+    email = OutboundEmailFactory(state="sent", sent_at=timezone.now(), attempts=1)
+    # when staff try to resend it, then the service refuses, naming the state, and nothing is audited
+    with pytest.raises(Conflict) as exc:
+        outbound_email_resend(email_id=email.pk, actor=outbox_staff)
+    assert exc.value.field == "state"
+    resp = client.post(
+        reverse("admin:portal_outboundemail_changelist"),
+        {"action": "resend", "_selected_action": [email.pk]},
+        follow=True,
+    )
+    assert "只有发送失败的邮件可以重新发送" in resp.content.decode()
+    assert OutboundEmail.objects.get(pk=email.pk).attempts == 1 and mail.outbox == []
+    assert not AuditEntry.objects.exists()
+
+
 # --- constraints -----------------------------------------------------------------------------------
 
 
@@ -372,3 +476,22 @@ def test_an_after_commit_send_skips_an_email_the_sweeper_is_sending(monkeypatch)
     assert result["sweep"]["sent"] == 1 and len(mail.outbox) == 1
     email.refresh_from_db()
     assert (email.state, email.attempts) == ("sent", 1)
+
+
+@pytest.mark.django_db
+def test_the_admin_search_by_recipient_and_the_sweep_read_their_indexes(client):
+    """On an empty test table any plan is fast; with sequential scans priced out, each query must
+    still have its index (a table of every email ever sent is large)."""
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    with CaptureQueriesContext(connection) as ctx:
+        client.get(reverse("admin:portal_outboundemail_changelist"), {"q": "a@example.com"})
+        with transaction.atomic():
+            locks.lock_outbound_email_due(now=timezone.now())
+    searched = [q["sql"] for q in ctx.captured_queries if "&&" in q["sql"] and "ORDER BY" in q["sql"]]
+    swept = [q["sql"] for q in ctx.captured_queries if "SKIP LOCKED" in q["sql"]]
+    for sql, index in ((searched[0], "portal_outbound_email_to"), (swept[0], "portal_outbound_email_due")):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute(f"EXPLAIN {sql}")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert index in plan, plan
