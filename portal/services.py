@@ -106,7 +106,11 @@ def notification_send(
             return None
         raise
     if emails:
-        transaction.on_commit(lambda ids=[e.pk for e in emails]: outbound_emails_send(email_ids=ids))
+        # robust: the rows are committed, so a failure of this send (the database gone a moment)
+        # is the sweeper's to make good, not an error for the caller whose work is done.
+        transaction.on_commit(
+            lambda ids=[e.pk for e in emails]: outbound_emails_send(email_ids=ids), robust=True
+        )
     return note
 
 
@@ -243,7 +247,7 @@ def outbound_email_resend(*, email_id: int, actor, now: dt.datetime | None = Non
                 "last_error": email.last_error,
             },
         )
-        transaction.on_commit(lambda: outbound_emails_send(email_ids=[email.pk]))
+        transaction.on_commit(lambda: outbound_emails_send(email_ids=[email.pk]), robust=True)
     email.refresh_from_db()
     return email
 

@@ -13,7 +13,7 @@ import pytest
 from celery.schedules import crontab
 from django.contrib.auth.models import Permission
 from django.core import mail
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -177,6 +177,26 @@ def test_an_email_whose_after_commit_send_died_is_sent_by_the_sweeper_exactly_on
     assert sent_to() == [("a@example.com",)] and mail.outbox[0].subject == ZH
     email.refresh_from_db()
     assert (email.state, email.attempts, email.sent_at) == ("sent", 1, email.created_at + 3 * MINUTE)
+
+
+@pytest.mark.django_db
+def test_an_after_commit_send_that_breaks_leaves_the_email_to_the_sweeper(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    # given the database connection failing right after the notice committed
+    def connection_lost(email_id):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(locks, "lock_outbound_email_first_attempt", connection_lost)
+    # when the notice is sent, then its caller does not see the after-commit failure
+    with django_capture_on_commit_callbacks(execute=True):
+        note = notify(UserFactory(email="a@example.com"))
+    monkeypatch.undo()
+    email = OutboundEmail.objects.get(notification=note)
+    assert (email.state, email.attempts) == ("pending", 0) and mail.outbox == []
+    # and the sweeper sends it after the grace
+    assert outbound_emails_send_due(now=email.next_attempt_at)["sent"] == 1
+    assert sent_to() == [("a@example.com",)]
 
 
 # --- the mail server is down -----------------------------------------------------------------------
