@@ -146,7 +146,7 @@ def email_send(*, subject: str, text: str, recipients: list[str]) -> int:
 
 def email_backoff(attempts: int) -> dt.timedelta:
     """The wait after the ``attempts``-th failed attempt: 1 minute, doubling, at most an hour."""
-    return min(EMAIL_BACKOFF_MAX, EMAIL_BACKOFF_FIRST * 2 ** (attempts - 1))
+    return min(EMAIL_BACKOFF_MAX, EMAIL_BACKOFF_FIRST * 2 ** min(attempts - 1, 20))  # 2**20 min > 1 h
 
 
 def outbound_emails_send(*, email_ids: list[int], now: dt.datetime | None = None) -> int:

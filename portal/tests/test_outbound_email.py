@@ -236,6 +236,7 @@ def test_the_back_off_doubles_from_a_minute_to_at_most_an_hour():
     waits = [services.email_backoff(n) for n in range(1, 10)]
     assert waits[:4] == [MINUTE, 2 * MINUTE, 4 * MINUTE, 8 * MINUTE]
     assert waits[-1] == 60 * MINUTE and max(waits) == 60 * MINUTE
+    assert services.email_backoff(500) == 60 * MINUTE  # EMAIL_OUTBOX_MAX_ATTEMPTS set high
 
 
 @pytest.fixture
