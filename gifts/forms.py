@@ -124,6 +124,8 @@ class QualificationUploadForm(forms.Form):
         label=_("资质文件（PDF/JPEG/PNG，≤10MB）"),
         widget=forms.ClearableFileInput(attrs={"accept": ".pdf,.jpg,.jpeg,.png"}),
     )
+    # Minted when the page is shown: the same upload posted twice stores one licence (GIFT-2.3).
+    request_token = RequestTokenField()
 
     def __init__(self, *args, licence_types=(), requests=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -149,6 +151,14 @@ class ProductForm(forms.Form):
             _("GIFT-4.2: 承诺发货时长须为 1 至 2,147,483,647 之间的整数（小时）"),
         ),
     )
+
+
+class ProductCreateForm(ProductForm):
+    # Minted when the create form is shown: a double submit creates one product.
+    request_token = RequestTokenField()
+
+    def service_data(self) -> dict:
+        return {k: v for k, v in self.cleaned_data.items() if k != "request_token"}
 
 
 class ProductGiftForm(forms.Form):

@@ -279,12 +279,20 @@ class Product(models.Model):
     state = models.CharField(_("状态"), max_length=20, choices=State.choices, default=State.DRAFT)
     gifts = models.ManyToManyField(Gift, through="ProductGift", related_name="products")
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    # The create form's one-time token: a double submit or the browser re-sending the POST creates
+    # one product; the unique key is the backstop for two submits at once.
+    request_key = models.CharField(_("创建请求键"), max_length=100, null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("商品")
         verbose_name_plural = pgettext_lazy("plural", "商品")
         ordering = ["-id"]
         constraints = [
+            models.UniqueConstraint(
+                name="gifts_product_one_per_request_key",
+                fields=["shop", "request_key"],
+                condition=models.Q(request_key__isnull=False),
+            ),
             models.CheckConstraint(
                 name="gifts_product_state_valid", condition=Q(state__in=["draft", "listed", "taken_down"])
             ),
@@ -386,12 +394,20 @@ class Qualification(models.Model):
     )
     revoked_at = models.DateTimeField(_("吊销时间"), null=True, blank=True)
     revoke_reason = models.TextField(_("吊销原因"), blank=True)
+    # GIFT-2.3: the upload form's one-time token: a double submit stores one licence (and one
+    # file); the unique key is the backstop for two submits at once.
+    request_key = models.CharField(_("上传请求键"), max_length=100, null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = pgettext_lazy("singular", "资质文件")
         verbose_name_plural = _("资质文件")
         ordering = ["-id"]
         constraints = [
+            models.UniqueConstraint(
+                name="gifts_qualification_one_per_request_key",
+                fields=["shop", "request_key"],
+                condition=models.Q(request_key__isnull=False),
+            ),
             models.CheckConstraint(
                 name="gifts_qualification_state_valid",
                 condition=Q(state__in=["pending", "approved", "rejected", "revoked"]),

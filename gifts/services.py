@@ -85,6 +85,12 @@ def _event(
     )
 
 
+def _request_key(value) -> str | None:
+    """A form's one-time token or an API's Idempotency-Key as stored (at most 100 characters);
+    None when the request carries none (then every request runs)."""
+    return (value or "").strip()[:100] or None
+
+
 def _require_shop_member(membership: Membership | None, *, main: bool) -> Organization:
     """Shop pages and services act for the membership's shop. Sub-accounts (子账号) may read,
     pre-check and answer disputes; registering, uploading licences and editing listings is the
@@ -820,11 +826,27 @@ def _apply_product_data(product: Product, data: dict) -> None:
 
 
 @transaction.atomic
-def product_create(*, membership, actor, data: dict) -> Product:
+def product_create(*, membership, actor, data: dict, request_key: str | None = None) -> Product:
+    """A draft listing. ``request_key`` (the create form's one-time token) makes a repeat of the
+    same request return the product it created instead of creating a second one, as
+    ``gift_register`` does: two at once queue on the unique key; the second returns the first's."""
     shop = _require_shop_member(membership, main=True)
-    product = Product(shop=shop)
+    request_key = _request_key(request_key)
+    if request_key is not None:
+        done = Product.objects.filter(shop=shop, request_key=request_key).first()
+        if done is not None:
+            return done
+    product = Product(shop=shop, request_key=request_key)
     _apply_product_data(product, data)
-    product.save()
+    try:
+        with transaction.atomic():
+            product.save()
+    except IntegrityError:
+        # A concurrent submit of the same request inserted first and has committed by now.
+        done = Product.objects.filter(shop=shop, request_key=request_key).first() if request_key else None
+        if done is None:
+            raise
+        return done
     _event(shop_id=shop.pk, product=product, kind="product_created", actor=actor, to_state=product.state)
     return product
 
@@ -1009,27 +1031,51 @@ def product_take_down(
 
 
 def qualification_upload(
-    *, membership, actor, licence_type: str, upload, document_request_id=None, now=None
+    *, membership, actor, licence_type: str, upload, document_request_id=None, request_key=None, now=None
 ) -> Qualification:
+    """GIFT-2.3: the shop uploads a licence document for staff to review.
+
+    ``request_key`` (the upload form's one-time token) stores the licence once: the same form
+    posted again (a double click, the browser re-sending it) returns the licence it stored, and
+    the repeat's file is dropped. Two at once queue on the unique key; the second returns the
+    first's licence."""
     shop = _require_shop_member(membership, main=True)
     licence_type = (licence_type or "").strip()
     if not licence_type:
         raise DomainError("invalid", _("请选择资质类型"), field="licence_type")
+    request_key = _request_key(request_key)
+    if request_key is not None:
+        done = Qualification.objects.filter(shop=shop, request_key=request_key).first()
+        if done is not None:
+            return done
     # Slow I/O (hashing, writing the file) stays outside the transaction; the file is deleted
     # again if the rows cannot be committed.
     stored = store_upload(upload, folder=f"gifts/qualifications/{shop.pk}")
     try:
         with transaction.atomic():
-            qualification = Qualification.objects.create(
-                shop=shop,
-                licence_type=licence_type,
-                storage_name=stored.storage_name,
-                original_name=stored.original_name,
-                content_type=stored.content_type,
-                size_bytes=stored.size_bytes,
-                sha256=stored.sha256,
-                uploaded_by=actor,
-            )
+            try:
+                with transaction.atomic():
+                    qualification = Qualification.objects.create(
+                        shop=shop,
+                        licence_type=licence_type,
+                        storage_name=stored.storage_name,
+                        original_name=stored.original_name,
+                        content_type=stored.content_type,
+                        size_bytes=stored.size_bytes,
+                        sha256=stored.sha256,
+                        uploaded_by=actor,
+                        request_key=request_key,
+                    )
+            except IntegrityError:
+                # A concurrent submit of the same form inserted first and has committed by now.
+                done = (
+                    Qualification.objects.filter(shop=shop, request_key=request_key).first()
+                    if request_key
+                    else None
+                )
+                if done is None:
+                    raise
+                raise _AlreadyStored(done) from None
             _event(
                 shop_id=shop.pk,
                 qualification=qualification,
@@ -1042,10 +1088,21 @@ def qualification_upload(
             _fulfil_document_requests(
                 shop=shop, qualification=qualification, request_id=document_request_id, actor=actor, now=now
             )
+    except _AlreadyStored as done:
+        delete_stored(stored.storage_name)
+        return done.qualification
     except BaseException:
         delete_stored(stored.storage_name)
         raise
     return qualification
+
+
+class _AlreadyStored(Exception):
+    """This upload form was already stored by a concurrent submit: its file is dropped."""
+
+    def __init__(self, qualification: Qualification):
+        super().__init__(qualification.pk)
+        self.qualification = qualification
 
 
 def _fulfil_document_requests(*, shop, qualification, request_id, actor, now):

@@ -25,6 +25,7 @@ from gifts.forms import (
     DisputeResponseForm,
     GiftForm,
     PrecheckForm,
+    ProductCreateForm,
     ProductForm,
     ProductGiftForm,
     QualificationUploadForm,
@@ -170,6 +171,7 @@ def qualification_list(request):
         request.FILES or None,
         licence_types=licence_types,
         requests=list(requests_page),
+        initial=request_token_initial(),
     )
     if request.method == "POST" and form.is_valid():
         try:
@@ -179,6 +181,7 @@ def qualification_list(request):
                 licence_type=form.cleaned_data["licence_type"],
                 upload=form.cleaned_data["file"],
                 document_request_id=form.cleaned_data["document_request"],
+                request_key=form.cleaned_data["request_token"],
             )
         except DomainError as exc:
             if exc.status in (403, 404):
@@ -225,11 +228,14 @@ def document_file(request, kind, pk):
 @login_required
 def product_list(request):
     membership = _shop_membership(request)
-    form = ProductForm(request.POST or None)
+    form = ProductCreateForm(request.POST or None, initial=request_token_initial())
     if request.method == "POST" and form.is_valid():
         try:
             product = services.product_create(
-                membership=membership, actor=request.user, data=form.cleaned_data
+                membership=membership,
+                actor=request.user,
+                data=form.service_data(),
+                request_key=form.cleaned_data["request_token"],
             )
         except DomainError as exc:
             if exc.status == 403:

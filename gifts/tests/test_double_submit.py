@@ -1,17 +1,19 @@
 """Double submits with real threads on PostgreSQL: the registration form posted twice at once,
 or an API client retrying with its Idempotency-Key, registers one gift (GIFT-2.1); a dispute
-answer posted twice is recorded once (GIFT-5)."""
+answer posted twice is recorded once (GIFT-5); the product form creates one product and the
+licence form stores one licence (GIFT-2.3)."""
 
 import re
 import threading
 
 import pytest
+from django.core.files.storage import default_storage
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from gifts.models import DisputeEvidence, Gift, GiftEvent
+from gifts.models import DisputeEvidence, Gift, GiftEvent, Product, Qualification
 from gifts.tests.factories import CategoryFactory, approved_gift, main_member, open_dispute, upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -134,3 +136,57 @@ def test_gift_5_dispute_answer_posted_twice_at_once_is_recorded_once():
     client.post(url, {"response": "补充说明", "request_token": "d" * 32})
     dispute.refresh_from_db()
     assert dispute.merchant_response == "已按时发货 见运单\n\n补充说明"
+
+
+def test_product_form_submitted_twice_at_once_creates_one_product():
+    owner = main_member()
+    client = Client()
+    client.force_login(owner.user)
+    url = reverse("gifts:products")
+    token = _token(client.get(url).content.decode())
+    form = {"title": "面霜 50ml", "promised_ship_hours": 48, "request_token": token}
+
+    def post(i):
+        c = Client()
+        c.force_login(owner.user)
+        return c.post(url, form)
+
+    responses = _at_once(2, post)
+
+    product = Product.objects.get()
+    assert GiftEvent.objects.filter(product=product, kind="product_created").count() == 1
+    target = reverse("gifts:product-detail", args=[product.pk])
+    assert [(r.status_code, r.url) for r in responses] == [(302, target), (302, target)]
+    # The browser re-sending the POST later lands on the same product too.
+    resp = client.post(url, form)
+    assert (resp.status_code, resp.url) == (302, target)
+    assert Product.objects.count() == 1
+    # A new form is a new product.
+    client.post(url, {**form, "request_token": "c" * 32})
+    assert Product.objects.count() == 2
+
+
+def test_gift_2_3_licence_upload_submitted_twice_at_once_stores_one_licence():
+    owner = main_member()
+    client = Client()
+    client.force_login(owner.user)
+    url = reverse("gifts:qualifications")
+    token = _token(client.get(url).content.decode())
+
+    def post(i):
+        c = Client()
+        c.force_login(owner.user)
+        return c.post(url, {"licence_type": "食品经营许可证", "file": upload(), "request_token": token})
+
+    responses = _at_once(2, post)
+
+    licence = Qualification.objects.get()
+    assert licence.state == "pending"
+    assert GiftEvent.objects.filter(qualification=licence, kind="qualification_uploaded").count() == 1
+    assert [(r.status_code, r.url) for r in responses] == [(302, url), (302, url)]
+    # The repeat's file was dropped: only the stored licence's file is left.
+    folder = f"gifts/qualifications/{owner.organization_id}"
+    assert default_storage.listdir(folder)[1] == [licence.storage_name.rsplit("/", 1)[-1]]
+    # A new form is a new upload.
+    client.post(url, {"licence_type": "食品经营许可证", "file": upload(), "request_token": "b" * 32})
+    assert Qualification.objects.count() == 2

@@ -382,3 +382,19 @@ def test_gift_2_1_one_gift_per_shop_and_request_key():
     GiftFactory(shop=first.shop, request_key=None)
     GiftFactory(shop=first.shop, request_key=None)  # no key: no limit
     refused(lambda: GiftFactory(shop=first.shop, request_key="k-1"))
+
+
+def test_one_product_per_shop_and_request_key():
+    first = ProductFactory(request_key="k-1")
+    ProductFactory(request_key="k-1")  # another shop: its own keys
+    ProductFactory(shop=first.shop, request_key=None)
+    ProductFactory(shop=first.shop, request_key=None)  # no key: no limit
+    refused(lambda: ProductFactory(shop=first.shop, request_key="k-1"))
+
+
+def test_gift_2_3_one_licence_per_shop_and_request_key():
+    first = QualificationFactory(request_key="k-1")
+    QualificationFactory(request_key="k-1")  # another shop: its own keys
+    QualificationFactory(shop=first.shop, request_key=None)
+    QualificationFactory(shop=first.shop, request_key=None)  # no key: no limit
+    refused(lambda: QualificationFactory(shop=first.shop, request_key="k-1"))
