@@ -32,6 +32,7 @@ from gifts.models import (
     ViolationAnnulment,
 )
 from gifts.value import gift_value_resolve
+from portal.errors import AlreadyDone
 from portal.models import ApiKey
 from portal.pagination import DefaultPagination, paginated
 
@@ -393,12 +394,29 @@ class GiftDetailApi(APIView):
 
 class GiftSubmitApi(APIView):
     @extend_schema(
-        request=None, responses=GiftOut, summary="Submit a draft for review (GIFT-2.1; GIFT-2.2 auto-reject)"
+        request=None,
+        responses=GiftOut,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        summary="Submit a draft for review (GIFT-2.1; GIFT-2.2 auto-reject)",
+        description=(
+            "A gift no longer a draft is refused (409 GIFT-STATE), unless the call repeats the "
+            "first submit's Idempotency-Key: then the gift is returned as it is now "
+            "(``Idempotent-Replayed: true``), nothing submitted again."
+        ),
     )
     def post(self, request, gift_id):
         membership = _membership(request)
         gift = selectors.gift_get_for_shop(membership=membership, gift_id=gift_id)
-        gift = services.gift_submit(membership=membership, actor=request.user, gift=gift)
+        try:
+            gift = services.gift_submit(
+                membership=membership,
+                actor=request.user,
+                gift=gift,
+                request_key=request.headers.get("Idempotency-Key"),
+            )
+        except AlreadyDone:
+            gift.refresh_from_db()
+            return Response(GiftOut(gift).data, headers={"Idempotent-Replayed": "true"})
         return Response(GiftOut(gift).data)
 
 
@@ -552,15 +570,32 @@ class ShipmentAgreedShipByApi(APIView):
 
 class ShipmentShippedApi(APIView):
     @extend_schema(
-        request=ShippedIn, responses=ShippedOut, summary="Order system: a gift shipped (GIFT-4.2 judged)"
+        request=ShippedIn,
+        responses=ShippedOut,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        summary="Order system: a gift shipped (GIFT-4.2 judged)",
+        description=(
+            "A second record of a shipped gift is refused (409 GIFT-4.2), unless it repeats the "
+            "first call's Idempotency-Key: then the shipment is returned as recorded "
+            "(``Idempotent-Replayed: true``), nothing recorded again."
+        ),
     )
     def post(self, request, shipment_id):
         shipment = _shipment_for(request, shipment_id)
         data = ShippedIn(data=request.data)
         data.is_valid(raise_exception=True)
-        shipment, outcome = services.gift_shipment_mark_shipped(
-            shipment=shipment, actor=request.user, **data.validated_data
-        )
+        headers = None
+        try:
+            shipment, outcome = services.gift_shipment_mark_shipped(
+                shipment=shipment,
+                actor=request.user,
+                request_key=request.headers.get("Idempotency-Key"),
+                **data.validated_data,
+            )
+        except AlreadyDone as done:
+            shipment, headers = done.result, {"Idempotent-Replayed": "true"}
+            late = Violation.objects.filter(source_key=f"shipment:{shipment.pk}:late").first()
+            outcome = services.ViolationOutcome(late) if late else None
         return Response(
             ShippedOut(
                 {
@@ -571,5 +606,6 @@ class ShipmentShippedApi(APIView):
                     .values_list("violation_id", flat=True)
                     .first(),
                 }
-            ).data
+            ).data,
+            headers=headers,
         )

@@ -115,6 +115,13 @@ class GiftForm(forms.Form):
         return data
 
 
+class GiftSubmitForm(forms.Form):
+    """The gift page's submit button. Its token is minted when the page is shown: pressed twice,
+    or re-sent by the browser, the submit is reported as done instead of refused (GIFT-2.1)."""
+
+    request_token = RequestTokenField()
+
+
 class QualificationUploadForm(forms.Form):
     licence_type = forms.CharField(label=_("资质类型"), max_length=100)
     document_request = forms.TypedChoiceField(

@@ -41,6 +41,7 @@ from gifts.models import (
 from gifts.uploads import delete_stored, store_upload
 from gifts.value import LOOK_UP, gift_value_on_order, gift_value_promised, gift_value_resolve, value_basis_for
 from portal import clock
+from portal.errors import AlreadyDone
 from portal.models import Membership, Organization
 from portal.money import format_fen
 from portal.services import audit_record, notification_send
@@ -461,13 +462,25 @@ def gift_update(*, membership, actor, gift: Gift, data: dict, submit: bool = Fal
 
 
 @transaction.atomic
-def gift_submit(*, membership, actor, gift: Gift, now=None) -> Gift:
-    """Submit for review (报备). A prohibited category is rejected at once (GIFT-2.2)."""
+def gift_submit(*, membership, actor, gift: Gift, request_key: str | None = None, now=None) -> Gift:
+    """Submit for review (报备). A prohibited category is rejected at once (GIFT-2.2).
+
+    ``request_key`` (the submit button's one-time token) tells a repeat of this very submit (a
+    double click, the browser re-sending it) from another: the repeat raises ``AlreadyDone``
+    instead of the state error, checked under the gift's row lock, so two at once queue and the
+    second finds the first's event. Any other submit of a gift no longer a draft is refused."""
     now = now or clock.now()
     shop = _require_shop_member(membership, main=True)
     gift = locks.lock_gift(gift.pk)
     if gift.shop_id != shop.pk:
         raise NotFound()
+    request_key = _request_key(request_key)
+    if (
+        request_key
+        and GiftEvent.objects.filter(gift=gift, kind="submitted", details__request_key=request_key).exists()
+    ):
+        raise AlreadyDone(gift)
+    submitted = {"request_key": request_key} if request_key else None
     allowed = (S.DRAFT, S.REVISIONS_REQUESTED)
     if gift.state not in allowed:
         raise TransitionError(_("赠品状态「%(state)s」不能提交") % {"state": gift.get_state_display()})
@@ -480,7 +493,14 @@ def gift_submit(*, membership, actor, gift: Gift, now=None) -> Gift:
         )
     if gift.category.is_prohibited:
         _move(
-            gift, to=S.SUBMITTED, allowed=allowed, actor=actor, kind="submitted", now=now, rule_id="GIFT-2.1"
+            gift,
+            to=S.SUBMITTED,
+            allowed=allowed,
+            actor=actor,
+            kind="submitted",
+            now=now,
+            rule_id="GIFT-2.1",
+            details=submitted,
         )
         reason = f"GIFT-2.2: 类目「{gift.category.name}」为禁售商品，不得作为赠品"
         _move(
@@ -504,7 +524,14 @@ def gift_submit(*, membership, actor, gift: Gift, now=None) -> Gift:
         )
         return gift
     return _move(
-        gift, to=S.SUBMITTED, allowed=allowed, actor=actor, kind="submitted", now=now, rule_id="GIFT-2.1"
+        gift,
+        to=S.SUBMITTED,
+        allowed=allowed,
+        actor=actor,
+        kind="submitted",
+        now=now,
+        rule_id="GIFT-2.1",
+        details=submitted,
     )
 
 
@@ -1611,10 +1638,29 @@ SHIPPED_AT_CLOCK_SKEW = dt.timedelta(minutes=5)  # the order system's clock may 
 
 @transaction.atomic
 def gift_shipment_mark_shipped(
-    *, shipment: GiftShipment, shipped_at: dt.datetime, tracking_no: str, late_cause: str = "", actor=None
+    *,
+    shipment: GiftShipment,
+    shipped_at: dt.datetime,
+    tracking_no: str,
+    late_cause: str = "",
+    actor=None,
+    request_key: str | None = None,
 ) -> tuple[GiftShipment, ViolationOutcome | None]:
+    """GIFT-4.2: the order system records a gift shipped; a late one is judged.
+
+    ``request_key`` (the API's Idempotency-Key) tells the order system's retry of this very call
+    (its answer lost) from a second record: the retry raises ``AlreadyDone`` with the shipment,
+    checked under the shipment's row lock; any other record of a shipped gift is refused."""
     shipment = locks.lock_shipment(shipment.pk)
+    request_key = _request_key(request_key)
     if shipment.shipped_at is not None:
+        if (
+            request_key
+            and GiftEvent.objects.filter(
+                kind="gift_shipped", details__shipment=shipment.pk, details__request_key=request_key
+            ).exists()
+        ):
+            raise AlreadyDone(shipment)
         raise Conflict("GIFT-4.2", _("该赠品已登记发货"), field="shipment")
     if not (tracking_no or "").strip():
         raise DomainError("invalid", _("请填写运单号"), field="tracking_no")
@@ -1662,7 +1708,12 @@ def gift_shipment_mark_shipped(
         gift=gift,
         kind="gift_shipped",
         actor=actor,
-        details={"order_no": shipment.order.order_no, "tracking_no": shipment.tracking_no},
+        details={
+            "order_no": shipment.order.order_no,
+            "tracking_no": shipment.tracking_no,
+            "shipment": shipment.pk,
+            **({"request_key": request_key} if request_key else {}),
+        },
     )
     return shipment, outcome
 

@@ -24,6 +24,7 @@ from gifts.errors import ListingBreach
 from gifts.forms import (
     DisputeResponseForm,
     GiftForm,
+    GiftSubmitForm,
     PrecheckForm,
     ProductCreateForm,
     ProductForm,
@@ -33,7 +34,7 @@ from gifts.forms import (
 from gifts.models import Gift, GiftCategory
 from gifts.value import gift_value_promised, gift_value_resolve, value_basis_label
 from portal import clock
-from portal.errors import DomainError
+from portal.errors import AlreadyDone, DomainError
 from portal.forms import request_token_initial
 
 PAGE_SIZE = 25
@@ -131,6 +132,7 @@ def gift_detail(request, gift_id):
             "requests": gift.document_requests.order_by("-id"),
             "products": gift.products.all(),
             "membership": membership,
+            "submit_form": GiftSubmitForm(initial=request_token_initial()),
         },
     )
 
@@ -140,8 +142,23 @@ def gift_detail(request, gift_id):
 def gift_submit(request, gift_id):
     membership = _shop_membership(request)
     gift = selectors.gift_get_for_shop(membership=membership, gift_id=gift_id)
-    gift = services.gift_submit(membership=membership, actor=request.user, gift=gift)
-    messages.success(request, _("已提交：%(state)s") % {"state": gift.get_state_display()})
+    form = GiftSubmitForm(request.POST)
+    try:
+        gift = services.gift_submit(
+            membership=membership,
+            actor=request.user,
+            gift=gift,
+            request_key=form.cleaned_data["request_token"] if form.is_valid() else None,
+        )
+    except AlreadyDone:
+        # This very submit was already made (pressed twice, re-sent by the browser): say so.
+        gift.refresh_from_db()
+        messages.success(
+            request,
+            _("该赠品已提交，无需重复提交。当前状态：%(state)s") % {"state": gift.get_state_display()},
+        )
+    else:
+        messages.success(request, _("已提交：%(state)s") % {"state": gift.get_state_display()})
     return redirect("gifts:gift-detail", gift_id=gift.pk)
 
 

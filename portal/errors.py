@@ -47,3 +47,15 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     status = 409
+
+
+class AlreadyDone(Exception):
+    """Not a refusal: this very request (the same one-time form token, the same Idempotency-Key)
+    was already carried out, so nothing is written again. ``result`` is the object it acted on;
+    a page shows it with a message saying so, instead of the error the repeat would otherwise
+    meet (the grant is no longer expired, the gift no longer a draft). Raised only to a caller
+    that passed a ``request_key``."""
+
+    def __init__(self, result):
+        super().__init__(repr(result))
+        self.result = result
