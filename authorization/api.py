@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from authorization import selectors, services
 from authorization.models import Grant, GrantEvent, GrantState, LiveRoomRequest, Scope
 from portal.api_auth import ApiKeyAuthentication, api_key_organization_id
-from portal.errors import DomainError
+from portal.errors import AlreadyDone, DomainError
 from portal.models import ApiKey, Membership, Organization
 from portal.pagination import KeysetPagination
 
@@ -204,6 +204,9 @@ class CreatorGrantListApi(ListAPIView):
         return Response(CreatorGrantOut(grants, many=True).data, status=status.HTTP_201_CREATED)
 
 
+IDEMPOTENCY_KEY = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
+
+
 class _CreatorGrantAction(APIView):
     in_serializer: type[serializers.Serializer] = RevokeIn
 
@@ -211,7 +214,12 @@ class _CreatorGrantAction(APIView):
         grant = selectors.grant_get_for_creator(creator=_creator(request), grant_id=grant_id)
         data = self.in_serializer(data=request.data)
         data.is_valid(raise_exception=True)
-        grant = self.call(grant, data.validated_data, request.user)
+        try:
+            key = request.headers.get("Idempotency-Key")
+            grant = self.call(grant, data.validated_data, request.user, key)
+        except AlreadyDone as done:
+            # A retry of a renewal already made (same Idempotency-Key): the grant as it is now.
+            return Response(CreatorGrantOut(done.result).data, headers={"Idempotent-Replayed": "true"})
         return Response(CreatorGrantOut(grant).data)
 
 
@@ -224,7 +232,7 @@ class GrantRevokeApi(_CreatorGrantAction):
     def post(self, request, grant_id):
         return super().post(request, grant_id)
 
-    def call(self, grant, d, actor):
+    def call(self, grant, d, actor, request_key):
         return services.grant_revoke(grant=grant, actor=actor, reason=d["reason"])
 
 
@@ -234,25 +242,41 @@ class GrantEarlyRenewApi(_CreatorGrantAction):
     @extend_schema(
         request=EarlyRenewIn,
         responses=CreatorGrantOut,
+        parameters=[IDEMPOTENCY_KEY],
         summary="GRANT-5: early renew (from tomorrow, end later than the current end)",
+        description="A retry with the first call's Idempotency-Key returns the grant as renewed "
+        "(``Idempotent-Replayed: true``) instead of the GRANT-5 refusal a second renewal meets.",
     )
     def post(self, request, grant_id):
         return super().post(request, grant_id)
 
-    def call(self, grant, d, actor):
-        return services.grant_early_renew(grant=grant, end_date=d["end_date"], actor=actor)
+    def call(self, grant, d, actor, request_key):
+        return services.grant_early_renew(
+            grant=grant, end_date=d["end_date"], actor=actor, request_key=request_key
+        )
 
 
 class GrantRenewApi(_CreatorGrantAction):
     in_serializer = RenewIn
 
-    @extend_schema(request=RenewIn, responses=CreatorGrantOut, summary="GRANT-6: renew an expired grant")
+    @extend_schema(
+        request=RenewIn,
+        responses=CreatorGrantOut,
+        parameters=[IDEMPOTENCY_KEY],
+        summary="GRANT-6: renew an expired grant",
+        description="A retry with the first call's Idempotency-Key returns the grant as renewed "
+        "(``Idempotent-Replayed: true``) instead of the GRANT-6 refusal a second renewal meets.",
+    )
     def post(self, request, grant_id):
         return super().post(request, grant_id)
 
-    def call(self, grant, d, actor):
+    def call(self, grant, d, actor, request_key):
         return services.grant_renew(
-            grant=grant, start_date=d["start_date"], end_date=d["end_date"], actor=actor
+            grant=grant,
+            start_date=d["start_date"],
+            end_date=d["end_date"],
+            actor=actor,
+            request_key=request_key,
         )
 
 

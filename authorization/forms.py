@@ -1,6 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from portal.forms import RequestTokenField
 from portal.models import Organization
 
 GRANTABLE = [Organization.Kind.SHOP, Organization.Kind.AGENCY]
@@ -28,11 +29,15 @@ class AuthorizeForm(forms.Form):
 
 class EarlyRenewForm(forms.Form):
     end_date = forms.DateField(label=_("新截止日期"), widget=DateInput)
+    # Minted when the row is shown: the same renewal sent again is reported as done (GRANT-5).
+    request_token = RequestTokenField()
 
 
 class RenewForm(forms.Form):
     start_date = forms.DateField(label=_("开始日期"), widget=DateInput)
     end_date = forms.DateField(label=_("截止日期"), widget=DateInput)
+    # Minted when the row is shown: the same renewal sent again is reported as done (GRANT-6).
+    request_token = RequestTokenField()
 
 
 class RevokeForm(forms.Form):

@@ -313,6 +313,9 @@ class GrantEvent(models.Model):
     new_end_date = models.DateField(_("新截止日期"), null=True, blank=True)
     reason = models.CharField(_("原因"), max_length=300, blank=True)
     at = models.DateTimeField(_("时间"), default=timezone.now)
+    # The renew forms' one-time token (the API's Idempotency-Key): the same request sent again is
+    # told apart from a new one, and is recorded at most once per grant (GRANT-5, GRANT-6).
+    request_key = models.CharField(_("请求键"), max_length=100, null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = pgettext_lazy("singular", "授权记录")
@@ -328,6 +331,11 @@ class GrantEvent(models.Model):
                 name="authorization_event_expire_once",
                 fields=["grant", "old_end_date"],
                 condition=Q(operation="expire"),
+            ),
+            models.UniqueConstraint(
+                name="authorization_event_once_per_request_key",
+                fields=["grant", "request_key"],
+                condition=Q(request_key__isnull=False),
             ),
         ]
 

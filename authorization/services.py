@@ -16,6 +16,7 @@ from authorization.models import Grant, GrantEvent, GrantState, LiveRoom, LiveRo
 from authorization.selectors import access_cache_invalidate, state_of
 from authorization.signals import grant_access_revoked
 from portal import clock
+from portal.errors import AlreadyDone
 from portal.models import Creator, Membership, Organization
 from portal.services import audit_record, notification_send
 
@@ -118,7 +119,9 @@ def _notify_creator(
     )
 
 
-def _event(grant: Grant, operation: str, *, actor, old=(None, None), reason: str = "") -> GrantEvent:
+def _event(
+    grant: Grant, operation: str, *, actor, old=(None, None), reason: str = "", request_key=None
+) -> GrantEvent:
     return GrantEvent.objects.create(
         grant=grant,
         operation=operation,
@@ -128,7 +131,22 @@ def _event(grant: Grant, operation: str, *, actor, old=(None, None), reason: str
         new_start_date=grant.start_date,
         new_end_date=grant.end_date,
         reason=reason,
+        request_key=request_key,
     )
+
+
+def _request_key(value) -> str | None:
+    """A form's one-time token or an API's Idempotency-Key as stored; None when there is none."""
+    return (value or "").strip()[:100] or None
+
+
+def _refuse_repeat(grant: Grant, operation: str, request_key: str | None) -> None:
+    """This very request (its one-time token) was already carried out on the grant: say so
+    (``AlreadyDone``) instead of the rule the repeat would now meet. Called under the grant's
+    lock, so a repeat sent at the same moment waits and then finds the first's event."""
+    repeats = GrantEvent.objects.filter(grant=grant, operation=operation, request_key=request_key)
+    if request_key and repeats.exists():
+        raise AlreadyDone(grant)
 
 
 # --- all_data: authorize, revoke, early renew, renew ----------------------------------------------
@@ -231,14 +249,19 @@ def _require_all_data(grant: Grant, code: str):
 
 
 @transaction.atomic
-def grant_early_renew(*, grant: Grant, end_date: dt.date, actor, today: dt.date | None = None) -> Grant:
+def grant_early_renew(
+    *, grant: Grant, end_date: dt.date, actor, request_key: str | None = None, today: dt.date | None = None
+) -> Grant:
     """GRANT-5 提前续约: only before expiry (the end date itself included). The renewal starts
     tomorrow (fixed); the end must be strictly later than the current end. The row's window
     becomes [min(start, tomorrow), end]: the union of the current window and the renewal.
+    ``request_key``: a repeat of the same request raises ``AlreadyDone`` (``_refuse_repeat``).
     """
     today = today or clock.today()
+    request_key = _request_key(request_key)
     locks.lock_creator(grant.creator_id)
     grant = locks.lock_grant(grant.pk)
+    _refuse_repeat(grant, GrantEvent.Operation.EARLY_RENEW, request_key)
     _require_all_data(grant, "GRANT-5")
     state = state_of(grant, today)
     if state == GrantState.REVOKED:
@@ -260,6 +283,7 @@ def grant_early_renew(*, grant: Grant, end_date: dt.date, actor, today: dt.date 
         actor=actor,
         old=old,
         reason=f"renewal from {tomorrow.isoformat()}",
+        request_key=request_key,
     )
     _notify_org(
         grant,
@@ -273,12 +297,21 @@ def grant_early_renew(*, grant: Grant, end_date: dt.date, actor, today: dt.date 
 
 @transaction.atomic
 def grant_renew(
-    *, grant: Grant, start_date: dt.date, end_date: dt.date, actor, today: dt.date | None = None
+    *,
+    grant: Grant,
+    start_date: dt.date,
+    end_date: dt.date,
+    actor,
+    request_key: str | None = None,
+    today: dt.date | None = None,
 ) -> Grant:
-    """GRANT-6 续约: only an expired grant; start today or later; end on or after start."""
+    """GRANT-6 续约: only an expired grant; start today or later; end on or after start.
+    ``request_key``: a repeat of the same request raises ``AlreadyDone`` (``_refuse_repeat``)."""
     today = today or clock.today()
+    request_key = _request_key(request_key)
     locks.lock_creator(grant.creator_id)
     grant = locks.lock_grant(grant.pk)
+    _refuse_repeat(grant, GrantEvent.Operation.RENEW, request_key)
     _require_all_data(grant, "GRANT-6")
     state = state_of(grant, today)
     if state != GrantState.EXPIRED:
@@ -290,7 +323,7 @@ def grant_renew(
     old = (grant.start_date, grant.end_date)
     grant.start_date, grant.end_date = start_date, end_date
     grant.save(update_fields=["start_date", "end_date"])
-    _event(grant, GrantEvent.Operation.RENEW, actor=actor, old=old)
+    _event(grant, GrantEvent.Operation.RENEW, actor=actor, old=old, request_key=request_key)
     _notify_org(
         grant,
         kind="grant.renewed",

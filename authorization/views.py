@@ -17,7 +17,8 @@ from authorization import selectors, services
 from authorization.forms import AuthorizeForm, EarlyRenewForm, RenewForm, RevokeForm
 from authorization.models import GrantState, LiveRoomRequest, Scope
 from portal import clock
-from portal.errors import DomainError
+from portal.errors import AlreadyDone, DomainError
+from portal.forms import request_token_initial
 from portal.models import Organization
 from portal.pagination import keyset_page
 from portal.selectors import organization_search
@@ -127,6 +128,7 @@ def creator_grants(request):
             "states": GrantState.choices,
             "today": today,
             "tomorrow": today + dt.timedelta(days=1),
+            **request_token_initial(),
             "requests": Paginator(
                 selectors.live_room_request_pending_for_creator(creator=creator), PAGE_SIZE
             ).get_page(request.GET.get("requests_page")),
@@ -148,7 +150,7 @@ def organization_search_partial(request):
     )
 
 
-def _row_response(request, grant, *, error=None):
+def _row_response(request, grant, *, error=None, notice=None):
     if request.htmx:
         today = clock.today()
         grant.state = selectors.state_of(grant, today)
@@ -158,19 +160,23 @@ def _row_response(request, grant, *, error=None):
             {
                 "g": grant,
                 "error": error,
+                "notice": notice,
                 # A refused action keeps the dates the creator typed, to be corrected rather
                 # than typed again (the row is swapped in place, the form with it).
                 "entered": request.POST if error else {},
                 "today": today,
                 "tomorrow": today + dt.timedelta(days=1),
+                **request_token_initial(),
             },
         )
     if error:
         messages.error(request, error)
+    if notice:
+        messages.success(request, notice)
     return redirect("authorization:creator-grants")
 
 
-def _grant_action(request, grant_id, form_class, call):
+def _grant_action(request, grant_id, form_class, call, *, already_done=""):
     creator = _creator_or_404(request)
     grant = selectors.grant_get_for_creator(creator=creator, grant_id=grant_id)
     form = form_class(request.POST)
@@ -181,6 +187,10 @@ def _grant_action(request, grant_id, form_class, call):
         return _row_response(request, grant, error=f"{label}{_('：')}{errors[0]}" if label else errors[0])  # noqa: RUF001
     try:
         grant = call(grant, form.cleaned_data)
+    except AlreadyDone as done:
+        # This very form was already carried out (pressed twice, re-sent by the browser): the
+        # grant is shown as it is now, not the refusal the repeat would meet.
+        return _row_response(request, done.result, notice=already_done)
     except DomainError as exc:
         return _row_response(request, grant, error=exc.display)
     if not request.htmx:
@@ -206,7 +216,10 @@ def grant_early_renew(request, grant_id):
         request,
         grant_id,
         EarlyRenewForm,
-        lambda g, d: services.grant_early_renew(grant=g, end_date=d["end_date"], actor=request.user),
+        lambda g, d: services.grant_early_renew(
+            grant=g, end_date=d["end_date"], actor=request.user, request_key=d["request_token"]
+        ),
+        already_done=_("已提前续约，无需重复提交。"),  # noqa: RUF001
     )
 
 
@@ -218,8 +231,13 @@ def grant_renew(request, grant_id):
         grant_id,
         RenewForm,
         lambda g, d: services.grant_renew(
-            grant=g, start_date=d["start_date"], end_date=d["end_date"], actor=request.user
+            grant=g,
+            start_date=d["start_date"],
+            end_date=d["end_date"],
+            actor=request.user,
+            request_key=d["request_token"],
         ),
+        already_done=_("已续约，无需重复提交。"),  # noqa: RUF001
     )
 
 

@@ -1,0 +1,137 @@
+# ruff: noqa: RUF001
+"""A renewal sent again after it was made (the button pressed twice, the browser re-sending the
+POST, an API client retrying with its Idempotency-Key) shows the grant as renewed instead of the
+refusal a second renewal meets (GRANT-5, GRANT-6), and is recorded once. A different request
+the rules refuse is still refused, naming the rule."""
+
+import re
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from authorization.models import GrantEvent
+from authorization.tests.conftest import days
+from authorization.tests.factories import GrantFactory
+from portal import clock
+from portal.models import Notification
+from portal.tests.factories import main_member
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def today():
+    return clock.today()
+
+
+def _token(client) -> str:
+    page = client.get(reverse("authorization:creator-grants")).content.decode()
+    match = re.search(r'name="request_token" value="([0-9a-f]{32})"', page)
+    assert match, "the renew forms carry a one-time request token"
+    return match.group(1)
+
+
+def _messages(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def _events(grant, operation) -> int:
+    return GrantEvent.objects.filter(grant=grant, operation=operation).count()
+
+
+def test_grant_5_early_renewal_sent_again_shows_it_renewed_and_renews_once(client, creator, today):
+    grant = GrantFactory(creator=creator, end_date=today + days(5))
+    main_member(grant.organization)  # GRANT-9: the renewal notice goes to the main account
+    client.force_login(creator.user)
+    form = {"end_date": today + days(30), "request_token": _token(client)}
+    url = reverse("authorization:grant-early-renew", args=[grant.pk])
+    first = client.post(url, form, follow=True)
+    assert _messages(first) == ["操作成功。"]
+    notices = Notification.objects.count()
+
+    again = client.post(url, form, follow=True)
+
+    assert again.redirect_chain == [(reverse("authorization:creator-grants"), 302)]
+    assert _messages(again) == ["已提前续约，无需重复提交。"]
+    grant.refresh_from_db()
+    assert grant.end_date == today + days(30)
+    assert _events(grant, "early_renew") == 1
+    assert Notification.objects.count() == notices  # the organization is told once
+
+
+def test_grant_5_another_early_renewal_to_the_same_end_is_still_refused(client, creator, today):
+    grant = GrantFactory(creator=creator, end_date=today + days(5))
+    client.force_login(creator.user)
+    url = reverse("authorization:grant-early-renew", args=[grant.pk])
+    client.post(url, {"end_date": today + days(30), "request_token": _token(client)})
+
+    # A new page (a new token) asking for the same end date is a second renewal: refused.
+    resp = client.post(url, {"end_date": today + days(30), "request_token": _token(client)}, follow=True)
+
+    assert resp.redirect_chain == [(reverse("authorization:creator-grants"), 302)]
+    assert [m for m in _messages(resp) if m.startswith("GRANT-5: 截止日期必须晚于当前截止日期")]
+    assert _events(grant, "early_renew") == 1
+
+
+def test_grant_5_early_renewal_sent_again_with_htmx_shows_the_renewed_row(client, creator, today):
+    grant = GrantFactory(creator=creator, end_date=today + days(5))
+    client.force_login(creator.user)
+    form = {"end_date": today + days(30), "request_token": _token(client)}
+    url = reverse("authorization:grant-early-renew", args=[grant.pk])
+    client.post(url, form, HTTP_HX_REQUEST="true")
+
+    row = client.post(url, form, HTTP_HX_REQUEST="true").content.decode()
+
+    assert "已提前续约，无需重复提交。" in row and 'class="error"' not in row
+    assert (today + days(30)).isoformat() in row
+    assert _events(grant, "early_renew") == 1
+
+
+def test_grant_6_renewal_sent_again_shows_it_renewed_and_renews_once(client, creator, today):
+    grant = GrantFactory(creator=creator, start_date=today - days(9), end_date=today - days(1))
+    client.force_login(creator.user)
+    form = {"start_date": today, "end_date": today + days(3), "request_token": _token(client)}
+    url = reverse("authorization:grant-renew", args=[grant.pk])
+    client.post(url, form)
+
+    again = client.post(url, form, follow=True)
+
+    assert again.redirect_chain == [(reverse("authorization:creator-grants"), 302)]
+    assert _messages(again)[-1] == "已续约，无需重复提交。"
+    assert _events(grant, "renew") == 1
+    # A renewal from a new page is refused: the grant is no longer expired (GRANT-6).
+    resp = client.post(url, {**form, "request_token": "a" * 32}, follow=True)
+    assert _messages(resp)[-1] == "GRANT-6: 只有已到期的授权可以续约。"
+    assert _events(grant, "renew") == 1
+    grant.refresh_from_db()
+    assert (grant.start_date, grant.end_date) == (today, today + days(3))
+
+
+def test_grant_5_early_renew_api_retried_with_its_idempotency_key_returns_the_grant(creator, today):
+    grant = GrantFactory(creator=creator, end_date=today + days(5))
+    api = APIClient()
+    api.force_login(creator.user)
+    url = f"/api/v1/authorization/creator/grants/{grant.pk}/early-renew"
+    body = {"end_date": (today + days(30)).isoformat()}
+
+    first = api.post(url, body, format="json", headers={"Idempotency-Key": "r-1"})
+    again = api.post(url, body, format="json", headers={"Idempotency-Key": "r-1"})
+    other = api.post(url, body, format="json", headers={"Idempotency-Key": "r-2"})
+
+    assert first.status_code == 200 and "Idempotent-Replayed" not in first.headers
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["end_date"] == (today + days(30)).isoformat()
+    assert (other.status_code, other.json()["code"]) == (400, "GRANT-5")
+    assert _events(grant, "early_renew") == 1
+
+
+def test_one_grant_event_per_request_key():
+    grant = GrantFactory()
+    GrantEvent.objects.create(grant=grant, operation="renew", request_key="k-1")
+    GrantEvent.objects.create(grant=GrantFactory(), operation="renew", request_key="k-1")  # another grant
+    GrantEvent.objects.create(grant=grant, operation="renew", request_key=None)
+    GrantEvent.objects.create(grant=grant, operation="renew", request_key=None)  # no key: no limit
+    with pytest.raises(IntegrityError), transaction.atomic():
+        GrantEvent.objects.create(grant=grant, operation="early_renew", request_key="k-1")
