@@ -377,15 +377,29 @@ class ClosureListCreateApi(generics.ListAPIView):
         return sel.closure_request_list(organization_id=_membership(self.request).organization_id)
 
     @extend_schema(
-        request=ClosureIn, responses={201: ClosureOut}, summary="Ask to close the account (FEE-6.3)"
+        request=ClosureIn,
+        responses={201: ClosureOut, 409: OpenApiTypes.OBJECT},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        summary="Ask to close the account (FEE-6.3; Idempotency-Key replays the first answer)",
     )
     def post(self, request):
         membership = _membership(request, write=True)
         data = ClosureIn(data=request.data)
         data.is_valid(raise_exception=True)
-        closure = deposit_svc.closure_request_create(
+        reason = data.validated_data.get("reason", "")
+
+        def create():
+            closure = deposit_svc.closure_request_create(
+                organization_id=membership.organization_id, actor=request.user, reason=reason
+            )
+            return 201, ClosureOut(closure).data
+
+        # A client retrying a request whose answer it lost gets that request back, not the
+        # refusal a second one meets (one open closure per organization).
+        return _idempotent_response(
+            request,
             organization_id=membership.organization_id,
-            actor=request.user,
-            reason=data.validated_data.get("reason", ""),
+            scope="closure-requests",
+            data={"reason": reason},
+            call=create,
         )
-        return Response(ClosureOut(closure).data, status=201)

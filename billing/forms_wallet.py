@@ -154,3 +154,5 @@ class ClosureForm(forms.Form):
     reason = forms.CharField(
         label=_("注销原因"), max_length=300, required=False, widget=forms.Textarea(attrs={"rows": 2})
     )
+    # Minted when the deposit page is shown: the request sent twice is one request (FEE-6.3).
+    request_token = RequestTokenField()

@@ -186,7 +186,7 @@ def top_up(request):
                 return 201, {"out_trade_no": order.out_trade_no}
 
             try:
-                body = _once(
+                body, _replayed = _once(
                     organization_id=membership.organization_id,
                     scope="top-up-page",
                     data={"amount_fen": amount},
@@ -205,20 +205,21 @@ def top_up(request):
     )
 
 
-def _once(*, organization_id: int, scope: str, data: dict, token: str, call) -> dict:
+def _once(*, organization_id: int, scope: str, data: dict, token: str, call) -> tuple[dict, bool]:
     """Run ``call`` once per form token: a double-clicked submit, or the browser re-sending the
     POST, gets the first request's answer instead of a second order or invoice. Without a token
-    (a form not shown by this page) every POST runs."""
+    (a form not shown by this page) every POST runs. Returns the answer and whether it is the
+    first request's, replayed."""
     if not token:
-        return call()[1]
-    _status, body, _replayed = topup_svc.idempotent_call(
+        return call()[1], False
+    _status, body, replayed = topup_svc.idempotent_call(
         organization_id=organization_id,
         scope=scope,
         key=token,
         fingerprint=topup_svc.request_fingerprint(data),
         call=call,
     )
-    return body
+    return body, replayed
 
 
 def _order_or_404(request, out_trade_no) -> TopUpOrder:
@@ -285,7 +286,7 @@ def invoices(request):
 
             try:
                 # FEE-4.3: a double submit is one request, not two invoices for the same money.
-                body = _once(
+                body, _replayed = _once(
                     organization_id=org_id,
                     scope="invoice-page",
                     data=fields,
@@ -341,7 +342,7 @@ def invoice_pdf(request, invoice_id):
 def deposit(request):
     membership = _membership(request)
     org_id = membership.organization_id
-    form = ClosureForm(request.POST or None)
+    form = ClosureForm(request.POST or None, initial=request_token_initial())
     account = sel.deposit_account_get(organization_id=org_id)
     return render(
         request,
@@ -364,10 +365,24 @@ def deposit(request):
 def closure_request(request):
     membership = _membership(request, write=True)
     form = ClosureForm(request.POST)
-    reason = form.cleaned_data.get("reason", "") if form.is_valid() else ""
-    # FEE-6.3: refused while in arrears — DomainErrorMiddleware shows the rule and message.
-    deposit_svc.closure_request_create(
-        organization_id=membership.organization_id, actor=request.user, reason=reason
+    valid = form.is_valid()
+    reason = form.cleaned_data.get("reason", "") if valid else ""
+
+    def create():
+        closure = deposit_svc.closure_request_create(
+            organization_id=membership.organization_id, actor=request.user, reason=reason
+        )
+        return 201, {"closure_id": closure.pk}
+
+    # FEE-6.3: refused while in arrears — DomainErrorMiddleware shows the rule and message. The
+    # same form sent again (its token) is told it was done, not refused for the open request it
+    # made; the token alone identifies it (a reason edited after going back changes nothing).
+    _body, replayed = _once(
+        organization_id=membership.organization_id,
+        scope="closure-page",
+        data={},
+        token=form.cleaned_data.get("request_token", "") if valid else "",
+        call=create,
     )
-    messages.success(request, _("注销申请已提交。"))
+    messages.success(request, _("注销申请已提交，无需重复提交。") if replayed else _("注销申请已提交。"))  # noqa: RUF001
     return redirect(reverse("billing:deposit"))
