@@ -414,9 +414,8 @@ class GiftSubmitApi(APIView):
                 gift=gift,
                 request_key=request.headers.get("Idempotency-Key"),
             )
-        except AlreadyDone:
-            gift.refresh_from_db()
-            return Response(GiftOut(gift).data, headers={"Idempotent-Replayed": "true"})
+        except AlreadyDone as done:
+            return Response(GiftOut(done.result).data, headers={"Idempotent-Replayed": "true"})
         return Response(GiftOut(gift).data)
 
 

@@ -150,9 +150,9 @@ def gift_submit(request, gift_id):
             gift=gift,
             request_key=form.cleaned_data["request_token"] if form.is_valid() else None,
         )
-    except AlreadyDone:
+    except AlreadyDone as done:
         # This very submit was already made (pressed twice, re-sent by the browser): say so.
-        gift.refresh_from_db()
+        gift = done.result
         messages.success(
             request,
             _("该赠品已提交，无需重复提交。当前状态：%(state)s") % {"state": gift.get_state_display()},

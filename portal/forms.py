@@ -18,8 +18,10 @@ class ApiKeyCreateForm(forms.Form):
 class RequestTokenField(forms.CharField):
     """A one-time token minted when a form is shown (``request_token_initial``): a double submit,
     or the browser re-sending the POST, carries the same token, and the service it is handed to
-    writes once (``billing.services.topup.idempotent_call``, ``gifts.services.gift_register``'s and
-    ``dispute_respond``'s ``request_key``)."""
+    writes once (``billing.services.topup.idempotent_call``; the ``request_key`` of the gifts
+    services that create, kept unique per shop). A service whose action cannot be done twice
+    (renew a grant, submit a gift) raises ``portal.errors.AlreadyDone`` for a repeat of the token,
+    so the page shows the action done rather than the refusal a second one meets."""
 
     widget = forms.HiddenInput
 
