@@ -235,7 +235,7 @@ def _order_or_404(request, out_trade_no) -> TopUpOrder:
 def top_up_result(request, out_trade_no):
     order = _order_or_404(request, out_trade_no)
     template = "billing/_wallet_topup_status.html" if request.htmx else "billing/topup_result.html"
-    return render(
+    response = render(
         request,
         template,
         {
@@ -244,6 +244,11 @@ def top_up_result(request, out_trade_no):
             **_wallet_context(order.organization_id),
         },
     )
+    if request.htmx and order.is_final:
+        # The poll that sees the final state redraws the whole page once (it polls no more): a
+        # credit that ended the arrears takes the FEE-6.2 banner away, one that did not keeps it.
+        response["HX-Refresh"] = "true"
+    return response
 
 
 @login_required
@@ -324,7 +329,12 @@ def _invoice_or_404(request, invoice_id) -> Invoice:
 
 @login_required
 def invoice_detail(request, invoice_id):
-    return render(request, "billing/invoice_detail.html", {"invoice": _invoice_or_404(request, invoice_id)})
+    invoice = _invoice_or_404(request, invoice_id)
+    return render(
+        request,
+        "billing/invoice_detail.html",
+        {"invoice": invoice, **_wallet_context(invoice.organization_id)},
+    )
 
 
 @login_required

@@ -46,6 +46,32 @@ def test_fee_6_2_arrears_banner_shows_while_balance_is_negative(client, owner):
         assert 'data-rule="FEE-6.2"' in html and "FEE-6.2" in html and "¥5.00" in html
 
 
+def test_fee_6_2_every_wallet_page_in_arrears_shows_the_banner(client, owner):
+    # Given an organization in arrears with a paid top-up too small to end them, and an invoice
+    _paid_charges(owner.organization_id, 1_000)
+    invoice = invoice_request(
+        organization_id=owner.organization_id,
+        amount_fen=100,
+        title="x",
+        taxpayer_id=USCC,
+        kind="general",
+        email="a@b.cn",
+    )
+    wallet_charge_for_month(organization_id=owner.organization_id, year=2024, month=4, amount_fen=800)
+    order = top_up_create(organization_id=owner.organization_id, amount_fen=300)
+    client.force_login(owner.user)
+    pay(client, order)
+    assert ledger_sum(owner.organization_id) == -500
+    # When the developer reads the top-up's result and the invoice, as every other wallet page
+    for url in (
+        reverse("billing:top-up-result", args=[order.out_trade_no]),
+        reverse("billing:invoice", args=[invoice.pk]),
+    ):
+        html = client.get(url).content.decode()
+        # Then the arrears banner names the FEE-6.2 liability and the amount still owed
+        assert 'data-rule="FEE-6.2"' in html and "FEE-6.2" in html and "¥5.00" in html, url
+
+
 def test_wallet_page_has_a_constant_query_count(client, owner, django_assert_max_num_queries):
     for month in range(3, 12):
         wallet_charge_for_month(organization_id=owner.organization_id, year=2024, month=month, amount_fen=1)
@@ -257,6 +283,22 @@ def test_result_page_polls_with_htmx_until_final(client, owner):
     pay(client, order)
     partial = client.get(url, headers={"HX-Request": "true"}).content.decode()
     assert 'data-state="paid"' in partial and "hx-trigger" not in partial
+
+
+def test_fee_6_2_the_poll_that_sees_the_payment_redraws_the_page_and_its_banner(client, owner):
+    # Given an organization in arrears whose result page is polling a pending top-up
+    wallet_charge_for_month(organization_id=owner.organization_id, year=2024, month=3, amount_fen=500)
+    order = top_up_create(organization_id=owner.organization_id, amount_fen=500)
+    client.force_login(owner.user)
+    url = reverse("billing:top-up-result", args=[order.out_trade_no])
+    assert 'data-rule="FEE-6.2"' in client.get(url).content.decode()
+    assert "HX-Refresh" not in client.get(url, headers={"HX-Request": "true"}).headers
+    # When the payment ends the arrears and the next poll sees it
+    pay(client, order)
+    resp = client.get(url, headers={"HX-Request": "true"})
+    # Then the page is redrawn once, and without the banner (FEE-6.1: lifted at once)
+    assert resp.headers["HX-Refresh"] == "true"
+    assert 'data-rule="FEE-6.2"' not in client.get(url).content.decode()
 
 
 def test_teammate_cannot_top_up_or_pay_and_outsider_gets_404(client, owner, teammate, outsider):
