@@ -25,6 +25,7 @@ from portal import clock
 log = logging.getLogger(__name__)
 
 ORDER_LIFETIME = dt.timedelta(minutes=30)
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1  # the range of every amount_fen column
 PRESETS_FEN = (10_000, 50_000, 100_000, 500_000)  # ¥100, ¥500, ¥1,000, ¥5,000
 
 
@@ -85,6 +86,16 @@ def payment_webhook_handle(
     now = now or clock.now()
     provider = get_provider(provider_name)
     event = provider.verify_webhook(headers=headers, body=body, now=now)
+    if not BIGINT_MIN <= event.amount_fen <= BIGINT_MAX:
+        # No order holds such an amount, and no fen column can store it for the event row: a
+        # malformed callback (any provider's), refused and logged rather than a database error.
+        log.warning(
+            "payment webhook refused: amount_fen %s out of range (%s, order %s)",
+            event.amount_fen,
+            provider.name,
+            event.out_trade_no,
+        )
+        raise errors.BillingError("PAYMENT-MALFORMED", "amount_fen is out of range.", field="amount_fen")
     if event.status == "paid":
         paid = PaidEvent(
             provider=provider.name,

@@ -220,6 +220,26 @@ def test_malformed_webhook_body_is_a_400_not_a_500(client, org):
     assert webhook(client, json.dumps({"event_id": "x"}).encode()).status_code == 400
 
 
+def test_a_signed_timestamp_no_clock_can_hold_is_stale_not_a_500(client, org):
+    order = top_up_create(organization_id=org.id, amount_fen=100)
+    resp = webhook(client, paid_body(order), ts="9" * 30)
+    assert resp.status_code == 401 and resp.json()["code"] == "PAYMENT-STALE"
+    assert ledger_sum(org.id) == 0
+
+
+@pytest.mark.parametrize("amount", [2**63, -(2**63) - 1, 10**30])
+def test_a_signed_amount_beyond_any_fen_column_is_refused_not_a_500(client, org, caplog, amount):
+    # Money rules: an amount that cannot be the order's is refused, naming the field and logged.
+    order = top_up_create(organization_id=org.id, amount_fen=100)
+    for status in ("paid", "failed"):
+        resp = webhook(client, sandbox.event_body(order=order, status=status, amount_fen=amount))
+        assert resp.status_code == 400 and resp.json()["code"] == "PAYMENT-MALFORMED"
+        assert resp.json()["field"] == "amount_fen"
+    assert "amount_fen" in caplog.text
+    order.refresh_from_db()
+    assert order.state == "pending" and ledger_sum(org.id) == 0
+
+
 def test_webhook_for_an_unknown_order_is_404(client, org):
     order = TopUpOrder(out_trade_no="NOPE", amount_fen=100, currency="CNY")
     assert webhook(client, paid_body(order)).status_code == 404
