@@ -112,6 +112,20 @@ def test_an_empty_wallet_has_no_balance_line(client, owner):
     assert dataset["data"] == [] and dataset["pointRadius"] == []
 
 
+def test_an_empty_wallet_draws_no_chart_of_1970(client, owner):
+    # Given a wallet without entries: an empty line on an axis of its own would read
+    # "1970-01-01 08:00" six times (epoch 0 to 1 ms) over ¥0 to ¥1
+    client.force_login(owner.user)
+    html = client.get(reverse("billing:wallet")).content.decode()
+    # Then the chart's place says there is nothing yet, and no canvas is drawn
+    assert 'data-chart="balance-chart"' not in html
+    assert 'data-testid="balance-chart-empty"' in html
+    # And one entry draws its line again
+    wallet_charge_for_month(organization_id=owner.organization_id, year=2024, month=3, amount_fen=1)
+    html = client.get(reverse("billing:wallet")).content.decode()
+    assert 'data-chart="balance-chart"' in html and 'data-testid="balance-chart-empty"' not in html
+
+
 def test_ledger_filters_by_kind_and_date(client, owner):
     org_id = owner.organization_id
     wallet_charge_for_month(organization_id=org_id, year=2024, month=3, amount_fen=100)
