@@ -75,6 +75,8 @@ class TopUpIn(serializers.Serializer):
 
 
 class TopUpOut(serializers.ModelSerializer):
+    # As of now: a pending order past expires_at is "expired" before the beat job writes it.
+    state = serializers.ChoiceField(source="current_state", choices=TopUpOrder.State.choices, read_only=True)
     pay_url = serializers.SerializerMethodField()
 
     class Meta:

@@ -261,7 +261,7 @@ def sandbox_cashier(request, out_trade_no):
     order = _order_or_404(request, out_trade_no)
     if order.provider != "sandbox":
         raise Http404
-    if request.method == "POST" and order.state == TopUpOrder.State.PENDING:
+    if request.method == "POST" and not order.is_final:
         status = "paid" if request.POST.get("action") == "pay" else "failed"
         provider = get_provider("sandbox")
         response = provider.deliver(

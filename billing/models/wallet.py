@@ -22,6 +22,7 @@ from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Upper
+from django.utils import timezone
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -203,8 +204,19 @@ class TopUpOrder(models.Model):
         return self.out_trade_no
 
     @property
+    def current_state(self) -> str:
+        """The state as of now: a pending order past ``expires_at`` reads as expired before the
+        beat job (every 5 minutes) writes it, so no page offers to pay it or polls it."""
+        if self.state == self.State.PENDING and self.expires_at <= timezone.now():
+            return self.State.EXPIRED
+        return self.state
+
+    def get_current_state_display(self) -> str:
+        return self.State(self.current_state).label
+
+    @property
     def is_final(self) -> bool:
-        return self.state != self.State.PENDING
+        return self.current_state != self.State.PENDING
 
 
 class PaymentEvent(models.Model):

@@ -315,6 +315,33 @@ def test_fee_6_2_the_poll_that_sees_the_payment_redraws_the_page_and_its_banner(
     assert 'data-rule="FEE-6.2"' not in client.get(url).content.decode()
 
 
+def test_an_order_past_its_30_minutes_reads_expired_before_the_beat_job_writes_it(client, owner):
+    # Given a pending order created 31 minutes ago; the expiry job (every 5 minutes) has not run
+    order = top_up_create(
+        organization_id=owner.organization_id,
+        amount_fen=500,
+        now=clock.now() - dt.timedelta(minutes=31),
+    )
+    client.force_login(owner.user)
+    url = reverse("billing:top-up-result", args=[order.out_trade_no])
+    # When the developer opens its result page, the top-up history and the wallet
+    html = client.get(url).content.decode()
+    # Then it is expired: no "continue paying", no poll, no countdown at 0:00:00
+    assert 'data-state="expired"' in html and "订单已过期" in html
+    assert 'data-testid="pay-url"' not in html and "hx-trigger" not in html and "data-deadline" not in html
+    history = client.get(reverse("billing:top-up-list")).content.decode()
+    assert f'data-order="{order.out_trade_no}" data-state="expired"' in history
+    assert "已过期" in client.get(reverse("billing:wallet")).content.decode()
+    # And the sandbox cashier takes no payment for it
+    cashier = client.get(reverse("billing:sandbox-cashier", args=[order.out_trade_no])).content.decode()
+    assert 'data-testid="sandbox-pay"' not in cashier and "已过期" in cashier
+    pay(client, order)
+    assert ledger_sum(owner.organization_id) == 0
+    # And the API says so to a client polling for a final state
+    body = client.get(reverse("billing-api:top-up", args=[order.out_trade_no])).json()
+    assert body["state"] == "expired" and body["pay_url"] is None
+
+
 def test_teammate_cannot_top_up_or_pay_and_outsider_gets_404(client, owner, teammate, outsider):
     order = top_up_create(organization_id=owner.organization_id, amount_fen=500)
     client.force_login(teammate.user)
