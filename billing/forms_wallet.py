@@ -57,6 +57,9 @@ class TopUpForm(forms.Form):
             max_digits=range_message,
             max_whole_digits=range_message,
         )
+        # Neither "required" nor Django's "选择一个有效的选项" says which amount or which rule.
+        pick = _top_up_error(_("请选择充值金额。"))
+        self.fields["preset"].error_messages.update(required=pick, invalid_choice=pick)
 
     def clean(self):
         data = super().clean()

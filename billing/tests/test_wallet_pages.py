@@ -234,6 +234,19 @@ def test_a_bad_custom_top_up_amount_gets_one_message_that_matches_the_stated_lim
     assert not TopUpOrder.objects.exists()
 
 
+@pytest.mark.parametrize("data", [{"preset": ""}, {"preset": "12300"}])
+def test_a_missing_or_unknown_preset_is_shown_naming_the_rule_not_a_silent_reload(client, owner, data):
+    # Given the owner, when the form comes back with no preset picked or one the page never
+    # offered (a stale page after the presets changed, a hand-made request)
+    client.force_login(owner.user)
+    resp = client.post(reverse("billing:top-up"), data)
+    # Then the page says what to do next to the amounts, naming the rule; no order is made
+    message = "FEE-4.1-TOP-UP-AMOUNT: 请选择充值金额。"
+    assert resp.status_code == 200 and resp.context["form"].errors == {"preset": [message]}
+    assert message in resp.content.decode()
+    assert not TopUpOrder.objects.exists()
+
+
 @pytest.mark.parametrize("preset", ["10000", "50000", ""])
 def test_a_typed_custom_amount_wins_over_the_picked_preset(client, owner, preset):
     # Given the owner on the top-up page without JavaScript, with a preset still picked (or none)
