@@ -29,6 +29,12 @@ def _top_up_error(message) -> str:
     return f"{errors.TOP_UP_AMOUNT}: {message}"
 
 
+def _taxpayer_id_error() -> str:
+    """The API's words and rule code (``invoice_request``), for every unusable code: wrong
+    length, a character outside the code's alphabet, or a wrong check character."""
+    return f"{errors.TAXPAYER_ID}: {_('纳税人识别号须为 18 位统一社会信用代码 (校验位正确)。')}"
+
+
 class TopUpForm(forms.Form):
     preset = forms.TypedChoiceField(
         label=_("充值金额"),
@@ -122,7 +128,7 @@ class LedgerFilterForm(forms.Form):
 class InvoiceRequestForm(forms.Form):
     amount_yuan = _yuan_field(_("开票金额 (元)"), min_value=Decimal("0.01"))
     title = forms.CharField(label=_("发票抬头"), max_length=200)
-    taxpayer_id = forms.CharField(label=_("纳税人识别号"), min_length=18, max_length=18)
+    taxpayer_id = forms.CharField(label=_("纳税人识别号"), max_length=18)
     kind = forms.ChoiceField(label=_("发票类型"), choices=Invoice.Kind.choices)
     email = forms.EmailField(label=_("接收邮箱"))
     request_token = RequestTokenField()
@@ -132,6 +138,8 @@ class InvoiceRequestForm(forms.Form):
         # In the terms of the rule the service refuses with, not Django's ("确保该值大于或等于 0.01").
         positive = f"{errors.FEE_4_3}: {_('开票金额须大于 ¥0, 最多两位小数。')}"
         too_much = f"{errors.FEE_4_3}: {_('开票金额超过可开票金额。')}"
+        # One message for every unusable code (length, alphabet, check character), as the API's.
+        self.fields["taxpayer_id"].error_messages.update(max_length=_taxpayer_id_error())
         self.fields["amount_yuan"].error_messages.update(
             invalid=f"{errors.FEE_4_3}: {_('开票金额须是数字, 如 100 或 99.50。')}",
             min_value=positive,
@@ -143,7 +151,7 @@ class InvoiceRequestForm(forms.Form):
     def clean_taxpayer_id(self):
         value = self.cleaned_data["taxpayer_id"].strip().upper()
         if not uscc_is_valid(value):
-            raise ValidationError(_("统一社会信用代码无效 (校验位不符)。"))
+            raise ValidationError(_taxpayer_id_error())
         return value
 
     def clean(self):

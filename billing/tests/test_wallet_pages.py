@@ -419,6 +419,28 @@ def test_fee_4_3_invoice_form_checks_the_taxpayer_id_check_digit(client, owner):
     assert not Invoice.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "91350100M000100Y44",  # wrong check character
+        "91350100M000100Y4",  # 17 characters
+        "91350100M000100Y431",  # 19 characters
+        "9135010OM000100Y43",  # O is not in the code's alphabet
+    ],
+)
+def test_fee_4_3_a_bad_taxpayer_id_gets_the_rule_and_what_the_code_must_be(client, owner, typed):
+    # Given invoiceable fees, when the owner types a taxpayer ID that is not a valid code
+    _paid_charges(owner.organization_id, 10_000)
+    client.force_login(owner.user)
+    form = {"amount_yuan": "1", "title": "x", "taxpayer_id": typed, "kind": "general", "email": "a@b.cn"}
+    resp = client.post(reverse("billing:invoices"), form)
+    # Then the field says, in the API's words and with its rule code, what the code must be
+    # (not "check digit mismatch" for a code of the wrong length, nor Django's length message)
+    message = "FEE-4.3-TAXPAYER-ID: 纳税人识别号须为 18 位统一社会信用代码 (校验位正确)。"
+    assert resp.status_code == 200 and resp.context["form"].errors == {"taxpayer_id": [message]}
+    assert not Invoice.objects.exists()
+
+
 def test_invoice_pdf_is_downloadable_by_its_organization_only(client, owner, teammate, outsider, admin_user):
     _paid_charges(owner.organization_id, 10_000)
     invoice = invoice_request(
