@@ -365,7 +365,9 @@ def deposit(request):
             "page": Paginator(sel.deposit_entry_list(organization_id=org_id), PAGE_SIZE).get_page(
                 request.GET.get("page")
             ),
-            "closures": sel.closure_request_list(organization_id=org_id)[:20],
+            "closures": Paginator(sel.closure_request_list(organization_id=org_id), PAGE_SIZE).get_page(
+                request.GET.get("closures_page")
+            ),
         },
     )
 

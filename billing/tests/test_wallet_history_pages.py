@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import DepositEntry
+from billing.models import ClosureRequest, DepositEntry
 from billing.services.deposit import deposit_pay_in
 from billing.tests.factories_wallet import TopUpOrderFactory
 from portal.tests.factories import UserFactory
@@ -37,6 +37,23 @@ def test_deposit_page_pages_through_every_entry(client, owner, teammate):
         assert seen == newest_first and len(seen) == 55
     html = client.get(url, {"page": 3}).content.decode()
     assert html.count("data-entry=") == 15 and "第 3 / 3 页" in html and "¥1.00" in html
+
+
+def test_deposit_page_pages_through_every_closure_request(client, owner):
+    # Given 25 closure requests, each rejected in turn (more than the 20 the page cut off at)
+    requests = [
+        ClosureRequest.objects.create(organization=owner.organization, state="rejected", review_note=f"r{i}")
+        for i in range(25)
+    ]
+    client.force_login(owner.user)
+    url = reverse("billing:deposit")
+    # When the owner pages through the closure requests (the deposit entries keep their own pages)
+    first = client.get(url).content.decode()
+    second = client.get(url, {"closures_page": 2}).content.decode()
+    # Then every request is on exactly one page, newest first
+    assert first.count("data-closure=") == 20 and second.count("data-closure=") == 5
+    assert f'data-closure="{requests[0].pk}"' in second and f'data-closure="{requests[-1].pk}"' in first
+    assert "closures_page=2" in first
 
 
 def test_deposit_page_of_another_tenant_shows_none_of_the_entries(client, owner, outsider):
