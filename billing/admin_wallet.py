@@ -223,8 +223,10 @@ class InvoiceAdmin(LargeTableAdmin, ReadOnlyAdmin):
     amount = _fen("amount_fen", _("金额"))
 
     def has_change_permission(self, request, obj=None):
-        # Needed for actions to show; fields stay read-only (no editable field is rendered).
-        return request.user.has_perm("billing.change_invoice")
+        # Needed on the list for the review actions to show. Never on one invoice: its page
+        # would offer Save, which writes back every field as read and so could undo a review
+        # committed in between (state, number, PDF). Reviews go through the actions' services.
+        return obj is None and request.user.has_perm("billing.change_invoice")
 
     def get_readonly_fields(self, request, obj=None):
         # The PDF lives in private storage, which is not served: its field would link to a

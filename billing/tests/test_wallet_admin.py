@@ -117,6 +117,24 @@ def test_fee_4_3_review_queue_lists_pending_requests_and_issue_is_audited(client
     assert AuditEntry.objects.filter(action="billing.invoice_issue").count() == 1
 
 
+def test_fee_4_3_an_invoice_page_in_admin_saves_nothing_over_a_review(client, ops, org):
+    # Given a requested invoice whose admin page a reviewer has open
+    invoice = _requested_invoice(org, kind="general")
+    url = reverse("admin:billing_invoice_change", args=[invoice.pk])
+    html = client.get(url).content.decode()
+    # Then the page is for reading: no Save, which would write back every field as it was read
+    # and so undo a review (issue with number and PDF) committed by a colleague in between
+    assert "星河软件" in html and 'name="_save"' not in html
+    # And a save sent anyway is refused and writes nothing
+    action(client, "invoice", "issue", [invoice.pk])
+    resp = client.post(url, {"_save": "1"})
+    assert resp.status_code == 403
+    invoice.refresh_from_db()
+    assert invoice.state == "issued" and invoice.number and invoice.pdf
+    # While the review actions stay on the list
+    assert "开具所选发票" in client.get(reverse("admin:billing_invoice_changelist")).content.decode()
+
+
 def test_fee_4_3_reject_asks_for_a_reason_and_frees_the_amount(client, ops, org):
     paid(org.id, 10_000)
     wallet_charge_for_month(organization_id=org.id, year=2024, month=1, amount_fen=10_000)
