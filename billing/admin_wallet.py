@@ -16,6 +16,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -369,14 +370,23 @@ class DepositAccountAdmin(ReadOnlyAdmin):
 
     @admin.action(description=_("用保证金抵扣超过一个月的欠费 (FEE-6.3)"), permissions=["change"])
     def transfer_arrears(self, request, queryset):
-        moved = 0
+        moved = already = 0
         for account in queryset:
+            started = timezone.now()
             entry = deposit_svc.deposit_transfer_arrears(
                 organization_id=account.organization_id, actor=request.user
             )
-            if entry is not None:
+            # The service hands back the day's earlier transfer when there was one (one a day):
+            # that moved nothing now, and staff must not read it as a second transfer.
+            if entry is not None and entry.created_at >= started:
                 moved += 1
+            elif entry is not None:
+                already += 1
         self.message_user(request, _("已为 %(n)d 个组织抵扣欠费。") % {"n": moved}, messages.SUCCESS)
+        if already:
+            self.message_user(
+                request, _("%(n)d 个组织今日已抵扣过, 未再抵扣。") % {"n": already}, messages.WARNING
+            )
 
     @admin.action(description=_("登记缴纳保证金"), permissions=["change"])
     def pay_in(self, request, queryset):

@@ -177,6 +177,25 @@ def test_fee_6_3_staff_transfer_from_deposit_is_audited_and_idempotent(client, o
     assert audit.actor == ops and audit.details["amount_fen"] == 3_000 and audit.details["by"] == "staff"
 
 
+def test_fee_6_3_a_second_transfer_click_the_same_day_says_nothing_moved(client, ops, org, monkeypatch):
+    # Given arrears older than one month and a deposit to cover them
+    wallet_charge_for_month(organization_id=org.id, year=2024, month=1, amount_fen=3_000)
+    deposit_pay_in(organization_id=org.id, amount_fen=10_000, actor=ops)
+    account = org.deposit_account
+    later = clock.today() + dt.timedelta(days=40)
+    monkeypatch.setattr(clock, "today", lambda now_=None: later)
+    # When staff run the transfer action, then run it again the same day
+    first = client.get(action(client, "depositaccount", "transfer_arrears", [account.pk]).url)
+    second = client.get(action(client, "depositaccount", "transfer_arrears", [account.pk]).url)
+    # Then the first says it moved money, and the second that nothing more was moved
+    first_messages = [str(m) for m in first.context["messages"]]
+    second_messages = [str(m) for m in second.context["messages"]]
+    assert first_messages == ["已为 1 个组织抵扣欠费。"]
+    assert second_messages == ["已为 0 个组织抵扣欠费。", "1 个组织今日已抵扣过, 未再抵扣。"]
+    assert DepositEntry.objects.filter(kind="arrears_transfer").count() == 1
+    assert AuditEntry.objects.filter(action="billing.deposit_transfer_arrears").count() == 1
+
+
 def test_pay_in_action_asks_for_an_amount_and_is_audited(client, ops, org):
     deposit_pay_in(organization_id=org.id, amount_fen=100, actor=ops)
     account = org.deposit_account
