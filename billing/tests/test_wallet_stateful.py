@@ -1,7 +1,7 @@
-"""Hypothesis stateful test of one wallet: random top-ups (with webhook retries), settlement
-charges, invoice requests and rejections. Invariants after every step:
-balance = sum of entries = the model's expectation; invoiced ≤ paid charges (FEE-4.3);
-no top-up credit is ≤ 0 (FEE-4.1)."""
+"""Hypothesis stateful test of one wallet: random top-ups (with webhook retries, and refused
+zero, negative or out-of-range amounts), settlement charges, invoice requests and rejections.
+Invariants after every step: balance = sum of entries = the model's expectation; invoiced ≤
+paid charges (FEE-4.3); no top-up order or credit is ≤ 0 (FEE-4.1)."""
 
 import time
 
@@ -18,7 +18,7 @@ from hypothesis.stateful import (
 )
 
 from billing.errors import BillingError
-from billing.models import Invoice, LedgerEntry, Wallet
+from billing.models import TOP_UP_MAX_FEN, TOP_UP_MIN_FEN, Invoice, LedgerEntry, TopUpOrder, Wallet
 from billing.payments import sandbox
 from billing.selectors.wallet import invoiceable_fen, paid_charges_fen
 from billing.services.invoice import invoice_reject, invoice_request
@@ -57,6 +57,17 @@ class WalletMachine(RuleBasedStateMachine):
         self.orders.append(order)
         self.expected += amount
         self.credits += amount
+
+    @rule(
+        amount=st.one_of(st.integers(max_value=TOP_UP_MIN_FEN - 1), st.integers(min_value=TOP_UP_MAX_FEN + 1))
+    )
+    def refused_top_up(self, amount):
+        # FEE-4.1: a zero, negative or out-of-range top-up never becomes an order or a credit.
+        orders = TopUpOrder.objects.filter(organization=self.org).count()
+        with pytest.raises(BillingError) as exc:
+            top_up_create(organization_id=self.org.id, amount_fen=amount)
+        assert exc.value.code == "FEE-4.1-TOP-UP-AMOUNT"
+        assert TopUpOrder.objects.filter(organization=self.org).count() == orders
 
     @precondition(lambda self: self.bodies)
     @rule(data=st.data(), same_event=st.booleans())
@@ -125,6 +136,7 @@ class WalletMachine(RuleBasedStateMachine):
     @invariant()
     def no_non_positive_top_up(self):
         assert not LedgerEntry.objects.filter(kind="top_up_credit", amount_fen__lte=0).exists()
+        assert not TopUpOrder.objects.filter(amount_fen__lte=0).exists()
 
 
 def test_wallet_state_machine_keeps_the_money_rules():
