@@ -326,9 +326,11 @@ class InvoicePdfApi(APIView):
         invoice = sel.invoice_get(organization_id=_membership(request).organization_id, invoice_id=invoice_id)
         if invoice is None or invoice.state != Invoice.State.ISSUED or not invoice.pdf:
             raise NotFound()
-        return FileResponse(
-            invoice.pdf.open("rb"), content_type="application/pdf", filename=f"{invoice.number}.pdf"
-        )
+        try:
+            pdf = invoice.pdf.open("rb")
+        except FileNotFoundError as exc:  # the row says issued but storage lost the file
+            raise NotFound() from exc
+        return FileResponse(pdf, content_type="application/pdf", filename=f"{invoice.number}.pdf")
 
 
 class DepositApi(APIView):

@@ -342,9 +342,11 @@ def invoice_pdf(request, invoice_id):
     invoice = _invoice_or_404(request, invoice_id)
     if invoice.state != Invoice.State.ISSUED or not invoice.pdf:
         raise Http404
-    return FileResponse(
-        invoice.pdf.open("rb"), content_type="application/pdf", filename=f"{invoice.number}.pdf"
-    )
+    try:
+        pdf = invoice.pdf.open("rb")
+    except FileNotFoundError as exc:  # the row says issued but storage lost the file (as in admin)
+        raise Http404 from exc
+    return FileResponse(pdf, content_type="application/pdf", filename=f"{invoice.number}.pdf")
 
 
 @login_required

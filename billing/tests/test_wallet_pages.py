@@ -465,6 +465,27 @@ def test_invoice_pdf_is_downloadable_by_its_organization_only(client, owner, tea
     assert client.get(reverse("billing:invoice", args=[invoice.pk])).status_code == 404
 
 
+def test_an_issued_invoice_whose_pdf_storage_lost_is_404_not_500(client, owner, admin_user):
+    # Given an issued invoice whose file the private storage no longer has
+    _paid_charges(owner.organization_id, 10_000)
+    invoice = invoice_request(
+        organization_id=owner.organization_id,
+        amount_fen=100,
+        title="星河软件服务商",
+        taxpayer_id=USCC,
+        kind="general",
+        email="a@b.cn",
+    )
+    invoice = invoice_issue(invoice_id=invoice.pk, actor=admin_user)
+    invoice.pdf.storage.delete(invoice.pdf.name)
+    client.force_login(owner.user)
+    # When the developer downloads it on the page or over the API, then it is not found (as in
+    # admin), not a server error
+    assert client.get(reverse("billing:invoice-pdf", args=[invoice.pk])).status_code == 404
+    resp = client.get(reverse("billing-api:invoice-pdf", args=[invoice.pk]))
+    assert resp.status_code == 404 and resp.json()["code"] == "not_found"
+
+
 def test_fee_6_3_closure_page_refuses_while_in_arrears_naming_the_rule(client, owner, teammate):
     wallet_charge_for_month(organization_id=owner.organization_id, year=2024, month=3, amount_fen=1)
     client.force_login(owner.user)
