@@ -355,6 +355,30 @@ def test_an_order_past_its_30_minutes_reads_expired_before_the_beat_job_writes_i
     assert body["state"] == "expired" and body["pay_url"] is None
 
 
+def test_a_sub_account_is_offered_no_payment_it_may_not_make(client, owner, teammate):
+    # Given a pending top-up of the organization
+    order = top_up_create(organization_id=owner.organization_id, amount_fen=500)
+    client.force_login(teammate.user)
+    # When a sub-account (read-only on the wallet) opens its result page and the cashier
+    result = client.get(reverse("billing:top-up-result", args=[order.out_trade_no])).content.decode()
+    cashier = client.get(reverse("billing:sandbox-cashier", args=[order.out_trade_no])).content.decode()
+    # Then neither offers "continue paying" or pay / fail buttons (they answered a bare 403), and
+    # the cashier says who can pay
+    assert 'data-state="pending"' in result and 'data-testid="pay-url"' not in result
+    assert 'data-testid="sandbox-pay"' not in cashier and 'data-testid="sandbox-fail"' not in cashier
+    assert "只有主账号可以充值。" in cashier
+    # While the main account still gets both
+    client.force_login(owner.user)
+    assert (
+        'data-testid="pay-url"'
+        in client.get(reverse("billing:top-up-result", args=[order.out_trade_no])).content.decode()
+    )
+    assert (
+        'data-testid="sandbox-pay"'
+        in client.get(reverse("billing:sandbox-cashier", args=[order.out_trade_no])).content.decode()
+    )
+
+
 def test_teammate_cannot_top_up_or_pay_and_outsider_gets_404(client, owner, teammate, outsider):
     order = top_up_create(organization_id=owner.organization_id, amount_fen=500)
     client.force_login(teammate.user)
