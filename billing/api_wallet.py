@@ -108,7 +108,7 @@ class InvoiceIn(serializers.Serializer):
     taxpayer_id = serializers.CharField(max_length=18, help_text="18-character unified social credit code")
     # "invoice_type", not "kind": one enum name per choice set in the OpenAPI schema.
     invoice_type = serializers.ChoiceField(choices=Invoice.Kind.choices)
-    email = serializers.EmailField()
+    email = serializers.EmailField(max_length=Invoice._meta.get_field("email").max_length)
 
 
 class InvoiceOut(serializers.ModelSerializer):

@@ -130,7 +130,8 @@ class InvoiceRequestForm(forms.Form):
     title = forms.CharField(label=_("发票抬头"), max_length=200)
     taxpayer_id = forms.CharField(label=_("纳税人识别号"), max_length=18)
     kind = forms.ChoiceField(label=_("发票类型"), choices=Invoice.Kind.choices)
-    email = forms.EmailField(label=_("接收邮箱"))
+    # The column's length: the validator alone lets a 320-character address through.
+    email = forms.EmailField(label=_("接收邮箱"), max_length=Invoice._meta.get_field("email").max_length)
     request_token = RequestTokenField()
 
     def __init__(self, *args, **kwargs):

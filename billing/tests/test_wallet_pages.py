@@ -489,6 +489,26 @@ def test_invoice_pdf_is_downloadable_by_its_organization_only(client, owner, tea
     assert client.get(reverse("billing:invoice", args=[invoice.pk])).status_code == 404
 
 
+def test_fee_4_3_an_email_longer_than_the_column_names_the_field_not_a_500(client, owner):
+    # Given invoiceable fees, and an address the validator accepts but 254 characters cannot hold
+    _paid_charges(owner.organization_id, 10_000)
+    client.force_login(owner.user)
+    email = "a" * 64 + "@" + ("b" * 60 + ".") * 4 + "cn"
+    assert len(email) > 254
+    form = {"amount_yuan": "1", "title": "x", "taxpayer_id": USCC, "kind": "general", "email": email}
+    # When the owner requests an invoice on the page and over the API
+    resp = client.post(reverse("billing:invoices"), form)
+    api = client.post(
+        reverse("billing-api:invoices"),
+        {"amount_fen": 100, "title": "x", "taxpayer_id": USCC, "invoice_type": "general", "email": email},
+        content_type="application/json",
+    )
+    # Then both name the email field, and nothing is requested
+    assert resp.status_code == 200 and list(resp.context["form"].errors) == ["email"]
+    assert api.status_code == 400 and api.json()["field"] == "email"
+    assert not Invoice.objects.exists()
+
+
 def test_an_issued_invoice_whose_pdf_storage_lost_is_404_not_500(client, owner, admin_user):
     # Given an issued invoice whose file the private storage no longer has
     _paid_charges(owner.organization_id, 10_000)
