@@ -166,6 +166,7 @@ SECURE_CSP = {
 }
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads it to send X-CSRFToken on POSTs
+CSRF_FAILURE_VIEW = "portal.views_errors.csrf_failure"  # a page of ours, not Django's English one
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

@@ -44,6 +44,7 @@ urlpatterns = [
     path("api/docs/", swagger_ui, name="swagger-ui"),
 ]
 
+handler403 = "portal.views_errors.permission_denied"
 handler404 = "portal.views_errors.not_found"
 handler500 = "portal.views_errors.server_error"
 
