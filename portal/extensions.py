@@ -1,7 +1,9 @@
 """How domain apps put things on the shared pages without portal importing them.
 
-A domain app may have ``<app>/dashboard.py`` with two functions, each role-aware itself:
+A domain app may have ``<app>/dashboard.py`` with these functions, each role-aware itself:
 - ``cards(request) -> list[dict(title, body, url, order)]`` for the dashboard;
+- ``banners(request) -> list[dict(html, order)]`` (optional): alerts atop the dashboard, rendered
+  by the app from its own template (billing's arrears banner);
 - ``nav(request) -> list[dict(title, url, order)]`` for the top navigation.
 and ``<app>/demo.py`` (``seed()``, for seed_demo) and ``<app>/beat.py`` (``SCHEDULE``, for Celery).
 No Django import here: portal.celery uses this before the apps are loaded.

@@ -31,7 +31,12 @@ def dashboard(request):
     return render(
         request,
         "portal/dashboard.html",
-        {"cards": collect("cards", request), "notifications": notifications[:5], "api_keys": api_keys},
+        {
+            "banners": collect("banners", request),
+            "cards": collect("cards", request),
+            "notifications": notifications[:5],
+            "api_keys": api_keys,
+        },
     )
 
 

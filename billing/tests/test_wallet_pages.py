@@ -46,6 +46,32 @@ def test_fee_6_2_arrears_banner_shows_while_balance_is_negative(client, owner):
         assert 'data-rule="FEE-6.2"' in html and "FEE-6.2" in html and "¥5.00" in html
 
 
+def test_fee_6_2_the_dashboard_in_arrears_opens_with_the_banner(client, owner, teammate):
+    # Given a developer whose wallet is not in arrears, the dashboard shows no banner
+    client.force_login(owner.user)
+    assert 'data-rule="FEE-6.2"' not in client.get(reverse("dashboard")).content.decode()
+    # When a settlement charge takes the balance below zero
+    wallet_charge_for_month(organization_id=owner.organization_id, year=2024, month=3, amount_fen=500)
+    # Then the dashboard opens with the arrears banner (FEE-6.1 measures, the FEE-6.2 notice, the
+    # amount owed) for the main account and the sub-account alike, above the wallet card
+    for member in (owner, teammate):
+        client.force_login(member.user)
+        html = client.get(reverse("dashboard")).content.decode()
+        assert 'data-rule="FEE-6.2"' in html and "FEE-6.1-ARREARS" in html and "¥5.00" in html
+        assert html.index('data-rule="FEE-6.2"') < html.index('class="cards"')
+
+
+def test_the_dashboard_reads_the_balance_once_for_the_card_and_the_banner(client, owner):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    wallet_charge_for_month(organization_id=owner.organization_id, year=2024, month=3, amount_fen=500)
+    client.force_login(owner.user)
+    with CaptureQueriesContext(connection) as ctx:
+        client.get(reverse("dashboard"))
+    assert sum("billing_wallet" in q["sql"] for q in ctx.captured_queries) == 1
+
+
 def test_fee_6_2_every_wallet_page_in_arrears_shows_the_banner(client, owner):
     # Given an organization in arrears with a paid top-up too small to end them, and an invoice
     _paid_charges(owner.organization_id, 1_000)
