@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from billing import errors
 from billing.models import TOP_UP_MAX_FEN, TOP_UP_MIN_FEN, Invoice, LedgerEntry
 from billing.selectors.wallet import ledger_filter_error
-from billing.services.invoice import uscc_is_valid
+from billing.services.invoice import uscc_is_valid, uscc_normalize
 from billing.services.topup import PRESETS_FEN
 from portal.forms import RequestTokenField
 from portal.money import format_fen, yuan_to_fen
@@ -150,7 +150,7 @@ class InvoiceRequestForm(forms.Form):
         )
 
     def clean_taxpayer_id(self):
-        value = self.cleaned_data["taxpayer_id"].strip().upper()
+        value = uscc_normalize(self.cleaned_data["taxpayer_id"])
         if not uscc_is_valid(value):
             raise ValidationError(_taxpayer_id_error())
         return value

@@ -7,6 +7,7 @@ amount again). Never for unspent top-ups, never twice for the same money.
 
 import datetime as dt
 import re
+import unicodedata
 
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -33,8 +34,14 @@ def uscc_check_char(first17: str) -> str:
     return USCC_ALPHABET[(31 - total % 31) % 31]
 
 
+def uscc_normalize(code: str) -> str:
+    """The code as stored: a code typed with a Chinese input method arrives in full-width
+    characters, which NFKC folds to the ASCII the register uses."""
+    return unicodedata.normalize("NFKC", code or "").strip().upper()
+
+
 def uscc_is_valid(code: str) -> bool:
-    code = (code or "").strip().upper()
+    code = uscc_normalize(code)
     return bool(_USCC_RE.match(code)) and uscc_check_char(code[:17]) == code[17]
 
 
@@ -47,7 +54,7 @@ def invoice_request(
     and every other invoice request of the organization takes: two concurrent requests are
     serialised and the second sees the first one's amount.
     """
-    taxpayer_id = (taxpayer_id or "").strip().upper()
+    taxpayer_id = uscc_normalize(taxpayer_id)
     if not uscc_is_valid(taxpayer_id):
         raise errors.BillingError(
             errors.TAXPAYER_ID,

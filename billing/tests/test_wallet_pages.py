@@ -491,6 +491,33 @@ def test_fee_4_3_a_bad_taxpayer_id_gets_the_rule_and_what_the_code_must_be(clien
     assert not Invoice.objects.exists()
 
 
+def test_fee_4_3_a_taxpayer_id_typed_in_full_width_characters_is_accepted_as_its_ascii(client, owner):
+    # Given invoiceable fees, when the owner types the code with a Chinese input method (full-width
+    # digits and letters, lower case, a trailing full-width space)
+    _paid_charges(owner.organization_id, 10_000)
+    client.force_login(owner.user)
+    typed = "".join(chr(ord(c) + 0xFEE0) for c in USCC.lower()) + "\u3000"
+    form = {"amount_yuan": "1", "title": "x", "taxpayer_id": typed, "kind": "general", "email": "a@b.cn"}
+    resp = client.post(reverse("billing:invoices"), form)
+    # Then the request is made, with the code as the register writes it
+    assert resp.status_code == 302
+    assert Invoice.objects.get().taxpayer_id == USCC
+
+
+def test_fee_4_3_invoice_request_folds_a_full_width_taxpayer_id_for_the_api_too(owner):
+    _paid_charges(owner.organization_id, 10_000)
+    typed = "".join(chr(ord(c) + 0xFEE0) for c in USCC)
+    invoice = invoice_request(
+        organization_id=owner.organization_id,
+        amount_fen=100,
+        title="x",
+        taxpayer_id=typed,
+        kind="general",
+        email="a@b.cn",
+    )
+    assert invoice.taxpayer_id == USCC
+
+
 def test_invoice_pdf_is_downloadable_by_its_organization_only(client, owner, teammate, outsider, admin_user):
     _paid_charges(owner.organization_id, 10_000)
     invoice = invoice_request(
