@@ -245,7 +245,9 @@ class GrantEarlyRenewApi(_CreatorGrantAction):
         parameters=[IDEMPOTENCY_KEY],
         summary="GRANT-5: early renew (from tomorrow, end later than the current end)",
         description="A retry with the first call's Idempotency-Key returns the grant as renewed "
-        "(``Idempotent-Replayed: true``) instead of the GRANT-5 refusal a second renewal meets.",
+        "(``Idempotent-Replayed: true``) instead of the GRANT-5 refusal a second renewal meets; "
+        "the key with other dates, or a key this grant spent on another operation, is refused "
+        "(409 ``IDEMPOTENCY-KEY-REUSED``).",
     )
     def post(self, request, grant_id):
         return super().post(request, grant_id)
@@ -265,7 +267,9 @@ class GrantRenewApi(_CreatorGrantAction):
         parameters=[IDEMPOTENCY_KEY],
         summary="GRANT-6: renew an expired grant",
         description="A retry with the first call's Idempotency-Key returns the grant as renewed "
-        "(``Idempotent-Replayed: true``) instead of the GRANT-6 refusal a second renewal meets.",
+        "(``Idempotent-Replayed: true``) instead of the GRANT-6 refusal a second renewal meets; "
+        "the key with other dates, or a key this grant spent on another operation, is refused "
+        "(409 ``IDEMPOTENCY-KEY-REUSED``).",
     )
     def post(self, request, grant_id):
         return super().post(request, grant_id)

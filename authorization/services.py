@@ -135,18 +135,36 @@ def _event(
     )
 
 
+# The code billing's Idempotency-Key answers with for a key reused with another request body.
+REQUEST_KEY_REUSED = "IDEMPOTENCY-KEY-REUSED"
+
+
 def _request_key(value) -> str | None:
     """A form's one-time token or an API's Idempotency-Key as stored; None when there is none."""
     return (value or "").strip()[:100] or None
 
 
-def _refuse_repeat(grant: Grant, operation: str, request_key: str | None) -> None:
+def _refuse_repeat(grant: Grant, operation: str, request_key: str | None, **asked) -> None:
     """This very request (its one-time token) was already carried out on the grant: say so
     (``AlreadyDone``) instead of the rule the repeat would now meet. Called under the grant's
-    lock, so a repeat sent at the same moment waits and then finds the first's event."""
-    repeats = GrantEvent.objects.filter(grant=grant, operation=operation, request_key=request_key)
-    if request_key and repeats.exists():
+    lock, so a repeat sent at the same moment waits and then finds the first's event.
+
+    A key names one request: used for another operation or other dates (``asked``: the event's
+    fields the request decides, e.g. ``new_end_date``), it is refused (409), never reported done
+    for a request that was not carried out."""
+    if not request_key:
+        return
+    done = GrantEvent.objects.filter(grant=grant, request_key=request_key).first()
+    if done is None:
+        return
+    if done.operation == operation and all(getattr(done, f) == v for f, v in asked.items()):
         raise AlreadyDone(grant)
+    raise GrantRuleError(
+        REQUEST_KEY_REUSED,
+        _("该请求已用于此授权的另一次操作，请刷新页面后重新提交。"),  # noqa: RUF001
+        field="request_key",
+        status=409,
+    )
 
 
 # --- all_data: authorize, revoke, early renew, renew ----------------------------------------------
@@ -261,7 +279,7 @@ def grant_early_renew(
     request_key = _request_key(request_key)
     locks.lock_creator(grant.creator_id)
     grant = locks.lock_grant(grant.pk)
-    _refuse_repeat(grant, GrantEvent.Operation.EARLY_RENEW, request_key)
+    _refuse_repeat(grant, GrantEvent.Operation.EARLY_RENEW, request_key, new_end_date=end_date)
     _require_all_data(grant, "GRANT-5")
     state = state_of(grant, today)
     if state == GrantState.REVOKED:
@@ -311,7 +329,9 @@ def grant_renew(
     request_key = _request_key(request_key)
     locks.lock_creator(grant.creator_id)
     grant = locks.lock_grant(grant.pk)
-    _refuse_repeat(grant, GrantEvent.Operation.RENEW, request_key)
+    _refuse_repeat(
+        grant, GrantEvent.Operation.RENEW, request_key, new_start_date=start_date, new_end_date=end_date
+    )
     _require_all_data(grant, "GRANT-6")
     state = state_of(grant, today)
     if state != GrantState.EXPIRED:

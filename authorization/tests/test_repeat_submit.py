@@ -135,3 +135,61 @@ def test_one_grant_event_per_request_key():
     GrantEvent.objects.create(grant=grant, operation="renew", request_key=None)  # no key: no limit
     with pytest.raises(IntegrityError), transaction.atomic():
         GrantEvent.objects.create(grant=grant, operation="early_renew", request_key="k-1")
+
+
+def test_grant_5_idempotency_key_reused_for_another_end_date_is_refused_not_reported_done(creator, today):
+    # A key names one request: the same key asking for another end date was not carried out, so
+    # it must not be answered "renewed" with the first request's grant.
+    grant = GrantFactory(creator=creator, end_date=today + days(5))
+    api = APIClient()
+    api.force_login(creator.user)
+    url = f"/api/v1/authorization/creator/grants/{grant.pk}/early-renew"
+    api.post(
+        url, {"end_date": (today + days(30)).isoformat()}, format="json", headers={"Idempotency-Key": "r-1"}
+    )
+
+    other = api.post(
+        url, {"end_date": (today + days(60)).isoformat()}, format="json", headers={"Idempotency-Key": "r-1"}
+    )
+
+    assert (other.status_code, other.json()["code"]) == (409, "IDEMPOTENCY-KEY-REUSED")
+    assert "Idempotent-Replayed" not in other.headers
+    grant.refresh_from_db()
+    assert grant.end_date == today + days(30)
+    assert _events(grant, "early_renew") == 1
+
+
+def test_grant_6_idempotency_key_of_an_early_renewal_reused_for_a_renewal_is_refused(creator, today):
+    # The key was spent on an early renewal of this grant (GRANT-5); a renewal with it is another
+    # request: refused with 409, not a 500 from the one-event-per-key constraint.
+    grant = GrantFactory(creator=creator, start_date=today - days(9), end_date=today - days(1))
+    GrantEvent.objects.create(grant=grant, operation="early_renew", request_key="r-1")
+    api = APIClient()
+    api.force_login(creator.user)
+    url = f"/api/v1/authorization/creator/grants/{grant.pk}/renew"
+    body = {"start_date": today.isoformat(), "end_date": (today + days(3)).isoformat()}
+
+    resp = api.post(url, body, format="json", headers={"Idempotency-Key": "r-1"})
+
+    assert (resp.status_code, resp.json()["code"]) == (409, "IDEMPOTENCY-KEY-REUSED")
+    assert resp.json()["field"] == "request_key"
+    grant.refresh_from_db()
+    assert grant.end_date == today - days(1)
+
+
+def test_grant_6_page_sent_again_with_other_dates_says_the_form_was_used(client, creator, today):
+    grant = GrantFactory(creator=creator, start_date=today - days(9), end_date=today - days(1))
+    client.force_login(creator.user)
+    form = {"start_date": today, "end_date": today + days(3), "request_token": _token(client)}
+    url = reverse("authorization:grant-renew", args=[grant.pk])
+    client.post(url, form)
+
+    # Back to the old page, another end date typed, the same form sent: not "already renewed".
+    resp = client.post(url, {**form, "end_date": today + days(9)}, follow=True)
+
+    assert (
+        _messages(resp)[-1]
+        == "IDEMPOTENCY-KEY-REUSED: 该请求已用于此授权的另一次操作，请刷新页面后重新提交。"
+    )
+    grant.refresh_from_db()
+    assert grant.end_date == today + days(3)
