@@ -218,7 +218,7 @@ class _CreatorGrantAction(APIView):
             key = request.headers.get("Idempotency-Key")
             grant = self.call(grant, data.validated_data, request.user, key)
         except AlreadyDone as done:
-            # A retry of a renewal already made (same Idempotency-Key): the grant as it is now.
+            # A retry of a renewal or revocation already made (same Idempotency-Key): the grant now.
             return Response(CreatorGrantOut(done.result).data, headers={"Idempotent-Replayed": "true"})
         return Response(CreatorGrantOut(grant).data)
 
@@ -227,13 +227,19 @@ class GrantRevokeApi(_CreatorGrantAction):
     in_serializer = RevokeIn
 
     @extend_schema(
-        request=RevokeIn, responses=CreatorGrantOut, summary="GRANT-4: revoke (all_data or live_room)"
+        request=RevokeIn,
+        responses=CreatorGrantOut,
+        parameters=[IDEMPOTENCY_KEY],
+        summary="GRANT-4: revoke (all_data or live_room)",
+        description="A retry with the first call's Idempotency-Key returns the grant as revoked "
+        "(``Idempotent-Replayed: true``) instead of the GRANT-4 refusal a second revocation meets; "
+        "a key this grant spent on another operation is refused (409 ``IDEMPOTENCY-KEY-REUSED``).",
     )
     def post(self, request, grant_id):
         return super().post(request, grant_id)
 
     def call(self, grant, d, actor, request_key):
-        return services.grant_revoke(grant=grant, actor=actor, reason=d["reason"])
+        return services.grant_revoke(grant=grant, actor=actor, reason=d["reason"], request_key=request_key)
 
 
 class GrantEarlyRenewApi(_CreatorGrantAction):

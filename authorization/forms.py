@@ -42,6 +42,9 @@ class RenewForm(forms.Form):
 
 class RevokeForm(forms.Form):
     reason = forms.CharField(label=_("原因"), max_length=300, required=False)
+    # Minted when the row is shown (its own, not the renew form's): the same revocation sent
+    # again is reported as done (GRANT-4).
+    request_token = RequestTokenField()
 
 
 class WebhookForm(forms.Form):

@@ -232,12 +232,21 @@ def grant_authorize_all_data(
 
 @transaction.atomic
 def grant_revoke(
-    *, grant: Grant, actor, reason: str = "", today: dt.date | None = None, now: dt.datetime | None = None
+    *,
+    grant: Grant,
+    actor,
+    reason: str = "",
+    request_key: str | None = None,
+    today: dt.date | None = None,
+    now: dt.datetime | None = None,
 ) -> Grant:
-    """GRANT-4 解除授权: access ends with this call (the next check sees it)."""
+    """GRANT-4 解除授权: access ends with this call (the next check sees it).
+    ``request_key``: a repeat of the same request raises ``AlreadyDone`` (``_refuse_repeat``)."""
     today = today or clock.today()
+    request_key = _request_key(request_key)
     locks.lock_creator(grant.creator_id)
     grant = locks.lock_grant(grant.pk)
+    _refuse_repeat(grant, GrantEvent.Operation.REVOKE, request_key)
     state = state_of(grant, today)
     if state == GrantState.REVOKED:
         raise GrantRuleError("GRANT-4", _("该授权已被解除。"), field="grant", status=409)
@@ -248,7 +257,12 @@ def grant_revoke(
     grant.revoke_reason = reason[:300]
     grant.save(update_fields=["revoked_at", "revoked_by", "revoke_reason"])
     _event(
-        grant, GrantEvent.Operation.REVOKE, actor=actor, old=(grant.start_date, grant.end_date), reason=reason
+        grant,
+        GrantEvent.Operation.REVOKE,
+        actor=actor,
+        old=(grant.start_date, grant.end_date),
+        reason=reason,
+        request_key=request_key,
     )
     _notify_org(
         grant,

@@ -128,7 +128,7 @@ def creator_grants(request):
             "states": GrantState.choices,
             "today": today,
             "tomorrow": today + dt.timedelta(days=1),
-            **request_token_initial(),
+            **_row_tokens(),
             "requests": Paginator(
                 selectors.live_room_request_pending_for_creator(creator=creator), PAGE_SIZE
             ).get_page(request.GET.get("requests_page")),
@@ -150,6 +150,12 @@ def organization_search_partial(request):
     )
 
 
+def _row_tokens() -> dict:
+    """A grant row's one-time tokens: the renew forms' and the revoke form's own, so that using
+    one form leaves the other's token unspent."""
+    return {**request_token_initial(), "revoke_token": request_token_initial()["request_token"]}
+
+
 def _row_response(request, grant, *, error=None, notice=None):
     if request.htmx:
         today = clock.today()
@@ -166,7 +172,7 @@ def _row_response(request, grant, *, error=None, notice=None):
                 "entered": request.POST if error else {},
                 "today": today,
                 "tomorrow": today + dt.timedelta(days=1),
-                **request_token_initial(),
+                **_row_tokens(),
             },
         )
     if error:
@@ -205,7 +211,10 @@ def grant_revoke(request, grant_id):
         request,
         grant_id,
         RevokeForm,
-        lambda g, d: services.grant_revoke(grant=g, actor=request.user, reason=d["reason"]),
+        lambda g, d: services.grant_revoke(
+            grant=g, actor=request.user, reason=d["reason"], request_key=d["request_token"]
+        ),
+        already_done=_("已解除授权，无需重复提交。"),  # noqa: RUF001
     )
 
 

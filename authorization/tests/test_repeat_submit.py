@@ -1,8 +1,8 @@
 # ruff: noqa: RUF001
-"""A renewal sent again after it was made (the button pressed twice, the browser re-sending the
-POST, an API client retrying with its Idempotency-Key) shows the grant as renewed instead of the
-refusal a second renewal meets (GRANT-5, GRANT-6), and is recorded once. A different request
-the rules refuse is still refused, naming the rule."""
+"""A renewal or revocation sent again after it was made (the button pressed twice, the browser
+re-sending the POST, an API client retrying with its Idempotency-Key) shows the grant as renewed
+or revoked instead of the refusal a second one meets (GRANT-4, GRANT-5, GRANT-6), and is recorded
+once. A different request the rules refuse is still refused, naming the rule."""
 
 import re
 
@@ -193,3 +193,62 @@ def test_grant_6_page_sent_again_with_other_dates_says_the_form_was_used(client,
     )
     grant.refresh_from_db()
     assert grant.end_date == today + days(3)
+
+
+def _revoke_token(client, grant) -> str:
+    page = client.get(reverse("authorization:creator-grants")).content.decode()
+    url = re.escape(reverse("authorization:grant-revoke", args=[grant.pk]))
+    match = re.search(rf'action="{url}".*?name="request_token" value="([0-9a-f]{{32}})"', page)
+    assert match, "the revoke form carries its own one-time request token"
+    return match.group(1)
+
+
+def test_grant_4_revocation_sent_again_shows_it_revoked_and_revokes_once(client, creator, today):
+    grant = GrantFactory(creator=creator, end_date=today + days(5))
+    main_member(grant.organization)  # GRANT-9: the revocation notice goes to the main account
+    client.force_login(creator.user)
+    token = _revoke_token(client, grant)
+    assert token != _token(client)  # not the early-renew form's token: each form spends its own
+    url = reverse("authorization:grant-revoke", args=[grant.pk])
+    client.post(url, {"request_token": token})
+    notices = Notification.objects.count()
+
+    again = client.post(url, {"request_token": token}, follow=True)
+
+    assert again.redirect_chain == [(reverse("authorization:creator-grants"), 302)]
+    assert _messages(again)[-1] == "已解除授权，无需重复提交。"
+    assert _events(grant, "revoke") == 1
+    assert Notification.objects.count() == notices  # the organization is told once
+    # A revocation from a new page is refused, naming the rule.
+    resp = client.post(url, {"request_token": "b" * 32}, follow=True)
+    assert _messages(resp)[-1] == "GRANT-4: 该授权已被解除。"
+
+
+def test_grant_4_revocation_sent_again_with_htmx_shows_the_revoked_row(client, creator, today):
+    grant = GrantFactory(creator=creator, end_date=today + days(5))
+    client.force_login(creator.user)
+    form = {"request_token": _revoke_token(client, grant)}
+    url = reverse("authorization:grant-revoke", args=[grant.pk])
+    client.post(url, form, HTTP_HX_REQUEST="true")
+
+    row = client.post(url, form, HTTP_HX_REQUEST="true").content.decode()
+
+    assert "已解除授权，无需重复提交。" in row and 'class="error"' not in row
+    assert _events(grant, "revoke") == 1
+
+
+def test_grant_4_revoke_api_retried_with_its_idempotency_key_returns_the_grant(creator, today):
+    grant = GrantFactory(creator=creator, end_date=today + days(5))
+    api = APIClient()
+    api.force_login(creator.user)
+    url = f"/api/v1/authorization/creator/grants/{grant.pk}/revoke"
+
+    first = api.post(url, {"reason": "x"}, format="json", headers={"Idempotency-Key": "v-1"})
+    again = api.post(url, {"reason": "x"}, format="json", headers={"Idempotency-Key": "v-1"})
+    other = api.post(url, {"reason": "x"}, format="json", headers={"Idempotency-Key": "v-2"})
+
+    assert first.status_code == 200 and "Idempotent-Replayed" not in first.headers
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert (other.status_code, other.json()["code"]) == (409, "GRANT-4")
+    assert _events(grant, "revoke") == 1
