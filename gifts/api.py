@@ -593,8 +593,8 @@ class ShipmentShippedApi(APIView):
             )
         except AlreadyDone as done:
             shipment, headers = done.result, {"Idempotent-Replayed": "true"}
-            late = Violation.objects.filter(source_key=f"shipment:{shipment.pk}:late").first()
-            outcome = services.ViolationOutcome(late) if late else None
+            late, skipped = selectors.shipment_late_judgement(shipment=shipment)
+            outcome = services.ViolationOutcome(late, skipped) if late or skipped else None
         return Response(
             ShippedOut(
                 {

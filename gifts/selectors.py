@@ -117,6 +117,24 @@ def violation_list_for_shop(*, membership) -> QuerySet[Violation]:
     )
 
 
+def shipment_late_judgement(*, shipment: GiftShipment) -> tuple[Violation | None, str]:
+    """GIFT-4.2: the "late" judgement recording the shipment made, as its first answer gave it:
+    the violation, or why none was recorded (GIFT-6.2, the event ``violation_record`` wrote);
+    (None, "") when it was not late. For a retry's replay of that answer."""
+    source_key = f"shipment:{shipment.pk}:late"
+    violation = Violation.objects.filter(source_key=source_key).first()
+    if violation is not None:
+        return violation, ""
+    skipped = (
+        GiftEvent.objects.filter(
+            gift_id=shipment.gift_id, kind="violation_not_judged", details__source_key=source_key
+        )
+        .values_list("details__reason", flat=True)
+        .first()
+    )
+    return None, skipped or ""
+
+
 def dispute_list_for_shop(*, membership) -> QuerySet[GiftDispute]:
     return (
         GiftDispute.objects.select_related("order", "gift")

@@ -121,3 +121,35 @@ def test_gift_4_2_shipment_retried_with_its_idempotency_key_is_recorded_once():
     assert (other.status_code, other.json()["code"]) == (409, "GIFT-4.2")
     assert GiftShipment.objects.get().tracking_no == "SF1"
     assert Violation.objects.count() == 1
+
+
+def test_gift_6_2_shipment_retry_replays_the_skipped_judgement_as_first_answered():
+    # A late shipment before the rules took effect is not judged (GIFT-6.2): the first answer says
+    # why; the retry with its Idempotency-Key must give the same answer, not an empty reason.
+    owner = main_member()
+    gift = approved_gift(shop=owner.organization)
+    product = ProductFactory(shop=owner.organization, promised_ship_hours=24)
+    _, raw = api_key_create(membership=owner, name="orders", actor=owner.user)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    order = api.post(
+        "/api/v1/gifts/orders",
+        {
+            "order_no": "S0",
+            "product_id": product.pk,
+            "paid_amount_fen": 9900,
+            "paid_at": "2022-06-01T10:00:00+08:00",
+            "gifts": [{"gift_id": gift.pk}],
+        },
+        format="json",
+    ).json()
+    url = f"/api/v1/gifts/shipments/{order['shipments'][0]['id']}/shipped"
+    late = {"shipped_at": "2022-06-05T10:00:00+08:00", "tracking_no": "SF1"}
+
+    first = api.post(url, late, format="json", headers={"Idempotency-Key": "ship-1"})
+    again = api.post(url, late, format="json", headers={"Idempotency-Key": "ship-1"})
+
+    assert first.status_code == 200 and "GIFT-6.2" in first.json()["violation_skipped_reason"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert not Violation.objects.exists()
