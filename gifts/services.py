@@ -1657,7 +1657,10 @@ def gift_shipment_mark_shipped(
         if (
             request_key
             and GiftEvent.objects.filter(
-                kind="gift_shipped", details__shipment=shipment.pk, details__request_key=request_key
+                gift_id=shipment.gift_id,  # the gift's index: the event table holds every gift's history
+                kind="gift_shipped",
+                details__shipment=shipment.pk,
+                details__request_key=request_key,
             ).exists()
         ):
             raise AlreadyDone(shipment)

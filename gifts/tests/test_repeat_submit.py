@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 
 from gifts.models import Gift, GiftEvent, GiftShipment, Violation
 from gifts.tests.factories import GiftFactory, ProductFactory, approved_gift, main_member
+from portal.errors import AlreadyDone
 from portal.services import api_key_create
 
 pytestmark = pytest.mark.django_db
@@ -153,3 +154,25 @@ def test_gift_6_2_shipment_retry_replays_the_skipped_judgement_as_first_answered
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json() == first.json()
     assert not Violation.objects.exists()
+
+
+def test_gift_4_2_shipment_retry_looks_up_its_record_by_the_gift():
+    # The gift event table holds every gift's history (millions of rows, no index on kind or
+    # details): the retry's check for its first record must go through the gift's index.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from gifts import services
+    from gifts.tests.factories import order_for
+
+    gift = approved_gift()
+    order = order_for(ProductFactory(shop=gift.shop))
+    shipment = GiftShipment.objects.create(order=order, gift=gift, quantity=1)
+    shipped = {"shipped_at": order.paid_at, "tracking_no": "SF1", "request_key": "k"}
+    services.gift_shipment_mark_shipped(shipment=shipment, **shipped)
+
+    with CaptureQueriesContext(connection) as queries, pytest.raises(AlreadyDone):
+        services.gift_shipment_mark_shipped(shipment=shipment, **shipped)
+
+    lookups = [q["sql"] for q in queries if 'FROM "gifts_giftevent"' in q["sql"]]
+    assert lookups and all('"gifts_giftevent"."gift_id" =' in sql for sql in lookups)
