@@ -10,4 +10,10 @@ SCHEDULE = {
         # minute; a sweep with nothing due is one read of a small partial index.
         "schedule": crontab(),
     },
+    "portal-outbound-emails-prune": {
+        "task": "portal.tasks.outbound_emails_prune",
+        # 04:50 Asia/Shanghai: the quietest hour, after the webhook prune (04:40); retention is
+        # in days, so once a day is enough.
+        "schedule": crontab(hour=4, minute=50),
+    },
 }

@@ -300,6 +300,13 @@ class OutboundEmail(models.Model):
             ),
             # Admin search by recipient (recipients && ARRAY[...]).
             GinIndex(name="portal_outbound_email_to", fields=["recipients"]),
+            # The daily prune finds sent rows by age (``outbound_emails_prune``); pending and
+            # failed rows are never pruned and stay out of it.
+            models.Index(
+                name="portal_outbound_email_sent",
+                fields=["sent_at"],
+                condition=models.Q(state="sent"),
+            ),
         ]
 
     def __str__(self):

@@ -6,6 +6,7 @@ import time
 from smtplib import SMTPException
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
@@ -35,6 +36,7 @@ EMAIL_BACKOFF_MAX = dt.timedelta(hours=1)
 # block up to EMAIL_TIMEOUT), well within its task's time limit; the next sweep goes on.
 EMAIL_SWEEP_BATCH = 200
 EMAIL_SWEEP_SECONDS = 4 * 60
+EMAIL_PRUNE_BATCH = 1000
 
 
 def audit_record(*, actor, action: str, obj, details: dict | None = None) -> AuditEntry:
@@ -250,6 +252,35 @@ def outbound_email_resend(*, email_id: int, actor, now: dt.datetime | None = Non
         transaction.on_commit(lambda: outbound_emails_send(email_ids=[email.pk]), robust=True)
     email.refresh_from_db()
     return email
+
+
+def outbound_emails_prune(
+    *, now: dt.datetime | None = None, retention_days: int | None = None, batch_size: int = EMAIL_PRUNE_BATCH
+) -> int:
+    """Delete outbox emails sent more than ``retention_days`` (default
+    ``settings.EMAIL_OUTBOX_RETENTION_DAYS``) ago; return how many went. Pending and failed rows
+    stay (still to send, or for staff to see and resend); the notice itself stays in the inbox.
+
+    One short transaction per batch of at most ``batch_size`` primary keys, found through the
+    partial index ``portal_outbound_email_sent``, as ``webhook_deliveries_prune`` does: no long
+    lock and no giant DELETE. A sent row is never changed again, so rerunning, or two runs at
+    once, deletes nothing twice."""
+    retention_days = settings.EMAIL_OUTBOX_RETENTION_DAYS if retention_days is None else retention_days
+    if retention_days < 1:
+        raise ImproperlyConfigured("EMAIL_OUTBOX_RETENTION_DAYS must be at least 1.")
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1.")
+    cutoff = (now or timezone.now()) - dt.timedelta(days=retention_days)
+    old = OutboundEmail.objects.filter(state=OutboundEmail.State.SENT, sent_at__lt=cutoff)
+    deleted = 0
+    while True:
+        pks = list(old.order_by("sent_at").values_list("pk", flat=True)[:batch_size])
+        if not pks:
+            return deleted
+        count, _ = old.filter(pk__in=pks).delete()
+        deleted += count
+        if len(pks) < batch_size:
+            return deleted
 
 
 def _emails_by_language(*, user, organization) -> dict[str, list[str]]:

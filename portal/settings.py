@@ -243,6 +243,9 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 # Attempts an outbox email gets (the first after commit, then the beat sweeper's, with back-off
 # from 1 minute doubling to at most an hour: about ten hours) before it is marked failed.
 EMAIL_OUTBOX_MAX_ATTEMPTS = env.int("EMAIL_OUTBOX_MAX_ATTEMPTS", default=16)
+# Sent outbox emails older than this many days are deleted by the daily prune (portal.beat);
+# at least 1. Pending and failed ones stay.
+EMAIL_OUTBOX_RETENTION_DAYS = env.int("EMAIL_OUTBOX_RETENTION_DAYS", default=30)
 # Finished grant-webhook deliveries (delivered / failed) older than this many days are deleted
 # by the daily prune (authorization.beat); at least 1, so a delivery still being retried stays.
 WEBHOOK_DELIVERY_RETENTION_DAYS = env.int("WEBHOOK_DELIVERY_RETENTION_DAYS", default=30)

@@ -20,6 +20,14 @@ def outbound_emails_send_due() -> dict:
     return result
 
 
+@shared_task(time_limit=30 * 60, soft_time_limit=25 * 60)
+def outbound_emails_prune() -> int:
+    """Delete sent outbox emails past the retention period (batched; rerun-safe)."""
+    deleted = services.outbound_emails_prune()
+    log.info("pruned %s sent outbox emails", deleted)
+    return deleted
+
+
 @shared_task(
     name="portal.send_email",
     acks_late=True,
