@@ -575,8 +575,9 @@ class ShipmentShippedApi(APIView):
         summary="Order system: a gift shipped (GIFT-4.2 judged)",
         description=(
             "A second record of a shipped gift is refused (409 GIFT-4.2), unless it repeats the "
-            "first call's Idempotency-Key: then the shipment is returned as recorded "
-            "(``Idempotent-Replayed: true``), nothing recorded again."
+            "first call's Idempotency-Key with the same body: then the shipment is returned as "
+            "recorded (``Idempotent-Replayed: true``), nothing recorded again. The key with "
+            "another body is refused (409 ``IDEMPOTENCY-KEY-REUSED``)."
         ),
     )
     def post(self, request, shipment_id):

@@ -86,6 +86,10 @@ def _event(
     )
 
 
+# The code billing's Idempotency-Key answers with for a key reused with another request body.
+REQUEST_KEY_REUSED = "IDEMPOTENCY-KEY-REUSED"
+
+
 def _request_key(value) -> str | None:
     """A form's one-time token or an API's Idempotency-Key as stored (at most 100 characters);
     None when the request carries none (then every request runs)."""
@@ -1650,7 +1654,8 @@ def gift_shipment_mark_shipped(
 
     ``request_key`` (the API's Idempotency-Key) tells the order system's retry of this very call
     (its answer lost) from a second record: the retry raises ``AlreadyDone`` with the shipment,
-    checked under the shipment's row lock; any other record of a shipped gift is refused."""
+    checked under the shipment's row lock; the key with another record (409
+    ``IDEMPOTENCY-KEY-REUSED``), and any other record of a shipped gift, is refused."""
     shipment = locks.lock_shipment(shipment.pk)
     request_key = _request_key(request_key)
     if shipment.shipped_at is not None:
@@ -1663,6 +1668,14 @@ def gift_shipment_mark_shipped(
                 details__request_key=request_key,
             ).exists()
         ):
+            # The key names one record: the same key with another record was not carried out.
+            recorded = (shipment.shipped_at, shipment.tracking_no, shipment.late_cause)
+            if recorded != (shipped_at, (tracking_no or "").strip(), late_cause or ""):
+                raise Conflict(
+                    REQUEST_KEY_REUSED,
+                    _("该请求键已用于另一条发货记录。"),
+                    field="request_key",
+                )
             raise AlreadyDone(shipment)
         raise Conflict("GIFT-4.2", _("该赠品已登记发货"), field="shipment")
     if not (tracking_no or "").strip():

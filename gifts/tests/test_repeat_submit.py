@@ -10,9 +10,10 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from gifts import services
 from gifts.models import Gift, GiftEvent, GiftShipment, Violation
-from gifts.tests.factories import GiftFactory, ProductFactory, approved_gift, main_member
-from portal.errors import AlreadyDone
+from gifts.tests.factories import GiftFactory, ProductFactory, approved_gift, main_member, order_for
+from portal.errors import AlreadyDone, Conflict
 from portal.services import api_key_create
 
 pytestmark = pytest.mark.django_db
@@ -162,9 +163,6 @@ def test_gift_4_2_shipment_retry_looks_up_its_record_by_the_gift():
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from gifts import services
-    from gifts.tests.factories import order_for
-
     gift = approved_gift()
     order = order_for(ProductFactory(shop=gift.shop))
     shipment = GiftShipment.objects.create(order=order, gift=gift, quantity=1)
@@ -176,3 +174,31 @@ def test_gift_4_2_shipment_retry_looks_up_its_record_by_the_gift():
 
     lookups = [q["sql"] for q in queries if 'FROM "gifts_giftevent"' in q["sql"]]
     assert lookups and all('"gifts_giftevent"."gift_id" =' in sql for sql in lookups)
+
+
+def test_gift_4_2_shipment_key_reused_with_another_record_is_refused_not_replayed():
+    # The same Idempotency-Key with another tracking number is another request: it was not
+    # recorded, so it must not be answered as replayed (billing answers a reused key the same way).
+    gift = approved_gift()
+    order = order_for(ProductFactory(shop=gift.shop))
+    shipment = GiftShipment.objects.create(order=order, gift=gift, quantity=1)
+    services.gift_shipment_mark_shipped(
+        shipment=shipment, shipped_at=order.paid_at, tracking_no="SF1", request_key="k"
+    )
+
+    with pytest.raises(Conflict) as refused:
+        services.gift_shipment_mark_shipped(
+            shipment=shipment, shipped_at=order.paid_at, tracking_no="SF2", request_key="k"
+        )
+
+    assert (refused.value.code, refused.value.field, refused.value.status) == (
+        "IDEMPOTENCY-KEY-REUSED",
+        "request_key",
+        409,
+    )
+    assert GiftShipment.objects.get().tracking_no == "SF1"
+    # the same record again is still the retry it was
+    with pytest.raises(AlreadyDone):
+        services.gift_shipment_mark_shipped(
+            shipment=shipment, shipped_at=order.paid_at, tracking_no=" SF1 ", request_key="k"
+        )
