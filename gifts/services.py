@@ -96,6 +96,27 @@ def _request_key(value) -> str | None:
     return (value or "").strip()[:100] or None
 
 
+def _made_by_request(model, *, shop, request_key: str | None):
+    """The row of ``model`` this shop's request (``request_key``) already made, if any."""
+    return model.objects.filter(shop=shop, request_key=request_key).first() if request_key else None
+
+
+def _insert_once(row, *, request_key: str | None):
+    """Insert ``row`` (a new row of a shop, whose ``request_key`` is unique per shop; the caller
+    looked for one this request made already with ``_made_by_request``). Returns (the row,
+    whether it was inserted now): two at once queue on the unique key, and the second returns
+    the first's row, committed by then."""
+    try:
+        with transaction.atomic():
+            row.save()
+    except IntegrityError:
+        done = _made_by_request(type(row), shop=row.shop, request_key=request_key)
+        if done is None:
+            raise
+        return done, False
+    return row, True
+
+
 def _require_shop_member(membership: Membership | None, *, main: bool) -> Organization:
     """Shop pages and services act for the membership's shop. Sub-accounts (子账号) may read,
     pre-check and answer disputes; registering, uploading licences and editing listings is the
@@ -408,22 +429,15 @@ def gift_register(
     call whose answer it lost. Two at once queue on the unique key; the second returns the
     first's gift."""
     shop = _require_shop_member(membership, main=True)
-    request_key = (request_key or "").strip()[: Gift._meta.get_field("request_key").max_length] or None
-    if request_key is not None:
-        done = Gift.objects.filter(shop=shop, request_key=request_key).first()
-        if done is not None:
-            return done
+    request_key = _request_key(request_key)
+    done = _made_by_request(Gift, shop=shop, request_key=request_key)
+    if done is not None:
+        return done
     gift = Gift(shop=shop, created_by=actor, request_key=request_key)
     _apply_gift_data(gift, data)
-    try:
-        with transaction.atomic():
-            gift.save()
-    except IntegrityError:
-        # A concurrent submit of the same request inserted first and has committed by now.
-        done = Gift.objects.filter(shop=shop, request_key=request_key).first() if request_key else None
-        if done is None:
-            raise
-        return done
+    gift, inserted = _insert_once(gift, request_key=request_key)
+    if not inserted:
+        return gift
     _event(
         shop_id=shop.pk,
         gift=gift,
@@ -863,21 +877,14 @@ def product_create(*, membership, actor, data: dict, request_key: str | None = N
     ``gift_register`` does: two at once queue on the unique key; the second returns the first's."""
     shop = _require_shop_member(membership, main=True)
     request_key = _request_key(request_key)
-    if request_key is not None:
-        done = Product.objects.filter(shop=shop, request_key=request_key).first()
-        if done is not None:
-            return done
+    done = _made_by_request(Product, shop=shop, request_key=request_key)
+    if done is not None:
+        return done
     product = Product(shop=shop, request_key=request_key)
     _apply_product_data(product, data)
-    try:
-        with transaction.atomic():
-            product.save()
-    except IntegrityError:
-        # A concurrent submit of the same request inserted first and has committed by now.
-        done = Product.objects.filter(shop=shop, request_key=request_key).first() if request_key else None
-        if done is None:
-            raise
-        return done
+    product, inserted = _insert_once(product, request_key=request_key)
+    if not inserted:
+        return product
     _event(shop_id=shop.pk, product=product, kind="product_created", actor=actor, to_state=product.state)
     return product
 
@@ -1075,10 +1082,9 @@ def qualification_upload(
     if not licence_type:
         raise DomainError("invalid", _("请选择资质类型"), field="licence_type")
     request_key = _request_key(request_key)
-    if request_key is not None:
-        done = Qualification.objects.filter(shop=shop, request_key=request_key).first()
-        if done is not None:
-            return done
+    done = _made_by_request(Qualification, shop=shop, request_key=request_key)
+    if done is not None:
+        return done
     # Slow I/O (hashing, writing the file) stays outside the transaction; the file is deleted
     # again if the rows cannot be committed.
     stored = store_upload(upload, folder=f"gifts/qualifications/{shop.pk}")
@@ -1099,11 +1105,7 @@ def qualification_upload(
                     )
             except IntegrityError:
                 # A concurrent submit of the same form inserted first and has committed by now.
-                done = (
-                    Qualification.objects.filter(shop=shop, request_key=request_key).first()
-                    if request_key
-                    else None
-                )
+                done = _made_by_request(Qualification, shop=shop, request_key=request_key)
                 if done is None:
                     raise
                 raise _AlreadyStored(done) from None
