@@ -18,7 +18,7 @@ from authorization.signals import grant_access_revoked
 from portal import clock
 from portal.errors import AlreadyDone
 from portal.models import Creator, Membership, Organization
-from portal.services import audit_record, notification_send
+from portal.services import audit_record, notification_send, request_key_clean
 
 GRANTABLE_KINDS = (Organization.Kind.SHOP, Organization.Kind.AGENCY)
 
@@ -139,11 +139,6 @@ def _event(
 REQUEST_KEY_REUSED = "IDEMPOTENCY-KEY-REUSED"
 
 
-def _request_key(value) -> str | None:
-    """A form's one-time token or an API's Idempotency-Key as stored; None when there is none."""
-    return (value or "").strip()[:100] or None
-
-
 def _refuse_repeat(grant: Grant, operation: str, request_key: str | None, **asked) -> None:
     """This very request (its one-time token) was already carried out on the grant: say so
     (``AlreadyDone``) instead of the rule the repeat would now meet. Called under the grant's
@@ -243,7 +238,7 @@ def grant_revoke(
     """GRANT-4 解除授权: access ends with this call (the next check sees it).
     ``request_key``: a repeat of the same request raises ``AlreadyDone`` (``_refuse_repeat``)."""
     today = today or clock.today()
-    request_key = _request_key(request_key)
+    request_key = request_key_clean(request_key)
     locks.lock_creator(grant.creator_id)
     grant = locks.lock_grant(grant.pk)
     _refuse_repeat(grant, GrantEvent.Operation.REVOKE, request_key)
@@ -290,7 +285,7 @@ def grant_early_renew(
     ``request_key``: a repeat of the same request raises ``AlreadyDone`` (``_refuse_repeat``).
     """
     today = today or clock.today()
-    request_key = _request_key(request_key)
+    request_key = request_key_clean(request_key)
     locks.lock_creator(grant.creator_id)
     grant = locks.lock_grant(grant.pk)
     _refuse_repeat(grant, GrantEvent.Operation.EARLY_RENEW, request_key, new_end_date=end_date)
@@ -340,7 +335,7 @@ def grant_renew(
     """GRANT-6 续约: only an expired grant; start today or later; end on or after start.
     ``request_key``: a repeat of the same request raises ``AlreadyDone`` (``_refuse_repeat``)."""
     today = today or clock.today()
-    request_key = _request_key(request_key)
+    request_key = request_key_clean(request_key)
     locks.lock_creator(grant.creator_id)
     grant = locks.lock_grant(grant.pk)
     _refuse_repeat(

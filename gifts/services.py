@@ -44,7 +44,7 @@ from portal import clock
 from portal.errors import AlreadyDone
 from portal.models import Membership, Organization
 from portal.money import format_fen
-from portal.services import audit_record, notification_send
+from portal.services import audit_record, notification_send, request_key_clean
 
 S = Gift.State
 
@@ -88,12 +88,6 @@ def _event(
 
 # The code billing's Idempotency-Key answers with for a key reused with another request body.
 REQUEST_KEY_REUSED = "IDEMPOTENCY-KEY-REUSED"
-
-
-def _request_key(value) -> str | None:
-    """A form's one-time token or an API's Idempotency-Key as stored (at most 100 characters);
-    None when the request carries none (then every request runs)."""
-    return (value or "").strip()[:100] or None
 
 
 def _made_by_request(model, *, shop, request_key: str | None):
@@ -429,7 +423,7 @@ def gift_register(
     call whose answer it lost. Two at once queue on the unique key; the second returns the
     first's gift."""
     shop = _require_shop_member(membership, main=True)
-    request_key = _request_key(request_key)
+    request_key = request_key_clean(request_key)
     done = _made_by_request(Gift, shop=shop, request_key=request_key)
     if done is not None:
         return done
@@ -492,7 +486,7 @@ def gift_submit(*, membership, actor, gift: Gift, request_key: str | None = None
     gift = locks.lock_gift(gift.pk)
     if gift.shop_id != shop.pk:
         raise NotFound()
-    request_key = _request_key(request_key)
+    request_key = request_key_clean(request_key)
     if (
         request_key
         and GiftEvent.objects.filter(gift=gift, kind="submitted", details__request_key=request_key).exists()
@@ -876,7 +870,7 @@ def product_create(*, membership, actor, data: dict, request_key: str | None = N
     same request return the product it created instead of creating a second one, as
     ``gift_register`` does: two at once queue on the unique key; the second returns the first's."""
     shop = _require_shop_member(membership, main=True)
-    request_key = _request_key(request_key)
+    request_key = request_key_clean(request_key)
     done = _made_by_request(Product, shop=shop, request_key=request_key)
     if done is not None:
         return done
@@ -1081,7 +1075,7 @@ def qualification_upload(
     licence_type = (licence_type or "").strip()
     if not licence_type:
         raise DomainError("invalid", _("请选择资质类型"), field="licence_type")
-    request_key = _request_key(request_key)
+    request_key = request_key_clean(request_key)
     done = _made_by_request(Qualification, shop=shop, request_key=request_key)
     if done is not None:
         return done
@@ -1659,7 +1653,7 @@ def gift_shipment_mark_shipped(
     checked under the shipment's row lock; the key with another record (409
     ``IDEMPOTENCY-KEY-REUSED``), and any other record of a shipped gift, is refused."""
     shipment = locks.lock_shipment(shipment.pk)
-    request_key = _request_key(request_key)
+    request_key = request_key_clean(request_key)
     if shipment.shipped_at is not None:
         if (
             request_key

@@ -39,6 +39,23 @@ EMAIL_SWEEP_SECONDS = 4 * 60
 EMAIL_PRUNE_BATCH = 1000
 
 
+REQUEST_KEY_MAX_LENGTH = 100  # the request_key columns of gifts and authorization
+
+
+def request_key_clean(value) -> str | None:
+    """A form's one-time token or an API's Idempotency-Key as stored; None when the request
+    carries none (then every request runs). A longer key is refused, not cut: two keys sharing
+    their first 100 characters would answer one request with the other's outcome."""
+    key = (value or "").strip()
+    if len(key) > REQUEST_KEY_MAX_LENGTH:
+        raise DomainError(
+            "invalid",
+            gettext("Idempotency-Key 最多 %(max)d 个字符。") % {"max": REQUEST_KEY_MAX_LENGTH},
+            field="Idempotency-Key",
+        )
+    return key or None
+
+
 def audit_record(*, actor, action: str, obj, details: dict | None = None) -> AuditEntry:
     """Record a staff or system action on ``obj`` (any model instance)."""
     return AuditEntry.objects.create(

@@ -252,3 +252,21 @@ def test_grant_4_revoke_api_retried_with_its_idempotency_key_returns_the_grant(c
     assert again.json() == first.json()
     assert (other.status_code, other.json()["code"]) == (409, "GRANT-4")
     assert _events(grant, "revoke") == 1
+
+
+def test_grant_5_an_idempotency_key_over_100_characters_is_refused_not_cut(creator, today):
+    # Given two keys that share their first 100 characters
+    grant = GrantFactory(creator=creator, end_date=today + days(5))
+    api = APIClient()
+    api.force_login(creator.user)
+    url = f"/api/v1/authorization/creator/grants/{grant.pk}/early-renew"
+    body = {"end_date": (today + days(30)).isoformat()}
+    # When a client sends the longer one
+    resp = api.post(url, body, format="json", headers={"Idempotency-Key": "k" * 100 + "-2"})
+    # Then it is refused naming the header (cut, it could be answered with another request's
+    # outcome), and nothing is renewed; a key of 100 characters is taken
+    assert resp.status_code == 400
+    assert (resp.json()["code"], resp.json()["field"]) == ("invalid", "Idempotency-Key")
+    assert _events(grant, "early_renew") == 0
+    assert api.post(url, body, format="json", headers={"Idempotency-Key": "k" * 100}).status_code == 200
+    assert _events(grant, "early_renew") == 1

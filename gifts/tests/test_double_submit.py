@@ -190,3 +190,31 @@ def test_gift_2_3_licence_upload_submitted_twice_at_once_stores_one_licence():
     # A new form is a new upload.
     client.post(url, {"licence_type": "食品经营许可证", "file": upload(), "request_token": "b" * 32})
     assert Qualification.objects.count() == 2
+
+
+def test_gift_2_1_an_idempotency_key_over_100_characters_is_refused_not_cut():
+    # Given a gift registered under a key of 100 characters
+    owner = main_member()
+    api = APIClient()
+    api.force_login(owner.user)
+    body = {
+        "name": "旅行装面霜",
+        "brand": "Lancome",
+        "category_id": CategoryFactory().pk,
+        "quantity_per_order": 1,
+        "ship_from": "bonded",
+        "declared_value_fen": 8800,
+    }
+    first = api.post("/api/v1/gifts/gifts", body, format="json", headers={"Idempotency-Key": "k" * 100})
+    assert first.status_code == 201
+    # When another request comes with a longer key that starts with the same 100 characters
+    resp = api.post(
+        "/api/v1/gifts/gifts",
+        {**body, "name": "另一件赠品"},
+        format="json",
+        headers={"Idempotency-Key": "k" * 101},
+    )
+    # Then it is refused naming the header, not answered with the first gift
+    assert resp.status_code == 400
+    assert (resp.json()["code"], resp.json()["field"]) == ("invalid", "Idempotency-Key")
+    assert Gift.objects.count() == 1
