@@ -503,17 +503,17 @@ def gift_submit(*, membership, actor, gift: Gift, request_key: str | None = None
             checks.lottery_cap_refusal(over_cap),
             field="declared_value_fen",
         )
+    gift = _move(
+        gift,
+        to=S.SUBMITTED,
+        allowed=allowed,
+        actor=actor,
+        kind="submitted",
+        now=now,
+        rule_id="GIFT-2.1",
+        details=submitted,
+    )
     if gift.category.is_prohibited:
-        _move(
-            gift,
-            to=S.SUBMITTED,
-            allowed=allowed,
-            actor=actor,
-            kind="submitted",
-            now=now,
-            rule_id="GIFT-2.1",
-            details=submitted,
-        )
         reason = f"GIFT-2.2: 类目「{gift.category.name}」为禁售商品，不得作为赠品"
         _move(
             gift,
@@ -534,17 +534,7 @@ def gift_submit(*, membership, actor, gift: Gift, request_key: str | None = None
             evidence={"category": gift.category.name},
             penalty_note="依据《【全球购】违规管理规则》“发布禁售商品/信息”处理",
         )
-        return gift
-    return _move(
-        gift,
-        to=S.SUBMITTED,
-        allowed=allowed,
-        actor=actor,
-        kind="submitted",
-        now=now,
-        rule_id="GIFT-2.1",
-        details=submitted,
-    )
+    return gift
 
 
 def _approval_blockers(gift: Gift, today) -> list[checks.Finding]:
